@@ -1,0 +1,45 @@
+/**
+ * The `pstal` command line: one module per subcommand under lib/cli/, loaded on demand so that
+ * `pstal eval` never pays for loading the models. Each module exports
+ * `main(argv: string[]): Promise<number>` (the exit code).
+ */
+import { CliError } from './args';
+
+const COMMANDS: Record<string, string> = {
+  synth: 'write a synthetic dataset in the standard layout',
+  eval: 'score detections against ground truth (mAP at tIoU thresholds)',
+  train: 'train HR-Pro stage 1 or stage 2',
+  run: 'stage 1, ranking, stage 2 and evaluation in one go',
+  detect: 'detect actions in new videos with a trained model',
+  demo: 'synthesize a small dataset and run the whole pipeline',
+};
+
+function usage(): string {
+  const rows = Object.entries(COMMANDS).map(([c, d]) => `  ${c.padEnd(8)} ${d}`);
+  return `usage: pstal <command> [options]\n\ncommands:\n${rows.join('\n')}\n\nRun \`pstal <command> --help\` for a command's options.`;
+}
+
+export async function main(argv: string[]): Promise<number> {
+  const [cmd, ...rest] = argv;
+  if (!cmd || cmd === '--help' || cmd === '-h' || cmd === 'help') {
+    console.log(usage());
+    return cmd ? 0 : 1;
+  }
+  if (!(cmd in COMMANDS)) {
+    console.error(`pstal: unknown command '${cmd}'\n\n${usage()}`);
+    return 2;
+  }
+  try {
+    // eslint-disable-next-line @typescript-eslint/no-var-requires
+    const mod = require(`./${cmd}`) as { main(argv: string[]): Promise<number> };
+    return await mod.main(rest);
+  } catch (e) {
+    if (e instanceof CliError) {
+      console.error(`pstal ${cmd}: ${e.message}`);
+      return 2;
+    }
+    console.error(`pstal ${cmd}: ${(e as Error).message}`);
+    if (process.env.PSTAL_DEBUG) console.error((e as Error).stack);
+    return 1;
+  }
+}

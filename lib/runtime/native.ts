@@ -1,0 +1,61 @@
+/**
+ * native.ts: the one loader of the native addons.
+ *
+ * The CPU addon is loaded with node-gyp-build, which prefers a local build (build/Release) and
+ * falls back to a prebuilt binary under prebuilds/<platform>-<arch>/. With PREBUILDS_ONLY=1 only
+ * the prebuild is accepted (a test proves an `npm pack` tarball loads without compiling). The CUDA
+ * addon (build-cuda/) is loaded only when a tensor or model asks for device 'cuda'.
+ */
+import * as path from 'path';
+import * as fs from 'fs';
+
+/** A float32 buffer in native memory, released by dispose(). */
+export interface NativeBuffer {
+  readonly size: number;
+  readonly disposed: boolean;
+  dispose(): void;
+  read(offset?: number, count?: number): Float32Array;
+  write(values: Float32Array, offset?: number): void;
+  fill(value: number): void;
+}
+
+/** The addon's exports: NativeBuffer plus every op registered with PSTAL_OP. */
+export interface NativeAddon {
+  NativeBuffer: new (sizeOrData: number | Float32Array) => NativeBuffer;
+  backend: string;
+  [op: string]: any;
+}
+
+/** The package's root folder, from lib/runtime (ts-node) or dist/lib/runtime (compiled). */
+export const PACKAGE_ROOT = ((): string => {
+  let dir = __dirname;
+  while (!fs.existsSync(path.join(dir, 'package.json')) && path.dirname(dir) !== dir) dir = path.dirname(dir);
+  return dir;
+})();
+
+let cpuAddon: NativeAddon | undefined;
+
+/** The CPU addon; throws one message listing each cause and its fix if it cannot be loaded. */
+export function cpu(): NativeAddon {
+  if (cpuAddon) return cpuAddon;
+  const causes: string[] = [];
+  if (process.env.PREBUILDS_ONLY === '1') {
+    const dir = path.join(PACKAGE_ROOT, 'prebuilds', `${process.platform}-${process.arch}`);
+    const file = fs.existsSync(dir) ? fs.readdirSync(dir).find((f) => f.endsWith('.node')) : undefined;
+    if (!file) throw new Error(`pstal: PREBUILDS_ONLY=1 but no prebuilt binary in ${dir}; run \`npm run prebuild\``);
+    cpuAddon = require(path.join(dir, file)) as NativeAddon;
+    return cpuAddon;
+  }
+  try {
+    // eslint-disable-next-line @typescript-eslint/no-var-requires
+    cpuAddon = require('node-gyp-build')(PACKAGE_ROOT) as NativeAddon;
+    return cpuAddon;
+  } catch (e) {
+    causes.push(`node-gyp-build(${PACKAGE_ROOT}): ${(e as Error).message.split('\n')[0]}`);
+  }
+  throw new Error(
+    'pstal: the native CPU addon could not be loaded.\n' +
+      causes.map((c) => `  - ${c}`).join('\n') +
+      '\n  Fix: run `npm rebuild pstal` (needs g++, make, python3) or install a package with prebuilds.',
+  );
+}

@@ -1,0 +1,130 @@
+// ---------------------------------------------------------------------------------------------
+// buffer.cc: NativeBuffer, the float32 storage behind every CPU tensor.
+//
+// Released deterministically by dispose() (TypeScript scopes call it when a step ends); the
+// finalizer is only a fallback. live_bytes/live_count let tests prove memory stays flat.
+// ---------------------------------------------------------------------------------------------
+#include <cstdlib>
+#include <cstring>
+
+#include "common/op.h"
+
+namespace pstal {
+
+Napi::FunctionReference* NativeBuffer::constructor = nullptr;
+int64_t NativeBuffer::live_bytes = 0;
+int64_t NativeBuffer::live_count = 0;
+
+Napi::Function NativeBuffer::Define(Napi::Env env) {
+  Napi::Function fn = DefineClass(env, "NativeBuffer",
+                                  {InstanceMethod("dispose", &NativeBuffer::Dispose),
+                                   InstanceMethod("read", &NativeBuffer::Read),
+                                   InstanceMethod("write", &NativeBuffer::Write),
+                                   InstanceMethod("fill", &NativeBuffer::Fill),
+                                   InstanceAccessor("size", &NativeBuffer::GetSize, nullptr),
+                                   InstanceAccessor("disposed", &NativeBuffer::GetDisposed, nullptr)});
+  constructor = new Napi::FunctionReference(Napi::Persistent(fn));
+  return fn;
+}
+
+// new NativeBuffer(size) -> zero-filled; new NativeBuffer(Float32Array) -> copy.
+NativeBuffer::NativeBuffer(const Napi::CallbackInfo& info) : Napi::ObjectWrap<NativeBuffer>(info) {
+  Napi::Env env = info.Env();
+  const float* src = nullptr;
+  if (info.Length() >= 1 && info[0].IsNumber()) {
+    double n = info[0].As<Napi::Number>().DoubleValue();
+    if (!(n >= 0) || n != (double)(int64_t)n || n > (double)(1LL << 40)) {
+      throw Napi::Error::New(env, "NativeBuffer: size must be a non-negative integer, received " +
+                                      std::to_string(n));
+    }
+    size = (int64_t)n;
+  } else if (info.Length() >= 1 && info[0].IsTypedArray() &&
+             info[0].As<Napi::TypedArray>().TypedArrayType() == napi_float32_array) {
+    auto arr = info[0].As<Napi::Float32Array>();
+    size = (int64_t)arr.ElementLength();
+    src = arr.Data();
+  } else {
+    throw Napi::TypeError::New(env, "NativeBuffer: expected a size or a Float32Array");
+  }
+  size_t bytes = ((size_t)size * sizeof(float) + 63) / 64 * 64;
+  if (bytes == 0) bytes = 64;
+  data = static_cast<float*>(std::aligned_alloc(64, bytes));
+  if (!data) throw Napi::Error::New(env, "NativeBuffer: out of memory allocating " + std::to_string(bytes) + " bytes");
+  if (src) std::memcpy(data, src, (size_t)size * sizeof(float));
+  else std::memset(data, 0, (size_t)size * sizeof(float));
+  live_bytes += (int64_t)size * 4;
+  live_count += 1;
+  Napi::MemoryManagement::AdjustExternalMemory(env, (int64_t)size * 4);
+}
+
+void NativeBuffer::release(Napi::Env env) {
+  if (disposed_) return;
+  disposed_ = true;
+  std::free(data);
+  data = nullptr;
+  live_bytes -= (int64_t)size * 4;
+  live_count -= 1;
+  if (env != nullptr) Napi::MemoryManagement::AdjustExternalMemory(env, -(int64_t)size * 4);
+}
+
+NativeBuffer::~NativeBuffer() {
+  if (!disposed_) {
+    std::free(data);
+    data = nullptr;
+    disposed_ = true;
+    live_bytes -= (int64_t)size * 4;
+    live_count -= 1;
+  }
+}
+
+Napi::Value NativeBuffer::Dispose(const Napi::CallbackInfo& info) {
+  release(info.Env());  // idempotent
+  return info.Env().Undefined();
+}
+
+// read() -> Float32Array copy of the whole buffer; read(offset, count) -> a part.
+Napi::Value NativeBuffer::Read(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (disposed_) throw Napi::Error::New(env, "NativeBuffer.read: buffer was disposed");
+  int64_t off = 0, n = size;
+  if (info.Length() >= 2) {
+    off = info[0].As<Napi::Number>().Int64Value();
+    n = info[1].As<Napi::Number>().Int64Value();
+    if (off < 0 || n < 0 || off + n > size)
+      throw Napi::RangeError::New(env, "NativeBuffer.read: range [" + std::to_string(off) + ", " +
+                                           std::to_string(off + n) + ") outside buffer of " + std::to_string(size));
+  }
+  auto out = Napi::Float32Array::New(env, (size_t)n);
+  if (n) std::memcpy(out.Data(), data + off, (size_t)n * sizeof(float));
+  return out;
+}
+
+// write(Float32Array, offset = 0)
+Napi::Value NativeBuffer::Write(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (disposed_) throw Napi::Error::New(env, "NativeBuffer.write: buffer was disposed");
+  if (info.Length() < 1 || !info[0].IsTypedArray() ||
+      info[0].As<Napi::TypedArray>().TypedArrayType() != napi_float32_array)
+    throw Napi::TypeError::New(env, "NativeBuffer.write: expected a Float32Array");
+  auto arr = info[0].As<Napi::Float32Array>();
+  int64_t off = info.Length() >= 2 ? info[1].As<Napi::Number>().Int64Value() : 0;
+  int64_t n = (int64_t)arr.ElementLength();
+  if (off < 0 || off + n > size)
+    throw Napi::RangeError::New(env, "NativeBuffer.write: " + std::to_string(n) + " values at offset " +
+                                         std::to_string(off) + " do not fit a buffer of " + std::to_string(size));
+  if (n) std::memcpy(data + off, arr.Data(), (size_t)n * sizeof(float));
+  return env.Undefined();
+}
+
+Napi::Value NativeBuffer::Fill(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (disposed_) throw Napi::Error::New(env, "NativeBuffer.fill: buffer was disposed");
+  float v = (float)info[0].As<Napi::Number>().DoubleValue();
+  for (int64_t i = 0; i < size; i++) data[i] = v;
+  return env.Undefined();
+}
+
+Napi::Value NativeBuffer::GetSize(const Napi::CallbackInfo& info) { return Napi::Number::New(info.Env(), (double)size); }
+Napi::Value NativeBuffer::GetDisposed(const Napi::CallbackInfo& info) { return Napi::Boolean::New(info.Env(), disposed_); }
+
+}  // namespace pstal
