@@ -1,0 +1,100 @@
+/**
+ * safetensors.ts: checkpoints in the safetensors format (an 8-byte little-endian header length,
+ * a JSON header {name: {dtype, shape, data_offsets}, __metadata__}, then the raw data), with
+ * PyTorch's parameter names, so a state dict exported from PyTorch with safetensors loads by
+ * name. F32 is written; F32, F16, BF16 and F64 are read (converted to float32). Writes are atomic.
+ */
+import * as fs from 'fs';
+import { Shape, Tensor, shapeSize } from '../tensor/tensor';
+import { writeFileAtomic } from '../util/fs';
+
+export interface StoredTensor {
+  shape: number[];
+  data: Float32Array;
+}
+
+export interface SafetensorsFile {
+  tensors: Map<string, StoredTensor>;
+  metadata: Record<string, string>;
+}
+
+export function saveSafetensors(
+  file: string,
+  tensors: Map<string, Tensor | StoredTensor>,
+  metadata: Record<string, string> = {},
+): void {
+  const header: Record<string, unknown> = {};
+  if (Object.keys(metadata).length) header.__metadata__ = metadata;
+  const parts: Uint8Array[] = [];
+  let offset = 0;
+  for (const [name, t] of [...tensors.entries()].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))) {
+    const data = t instanceof Tensor ? t.toArray() : t.data;
+    const shape = [...t.shape];
+    header[name] = { dtype: 'F32', shape, data_offsets: [offset, offset + data.byteLength] };
+    parts.push(new Uint8Array(data.buffer, data.byteOffset, data.byteLength));
+    offset += data.byteLength;
+  }
+  let json = JSON.stringify(header);
+  while (json.length % 8 !== 0) json += ' '; // data aligned to 8 bytes
+  const jsonBytes = Buffer.from(json, 'utf8');
+  const len = Buffer.alloc(8);
+  len.writeBigUInt64LE(BigInt(jsonBytes.length));
+  writeFileAtomic(file, [len, jsonBytes, ...parts]);
+}
+
+const DTYPE_BYTES: Record<string, number> = { F32: 4, F16: 2, BF16: 2, F64: 8 };
+
+export function loadSafetensors(file: string): SafetensorsFile {
+  let buf: Buffer;
+  try {
+    buf = fs.readFileSync(file);
+  } catch (e) {
+    throw new Error(`${file}: cannot read checkpoint: ${(e as Error).message}`);
+  }
+  const bad = (why: string): never => {
+    throw new Error(`${file}: not a valid safetensors file: ${why}`);
+  };
+  if (buf.length < 8) bad('shorter than its 8-byte header length');
+  const n = Number(buf.readBigUInt64LE(0));
+  if (n <= 0 || 8 + n > buf.length) bad(`header length ${n} does not fit a file of ${buf.length} bytes`);
+  let header: Record<string, any>;
+  try {
+    header = JSON.parse(buf.subarray(8, 8 + n).toString('utf8'));
+  } catch {
+    return bad('the header is not JSON');
+  }
+  const base = 8 + n;
+  const tensors = new Map<string, StoredTensor>();
+  for (const [name, info] of Object.entries(header)) {
+    if (name === '__metadata__') continue;
+    const { dtype, shape, data_offsets: off } = info ?? {};
+    if (!(dtype in DTYPE_BYTES)) bad(`tensor '${name}' has unsupported dtype ${dtype} (F32, F16, BF16, F64 are read)`);
+    if (!Array.isArray(shape) || !Array.isArray(off) || off.length !== 2) bad(`tensor '${name}' lacks shape or data_offsets`);
+    const count = shapeSize(shape as Shape);
+    if (off[1] - off[0] !== count * DTYPE_BYTES[dtype] || base + off[1] > buf.length)
+      bad(`tensor '${name}' ${JSON.stringify(shape)} ${dtype}: data_offsets ${JSON.stringify(off)} do not match its size or the file`);
+    const bytes = buf.subarray(base + off[0], base + off[1]);
+    const data = new Float32Array(count);
+    const dv = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+    for (let i = 0; i < count; i++) {
+      if (dtype === 'F32') data[i] = dv.getFloat32(i * 4, true);
+      else if (dtype === 'F64') data[i] = dv.getFloat64(i * 8, true);
+      else if (dtype === 'BF16') {
+        const tmp = new DataView(new ArrayBuffer(4));
+        tmp.setUint32(0, dv.getUint16(i * 2, true) << 16, true);
+        data[i] = tmp.getFloat32(0, true);
+      } else data[i] = halfToFloat(dv.getUint16(i * 2, true));
+    }
+    tensors.set(name, { shape: shape as number[], data });
+  }
+  return { tensors, metadata: (header.__metadata__ as Record<string, string>) ?? {} };
+}
+
+function halfToFloat(h: number): number {
+  const s = h & 0x8000 ? -1 : 1;
+  const e = (h >> 10) & 0x1f;
+  const f = h & 0x3ff;
+  if (e === 0) return s * Math.pow(2, -14) * (f / 1024);
+  if (e === 31) return f ? NaN : s * Infinity;
+  return s * Math.pow(2, e - 15) * (1 + f / 1024);
+}

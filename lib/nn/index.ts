@@ -1,0 +1,4 @@
+export * from './module';
+export * from './layers';
+export * from './optim';
+export * from './init';

@@ -1,0 +1,105 @@
+/**
+ * layers.ts: Linear, Conv1d, LayerNorm, Dropout and MultiheadAttention with PyTorch's parameter
+ * names, shapes and default initialisation. Activations are time-major [L, D] (one video).
+ */
+import { Device } from '../runtime/backend';
+import * as ops from '../ops';
+import { Tensor } from '../tensor/tensor';
+import { Rng } from '../util/rng';
+import { kaimingUniformDefault, xavierUniform } from './init';
+import { Module, Parameter } from './module';
+
+export class Linear extends Module {
+  weight: Parameter;
+  bias: Parameter | undefined;
+  constructor(readonly inFeatures: number, readonly outFeatures: number, rng: Rng, options: { bias?: boolean; device?: Device } = {}) {
+    super();
+    this.weight = Parameter.create(kaimingUniformDefault(rng, outFeatures * inFeatures, inFeatures), [outFeatures, inFeatures], options.device);
+    this.bias = options.bias === false ? undefined : Parameter.create(kaimingUniformDefault(rng, outFeatures, inFeatures), [outFeatures], options.device);
+  }
+  /** x [..., in] -> [..., out] */
+  forward(x: Tensor): Tensor {
+    const y = ops.matmul(x, this.weight, { transB: true });
+    return this.bias ? ops.add(y, this.bias) : y;
+  }
+}
+
+export class Conv1d extends Module {
+  weight: Parameter;
+  bias: Parameter | undefined;
+  constructor(
+    readonly inChannels: number,
+    readonly outChannels: number,
+    readonly kernelSize: number,
+    rng: Rng,
+    options: { padding?: number; bias?: boolean; device?: Device } = {},
+  ) {
+    super();
+    const fanIn = inChannels * kernelSize;
+    this.padding = options.padding ?? 0;
+    this.weight = Parameter.create(kaimingUniformDefault(rng, outChannels * fanIn, fanIn), [outChannels, inChannels, kernelSize], options.device);
+    this.bias = options.bias === false ? undefined : Parameter.create(kaimingUniformDefault(rng, outChannels, fanIn), [outChannels], options.device);
+  }
+  readonly padding: number;
+  /** x [T, Cin] -> [T', Cout] */
+  forward(x: Tensor): Tensor {
+    return ops.conv1d(x, this.weight, this.bias ?? null, this.padding);
+  }
+}
+
+export class LayerNorm extends Module {
+  weight: Parameter;
+  bias: Parameter;
+  constructor(readonly dim: number, readonly eps = 1e-5, device: Device = 'cpu') {
+    super();
+    this.weight = Parameter.create(new Float32Array(dim).fill(1), [dim], device);
+    this.bias = Parameter.create(new Float32Array(dim), [dim], device);
+  }
+  forward(x: Tensor): Tensor {
+    return ops.layerNorm(x, this.weight, this.bias, this.eps);
+  }
+}
+
+/** Dropout whose masks come from the module's own seeded generator. */
+export class Dropout extends Module {
+  constructor(readonly p: number, private readonly rng: Rng) {
+    super();
+    if (!(p >= 0 && p < 1)) throw new Error(`Dropout: p must be in [0, 1), received ${p}`);
+  }
+  forward(x: Tensor): Tensor {
+    return this.training && this.p > 0 ? ops.dropout(x, this.p, true, this.rng.seed()) : x;
+  }
+}
+
+/**
+ * torch.nn.MultiheadAttention over one sequence: in_proj_weight [3D, D] and in_proj_bias [3D]
+ * (q, k, v stacked), out_proj (Linear D -> D), dropout on the attention weights.
+ */
+export class MultiheadAttention extends Module {
+  in_proj_weight: Parameter;
+  in_proj_bias: Parameter;
+  out_proj: Linear;
+  constructor(readonly dim: number, readonly heads: number, readonly dropout: number, private readonly rng: Rng, device: Device = 'cpu') {
+    super();
+    if (dim % heads !== 0) throw new Error(`MultiheadAttention: ${heads} heads do not divide ${dim}`);
+    this.in_proj_weight = Parameter.create(xavierUniform(rng, 3 * dim, dim), [3 * dim, dim], device);
+    this.in_proj_bias = Parameter.create(new Float32Array(3 * dim), [3 * dim], device);
+    this.out_proj = new Linear(dim, dim, rng, { device });
+    this.out_proj.bias!.buffer.fill(0);
+  }
+  /** query, key, value [L, D] -> [L, D] */
+  forward(query: Tensor, key: Tensor, value: Tensor): Tensor {
+    const D = this.dim;
+    const proj = (x: Tensor, i: number): Tensor =>
+      ops.add(
+        ops.matmul(x, ops.slice(this.in_proj_weight, 0, i * D, (i + 1) * D), { transB: true }),
+        ops.slice(this.in_proj_bias, 0, i * D, (i + 1) * D),
+      );
+    const q = proj(query, 0);
+    const k = proj(key, 1);
+    const v = proj(value, 2);
+    const p = this.training ? this.dropout : 0;
+    const o = ops.scaledDotProductAttention(q, k, v, this.heads, p, p > 0 ? this.rng.seed() : 0);
+    return this.out_proj.forward(o);
+  }
+}

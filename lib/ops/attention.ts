@@ -1,0 +1,29 @@
+/**
+ * attention.ts: multi-head scaled-dot-product attention over all tokens (no mask), with dropout
+ * on the attention weights. q, k, v [L, D] are already projected; heads split D into H blocks.
+ * Native: native/cpu/attention.cc (heads in parallel; probabilities saved, mask regenerated).
+ */
+import { record } from '../tensor/autograd';
+import { backend } from '../runtime/backend';
+import { Tensor, shapeStr } from '../tensor/tensor';
+import { sameDevice } from './elementwise';
+
+export function scaledDotProductAttention(q: Tensor, k: Tensor, v: Tensor, heads: number, dropoutP = 0, seed = 0): Tensor {
+  sameDevice('attention', q, k, v);
+  if (q.ndim !== 2 || k.ndim !== 2 || v.ndim !== 2 || ![k, v].every((t) => t.shape[0] === q.shape[0] && t.shape[1] === q.shape[1]))
+    throw new Error(`attention: q, k, v must all be [L, D]; received ${[q, k, v].map((t) => shapeStr(t.shape)).join(', ')}`);
+  const [L, D] = q.shape;
+  if (!Number.isInteger(heads) || heads < 1 || D % heads !== 0) throw new Error(`attention: ${heads} heads do not divide D = ${D}`);
+  if (!(dropoutP >= 0 && dropoutP < 1)) throw new Error(`attention: dropout must be in [0, 1), received ${dropoutP}`);
+  const B = backend(q.device);
+  const out = Tensor.zeros([L, D], q.device);
+  const probs = Tensor.zeros([heads, L, L], q.device);
+  B.attention_forward(out.buffer, probs.buffer, q.buffer, k.buffer, v.buffer, L, D, heads, dropoutP, seed);
+  return record('attention', out, [q, k, v], (g) => {
+    const dq = Tensor.zeros([L, D], q.device);
+    const dk = Tensor.zeros([L, D], q.device);
+    const dv = Tensor.zeros([L, D], q.device);
+    B.attention_backward(dq.buffer, dk.buffer, dv.buffer, g.buffer, probs.buffer, q.buffer, k.buffer, v.buffer, L, D, heads, dropoutP, seed);
+    return [dq, dk, dv];
+  });
+}

@@ -1,0 +1,96 @@
+/**
+ * autograd.ts: the tape's backward pass (micrograd's shape: a topological sort, then each node's
+ * backward in reverse order). Gradients of intermediates are freed as soon as they have been
+ * propagated; leaves that require grad accumulate into `t.grad`, so several backward passes may
+ * run before one optimizer step (gradient accumulation).
+ */
+import { backend } from '../runtime/backend';
+import { GradNode, Tensor, checkFinite, needsGrad, shapeStr, tidy } from './tensor';
+
+/** Attaches a backward rule to `out` when any input needs a gradient; checks for NaN/Inf. */
+export function record(op: string, out: Tensor, inputs: Tensor[], backward: GradNode['backward']): Tensor {
+  checkFinite(op, out, inputs);
+  if (inputs.some(needsGrad)) out.node = { op, inputs, backward };
+  return out;
+}
+
+/** Adds `src` into `dst` in place. */
+export function accumulate(dst: Tensor, src: Tensor): void {
+  backend(dst.device).axpy(dst.buffer, src.buffer, dst.size, 1);
+}
+
+/**
+ * Backpropagates from a scalar `loss` (or from `loss` with an explicit `grad` of its shape),
+ * accumulating into the `.grad` of every leaf that requires grad.
+ */
+export function backward(loss: Tensor, grad?: Tensor): void {
+  if (!grad && loss.size !== 1)
+    throw new Error(`backward: loss must be a scalar, received ${shapeStr(loss.shape)}; pass an explicit gradient`);
+  if (grad && grad.size !== loss.size) throw new Error(`backward: gradient ${shapeStr(grad.shape)} does not match ${shapeStr(loss.shape)}`);
+  // Topological order of the nodes reachable from loss.
+  const order: Tensor[] = [];
+  const seen = new Set<Tensor>();
+  const stack: [Tensor, boolean][] = [[loss, false]];
+  while (stack.length) {
+    const [t, done] = stack.pop()!;
+    if (done) {
+      order.push(t);
+      continue;
+    }
+    if (seen.has(t)) continue;
+    seen.add(t);
+    stack.push([t, true]);
+    if (t.node) for (const i of t.node.inputs) if (!seen.has(i) && (i.node || i.requiresGrad)) stack.push([i, false]);
+  }
+  tidy(() => {
+    const grads = new Map<Tensor, Tensor>();
+    grads.set(loss, grad ? grad.detach() : Tensor.full(loss.shape, 1, loss.device));
+    for (let k = order.length - 1; k >= 0; k--) {
+      const t = order[k];
+      const g = grads.get(t);
+      if (!g) continue;
+      grads.delete(t);
+      if (!t.node) {
+        if (t.requiresGrad) {
+          if (t.grad) {
+            accumulate(t.grad, g);
+            g.dispose();
+          } else {
+            t.grad = g.keep();
+          }
+        } else g.dispose();
+        continue;
+      }
+      const gs = t.node.backward(g);
+      let gPassed = false;
+      t.node.inputs.forEach((inp, i) => {
+        let gi = gs[i];
+        if (!gi) return;
+        if (gi === g) {
+          if (gPassed) gi = g.detach();
+          gPassed = true;
+        }
+        if (!(inp.node || inp.requiresGrad)) {
+          if (gi !== g) gi.dispose();
+          return;
+        }
+        if (gi.size !== inp.size)
+          throw new Error(`backward of ${t.node!.op}: gradient ${shapeStr(gi.shape)} does not match input ${shapeStr(inp.shape)}`);
+        const acc = grads.get(inp);
+        if (acc) {
+          accumulate(acc, gi);
+          if (gi !== g) gi.dispose();
+          else gPassed = false;
+        } else grads.set(inp, gi);
+      });
+      if (!gPassed) g.dispose();
+    }
+  });
+}
+
+/** Clears the accumulated gradients of these tensors (fills with zero, keeping the memory). */
+export function zeroGrad(params: Iterable<Tensor>): void {
+  for (const p of params) if (p.grad) p.grad.buffer.fill(0);
+}
+
+export { needsGrad };

@@ -1,0 +1,262 @@
+/**
+ * tensor.ts: Tensor, its native storage, scopes that free a step's intermediates deterministically,
+ * and the switches of the autograd engine (no-grad mode, anomaly detection).
+ *
+ * Invariants:
+ * - Every tensor lives in native memory (a NativeBuffer of its device's backend). Views (reshape)
+ *   share a refcounted Storage; the buffer is freed when its last view is disposed.
+ * - A tensor created inside `tidy(fn)` is disposed when fn returns, unless it is (part of) the
+ *   result or was `keep()`-ed. Parameters and optimizer state are kept. This is what keeps
+ *   resident memory flat over thousands of steps; the garbage collector is only a fallback.
+ * - Shapes are validated here, in TypeScript, with messages naming the op and the shapes; the
+ *   native side re-checks buffer sizes so that nothing can read out of bounds.
+ */
+import { backend, Device, checkDevice } from '../runtime/backend';
+import type { NativeBuffer } from '../runtime/native';
+
+/** An autograd record: how to turn the output's gradient into the inputs' gradients. */
+export interface GradNode {
+  op: string;
+  inputs: Tensor[];
+  /** Returns one gradient per input (null where none flows). May return `grad` itself once. */
+  backward(grad: Tensor): (Tensor | null)[];
+}
+
+class Storage {
+  refs = 1;
+  constructor(readonly buffer: NativeBuffer) {}
+  release(): void {
+    if (--this.refs === 0) this.buffer.dispose();
+  }
+}
+
+const scopes: Set<Tensor>[] = [];
+let gradEnabled = true;
+let anomalyDetection = false;
+
+export type Shape = readonly number[];
+
+export function shapeSize(shape: Shape): number {
+  let n = 1;
+  for (const d of shape) n *= d;
+  return n;
+}
+
+export function shapeStr(shape: Shape): string {
+  return `[${shape.join(', ')}]`;
+}
+
+function validShape(shape: Shape): boolean {
+  return Array.isArray(shape) && shape.every((d) => Number.isInteger(d) && d >= 0);
+}
+
+export class Tensor {
+  readonly shape: Shape;
+  readonly size: number;
+  readonly device: Device;
+  requiresGrad = false;
+  /** Accumulated gradient of a leaf that requires grad (kept across scopes). */
+  grad: Tensor | null = null;
+  /** How this tensor was computed, when it needs a gradient. */
+  node: GradNode | null = null;
+  private storage: Storage | null;
+
+  protected constructor(storage: Storage, shape: Shape, device: Device) {
+    this.storage = storage;
+    this.shape = Object.freeze([...shape]);
+    this.size = shapeSize(shape);
+    this.device = device;
+    const top = scopes[scopes.length - 1];
+    if (top) top.add(this);
+  }
+
+  /** A new zero-filled tensor. */
+  static zeros(shape: Shape, device: Device = 'cpu'): Tensor {
+    if (!validShape(shape)) throw new Error(`Tensor.zeros: invalid shape ${JSON.stringify(shape)}`);
+    const B = backend(checkDevice(device));
+    return new Tensor(new Storage(new B.NativeBuffer(shapeSize(shape))), shape, device);
+  }
+
+  /** A tensor holding a copy of `data` (row-major). */
+  static from(data: Float32Array | ArrayLike<number>, shape: Shape, device: Device = 'cpu'): Tensor {
+    if (!validShape(shape)) throw new Error(`Tensor.from: invalid shape ${JSON.stringify(shape)}`);
+    const arr = data instanceof Float32Array ? data : Float32Array.from(data);
+    if (arr.length !== shapeSize(shape))
+      throw new Error(`Tensor.from: ${arr.length} values do not fill shape ${shapeStr(shape)} (${shapeSize(shape)})`);
+    const B = backend(checkDevice(device));
+    return new Tensor(new Storage(new B.NativeBuffer(arr)), shape, device);
+  }
+
+  static full(shape: Shape, value: number, device: Device = 'cpu'): Tensor {
+    const t = Tensor.zeros(shape, device);
+    if (value !== 0) t.buffer.fill(value);
+    return t;
+  }
+
+  static scalar(value: number, device: Device = 'cpu'): Tensor {
+    return Tensor.from([value], [], device);
+  }
+
+  /** The native buffer; throws if the tensor was disposed. */
+  get buffer(): NativeBuffer {
+    if (!this.storage) throw new Error(`tensor ${shapeStr(this.shape)} was disposed (use after free)`);
+    return this.storage.buffer;
+  }
+
+  get disposed(): boolean {
+    return this.storage === null;
+  }
+
+  get ndim(): number {
+    return this.shape.length;
+  }
+
+  /** Frees this tensor's reference to its storage (idempotent). */
+  dispose(): void {
+    if (!this.storage) return;
+    this.storage.release();
+    this.storage = null;
+    for (const s of scopes) s.delete(this);
+  }
+
+  /** Exempts this tensor from the enclosing scopes' disposal. */
+  keep(): this {
+    for (const s of scopes) s.delete(this);
+    return this;
+  }
+
+  /** A copy of the values (row-major). */
+  toArray(): Float32Array {
+    return this.buffer.read();
+  }
+
+  item(): number {
+    if (this.size !== 1) throw new Error(`item: tensor ${shapeStr(this.shape)} has ${this.size} values, not 1`);
+    return this.buffer.read(0, 1)[0];
+  }
+
+  /** Nested JS arrays, for printing and tests. */
+  toNested(): unknown {
+    const data = this.toArray();
+    const build = (dim: number, off: number): unknown => {
+      if (dim === this.shape.length) return data[off];
+      const stride = shapeSize(this.shape.slice(dim + 1));
+      return Array.from({ length: this.shape[dim] }, (_, i) => build(dim + 1, off + i * stride));
+    };
+    return build(0, 0);
+  }
+
+  /** A view with another shape over the same values (no copy). */
+  reshape(shape: Shape): Tensor {
+    let s = [...shape];
+    const neg = s.indexOf(-1);
+    if (neg >= 0) {
+      const rest = shapeSize(s.filter((_, i) => i !== neg));
+      s[neg] = rest === 0 ? 0 : this.size / rest;
+    }
+    if (!validShape(s) || shapeSize(s) !== this.size)
+      throw new Error(`reshape: cannot view ${shapeStr(this.shape)} (${this.size} values) as ${shapeStr(shape)}`);
+    const storage = this.storage;
+    if (!storage) throw new Error(`reshape: tensor ${shapeStr(this.shape)} was disposed`);
+    storage.refs++;
+    const out = new Tensor(storage, s, this.device);
+    if (needsGrad(this)) {
+      const from = this.shape;
+      out.node = { op: 'reshape', inputs: [this], backward: (g) => [g.reshape(from)] };
+    }
+    return out;
+  }
+
+  /** A copy that is cut from the graph. */
+  detach(): Tensor {
+    const out = Tensor.zeros(this.shape, this.device);
+    backend(this.device).copy(this.buffer, 0, out.buffer, 0, this.size);
+    return out;
+  }
+
+  /** A copy on another device (or the same). */
+  to(device: Device): Tensor {
+    if (device === this.device) return this.detach();
+    return Tensor.from(this.toArray(), this.shape, device);
+  }
+
+  toString(): string {
+    return `Tensor(${shapeStr(this.shape)}, ${this.device}${this.requiresGrad ? ', requiresGrad' : ''})`;
+  }
+}
+
+/** Whether an op on this tensor must be recorded for backward. */
+export function needsGrad(t: Tensor): boolean {
+  return gradEnabled && (t.requiresGrad || t.node !== null);
+}
+
+/** Runs fn and disposes every tensor it created except those it returns (in arrays/objects too). */
+export function tidy<T>(fn: () => T): T {
+  const scope = new Set<Tensor>();
+  scopes.push(scope);
+  let result: T;
+  try {
+    result = fn();
+  } catch (e) {
+    scopes.pop();
+    for (const t of scope) t.dispose();
+    throw e;
+  }
+  scopes.pop();
+  const survivors = new Set<Tensor>();
+  collectTensors(result, survivors);
+  const parent = scopes[scopes.length - 1];
+  for (const t of scope) {
+    if (survivors.has(t)) parent?.add(t);
+    else t.dispose();
+  }
+  return result;
+}
+
+function collectTensors(v: unknown, out: Set<Tensor>, depth = 0): void {
+  if (depth > 4 || v === null || typeof v !== 'object') return;
+  if (v instanceof Tensor) {
+    out.add(v);
+    return;
+  }
+  if (Array.isArray(v)) for (const x of v) collectTensors(x, out, depth + 1);
+  else if (v instanceof Map) for (const x of v.values()) collectTensors(x, out, depth + 1);
+  else if (Object.getPrototypeOf(v) === Object.prototype) for (const x of Object.values(v)) collectTensors(x, out, depth + 1);
+}
+
+/** Runs fn without recording gradients (inference, memory updates). */
+export function noGrad<T>(fn: () => T): T {
+  const prev = gradEnabled;
+  gradEnabled = false;
+  try {
+    return fn();
+  } finally {
+    gradEnabled = prev;
+  }
+}
+
+export function isGradEnabled(): boolean {
+  return gradEnabled;
+}
+
+/** When on, every op checks its output for NaN/Inf and throws naming the first op that made one. */
+export function setDetectAnomaly(on: boolean): void {
+  anomalyDetection = on;
+}
+
+export function checkFinite(op: string, out: Tensor, inputs: Tensor[]): void {
+  if (!anomalyDetection) return;
+  const i = backend(out.device).first_nonfinite(out.buffer) as number;
+  if (i >= 0) {
+    const v = out.buffer.read(i, 1)[0];
+    throw new Error(
+      `${op}: produced ${v} at flat index ${i} of its output ${shapeStr(out.shape)} ` +
+        `(inputs ${inputs.map((t) => shapeStr(t.shape)).join(', ')}); anomaly detection is on`,
+    );
+  }
+}
+
+/** Makes a leaf tensor that is kept out of every scope (parameters, optimizer state). */
+export function persistent(t: Tensor): Tensor {
+  return t.keep();
+}

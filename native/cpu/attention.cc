@@ -1,0 +1,102 @@
+// ---------------------------------------------------------------------------------------------
+// attention.cc: multi-head scaled-dot-product attention over all L tokens (no mask), the core of
+// the Reliability-aware Attention Block (SPEC §2 step 2). Inputs are the already in-projected
+// q, k, v [L, D]; head h is the column block [h*dh, (h+1)*dh), addressed with GEMM row strides,
+// so no head split/merge copies are made. Heads run in parallel, one thread each.
+//
+//   P_h = softmax(Q_h K_h^T / sqrt(dh)),  O_h = dropout(P_h) V_h
+//
+// The forward saves P [H, L, L]; the dropout mask is regenerated from the seed in the backward.
+// ---------------------------------------------------------------------------------------------
+#include <cmath>
+
+#include "common/op.h"
+#include "common/parallel.h"
+#include "common/rng.h"
+#include "cpu/gemm.h"
+#include "cpu/scratch.h"
+#include "cpu/softmax.h"
+
+namespace pstal {
+namespace {
+
+thread_local Scratch drop_scratch, grad_scratch;
+
+// Pd = P * mask for head h (or P itself without dropout).
+const float* dropped(const float* P, int64_t h, int64_t L, float p, uint64_t seed) {
+  if (p <= 0.f) return P;
+  float* pd = drop_scratch.get((size_t)(L * L));
+  uint64_t base = (uint64_t)h * L * L;
+  for (int64_t i = 0; i < L * L; i++) pd[i] = P[i] * dropout_scale(seed, base + i, p);
+  return pd;
+}
+
+}  // namespace
+
+// attention_forward(out, probs, q, k, v, L, D, H, dropout_p, seed)
+PSTAL_OP(attention_forward) {
+  int64_t L = args.i64(5, "L"), D = args.i64(6, "D"), H = args.i64(7, "heads");
+  double p = args.f64(8, "dropout_p");
+  uint64_t seed = (uint64_t)args.f64(9, "seed");
+  PSTAL_CHECK(args, L >= 1 && D >= 1 && H >= 1 && D % H == 0,
+              "heads (" + std::to_string(H) + ") must divide D (" + std::to_string(D) + ")");
+  PSTAL_CHECK(args, p >= 0 && p < 1, "dropout_p must be in [0, 1)");
+  float* out = args.buf(0, L * D, "out");
+  float* probs = args.buf(1, H * L * L, "probs");
+  const float* q = args.buf(2, L * D, "q");
+  const float* k = args.buf(3, L * D, "k");
+  const float* v = args.buf(4, L * D, "v");
+  int64_t dh = D / H;
+  float scale = 1.f / std::sqrt((float)dh);
+  parallel_for(H, 1, [&](int64_t h0, int64_t h1) {
+    for (int64_t h = h0; h < h1; h++) {
+      float* P = probs + h * L * L;
+      sgemm_serial(false, true, L, L, dh, scale, q + h * dh, D, k + h * dh, D, 0.f, P, L);
+      for (int64_t i = 0; i < L; i++) softmax_row(P + i * L, P + i * L, L, false);
+      const float* Pd = dropped(P, h, L, (float)p, seed);
+      sgemm_serial(false, false, L, dh, L, 1.f, Pd, L, v + h * dh, D, 0.f, out + h * dh, D);
+    }
+  });
+  return args.env().Undefined();
+}
+
+// attention_backward(dq, dk, dv, dout, probs, q, k, v, L, D, H, dropout_p, seed)
+PSTAL_OP(attention_backward) {
+  int64_t L = args.i64(8, "L"), D = args.i64(9, "D"), H = args.i64(10, "heads");
+  double p = args.f64(11, "dropout_p");
+  uint64_t seed = (uint64_t)args.f64(12, "seed");
+  PSTAL_CHECK(args, L >= 1 && D >= 1 && H >= 1 && D % H == 0, "heads must divide D");
+  float* dq = args.buf(0, L * D, "dq");
+  float* dk = args.buf(1, L * D, "dk");
+  float* dv = args.buf(2, L * D, "dv");
+  const float* dout = args.buf(3, L * D, "dout");
+  const float* probs = args.buf(4, H * L * L, "probs");
+  const float* q = args.buf(5, L * D, "q");
+  const float* k = args.buf(6, L * D, "k");
+  const float* v = args.buf(7, L * D, "v");
+  int64_t dh = D / H;
+  float scale = 1.f / std::sqrt((float)dh);
+  parallel_for(H, 1, [&](int64_t h0, int64_t h1) {
+    for (int64_t h = h0; h < h1; h++) {
+      const float* P = probs + h * L * L;
+      const float* Pd = dropped(P, h, L, (float)p, seed);
+      const float* dO = dout + h * dh;
+      // dV = Pd^T dO
+      sgemm_serial(true, false, L, dh, L, 1.f, Pd, L, dO, D, 0.f, dv + h * dh, D);
+      // dPd = dO V^T, then through the mask and the softmax
+      float* dP = grad_scratch.get((size_t)(L * L));
+      sgemm_serial(false, true, L, L, dh, 1.f, dO, D, v + h * dh, D, 0.f, dP, L);
+      if (p > 0) {
+        uint64_t base = (uint64_t)h * L * L;
+        for (int64_t i = 0; i < L * L; i++) dP[i] *= dropout_scale(seed, base + i, (float)p);
+      }
+      for (int64_t i = 0; i < L; i++) softmax_row_backward(dP + i * L, dP + i * L, P + i * L, L, false);
+      // dQ = dS K * scale, dK = dS^T Q * scale
+      sgemm_serial(false, false, L, dh, L, scale, dP, L, k + h * dh, D, 0.f, dq + h * dh, D);
+      sgemm_serial(true, false, L, dh, L, scale, dP, L, q + h * dh, D, 0.f, dk + h * dh, D);
+    }
+  });
+  return args.env().Undefined();
+}
+
+}  // namespace pstal

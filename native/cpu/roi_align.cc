@@ -1,0 +1,121 @@
+// ---------------------------------------------------------------------------------------------
+// roi_align.cc: 1-D RoI align over time (SPEC §4): each proposal [start, end] (in snippets) of a
+// feature map x [T, D] is divided into `bins` equal bins; each bin averages `grid` samples taken
+// by linear interpolation, with torchvision's roi_align conventions along the time axis:
+//   aligned: coordinates shifted by -0.5; a sample at y < -1 or y > T is 0; y <= 0 reads row 0;
+//   y >= T - 1 reads row T - 1; grid = sampling_ratio if > 0 else ceil(roi_length / bins);
+//   unaligned RoIs are at least 1 long.
+// out [R, bins, D]. The backward scatters each sample's weights back onto the two rows it read.
+// ---------------------------------------------------------------------------------------------
+#include <algorithm>
+#include <cmath>
+
+#include "common/op.h"
+#include "common/parallel.h"
+
+namespace pstal {
+namespace {
+
+struct Sample {
+  int64_t lo, hi;
+  float wlo, whi;
+};
+
+// The interpolation rows and weights of position y (weights 0 outside the map).
+inline Sample interp(float y, int64_t T) {
+  if (y < -1.f || y > (float)T) return {0, 0, 0.f, 0.f};
+  if (y <= 0.f) y = 0.f;
+  int64_t lo = (int64_t)y, hi;
+  if (lo >= T - 1) {
+    hi = lo = T - 1;
+    y = (float)lo;
+  } else {
+    hi = lo + 1;
+  }
+  float l = y - (float)lo;
+  return {lo, hi, 1.f - l, l};
+}
+
+struct RoiGeometry {
+  float start, bin;
+  int64_t grid;
+};
+
+inline RoiGeometry geometry(float s, float e, int64_t bins, int64_t sampling_ratio, bool aligned) {
+  float off = aligned ? 0.5f : 0.f;
+  float rs = s - off, re = e - off;
+  float len = re - rs;
+  if (!aligned) len = std::max(len, 1.f);
+  float bin = len / (float)bins;
+  int64_t grid = sampling_ratio > 0 ? sampling_ratio : (int64_t)std::ceil(len / (float)bins);
+  return {rs, bin, std::max<int64_t>(grid, 1)};
+}
+
+}  // namespace
+
+// roi_align_forward(out, x, rois Float32Array [R*2], T, D, bins, sampling_ratio, aligned)
+PSTAL_OP(roi_align_forward) {
+  int64_t nr, T = args.i64(3, "T"), D = args.i64(4, "D"), bins = args.i64(5, "bins"), sr = args.i64(6, "sampling_ratio");
+  bool aligned = args.flag(7, "aligned");
+  const float* rois = args.f32(2, "rois", &nr);
+  PSTAL_CHECK(args, nr % 2 == 0, "rois must hold [start, end] pairs");
+  PSTAL_CHECK(args, T >= 1 && D >= 1 && bins >= 1, "need T >= 1, D >= 1, bins >= 1");
+  int64_t R = nr / 2;
+  for (int64_t r = 0; r < R; r++)
+    PSTAL_CHECK(args, std::isfinite(rois[2 * r]) && std::isfinite(rois[2 * r + 1]), "roi " + std::to_string(r) + " is not finite");
+  float* out = args.buf(0, R * bins * D, "out");
+  const float* x = args.buf(1, T * D, "x");
+  parallel_for(R, 4, [&](int64_t r0, int64_t r1) {
+    for (int64_t r = r0; r < r1; r++) {
+      RoiGeometry g = geometry(rois[2 * r], rois[2 * r + 1], bins, sr, aligned);
+      for (int64_t b = 0; b < bins; b++) {
+        float* o = out + (r * bins + b) * D;
+        std::fill(o, o + D, 0.f);
+        for (int64_t s = 0; s < g.grid; s++) {
+          float y = g.start + (float)b * g.bin + ((float)s + 0.5f) * g.bin / (float)g.grid;
+          Sample sm = interp(y, T);
+          if (sm.wlo == 0.f && sm.whi == 0.f) continue;
+          const float* xl = x + sm.lo * D;
+          const float* xh = x + sm.hi * D;
+          for (int64_t d = 0; d < D; d++) o[d] += sm.wlo * xl[d] + sm.whi * xh[d];
+        }
+        float inv = 1.f / (float)g.grid;
+        for (int64_t d = 0; d < D; d++) o[d] *= inv;
+      }
+    }
+  });
+  return args.env().Undefined();
+}
+
+// roi_align_backward(dx, dy, rois, T, D, bins, sampling_ratio, aligned): dx [T, D] (overwritten)
+PSTAL_OP(roi_align_backward) {
+  int64_t nr, T = args.i64(3, "T"), D = args.i64(4, "D"), bins = args.i64(5, "bins"), sr = args.i64(6, "sampling_ratio");
+  bool aligned = args.flag(7, "aligned");
+  const float* rois = args.f32(2, "rois", &nr);
+  PSTAL_CHECK(args, nr % 2 == 0 && T >= 1 && D >= 1 && bins >= 1, "invalid roi_align geometry");
+  int64_t R = nr / 2;
+  float* dx = args.buf(0, T * D, "dx");
+  const float* dy = args.buf(1, R * bins * D, "dy");
+  std::fill(dx, dx + T * D, 0.f);
+  for (int64_t r = 0; r < R; r++) {
+    RoiGeometry g = geometry(rois[2 * r], rois[2 * r + 1], bins, sr, aligned);
+    float inv = 1.f / (float)g.grid;
+    for (int64_t b = 0; b < bins; b++) {
+      const float* gy = dy + (r * bins + b) * D;
+      for (int64_t s = 0; s < g.grid; s++) {
+        float y = g.start + (float)b * g.bin + ((float)s + 0.5f) * g.bin / (float)g.grid;
+        Sample sm = interp(y, T);
+        if (sm.wlo == 0.f && sm.whi == 0.f) continue;
+        float* dl = dx + sm.lo * D;
+        float* dh = dx + sm.hi * D;
+        for (int64_t d = 0; d < D; d++) {
+          dl[d] += sm.wlo * inv * gy[d];
+          dh[d] += sm.whi * inv * gy[d];
+        }
+      }
+    }
+  }
+  return args.env().Undefined();
+}
+
+}  // namespace pstal

@@ -1,0 +1,192 @@
+/**
+ * ref.ts: float64 reference implementations of every op, written as plainly as possible from the
+ * definitions (no tricks, no shared code with lib/), for the op tests.
+ */
+export type F64 = Float64Array;
+
+const prod = (s: number[]): number => s.reduce((a, b) => a * b, 1);
+
+export function matmulRef(a: F64, b: F64, B: number, M: number, N: number, K: number, ta: boolean, tb: boolean, sharedB: boolean): F64 {
+  const out = new Float64Array(B * M * N);
+  for (let bi = 0; bi < B; bi++) {
+    const ao = bi * M * K;
+    const bo = sharedB ? 0 : bi * K * N;
+    for (let i = 0; i < M; i++)
+      for (let j = 0; j < N; j++) {
+        let s = 0;
+        for (let k = 0; k < K; k++) s += a[ao + (ta ? k * M + i : i * K + k)] * b[bo + (tb ? j * K + k : k * N + j)];
+        out[bi * M * N + i * N + j] = s;
+      }
+  }
+  return out;
+}
+
+/** NumPy broadcasting of f over a (shape sa) and b (shape sb). */
+export function broadcastRef(a: F64, sa: number[], b: F64, sb: number[], f: (x: number, y: number) => number): F64 {
+  const nd = Math.max(sa.length, sb.length);
+  const A = [...Array(nd - sa.length).fill(1), ...sa];
+  const Bs = [...Array(nd - sb.length).fill(1), ...sb];
+  const out = A.map((d, i) => Math.max(d, Bs[i]));
+  const n = prod(out);
+  const res = new Float64Array(n);
+  for (let i = 0; i < n; i++) {
+    let rem = i;
+    let ia = 0;
+    let ib = 0;
+    let stA = 1;
+    let stB = 1;
+    for (let d = nd - 1; d >= 0; d--) {
+      const c = rem % out[d];
+      rem = Math.floor(rem / out[d]);
+      ia += (A[d] === 1 ? 0 : c) * stA;
+      ib += (Bs[d] === 1 ? 0 : c) * stB;
+      stA *= A[d];
+      stB *= Bs[d];
+    }
+    res[i] = f(a[ia], b[ib]);
+  }
+  return res;
+}
+
+export const erf = (x: number): number => {
+  // Abramowitz-Stegun 7.1.26 is too coarse for 1e-5; use the series / continued fraction.
+  const t = Math.abs(x);
+  if (t < 3) {
+    let sum = t;
+    let term = t;
+    for (let n = 1; n < 200; n++) {
+      term *= (-t * t) / n;
+      const add = term / (2 * n + 1);
+      sum += add;
+      if (Math.abs(add) < 1e-17) break;
+    }
+    return Math.sign(x) * (2 / Math.sqrt(Math.PI)) * sum;
+  }
+  // erfc continued fraction for large |x|
+  let f = 0;
+  for (let n = 60; n >= 1; n--) f = n / 2 / (t + f);
+  const erfc = Math.exp(-t * t) / Math.sqrt(Math.PI) / (t + f);
+  return Math.sign(x) * (1 - erfc);
+};
+
+export function softmaxRef(x: F64, rows: number, cols: number, log: boolean): F64 {
+  const out = new Float64Array(x.length);
+  for (let r = 0; r < rows; r++) {
+    let m = -Infinity;
+    for (let j = 0; j < cols; j++) m = Math.max(m, x[r * cols + j]);
+    let s = 0;
+    for (let j = 0; j < cols; j++) s += Math.exp(x[r * cols + j] - m);
+    for (let j = 0; j < cols; j++) out[r * cols + j] = log ? x[r * cols + j] - m - Math.log(s) : Math.exp(x[r * cols + j] - m) / s;
+  }
+  return out;
+}
+
+export function layerNormRef(x: F64, w: F64, b: F64, rows: number, cols: number, eps: number): F64 {
+  const out = new Float64Array(x.length);
+  for (let r = 0; r < rows; r++) {
+    let m = 0;
+    for (let j = 0; j < cols; j++) m += x[r * cols + j];
+    m /= cols;
+    let v = 0;
+    for (let j = 0; j < cols; j++) v += (x[r * cols + j] - m) ** 2;
+    v /= cols;
+    for (let j = 0; j < cols; j++) out[r * cols + j] = ((x[r * cols + j] - m) / Math.sqrt(v + eps)) * w[j] + b[j];
+  }
+  return out;
+}
+
+/** x [T, Cin], w [Cout, Cin, k] -> [T + 2p - k + 1, Cout] */
+export function conv1dRef(x: F64, w: F64, bias: F64 | null, T: number, Cin: number, Cout: number, k: number, pad: number): F64 {
+  const To = T + 2 * pad - k + 1;
+  const out = new Float64Array(To * Cout);
+  for (let t = 0; t < To; t++)
+    for (let o = 0; o < Cout; o++) {
+      let s = bias ? bias[o] : 0;
+      for (let j = 0; j < k; j++) {
+        const src = t + j - pad;
+        if (src < 0 || src >= T) continue;
+        for (let i = 0; i < Cin; i++) s += x[src * Cin + i] * w[o * Cin * k + i * k + j];
+      }
+      out[t * Cout + o] = s;
+    }
+  return out;
+}
+
+/** multi-head attention without dropout; q, k, v [L, D] */
+export function attentionRef(q: F64, k: F64, v: F64, L: number, D: number, H: number): F64 {
+  const dh = D / H;
+  const out = new Float64Array(L * D);
+  for (let h = 0; h < H; h++)
+    for (let i = 0; i < L; i++) {
+      const s = new Float64Array(L);
+      let m = -Infinity;
+      for (let j = 0; j < L; j++) {
+        let d = 0;
+        for (let c = 0; c < dh; c++) d += q[i * D + h * dh + c] * k[j * D + h * dh + c];
+        s[j] = d / Math.sqrt(dh);
+        m = Math.max(m, s[j]);
+      }
+      let z = 0;
+      for (let j = 0; j < L; j++) z += (s[j] = Math.exp(s[j] - m));
+      for (let c = 0; c < dh; c++) {
+        let acc = 0;
+        for (let j = 0; j < L; j++) acc += (s[j] / z) * v[j * D + h * dh + c];
+        out[i * D + h * dh + c] = acc;
+      }
+    }
+  return out;
+}
+
+/** reduce over axis of shape [outer, len, inner] */
+export function reduceRef(x: F64, outer: number, len: number, inner: number, kind: 'sum' | 'mean' | 'max'): F64 {
+  const out = new Float64Array(outer * inner);
+  for (let o = 0; o < outer; o++)
+    for (let j = 0; j < inner; j++) {
+      let acc = kind === 'max' ? -Infinity : 0;
+      for (let l = 0; l < len; l++) {
+        const v = x[(o * len + l) * inner + j];
+        acc = kind === 'max' ? Math.max(acc, v) : acc + v;
+      }
+      out[o * inner + j] = kind === 'mean' ? acc / len : acc;
+    }
+  return out;
+}
+
+export function topkMeanRef(x: F64, T: number, C: number, k: number): F64 {
+  const out = new Float64Array(C);
+  for (let c = 0; c < C; c++) {
+    const col = [...Array(T).keys()].map((t) => x[t * C + c]).sort((a, b) => b - a);
+    out[c] = col.slice(0, k).reduce((s, v) => s + v, 0) / k;
+  }
+  return out;
+}
+
+/** 1-D RoI align (torchvision conventions along time) */
+export function roiAlignRef(x: F64, T: number, D: number, rois: number[], bins: number, sr: number, aligned: boolean): F64 {
+  const R = rois.length / 2;
+  const out = new Float64Array(R * bins * D);
+  for (let r = 0; r < R; r++) {
+    const off = aligned ? 0.5 : 0;
+    const s = rois[2 * r] - off;
+    const e = rois[2 * r + 1] - off;
+    let len = e - s;
+    if (!aligned) len = Math.max(len, 1);
+    const bin = len / bins;
+    const grid = Math.max(sr > 0 ? sr : Math.ceil(len / bins), 1);
+    for (let b = 0; b < bins; b++)
+      for (let g = 0; g < grid; g++) {
+        let y = s + b * bin + ((g + 0.5) * bin) / grid;
+        if (y < -1 || y > T) continue;
+        if (y <= 0) y = 0;
+        let lo = Math.floor(y);
+        let hi = lo + 1;
+        if (lo >= T - 1) {
+          lo = hi = T - 1;
+          y = lo;
+        }
+        const l = y - lo;
+        for (let d = 0; d < D; d++) out[(r * bins + b) * D + d] += ((1 - l) * x[lo * D + d] + l * x[hi * D + d]) / grid;
+      }
+  }
+  return out;
+}

@@ -1,0 +1,182 @@
+/**
+ * Every op's forward against a float64 reference and its backward against central finite
+ * differences of that reference (test/helpers/gradcheck.ts), on several shapes including T = 1
+ * and odd sizes.
+ */
+import test from 'ava';
+import * as ops from '../lib/ops';
+import { checkOp, randArray } from './helpers/gradcheck';
+import * as R from './helpers/ref';
+import { Rng } from '../lib/util/rng';
+
+const positive = (_: number, rng: Rng, n: number): Float64Array => randArray(rng, n, 0.2, 2);
+const probs = (_: number, rng: Rng, n: number): Float64Array => randArray(rng, n, 0.05, 0.95);
+
+for (const [M, N, K] of [[1, 1, 1], [3, 5, 7], [17, 33, 9], [40, 70, 65]])
+  for (const ta of [false, true])
+    for (const tb of [false, true])
+      test(`matmul ${M}x${K}x${N} ta=${ta} tb=${tb}`, (t) =>
+        checkOp(t, {
+          name: 'matmul',
+          shapes: [ta ? [K, M] : [M, K], tb ? [N, K] : [K, N]],
+          forward: ([a, b]) => ops.matmul(a, b, { transA: ta, transB: tb }),
+          ref: ([a, b]) => R.matmulRef(a, b, 1, M, N, K, ta, tb, true),
+        }));
+
+test('matmul batched [3, M, K] x [3, K, N] and shared weight [2, 4, M, K] x [K, N]', (t) => {
+  checkOp(t, {
+    name: 'bmm', shapes: [[3, 5, 6], [3, 6, 4]],
+    forward: ([a, b]) => ops.matmul(a, b), ref: ([a, b]) => R.matmulRef(a, b, 3, 5, 4, 6, false, false, false),
+  });
+  checkOp(t, {
+    name: 'bmm^T', shapes: [[3, 6, 5], [3, 4, 6]],
+    forward: ([a, b]) => ops.matmul(a, b, { transA: true, transB: true }), ref: ([a, b]) => R.matmulRef(a, b, 3, 5, 4, 6, true, true, false),
+  });
+  checkOp(t, {
+    name: 'shared', shapes: [[2, 4, 3, 5], [5, 7]],
+    forward: ([a, b]) => ops.matmul(a, b), ref: ([a, b]) => R.matmulRef(a, b, 1, 24, 7, 5, false, false, true),
+  });
+});
+
+const BIN: [string, (a: any, b: any) => any, (x: number, y: number) => number][] = [
+  ['add', ops.add, (x, y) => x + y],
+  ['sub', ops.sub, (x, y) => x - y],
+  ['mul', ops.mul, (x, y) => x * y],
+  ['div', ops.div, (x, y) => x / y],
+];
+for (const [name, f, g] of BIN)
+  for (const [sa, sb] of [[[4, 5], [4, 5]], [[4, 5], [5]], [[3, 1, 5], [4, 1]], [[1], [2, 3]], [[1, 7], [1, 7]]])
+    test(`${name} ${JSON.stringify(sa)} ${JSON.stringify(sb)}`, (t) =>
+      checkOp(t, {
+        name, shapes: [sa, sb], forward: ([a, b]) => f(a, b), ref: ([a, b]) => R.broadcastRef(a, sa, b, sb, g),
+        draw: name === 'div' ? (i, rng, n) => (i === 1 ? randArray(rng, n, 0.5, 2) : randArray(rng, n)) : undefined,
+      }));
+
+const UN: [string, (x: any) => any, (x: number) => number, any?][] = [
+  ['relu', ops.relu, (x) => Math.max(x, 0)],
+  ['gelu', ops.gelu, (x) => 0.5 * x * (1 + R.erf(x / Math.SQRT2))],
+  ['sigmoid', ops.sigmoid, (x) => 1 / (1 + Math.exp(-x))],
+  ['exp', ops.exp, Math.exp],
+  ['log', ops.log, Math.log, positive],
+  ['tanh', ops.tanh, Math.tanh],
+  ['sqrt', ops.sqrt, Math.sqrt, positive],
+  ['neg', ops.neg, (x) => -x],
+];
+for (const [name, f, g, draw] of UN)
+  for (const shape of [[1], [7, 3], [2, 65]])
+    test(`${name} ${JSON.stringify(shape)}`, (t) =>
+      checkOp(t, { name, shapes: [shape], forward: ([x]) => f(x), ref: ([x]) => x.map(g), draw }));
+
+test('affine / mulScalar / addScalar', (t) => {
+  checkOp(t, { name: 'affine', shapes: [[5, 3]], forward: ([x]) => ops.affine(x, -2.5, 0.75), ref: ([x]) => x.map((v) => -2.5 * v + 0.75) });
+  checkOp(t, { name: 'mulScalar', shapes: [[4]], forward: ([x]) => ops.mulScalar(x, 3), ref: ([x]) => x.map((v) => 3 * v) });
+});
+
+for (const [rows, cols] of [[1, 1], [1, 9], [6, 21], [13, 128]]) {
+  test(`softmax / logSoftmax [${rows}, ${cols}]`, (t) => {
+    checkOp(t, { name: 'softmax', shapes: [[rows, cols]], forward: ([x]) => ops.softmax(x), ref: ([x]) => R.softmaxRef(x, rows, cols, false) });
+    checkOp(t, { name: 'logSoftmax', shapes: [[rows, cols]], forward: ([x]) => ops.logSoftmax(x), ref: ([x]) => R.softmaxRef(x, rows, cols, true) });
+  });
+  test(`layerNorm [${rows}, ${cols}]`, (t) => {
+    if (cols === 1) return t.pass(); // variance 0: the output is the bias; gradient checks meaningless
+    checkOp(t, {
+      name: 'layerNorm', shapes: [[rows, cols], [cols], [cols]],
+      forward: ([x, w, b]) => ops.layerNorm(x, w, b, 1e-5), ref: ([x, w, b]) => R.layerNormRef(x, w, b, rows, cols, 1e-5), bwdTol: 2e-4,
+    });
+  });
+  test(`l2Normalize [${rows}, ${cols}]`, (t) =>
+    checkOp(t, {
+      name: 'l2Normalize', shapes: [[rows, cols]], forward: ([x]) => ops.l2Normalize(x),
+      ref: ([x]) => {
+        const out = new Float64Array(x.length);
+        for (let r = 0; r < rows; r++) {
+          let s = 0;
+          for (let j = 0; j < cols; j++) s += x[r * cols + j] ** 2;
+          const n = Math.max(Math.sqrt(s), 1e-12);
+          for (let j = 0; j < cols; j++) out[r * cols + j] = x[r * cols + j] / n;
+        }
+        return out;
+      },
+    }));
+}
+
+for (const [T, Cin, Cout, k, pad] of [[1, 3, 2, 3, 1], [1, 4, 5, 1, 0], [9, 5, 3, 3, 1], [17, 8, 6, 1, 0], [6, 3, 4, 3, 0]])
+  for (const bias of [true, false])
+    test(`conv1d T=${T} Cin=${Cin} Cout=${Cout} k=${k} pad=${pad} bias=${bias}`, (t) =>
+      checkOp(t, {
+        name: 'conv1d', shapes: bias ? [[T, Cin], [Cout, Cin, k], [Cout]] : [[T, Cin], [Cout, Cin, k]],
+        forward: ([x, w, b]) => ops.conv1d(x, w, b ?? null, pad),
+        ref: ([x, w, b]) => R.conv1dRef(x, w, b ?? null, T, Cin, Cout, k, pad),
+      }));
+
+for (const [L, D, H] of [[1, 4, 1], [5, 8, 2], [11, 12, 4], [23, 16, 8]])
+  test(`attention L=${L} D=${D} heads=${H}`, (t) =>
+    checkOp(t, {
+      name: 'attention', shapes: [[L, D], [L, D], [L, D]],
+      forward: ([q, k, v]) => ops.scaledDotProductAttention(q, k, v, H, 0, 0),
+      ref: ([q, k, v]) => R.attentionRef(q, k, v, L, D, H), bwdTol: 2e-4,
+    }));
+
+for (const shape of [[5], [3, 4], [2, 3, 5], [1, 1, 1]])
+  for (let axis = 0; axis < shape.length; axis++)
+    for (const kind of ['sum', 'mean', 'max'] as const)
+      test(`${kind} axis ${axis} of ${JSON.stringify(shape)}`, (t) => {
+        const outer = shape.slice(0, axis).reduce((a, b) => a * b, 1);
+        const inner = shape.slice(axis + 1).reduce((a, b) => a * b, 1);
+        checkOp(t, { name: kind, shapes: [shape], forward: ([x]) => ops[kind](x, axis), ref: ([x]) => R.reduceRef(x, outer, shape[axis], inner, kind) });
+      });
+
+for (const [T, C, k] of [[1, 3, 1], [8, 4, 1], [17, 5, 2], [40, 21, 5]])
+  test(`topkMean T=${T} C=${C} k=${k}`, (t) =>
+    checkOp(t, { name: 'topkMean', shapes: [[T, C]], forward: ([x]) => ops.topkMean(x, k), ref: ([x]) => R.topkMeanRef(x, T, C, k) }));
+
+test('gatherRows, concat, slice, transpose2d', (t) => {
+  const idx = [2, 0, 2, 4, 1];
+  checkOp(t, {
+    name: 'gatherRows', shapes: [[5, 3]], forward: ([x]) => ops.gatherRows(x, idx),
+    ref: ([x]) => Float64Array.from(idx.flatMap((i) => [x[i * 3], x[i * 3 + 1], x[i * 3 + 2]])),
+  });
+  checkOp(t, {
+    name: 'concat0', shapes: [[2, 3], [1, 3], [4, 3]], forward: (xs) => ops.concat(xs, 0),
+    ref: (xs) => Float64Array.from([...xs[0], ...xs[1], ...xs[2]]),
+  });
+  checkOp(t, {
+    name: 'concat1', shapes: [[2, 3], [2, 1]], forward: (xs) => ops.concat(xs, 1),
+    ref: ([a, b]) => Float64Array.from([a[0], a[1], a[2], b[0], a[3], a[4], a[5], b[1]]),
+  });
+  checkOp(t, {
+    name: 'slice', shapes: [[3, 5]], forward: ([x]) => ops.slice(x, 1, 1, 4),
+    ref: ([x]) => Float64Array.from([0, 1, 2].flatMap((r) => [x[r * 5 + 1], x[r * 5 + 2], x[r * 5 + 3]])),
+  });
+  checkOp(t, {
+    name: 'transpose2d', shapes: [[3, 7]], forward: ([x]) => ops.transpose2d(x),
+    ref: ([x]) => Float64Array.from([...Array(21).keys()].map((i) => x[(i % 3) * 7 + Math.floor(i / 3)])),
+  });
+});
+
+test('losses: bce, smoothL1, mse (none / mean / sum)', (t) => {
+  const bceRef = (p: number, y: number): number => -(y * Math.max(Math.log(p), -100) + (1 - y) * Math.max(Math.log(1 - p), -100));
+  const drawBce = (i: number, rng: Rng, n: number): Float64Array => (i === 0 ? randArray(rng, n, 0.05, 0.95) : randArray(rng, n, 0, 1));
+  checkOp(t, { name: 'bce', shapes: [[4, 5], [4, 5]], grad: [0], draw: drawBce, forward: ([p, y]) => ops.bce(p, y, { reduction: 'none' }), ref: ([p, y]) => p.map((v, i) => bceRef(v, y[i])) });
+  checkOp(t, { name: 'bce-mean', shapes: [[7], [7]], grad: [0], draw: drawBce, forward: ([p, y]) => ops.bce(p, y), ref: ([p, y]) => Float64Array.of(p.reduce((s, v, i) => s + bceRef(v, y[i]), 0) / 7) });
+  checkOp(t, {
+    name: 'bce-weighted-sum', shapes: [[6], [6], [6]], grad: [0], draw: (i, rng, n) => (i === 2 ? randArray(rng, n, 0, 2) : drawBce(i, rng, n)),
+    forward: ([p, y, w]) => ops.bce(p, y, { weight: w, reduction: 'sum' }), ref: ([p, y, w]) => Float64Array.of(p.reduce((s, v, i) => s + w[i] * bceRef(v, y[i]), 0)),
+  });
+  const sl1 = (d: number): number => (Math.abs(d) < 1 ? 0.5 * d * d : Math.abs(d) - 0.5);
+  checkOp(t, { name: 'smoothL1', shapes: [[9], [9]], draw: (_, rng, n) => randArray(rng, n, -2, 2), forward: ([a, b]) => ops.smoothL1(a, b, { reduction: 'none' }), ref: ([a, b]) => a.map((v, i) => sl1(v - b[i])) });
+  checkOp(t, { name: 'mse', shapes: [[3, 3], [3, 3]], forward: ([a, b]) => ops.mse(a, b), ref: ([a, b]) => Float64Array.of(a.reduce((s, v, i) => s + (v - b[i]) ** 2, 0) / 9) });
+  t.pass();
+});
+
+for (const aligned of [false, true])
+  for (const sr of [0, 2])
+    test(`roiAlign1d aligned=${aligned} sampling=${sr} (fractional bounds, video edges)`, (t) => {
+      const T = 11;
+      const D = 3;
+      const rois = [0.3, 4.7, -1.5, 2.2, 8.6, 11.9, 5, 5, 2.25, 9.75, 10.5, 12.5];
+      checkOp(t, {
+        name: 'roiAlign1d', shapes: [[T, D]], forward: ([x]) => ops.roiAlign1d(x, Float32Array.from(rois), { bins: 12, samplingRatio: sr, aligned }),
+        ref: ([x]) => R.roiAlignRef(x, T, D, rois, 12, sr, aligned),
+      });
+    });
