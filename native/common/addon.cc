@@ -12,7 +12,14 @@ PSTAL_OP(memory_stats) {
   Napi::Object o = Napi::Object::New(args.env());
   o.Set("liveBytes", Napi::Number::New(args.env(), (double)NativeBuffer::live_bytes));
   o.Set("liveBuffers", Napi::Number::New(args.env(), (double)NativeBuffer::live_count));
+  o.Set("cachedBytes", Napi::Number::New(args.env(), (double)cached_bytes()));
   return o;
+}
+
+// Returns every cached free block to the system.
+PSTAL_OP(release_cached_buffers) {
+  release_cached();
+  return args.env().Undefined();
 }
 
 // Index of the first NaN or Inf in a buffer, or -1: the autograd layer's anomaly check.

@@ -6,10 +6,61 @@
 // ---------------------------------------------------------------------------------------------
 #include <cstdlib>
 #include <cstring>
+#include <map>
+#include <vector>
 
 #include "common/op.h"
 
 namespace pstal {
+
+// ---- a caching allocator ---------------------------------------------------------------------
+// A training step allocates the same shapes every step. Freed blocks are kept by byte size and
+// handed out again, so steady-state steps make no malloc/free calls and touch no fresh pages
+// (a fresh multi-megabyte block costs a page fault per 4 KiB). PSTAL_BUFFER_CACHE_MB caps what
+// is kept (default 2048); release_cached() returns it all to the system.
+namespace {
+struct BlockCache {
+  std::map<size_t, std::vector<float*>> free_blocks;
+  size_t cached = 0;
+  size_t limit = [] {
+    const char* e = std::getenv("PSTAL_BUFFER_CACHE_MB");
+    return (size_t)(e && std::atoll(e) >= 0 ? std::atoll(e) : 2048) << 20;
+  }();
+  float* take(size_t bytes) {
+    auto it = free_blocks.find(bytes);
+    if (it == free_blocks.end() || it->second.empty()) return static_cast<float*>(std::aligned_alloc(64, bytes));
+    float* p = it->second.back();
+    it->second.pop_back();
+    cached -= bytes;
+    return p;
+  }
+  void give(float* p, size_t bytes) {
+    if (cached + bytes > limit) {
+      std::free(p);
+      return;
+    }
+    free_blocks[bytes].push_back(p);
+    cached += bytes;
+  }
+  void clear() {
+    for (auto& [b, v] : free_blocks)
+      for (float* p : v) std::free(p);
+    free_blocks.clear();
+    cached = 0;
+  }
+};
+BlockCache& cache() {
+  static BlockCache c;
+  return c;
+}
+size_t block_bytes(int64_t size) {
+  size_t bytes = ((size_t)size * sizeof(float) + 63) / 64 * 64;
+  return bytes ? bytes : 64;
+}
+}  // namespace
+
+int64_t cached_bytes() { return (int64_t)cache().cached; }
+void release_cached() { cache().clear(); }
 
 Napi::FunctionReference* NativeBuffer::constructor = nullptr;
 int64_t NativeBuffer::live_bytes = 0;
@@ -46,9 +97,8 @@ NativeBuffer::NativeBuffer(const Napi::CallbackInfo& info) : Napi::ObjectWrap<Na
   } else {
     throw Napi::TypeError::New(env, "NativeBuffer: expected a size or a Float32Array");
   }
-  size_t bytes = ((size_t)size * sizeof(float) + 63) / 64 * 64;
-  if (bytes == 0) bytes = 64;
-  data = static_cast<float*>(std::aligned_alloc(64, bytes));
+  size_t bytes = block_bytes(size);
+  data = cache().take(bytes);
   if (!data) throw Napi::Error::New(env, "NativeBuffer: out of memory allocating " + std::to_string(bytes) + " bytes");
   if (src) std::memcpy(data, src, (size_t)size * sizeof(float));
   else std::memset(data, 0, (size_t)size * sizeof(float));
@@ -60,7 +110,7 @@ NativeBuffer::NativeBuffer(const Napi::CallbackInfo& info) : Napi::ObjectWrap<Na
 void NativeBuffer::release(Napi::Env env) {
   if (disposed_) return;
   disposed_ = true;
-  std::free(data);
+  cache().give(data, block_bytes(size));
   data = nullptr;
   live_bytes -= (int64_t)size * 4;
   live_count -= 1;
@@ -69,7 +119,7 @@ void NativeBuffer::release(Napi::Env env) {
 
 NativeBuffer::~NativeBuffer() {
   if (!disposed_) {
-    std::free(data);
+    std::free(data);  // finalizer: may run at exit, after the cache is gone
     data = nullptr;
     disposed_ = true;
     live_bytes -= (int64_t)size * 4;

@@ -49,6 +49,10 @@ class NativeBuffer : public Napi::ObjectWrap<NativeBuffer> {
   Napi::Value GetDisposed(const Napi::CallbackInfo& info);
 };
 
+// The buffer cache (buffer.cc): bytes held for reuse, and a way to give them back.
+int64_t cached_bytes();
+void release_cached();
+
 // Checked access to an op's arguments.
 class Args {
  public:

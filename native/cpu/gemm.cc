@@ -30,9 +30,15 @@
 namespace pstal {
 namespace {
 
-constexpr int64_t KC = 256;   // depth of one packed block
-constexpr int64_t MC = 120;   // rows of A packed at a time (multiple of every MR below)
-constexpr int64_t NC = 4096;  // columns of B packed at a time
+// Block sizes (PSTAL_GEMM_KC / PSTAL_GEMM_MC override them, for tuning): the B micro-panel
+// (KC x NR floats) should sit in half of L1, the A block (MC x KC) in L2.
+int64_t env_or(const char* name, int64_t dflt) {
+  const char* e = std::getenv(name);
+  return e && std::atoll(e) > 0 ? std::atoll(e) : dflt;
+}
+const int64_t KC = env_or("PSTAL_GEMM_KC", 192);  // depth of one packed block
+const int64_t MC = env_or("PSTAL_GEMM_MC", 120);  // rows of A packed at a time
+constexpr int64_t NC = 4096;                       // columns of B packed at a time
 
 using MicroKernel = void (*)(int64_t kc, const float* a, const float* b, float* c, int64_t ldc, float alpha, float beta);
 

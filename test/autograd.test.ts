@@ -1,0 +1,323 @@
+/**
+ * The autograd engine, scopes and memory, error paths, anomaly detection, Adam, initialisers,
+ * checkpoints, and two small models that must learn.
+ */
+import test from 'ava';
+import * as fs from 'fs';
+import * as os from 'os';
+import * as path from 'path';
+import * as ops from '../lib/ops';
+import { Tensor, noGrad, setDetectAnomaly, tidy } from '../lib/tensor/tensor';
+import { backward } from '../lib/tensor/autograd';
+import { cpu } from '../lib/runtime/native';
+import { cuda, cudaAvailable } from '../lib/runtime/backend';
+import { Adam, Conv1d, LayerNorm, Linear, Module, MultiheadAttention, Parameter, Dropout } from '../lib/nn';
+import { loadSafetensors, saveSafetensors } from '../lib/io/safetensors';
+import { Rng } from '../lib/util/rng';
+
+const live = (): number => cpu().memory_stats().liveBytes;
+
+test('gradients accumulate across backward passes until zeroGrad', (t) => {
+  const w = Parameter.create(Float32Array.of(1, 2, 3), [3]);
+  const x = Tensor.from([0.5, -1, 2], [3]);
+  for (let i = 0; i < 3; i++) tidy(() => backward(ops.sumAll(ops.mul(w, x))));
+  t.deepEqual(Array.from(w.grad!.toArray()), [1.5, -3, 6]);
+  const opt = new Adam([w], { lr: 0.1 });
+  opt.zeroGrad();
+  t.deepEqual(Array.from(w.grad!.toArray()), [0, 0, 0]);
+  opt.dispose();
+  w.dispose();
+  x.dispose();
+});
+
+test('a tensor used twice gets the sum of both gradients; noGrad records nothing', (t) => {
+  const w = Parameter.create(Float32Array.of(3), [1]);
+  tidy(() => backward(ops.sumAll(ops.add(ops.mul(w, w), w)))); // d/dw (w^2 + w) = 2w + 1 = 7
+  t.is(w.grad!.item(), 7);
+  const y = noGrad(() => ops.mul(w, w));
+  t.is(y.node, null);
+  y.dispose();
+  w.grad!.dispose();
+  w.dispose();
+});
+
+test('tidy frees intermediates and keeps the result; disposed tensors throw on use', (t) => {
+  const before = live();
+  const kept = tidy(() => {
+    const a = Tensor.zeros([100, 100]);
+    const b = ops.add(a, a);
+    return ops.mul(b, b);
+  });
+  t.is(live(), before + 100 * 100 * 4);
+  kept.dispose();
+  t.is(live(), before);
+  t.throws(() => kept.toArray(), { message: /disposed/ });
+  t.throws(() => cpu().affine(kept.buffer, kept.buffer, 1, 1, 0), { message: /disposed/ });
+});
+
+test('1,000 training-like steps keep native and resident memory flat', (t) => {
+  const rng = new Rng(3);
+  const lin = new Linear(64, 32, rng);
+  const ln = new LayerNorm(32);
+  const opt = new Adam([...lin.parameters(), ...ln.parameters()], { lr: 1e-3, weightDecay: 5e-4 });
+  const x = Tensor.from(rng.uniformArray(50 * 64, -1, 1), [50, 64]).keep();
+  const step = (): void =>
+    tidy(() => {
+      opt.zeroGrad();
+      const y = ops.relu(ln.forward(lin.forward(x)));
+      backward(ops.meanAll(ops.mul(y, y)));
+      opt.step();
+    });
+  for (let i = 0; i < 50; i++) step(); // warm up allocators
+  const native0 = live();
+  global.gc?.();
+  const rss0 = process.memoryUsage().rss;
+  for (let i = 0; i < 1000; i++) step();
+  global.gc?.();
+  const rss1 = process.memoryUsage().rss;
+  t.is(live(), native0, 'native bytes after 1,000 steps');
+  t.true(rss1 - rss0 < 32 * 1024 * 1024, `resident memory grew by ${((rss1 - rss0) / 1048576).toFixed(1)} MiB`);
+  lin.dispose();
+  ln.dispose();
+  opt.dispose();
+  x.dispose();
+});
+
+test('bad input throws an Error naming the op and shapes, never crashes', (t) => {
+  tidy(() => {
+    const a = Tensor.zeros([2, 3]);
+    const b = Tensor.zeros([4, 5]);
+    t.throws(() => ops.matmul(a, b), { message: /matmul: inner dimensions differ \(3 vs 4\).*\[2, 3\].*\[4, 5\]/ });
+    t.throws(() => ops.add(a, b), { message: /add: shapes \[2, 3\] and \[4, 5\] cannot be broadcast/ });
+    t.throws(() => ops.gatherRows(a, [0, 2]), { message: /gatherRows: index 2 at position 1 is out of range for \[2, 3\]/ });
+    t.throws(() => ops.slice(a, 1, 2, 5), { message: /slice: range \[2, 5\) is invalid/ });
+    t.throws(() => ops.conv1d(a, Tensor.zeros([4, 2, 3]), null, 1), { message: /conv1d: x has 3 channels/ });
+    t.throws(() => ops.scaledDotProductAttention(a, a, a, 2), { message: /attention: 2 heads do not divide D = 3/ });
+    t.throws(() => ops.topkMean(a, 3), { message: /topkMean: k must be an integer in \[1, T=2\]/ });
+    t.throws(() => a.reshape([4]), { message: /reshape: cannot view \[2, 3\]/ });
+    t.throws(() => Tensor.from([1, 2], [3]), { message: /Tensor.from: 2 values do not fill shape \[3\]/ });
+    t.throws(() => Tensor.zeros([2, 3], 'gpu' as any), { message: /Expected 'cpu' or 'cuda' for device but received "gpu"/ });
+    // the native layer checks on its own too (wrong argument types and sizes)
+    t.throws(() => cpu().matmul_forward(a.buffer, a.buffer, b.buffer, 1, 2, 5, 3, false, false, 0, 0), { message: /^matmul_forward: argument 0 \(out\) holds 6 values but the op needs 10/ });
+    t.throws(() => cpu().layernorm_forward(a.buffer, 'x'), { message: /^layernorm_forward: argument 6 \(rows\) must be a number/ });
+    t.throws(() => cpu().gather_rows_forward(a.buffer, a.buffer, Int32Array.of(9), 2, 3), { message: /index 9 at position 0 is out of range/ });
+    t.throws(() => cpu().softmax_forward(a.buffer, {}, 2, 3, false), { message: /argument 1 \(x\) must be a NativeBuffer/ });
+  });
+});
+
+test('device cuda without the CUDA backend is a clear error', (t) => {
+  if (cudaAvailable()) return t.pass();
+  t.throws(() => cuda(), { message: /device 'cuda' is not available/ });
+  t.throws(() => Tensor.zeros([2], 'cuda'), { message: /device 'cuda' is not available/ });
+});
+
+test('anomaly detection names the first op that produced NaN/Inf', (t) => {
+  setDetectAnomaly(true);
+  try {
+    tidy(() => {
+      const x = Tensor.from([1, -1, 4], [3]);
+      const y = ops.sqrt(ops.addScalar(x, 0)); // sqrt(-1) = NaN
+      t.fail(`no error for ${y}`);
+    });
+  } catch (e) {
+    t.regex((e as Error).message, /^sqrt: produced NaN at flat index 1 of its output \[3\]/);
+  } finally {
+    setDetectAnomaly(false);
+  }
+});
+
+test('Adam matches the PyTorch update rule (float64 reference, 5 steps)', (t) => {
+  const rng = new Rng(11);
+  const p0 = rng.uniformArray(7, -1, 1);
+  const grads = [...Array(5)].map(() => rng.uniformArray(7, -1, 1));
+  const p = Parameter.create(p0, [7]);
+  const opt = new Adam([p], { lr: 1e-2, betas: [0.9, 0.999], eps: 1e-8, weightDecay: 5e-4 });
+  const ref = Float64Array.from(p0);
+  const m = new Float64Array(7);
+  const v = new Float64Array(7);
+  grads.forEach((g, s) => {
+    p.grad?.dispose();
+    p.grad = Tensor.from(g, [7]).keep();
+    opt.step();
+    for (let i = 0; i < 7; i++) {
+      const gi = g[i] + 5e-4 * ref[i];
+      m[i] = 0.9 * m[i] + 0.1 * gi;
+      v[i] = 0.999 * v[i] + 0.001 * gi * gi;
+      const bc1 = 1 - 0.9 ** (s + 1);
+      const bc2 = 1 - 0.999 ** (s + 1);
+      ref[i] -= (1e-2 / bc1) * (m[i] / (Math.sqrt(v[i]) / Math.sqrt(bc2) + 1e-8));
+    }
+  });
+  const got = p.toArray();
+  for (let i = 0; i < 7; i++) t.true(Math.abs(got[i] - ref[i]) < 1e-6, `param ${i}: ${got[i]} vs ${ref[i]}`);
+  p.grad!.dispose();
+  p.dispose();
+  opt.dispose();
+});
+
+test('PyTorch default initialisation bounds and layouts', (t) => {
+  const rng = new Rng(5);
+  const lin = new Linear(256, 64, rng);
+  const conv = new Conv1d(32, 16, 3, rng, { padding: 1 });
+  const mha = new MultiheadAttention(64, 8, 0.1, rng);
+  const maxAbs = (x: Tensor): number => x.toArray().reduce((m, v) => Math.max(m, Math.abs(v)), 0);
+  t.true(maxAbs(lin.weight) <= 1 / 16 && maxAbs(lin.weight) > 0.9 / 16);
+  t.true(maxAbs(conv.weight) <= 1 / Math.sqrt(96));
+  t.deepEqual([...conv.weight.shape], [16, 32, 3]);
+  t.true(maxAbs(mha.in_proj_weight) <= Math.sqrt(6 / 256) && maxAbs(mha.in_proj_weight) > 0.9 * Math.sqrt(6 / 256));
+  t.is(maxAbs(mha.in_proj_bias), 0);
+  t.is(maxAbs(mha.out_proj.bias!), 0);
+  t.deepEqual(mha.namedParameters().map(([n]) => n), ['in_proj_weight', 'in_proj_bias', 'out_proj.weight', 'out_proj.bias']);
+  for (const m of [lin, conv, mha]) m.dispose();
+});
+
+class Block extends Module {
+  atten: MultiheadAttention;
+  norm1: LayerNorm;
+  linear1: Linear;
+  linear2: Linear;
+  norm2: LayerNorm;
+  head: Linear;
+  drop: Dropout;
+  constructor(D: number, C: number, rng: Rng) {
+    super();
+    this.atten = new MultiheadAttention(D, 4, 0.1, rng);
+    this.norm1 = new LayerNorm(D);
+    this.linear1 = new Linear(D, 32, rng);
+    this.linear2 = new Linear(32, D, rng);
+    this.norm2 = new LayerNorm(D);
+    this.head = new Linear(D, C, rng);
+    this.drop = new Dropout(0.1, rng);
+  }
+  forward(x: Tensor): Tensor {
+    let h = this.norm1.forward(ops.add(x, this.drop.forward(this.atten.forward(x, x, x))));
+    h = this.norm2.forward(ops.add(h, this.linear2.forward(this.drop.forward(ops.gelu(this.linear1.forward(h))))));
+    return this.head.forward(h);
+  }
+}
+
+test('an attention block learns a toy task (each token: is its value above the sequence mean?)', (t) => {
+  const rng = new Rng(7);
+  const D = 16;
+  const model = new Block(D, 2, rng);
+  const opt = new Adam(model.parameters(), { lr: 3e-3 });
+  const makeSeq = (L: number): { x: Float32Array; y: Float32Array } => {
+    const v = [...Array(L)].map(() => rng.normal());
+    const m = v.reduce((a, b) => a + b, 0) / L;
+    const x = new Float32Array(L * D);
+    const y = new Float32Array(L * 2);
+    v.forEach((vi, i) => {
+      x[i * D] = vi;
+      for (let d = 1; d < D; d++) x[i * D + d] = 0.1 * rng.normal();
+      y[i * 2 + (vi > m ? 1 : 0)] = 1;
+    });
+    return { x, y };
+  };
+  const accuracy = (): number =>
+    noGrad(() =>
+      tidy(() => {
+        model.eval();
+        let right = 0;
+        let total = 0;
+        for (let s = 0; s < 20; s++) {
+          const { x, y } = makeSeq(12);
+          const p = model.forward(Tensor.from(x, [12, D])).toArray();
+          for (let i = 0; i < 12; i++) {
+            right += (p[i * 2 + 1] > p[i * 2]) === (y[i * 2 + 1] === 1) ? 1 : 0;
+            total++;
+          }
+        }
+        model.train();
+        return right / total;
+      }),
+    );
+  const before = accuracy();
+  for (let step = 0; step < 300; step++)
+    tidy(() => {
+      opt.zeroGrad();
+      const { x, y } = makeSeq(12);
+      const logits = model.forward(Tensor.from(x, [12, D]));
+      // cross-entropy = -mean over tokens of sum(y * log_softmax) = -2 * mean over all entries
+      const loss = ops.mulScalar(ops.meanAll(ops.mul(ops.logSoftmax(logits), Tensor.from(y, [12, 2]))), -2);
+      backward(loss);
+      opt.step();
+    });
+  const after = accuracy();
+  t.true(after > 0.9, `accuracy ${before.toFixed(2)} -> ${after.toFixed(2)}`);
+  model.dispose();
+  opt.dispose();
+});
+
+test('an MLP learns XOR-like data', (t) => {
+  const rng = new Rng(9);
+  const l1 = new Linear(2, 16, rng);
+  const l2 = new Linear(16, 1, rng);
+  const opt = new Adam([...l1.parameters(), ...l2.parameters()], { lr: 0.03 });
+  const xs = new Float32Array(64 * 2);
+  const ys = new Float32Array(64);
+  for (let i = 0; i < 64; i++) {
+    xs[2 * i] = rng.range(-1, 1);
+    xs[2 * i + 1] = rng.range(-1, 1);
+    ys[i] = xs[2 * i] * xs[2 * i + 1] > 0 ? 1 : 0;
+  }
+  let loss = 0;
+  for (let s = 0; s < 400; s++)
+    loss = tidy(() => {
+      opt.zeroGrad();
+      const p = ops.sigmoid(l2.forward(ops.relu(l1.forward(Tensor.from(xs, [64, 2])))));
+      const l = ops.bce(p.reshape([64]), Tensor.from(ys, [64]));
+      backward(l);
+      opt.step();
+      return l.item();
+    });
+  t.true(loss < 0.2, `final BCE ${loss}`);
+  for (const m of [l1, l2]) m.dispose();
+  opt.dispose();
+});
+
+test('checkpoints: safetensors round trip by PyTorch names, mismatch listing, atomic writes', (t) => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'pstal-ckpt-'));
+  const rng = new Rng(1);
+  const a = new Block(8, 3, rng);
+  const b = new Block(8, 3, new Rng(2));
+  const file = path.join(dir, 'model.safetensors');
+  saveSafetensors(file, a.stateDict(), { iteration: '12' });
+  const loaded = loadSafetensors(file);
+  t.is(loaded.metadata.iteration, '12');
+  t.true(loaded.tensors.has('atten.in_proj_weight') && loaded.tensors.has('linear1.bias'));
+  b.loadStateDict(loaded.tensors);
+  t.deepEqual(Array.from(b.head.weight.toArray()), Array.from(a.head.weight.toArray()));
+  // mismatch: a renamed and a resized entry, both listed
+  const bad = new Map(loaded.tensors);
+  bad.set('head.weight', { shape: [2, 8], data: new Float32Array(16) });
+  bad.set('extra.weight', { shape: [1], data: new Float32Array(1) });
+  bad.delete('norm1.bias');
+  const err = t.throws(() => b.loadStateDict(bad))!;
+  t.regex(err.message, /missing from the checkpoint: norm1.bias/);
+  t.regex(err.message, /not in the model: extra.weight/);
+  t.regex(err.message, /head.weight: checkpoint \[2, 8\] vs model \[3, 8\]/);
+  // truncated file: an error naming the file
+  fs.writeFileSync(path.join(dir, 'bad.safetensors'), fs.readFileSync(file).subarray(0, 100));
+  t.throws(() => loadSafetensors(path.join(dir, 'bad.safetensors')), { message: /bad.safetensors: not a valid safetensors file/ });
+  // no temporary files left behind
+  t.deepEqual(fs.readdirSync(dir).sort(), ['bad.safetensors', 'model.safetensors']);
+  a.dispose();
+  b.dispose();
+  fs.rmSync(dir, { recursive: true });
+});
+
+test('dropout: seeded, unbiased, and its backward uses the same mask', (t) => {
+  tidy(() => {
+    const x = Tensor.full([20000], 1);
+    x.requiresGrad = true;
+    const y = ops.dropout(x, 0.3, true, 42);
+    const v = y.toArray();
+    const zeros = v.filter((e) => e === 0).length / v.length;
+    t.true(Math.abs(zeros - 0.3) < 0.02, `drop rate ${zeros}`);
+    t.true(v.every((e) => e === 0 || Math.abs(e - 1 / 0.7) < 1e-6));
+    t.deepEqual(ops.dropout(x, 0.3, true, 42).toArray(), v, 'same seed, same mask');
+    backward(ops.sumAll(y));
+    t.deepEqual(Array.from(x.grad!.toArray()), Array.from(v), 'gradient mask equals forward mask');
+    x.grad!.dispose();
+  });
+});
