@@ -1,0 +1,137 @@
+/**
+ * stage1.ts: HR-Pro's snippet-level model (SPEC §2), `S_Model` in the reference, with its
+ * parameter names (SPEC §8) so a PyTorch checkpoint exported to safetensors loads by name.
+ *
+ *   tokens = [X (T x D); prototype tokens (C x D)]  -> 2 x RAB -> first T rows
+ *   E = relu(conv3(.))                          the embedded feature   [T, D]
+ *   cas = sigmoid(conv1(dropout0.7(E)))         [T, C + 1], last column = background
+ *   cas_P = cas_S * (1 - bkg), cas_fuse = [cas_P, bkg]
+ *   video score = per class mean of the top max(1, T // 8) values of cas_S (classes absent from
+ *   a training video use the mean over all T instead)
+ */
+import * as ops from '../../ops';
+import { Buffer, Conv1d, Dropout, Module } from '../../nn';
+import { Tensor, noGrad } from '../../tensor/tensor';
+import { Rng } from '../../util/rng';
+import { Device } from '../../runtime/backend';
+import { ReliabilityAwareBlock, RabOptions } from './rab';
+
+export interface Stage1Options {
+  featureDim: number;
+  numClasses: number;
+  /** RAB layers (2), heads (8), FFN width (128), dropout (0.3), attention dropout (0.1) */
+  layers: number;
+  rab: RabOptions;
+  /** classifier dropout (0.7) */
+  dropout: number;
+  /** top-k ratio: k = max(1, T // rAct) (8) */
+  rAct: number;
+  /**
+   * Build the prototype tokens as the reference does, by reshaping the [C, 1, D] memory to
+   * [D, C] (each token mixes all prototypes' channels). Off: one token per class (SPEC §2).
+   */
+  prototypeReshape: boolean;
+  device?: Device;
+}
+
+export const STAGE1_DEFAULTS: Omit<Stage1Options, 'featureDim' | 'numClasses'> = {
+  layers: 2,
+  rab: { heads: 8, feedForward: 128, dropout: 0.3, attentionDropout: 0.1 },
+  dropout: 0.7,
+  rAct: 8,
+  prototypeReshape: false,
+};
+
+export interface Stage1Output {
+  /** [T, C + 1] fused scores: cas_S * (1 - bkg), then bkg */
+  casFuse: Tensor;
+  /** [T, C] class-specific scores */
+  casS: Tensor;
+  /** [T, 1] background score */
+  bkg: Tensor;
+  /** [C] video-level scores */
+  vidScore: Tensor;
+  /** [T, D] embedded features */
+  embedded: Tensor;
+}
+
+export class ReliableMemory extends Module {
+  /** [C, 1, D]: one prototype per class, updated by momentum, never by gradient */
+  proto_vectors: Buffer;
+  constructor(readonly numClasses: number, readonly dim: number, device: Device = 'cpu') {
+    super();
+    this.proto_vectors = new Buffer(Tensor.zeros([numClasses, 1, dim], device));
+  }
+  get tensor(): Tensor {
+    return this.proto_vectors.tensor;
+  }
+}
+
+export class Encoder extends Module {
+  RAB: ReliabilityAwareBlock[];
+  feature_embedding: [Conv1d];
+  constructor(o: Stage1Options, rng: Rng) {
+    super();
+    this.RAB = Array.from({ length: o.layers }, () => new ReliabilityAwareBlock(o.featureDim, o.rab, rng, o.device));
+    this.feature_embedding = [new Conv1d(o.featureDim, o.featureDim, 3, rng, { padding: 1, device: o.device })];
+  }
+  forward(x: Tensor, protoTokens: Tensor): Tensor {
+    const T = x.shape[0];
+    let h = this.RAB.length ? ops.concat([x, protoTokens], 0) : x;
+    for (const layer of this.RAB) h = layer.forward(h);
+    if (this.RAB.length) h = ops.slice(h, 0, 0, T);
+    return ops.relu(this.feature_embedding[0].forward(h));
+  }
+}
+
+export class Stage1Model extends Module {
+  memory: ReliableMemory;
+  encoder: Encoder;
+  classifier: [Dropout, Conv1d];
+  readonly options: Stage1Options;
+
+  constructor(options: Partial<Stage1Options> & Pick<Stage1Options, 'featureDim' | 'numClasses'>, rng: Rng) {
+    super();
+    const o: Stage1Options = { ...STAGE1_DEFAULTS, ...options, rab: { ...STAGE1_DEFAULTS.rab, ...(options.rab ?? {}) } };
+    this.options = o;
+    if (!(o.featureDim > 0 && o.featureDim % o.rab.heads === 0))
+      throw new Error(`Stage1Model: featureDim ${o.featureDim} must be a positive multiple of the ${o.rab.heads} heads`);
+    this.memory = new ReliableMemory(o.numClasses, o.featureDim, o.device);
+    this.encoder = new Encoder(o, rng);
+    this.classifier = [new Dropout(o.dropout, rng), new Conv1d(o.featureDim, o.numClasses + 1, 1, rng, { bias: false, device: o.device })];
+  }
+
+  /** The C prototype tokens [C, D] the encoder appends to the snippets. */
+  prototypeTokens(): Tensor {
+    const { numClasses: C, featureDim: D } = this.options;
+    const m = this.memory.tensor;
+    if (!this.options.prototypeReshape) return noGrad(() => m.reshape([C, D]));
+    // the reference: view the flat [C, 1, D] memory as [D, C]; token c is column c
+    return noGrad(() => ops.transpose2d(m.reshape([D, C])));
+  }
+
+  /**
+   * One video: features [T, D]. videoLabels (training only) switches absent classes' video scores
+   * to the mean over time.
+   */
+  forward(features: Tensor, videoLabels?: Float32Array): Stage1Output {
+    const { numClasses: C, featureDim: D } = this.options;
+    if (features.ndim !== 2 || features.shape[1] !== D)
+      throw new Error(`Stage1Model: expected features [T, ${D}], received [${features.shape.join(', ')}]`);
+    const T = features.shape[0];
+    if (T < 1) throw new Error('Stage1Model: a video needs at least one snippet');
+    const embedded = this.encoder.forward(features, this.prototypeTokens());
+    const cas = ops.sigmoid(this.classifier[1].forward(this.classifier[0].forward(embedded)));
+    const casS = ops.slice(cas, 1, 0, C);
+    const bkg = ops.slice(cas, 1, C, C + 1);
+    const casP = ops.mul(casS, ops.affine(bkg, -1, 1));
+    const casFuse = ops.concat([casP, bkg], 1);
+    const k = Math.max(1, Math.floor(T / this.options.rAct));
+    let vidScore = ops.topkMean(casS, k);
+    if (videoLabels) {
+      const y = Tensor.from(videoLabels, [C], features.device);
+      vidScore = ops.add(ops.mul(vidScore, y), ops.mul(ops.mean(casS, 0), ops.affine(y, -1, 1)));
+    }
+    return { casFuse, casS, bkg, vidScore, embedded };
+  }
+}
