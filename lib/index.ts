@@ -1,0 +1,15 @@
+/**
+ * pstal: point-supervised temporal action localization (HR-Pro, TSPNet) on native kernels.
+ * The public API: tensors and autograd, ops, nn layers and Adam, checkpoints, and the models.
+ */
+export { Tensor, tidy, noGrad, setDetectAnomaly } from './tensor/tensor';
+export type { Shape } from './tensor/tensor';
+export { backward, zeroGrad } from './tensor/autograd';
+export * as ops from './ops';
+export * as nn from './nn';
+export { Rng } from './util/rng';
+export { saveSafetensors, loadSafetensors } from './io/safetensors';
+export { cudaAvailable } from './runtime/backend';
+export type { Device } from './runtime/backend';
+export * as native from './runtime/native';
+export * as hrpro from './models/hrpro';
