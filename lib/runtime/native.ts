@@ -59,3 +59,13 @@ export function cpu(): NativeAddon {
       '\n  Fix: run `npm rebuild pstal` (needs g++, make, python3) or install a package with prebuilds.',
   );
 }
+
+/** Worker threads of the CPU kernels (default: all cores, or PSTAL_NUM_THREADS). */
+export function setNumThreads(n: number): void {
+  if (!Number.isInteger(n) || n < 1) throw new Error(`setNumThreads: expected a positive integer, received ${n}`);
+  cpu().set_num_threads(n);
+}
+
+export function getNumThreads(): number {
+  return cpu().get_num_threads() as number;
+}

@@ -291,6 +291,52 @@ function readMetrics(file: string, upTo: number): string[] {
     .filter((l) => l.trim() && (JSON.parse(l) as MetricsLine).iteration <= upTo);
 }
 
+export interface StepLosses {
+  total: number;
+  video: number;
+  frame: number;
+  background: number;
+  contrastive: number;
+}
+
+/**
+ * One training iteration: each video forwarded whole, its seeds from the detached background
+ * score, loss / batch backpropagated at once (the gradients accumulate), the memory updated after
+ * each video (SPEC §2), then one Adam step. Returns the batch-mean losses.
+ */
+export function stage1Step(
+  model: Stage1Model,
+  adam: Adam,
+  batch: Stage1Video[],
+  pointMats: Map<string, Float32Array>,
+  cfg: Pick<Stage1TrainConfig, 'actThreshold' | 'bkgThreshold' | 'lossWeights' | 'memoryMomentum'>,
+): StepLosses {
+  const { numClasses: C, featureDim: D, device } = model.options;
+  model.train();
+  adam.zeroGrad();
+  const parts: StepLosses = { total: 0, video: 0, frame: 0, background: 0, contrastive: 0 };
+  const n = batch.length;
+  for (const v of batch) {
+    const points = pointMats.get(v.name) ?? pointMatrix(v, C);
+    tidy(() => {
+      const out = model.forward(Tensor.from(v.features, [v.T, D], device), v.videoLabel);
+      const seeds = selectSeed(out.bkg.toArray(), points, C, cfg);
+      const l = stage1Losses(out, points, v.videoLabel, seeds, model.memory.tensor, cfg.lossWeights);
+      const total = l.total.item();
+      if (!Number.isFinite(total)) throw new Error(`stage 1: the loss of video ${v.name} is ${total}`);
+      backward(ops.mulScalar(l.total, 1 / n));
+      updateMemory(model.memory.tensor, out.embedded, seeds, v.videoLabel, cfg.memoryMomentum);
+      parts.total += total / n;
+      parts.video += l.video / n;
+      parts.frame += l.frame / n;
+      parts.background += l.background / n;
+      parts.contrastive += l.contrastive / n;
+    });
+  }
+  adam.step();
+  return parts;
+}
+
 export async function trainStage1(ctx: Stage1Context, config: Partial<Stage1TrainConfig> = {}): Promise<Stage1TrainResult> {
   const cfg: Stage1TrainConfig = { ...STAGE1_TRAIN_DEFAULTS, ...config };
   const C = ctx.classNames.length;
@@ -366,28 +412,8 @@ export async function trainStage1(ctx: Stage1Context, config: Partial<Stage1Trai
 
   while (state.iteration < cfg.iterations) {
     if ((state.iteration % stepsPerEpoch) === 0) state.cursor = state.order.length; // a fresh loader, as the reference
-    model.train();
-    adam.zeroGrad();
-    const parts = { total: 0, video: 0, frame: 0, background: 0, contrastive: 0 };
-    for (let b = 0; b < cfg.batchSize; b++) {
-      const v = nextVideo();
-      tidy(() => {
-        const out = model.forward(Tensor.from(v.features, [v.T, D], model.options.device), v.videoLabel);
-        const bkg = out.bkg.toArray();
-        const seeds = selectSeed(bkg, pointMats.get(v.name)!, C, cfg);
-        const l = stage1Losses(out, pointMats.get(v.name)!, v.videoLabel, seeds, model.memory.tensor, cfg.lossWeights);
-        const total = l.total.item();
-        if (!Number.isFinite(total)) throw new Error(`trainStage1: loss of video ${v.name} is ${total} at iteration ${state.iteration + 1}`);
-        backward(ops.mulScalar(l.total, 1 / cfg.batchSize));
-        updateMemory(model.memory.tensor, out.embedded, seeds, v.videoLabel, cfg.memoryMomentum);
-        parts.total += total / cfg.batchSize;
-        parts.video += l.video / cfg.batchSize;
-        parts.frame += l.frame / cfg.batchSize;
-        parts.background += l.background / cfg.batchSize;
-        parts.contrastive += l.contrastive / cfg.batchSize;
-      });
-    }
-    adam.step();
+    const batch = Array.from({ length: cfg.batchSize }, nextVideo);
+    const parts = stage1Step(model, adam, batch, pointMats, cfg);
     state.iteration++;
     lastLoss = parts.total;
     bar.update(state.iteration, { loss: lastLoss });
