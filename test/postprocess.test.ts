@@ -280,6 +280,9 @@ test('generateProposals: all above, all below, exact-threshold values, the > 0 r
   got = generateProposals(new Float32Array(T), agnHalf, T, 1, [0], new Float32Array([1]), { ...o, casThresholds: [] });
   t.is(got.length, 1);
   t.is(got[0].score, 0);
+  // same on the class score: 0.125 is exact in float32 and is the 6th cas threshold
+  got = generateProposals(new Float32Array(T).fill(0.125), new Float32Array(T), T, 1, [0], new Float32Array([1]), { ...o, casThresholds: [0.125, 0.15000000000000002], agnosticThresholds: [] });
+  t.deepEqual(got.map((p) => p.score), [0.125]);
 });
 
 test('generateProposals: one bump gives the expected OIC score and seconds', (t) => {
