@@ -372,6 +372,12 @@ for (const [n, classes] of [[1, 1], [2, 1], [30, 3], [400, 2], [2500, 1]]) {
   });
 }
 
+test('softNms: large classes (threaded path) match the reference loop', (t) => {
+  const rng = new Rng(31);
+  const ps = randomProposals(rng, 4400, 2, 200);
+  sameProposals(t, softNms(ps), softNmsRef(ps), 1e-12, 'threaded');
+});
+
 test('softNms on generated proposals of several classes matches the reference loop', (t) => {
   const rng = new Rng(77);
   const T = 330;
