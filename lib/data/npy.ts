@@ -1,0 +1,114 @@
+/**
+ * npy.ts: NumPy .npy files, our own reader and writer (format versions 1.0, 2.0 and 3.0).
+ * Read: little-endian float32, float16 and float64 (converted to float32), C order, any rank.
+ * Fortran order, other dtypes, big-endian data, a bad header or a truncated file each give an
+ * error naming the file. Write: version 1.0, '<f4', C order, atomically (temporary file + rename).
+ */
+import * as fs from 'fs';
+import { writeFileAtomic } from '../util/fs';
+
+export interface NpyArray {
+  data: Float32Array;
+  shape: number[];
+}
+
+const MAGIC = Buffer.from([0x93, 0x4e, 0x55, 0x4d, 0x50, 0x59]); // \x93NUMPY
+
+/** Parses the header's Python dict literal: {'descr': '<f4', 'fortran_order': False, 'shape': (T, D), } */
+function parseHeader(file: string, text: string): { descr: string; fortran: boolean; shape: number[] } {
+  const bad = (why: string): never => {
+    throw new Error(`${file}: not a valid .npy file: ${why} (header ${JSON.stringify(text.trim())})`);
+  };
+  const descr = /'descr'\s*:\s*'([^']*)'/.exec(text)?.[1] ?? bad("no 'descr'");
+  const fo = /'fortran_order'\s*:\s*(True|False)/.exec(text)?.[1] ?? bad("no 'fortran_order'");
+  const shapeText = /'shape'\s*:\s*\(([^)]*)\)/.exec(text)?.[1] ?? bad("no 'shape'");
+  const shape = shapeText
+    .split(',')
+    .map((s) => s.trim())
+    .filter((s) => s.length)
+    .map((s) => (/^\d+L?$/.test(s) ? parseInt(s, 10) : bad(`shape entry '${s}' is not an integer`)));
+  return { descr, fortran: fo === 'True', shape };
+}
+
+export function readNpy(file: string): NpyArray {
+  let buf: Buffer;
+  try {
+    buf = fs.readFileSync(file);
+  } catch (e) {
+    throw new Error(`${file}: cannot read: ${(e as Error).message}`);
+  }
+  if (buf.length < 10 || !buf.subarray(0, 6).equals(MAGIC)) throw new Error(`${file}: not a .npy file (bad magic string)`);
+  const major = buf[6];
+  let headerLen: number;
+  let offset: number;
+  if (major === 1) {
+    headerLen = buf.readUInt16LE(8);
+    offset = 10;
+  } else if (major === 2 || major === 3) {
+    if (buf.length < 12) throw new Error(`${file}: truncated .npy header`);
+    headerLen = buf.readUInt32LE(8);
+    offset = 12;
+  } else throw new Error(`${file}: unsupported .npy format version ${major}.${buf[7]} (1.0, 2.0 and 3.0 are read)`);
+  if (offset + headerLen > buf.length) throw new Error(`${file}: truncated .npy header`);
+  const header = buf.subarray(offset, offset + headerLen).toString(major === 3 ? 'utf8' : 'latin1');
+  const { descr, fortran, shape } = parseHeader(file, header);
+  if (fortran) throw new Error(`${file}: Fortran-order arrays are not supported; save it in C order (np.ascontiguousarray)`);
+  const kinds: Record<string, number> = { '<f4': 4, '<f2': 2, '<f8': 8, '|f4': 4, '=f4': 4, '=f8': 8, '=f2': 2 };
+  const itemSize = kinds[descr];
+  if (!itemSize) {
+    const why = descr.startsWith('>') ? 'big-endian data is not supported' : 'only float32, float16 and float64 are read';
+    throw new Error(`${file}: dtype '${descr}': ${why}`);
+  }
+  const count = shape.reduce((a, b) => a * b, 1);
+  const start = offset + headerLen;
+  const need = count * itemSize;
+  if (buf.length - start < need)
+    throw new Error(`${file}: truncated: shape (${shape.join(', ')}) needs ${need} bytes of data, the file has ${buf.length - start}`);
+  const bytes = buf.subarray(start, start + need);
+  let data: Float32Array;
+  if (itemSize === 4) {
+    // copy into an aligned buffer (the data offset need not be a multiple of 4)
+    data = new Float32Array(count);
+    new Uint8Array(data.buffer).set(bytes);
+  } else if (itemSize === 8) {
+    const f64 = new Float64Array(count);
+    new Uint8Array(f64.buffer).set(bytes);
+    data = Float32Array.from(f64);
+  } else {
+    const u16 = new Uint16Array(count);
+    new Uint8Array(u16.buffer).set(bytes);
+    data = new Float32Array(count);
+    for (let i = 0; i < count; i++) data[i] = halfToFloat(u16[i]);
+  }
+  return { data, shape };
+}
+
+/** IEEE 754 binary16 -> number. */
+export function halfToFloat(h: number): number {
+  const s = h & 0x8000 ? -1 : 1;
+  const e = (h >> 10) & 0x1f;
+  const f = h & 0x3ff;
+  if (e === 0) return s * f * 2 ** -24;
+  if (e === 31) return f ? NaN : s * Infinity;
+  return s * (1 + f / 1024) * 2 ** (e - 15);
+}
+
+/** The bytes of a version-1.0 '<f4' C-order .npy file. */
+export function encodeNpy(data: Float32Array, shape: number[]): Uint8Array[] {
+  const count = shape.reduce((a, b) => a * b, 1);
+  if (count !== data.length) throw new Error(`writeNpy: ${data.length} values do not fill shape (${shape.join(', ')})`);
+  const shapeText = shape.length === 1 ? `(${shape[0]},)` : `(${shape.join(', ')})`;
+  let header = `{'descr': '<f4', 'fortran_order': False, 'shape': ${shapeText}, }`;
+  const total = 10 + header.length + 1;
+  header += ' '.repeat((64 - (total % 64)) % 64) + '\n'; // data aligned to 64 bytes, as numpy does
+  const pre = Buffer.alloc(10);
+  MAGIC.copy(pre, 0);
+  pre[6] = 1;
+  pre[7] = 0;
+  pre.writeUInt16LE(header.length, 8);
+  return [pre, Buffer.from(header, 'latin1'), new Uint8Array(data.buffer, data.byteOffset, data.byteLength)];
+}
+
+export function writeNpy(file: string, data: Float32Array, shape: number[]): void {
+  writeFileAtomic(file, encodeNpy(data, shape));
+}
