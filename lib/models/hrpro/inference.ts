@@ -7,7 +7,9 @@
  *   detections = class-wise Gaussian soft-NMS, then the ambiguous-segment filter (THUMOS14)
  */
 import { Tensor, noGrad, tidy } from '../../tensor/tensor';
-import { generateProposals, softNms, Proposal } from '../../postprocess';
+import { generateProposals, predictClasses, softNms, Proposal } from '../../postprocess';
+
+export { predictClasses };
 import { filterAmbiguous } from '../../eval/ambiguous';
 import type { Detection } from '../../eval/detection';
 import { Stage1Model } from './stage1';
@@ -59,17 +61,6 @@ export function scoreVideo(model: Stage1Model, features: Float32Array, T: number
   } finally {
     model.train(wasTraining);
   }
-}
-
-/** Predicted classes: video score >= threshold, else the argmax alone (SPEC §2). */
-export function predictClasses(vidScore: Float32Array, threshold: number): number[] {
-  const out: number[] = [];
-  let best = 0;
-  for (let c = 0; c < vidScore.length; c++) {
-    if (vidScore[c] >= threshold) out.push(c);
-    if (vidScore[c] > vidScore[best]) best = c;
-  }
-  return out.length ? out : [best];
 }
 
 /** The raw multi-threshold candidates of one video (seconds), for ranking and stage 2. */

@@ -23,6 +23,7 @@ import { ProgressBar } from '../../util/progress';
 import { saveSafetensors, loadSafetensors } from '../../io/safetensors';
 import { evaluateDetection, formatMapTable } from '../../eval/detection';
 import type { DetectionResults, EvalResult, GroundTruth, Segment } from '../../eval/detection';
+import { defaultThresholds } from '../../postprocess';
 import type { Proposal } from '../../postprocess';
 import { Device } from '../../runtime/backend';
 import { Stage1Model, Stage1Options } from './stage1';
@@ -75,8 +76,8 @@ export const STAGE1_TRAIN_DEFAULTS: Stage1TrainConfig = {
   actThreshold: 0.1,
   bkgThreshold: 0.95,
   classThreshold: 0.5,
-  casThresholds: Array.from({ length: 10 }, (_, i) => i * 0.025),
-  agnosticThresholds: Array.from({ length: 9 }, (_, i) => 0.5 + i * 0.025),
+  casThresholds: defaultThresholds().cas,
+  agnosticThresholds: defaultThresholds().agnostic,
   lambda: 0.25,
   gamma: 0,
   scale: 2,

@@ -1,0 +1,101 @@
+/**
+ * stage1.ts: HR-Pro stage-1 training iterations and test passes at THUMOS14 scale: the real
+ * THUMOS14 annotations (../shared/data/THUMOS14, or PSTAL_THUMOS14) with synthetic features at
+ * D = 2048 and D = 256, side by side in the same run with the PyTorch reference's own S_train and
+ * S_test on the same files (scripts/bench-reference-stage1.py; needs python3 with torch, scipy,
+ * pandas, and a clone or mirror of pipixin321/HR-Pro in PSTAL_REFERENCE). Without them only our
+ * figures are reported. One iteration = 16 training videos in split order, as both sides use.
+ */
+import * as fs from 'fs';
+import * as os from 'os';
+import * as path from 'path';
+import { spawnSync } from 'child_process';
+import { BenchResult } from './harness';
+import { synthesizeDataset } from '../lib/data/synth';
+import { loadConfig, loadDataset } from '../lib/data';
+import { Stage1Model } from '../lib/models/hrpro/stage1';
+import { stage1Step, testStage1, pointMatrix } from '../lib/models/hrpro/train_stage1';
+import { stage1ConfigFrom } from '../lib/models/hrpro/pipeline';
+import { Adam } from '../lib/nn/optim';
+import { Rng } from '../lib/util/rng';
+import { getNumThreads } from '../lib/runtime/native';
+
+const ANNOTATIONS = process.env.PSTAL_THUMOS14 ?? path.resolve(__dirname, '..', '..', 'shared', 'data', 'THUMOS14');
+const REFERENCE = process.env.PSTAL_REFERENCE ?? '/work/.mirror/pipixin321+HR-Pro/repo';
+
+interface ReferenceTiming {
+  train_iteration_s: number[];
+  test_pass_s?: number;
+  threads: number;
+}
+
+function median(xs: number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  return s[Math.floor(s.length / 2)];
+}
+
+function runReference(dir: string, iterations: number, withTest: boolean): ReferenceTiming | null {
+  if (!fs.existsSync(REFERENCE)) {
+    console.error(`bench stage1: no reference at ${REFERENCE} (set PSTAL_REFERENCE); reporting ours only`);
+    return null;
+  }
+  const args = [path.join(__dirname, '..', 'scripts', 'bench-reference-stage1.py'), '--data', dir, '--reference', REFERENCE,
+    '--iterations', String(iterations), '--threads', String(getNumThreads())];
+  if (!withTest) args.push('--no-test');
+  const r = spawnSync(process.env.PSTAL_PYTHON ?? '/usr/bin/python3', args, { encoding: 'utf8', maxBuffer: 1 << 26 });
+  if (r.status !== 0) {
+    console.error(`bench stage1: the PyTorch reference did not run (${(r.stderr || r.error?.message || '').trim().split('\n').pop()}); reporting ours only`);
+    return null;
+  }
+  return JSON.parse(r.stdout.trim().split('\n').pop()!) as ReferenceTiming;
+}
+
+export async function benchStage1(opts: { quick?: boolean }): Promise<BenchResult[]> {
+  if (!fs.existsSync(path.join(ANNOTATIONS, 'gt_full.json'))) throw new Error(`no THUMOS14 annotations at ${ANNOTATIONS} (set PSTAL_THUMOS14)`);
+  const rows: BenchResult[] = [];
+  for (const D of opts.quick ? [256] : [2048, 256]) {
+    const iterations = D >= 1024 ? 3 : 5;
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), `pstal-bench-stage1-${D}-`));
+    try {
+      await synthesizeDataset({ out: dir, annotations: ANNOTATIONS, dim: D, seed: 0 });
+      const config = loadConfig('thumos14', { featureDim: D });
+      const ds = loadDataset(dir, config);
+      const cfg = stage1ConfigFrom(config);
+      const C = ds.classNames.length;
+      const model = new Stage1Model({ featureDim: D, numClasses: C }, new Rng(0));
+      // a random memory, as the reference side (the memory initialisation is not what is timed)
+      const rng = new Rng(1);
+      model.memory.tensor.buffer.write(Float32Array.from({ length: C * D }, () => 0.1 * rng.normal()));
+      const adam = new Adam(model.parameters(), { lr: cfg.lr, weightDecay: cfg.weightDecay });
+      const pointMats = new Map(ds.train.map((v) => [v.name, pointMatrix(v, C)]));
+      const times: number[] = [];
+      for (let i = 0; i < iterations + 1; i++) {
+        const batch = Array.from({ length: 16 }, (_, j) => ds.train[(16 * i + j) % ds.train.length]);
+        const t0 = process.hrtime.bigint();
+        stage1Step(model, adam, batch, pointMats, cfg);
+        if (i > 0) times.push(Number(process.hrtime.bigint() - t0) / 1e9);
+      }
+      const t0 = process.hrtime.bigint();
+      const pass = testStage1(model, ds.test, ds.classNames, cfg, { ambiguous: ds.ambiguous, blockedVideos: config.blockedVideos });
+      const testSeconds = Number(process.hrtime.bigint() - t0) / 1e9;
+      adam.dispose();
+      model.dispose();
+      const ref = runReference(dir, iterations, true);
+      rows.push({
+        name: `stage-1 training iteration (16 THUMOS14 videos, D=${D}), s/it (lower is better)`,
+        value: median(times),
+        unit: 's/it',
+        ...(ref && { baseline: median(ref.train_iteration_s), baselineName: `PyTorch ${ref.threads} threads` }),
+      });
+      rows.push({
+        name: `stage-1 test pass (${ds.test.length} videos: inference, proposals, soft-NMS, mAP; ${pass.evaluation ? 'evaluated' : ''}), D=${D}`,
+        value: testSeconds,
+        unit: 's',
+        ...(ref?.test_pass_s !== undefined && { baseline: ref.test_pass_s, baselineName: `PyTorch ${ref.threads} threads` }),
+      });
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+  }
+  return rows;
+}
