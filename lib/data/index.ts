@@ -1,0 +1,5 @@
+/** lib/data: dataset files on disk (SPEC §1): .npy features, configs, the dataset loader. */
+export * from './npy';
+export * from './config';
+export * from './dataset';
+// The synthetic-feature helper adds: export * from './synth';
