@@ -105,6 +105,8 @@ export interface Stage1Context {
   log?: (text: string) => void;
   /** set `stop` to end after the current step, saving the training state */
   signal?: { stop: boolean };
+  /** called after every step (before any test of that step) */
+  onIteration?: (iteration: number, losses: StepLosses) => void;
 }
 
 export interface TestPass {
@@ -418,6 +420,7 @@ export async function trainStage1(ctx: Stage1Context, config: Partial<Stage1Trai
     state.iteration++;
     lastLoss = parts.total;
     bar.update(state.iteration, { loss: lastLoss });
+    ctx.onIteration?.(state.iteration, parts);
 
     const testNow = state.iteration % cfg.testEvery === 0 || state.iteration === cfg.iterations;
     if (testNow) {
