@@ -1,0 +1,97 @@
+/**
+ * `pstal eval --gt gt_full.json --pred results.json --subset Test`: mAP of a results file at tIoU
+ * thresholds (SPEC section 6), printed as the references' table, or as one JSON object with --json.
+ */
+import { parseArgs, CliError, OptionSpec } from './args';
+import {
+  DetectionResults,
+  EvalResult,
+  THUMOS14_BLOCKED,
+  evaluateDetection,
+  formatMapTable,
+  loadGroundTruth,
+  loadResults,
+  parseTiou,
+} from '../eval/detection';
+import { filterAmbiguous, loadAmbiguous } from '../eval/ambiguous';
+
+export const EVAL_OPTIONS: Record<string, OptionSpec> = {
+  gt: { type: 'string', describe: 'ground truth gt_full.json', required: true },
+  pred: { type: 'string', describe: 'results JSON {"results": {video: [{label, score, segment}]}}', required: true },
+  subset: { type: 'string', describe: "subset of the ground truth to score (THUMOS14: 'Test' or 'Validation')", required: true },
+  tiou: { type: 'string', describe: "tIoU thresholds: 'start:stop:step' (stop included) or 'a,b,c'", default: '0.1:0.7:0.1' },
+  'per-class': { type: 'boolean', describe: 'also print the AP of every class' },
+  json: { type: 'boolean', describe: 'print one JSON object instead of tables' },
+  ambiguous: { type: 'string', describe: 'ambiguous segments file (THUMOS14 Ambiguous_test.txt): overlapping detections are dropped' },
+  blocked: { type: 'string', describe: "videos left out: 'thumos14', 'none' or a comma list (default: thumos14 when the subset holds them)" },
+  'allow-unknown': { type: 'boolean', describe: 'score labels/videos unknown to the ground truth instead of failing (unknown labels are ignored)' },
+};
+
+function blockedList(spec: string | undefined, gtFile: string, subset: string): string[] {
+  if (spec === undefined) {
+    // default: the THUMOS14 exclusions when any of those videos is in this subset
+    const probe = loadGroundTruth(gtFile, subset);
+    return THUMOS14_BLOCKED.some((v) => v in probe.videos) ? THUMOS14_BLOCKED : [];
+  }
+  if (spec === 'thumos14') return THUMOS14_BLOCKED;
+  if (spec === 'none' || spec === '') return [];
+  return spec.split(',').map((s) => s.trim()).filter((s) => s.length > 0);
+}
+
+export async function main(argv: string[]): Promise<number> {
+  const a = parseArgs('eval', argv, EVAL_OPTIONS);
+  if (!a) return 0;
+  const gtFile = a.gt as string;
+  const subset = a.subset as string;
+  let tiou: number[];
+  try {
+    tiou = parseTiou(a.tiou as string);
+  } catch (e) {
+    throw new CliError(`--tiou: ${(e as Error).message}`);
+  }
+  const blocked = blockedList(a.blocked as string | undefined, gtFile, subset);
+  const gt = loadGroundTruth(gtFile, subset, { blockedVideos: blocked });
+  let results: DetectionResults = loadResults(a.pred as string);
+  let droppedAmbiguous = 0;
+  if (a.ambiguous) {
+    const amb = loadAmbiguous(a.ambiguous as string);
+    const kept: DetectionResults = {};
+    for (const [video, dets] of Object.entries(results)) {
+      kept[video] = filterAmbiguous(video, dets, amb);
+      droppedAmbiguous += dets.length - kept[video].length;
+    }
+    results = kept;
+  }
+  const r: EvalResult = evaluateDetection(gt, results, { tiou, checkUnknown: !a['allow-unknown'] });
+  if (a.json) {
+    console.log(
+      JSON.stringify({
+        subset,
+        tiou: r.tiou,
+        map: r.map,
+        averages: r.averages,
+        apPerClass: r.apPerClass,
+        numGroundTruth: r.numGroundTruth,
+        numDetections: r.numDetections,
+        blockedVideos: blocked,
+        droppedAmbiguous,
+      }),
+    );
+    return 0;
+  }
+  console.log(
+    `subset ${subset}: ${Object.keys(gt.videos).length} videos, ${r.numGroundTruth} ground-truth segments, ` +
+      `${gt.classes.length} classes, ${r.numDetections} detections scored` +
+      (blocked.length ? `, ${blocked.length} blocked videos` : '') +
+      (a.ambiguous ? `, ${droppedAmbiguous} dropped as ambiguous` : ''),
+  );
+  console.log(formatMapTable(r));
+  if (a['per-class']) {
+    const w = Math.max(5, ...gt.classes.map((c) => c.length));
+    const head = `${'class'.padEnd(w)} | ${r.tiou.map((t) => `@${Math.round(t * 1e9) / 1e9}`.padStart(6)).join(' | ')}`;
+    console.log(`\n${head}\n${'-'.repeat(head.length)}`);
+    for (const c of gt.classes)
+      console.log(`${c.padEnd(w)} | ${r.apPerClass[c].map((x) => (100 * x).toFixed(2).padStart(6)).join(' | ')}`);
+  }
+  return 0;
+}
