@@ -13,3 +13,7 @@ export { cudaAvailable } from './runtime/backend';
 export type { Device } from './runtime/backend';
 export * as native from './runtime/native';
 export * as hrpro from './models/hrpro';
+export * as data from './data';
+export * as postprocess from './postprocess';
+export * as evaluation from './eval';
+export { ProgressBar } from './util/progress';

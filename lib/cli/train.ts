@@ -9,6 +9,7 @@ import { loadConfig, loadDataset } from '../data';
 import { STAGE1_TRAIN_DEFAULTS, trainStage1 } from '../models/hrpro/train_stage1';
 import { finishStage1, stage1ConfigFrom } from '../models/hrpro/pipeline';
 import { setNumThreads } from '../runtime/native';
+import { loadGroundTruth } from '../eval/detection';
 import { checkDevice } from '../runtime/backend';
 
 export const TRAIN_OPTIONS: Record<string, OptionSpec> = {
@@ -74,6 +75,7 @@ export async function main(argv: string[]): Promise<number> {
       test: dataset.test,
       ambiguous: dataset.ambiguous.size ? dataset.ambiguous : undefined,
       blockedVideos: config.blockedVideos,
+      testGroundTruth: loadGroundTruth(dataset.gtFile, dataset.testSubset, { blockedVideos: config.blockedVideos }),
       device,
       resume: Boolean(a.resume),
       quiet: Boolean(a.quiet),

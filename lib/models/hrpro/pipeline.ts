@@ -55,7 +55,7 @@ export function finishStage1(ctx: Stage1Context, cfg: Stage1TrainConfig, model: 
   const paths = stage1Paths(ctx.out);
   loadStage1Weights(model, paths.best);
   const C = ctx.classNames.length;
-  const test = testStage1(model, ctx.test, ctx.classNames, cfg, { ambiguous: ctx.ambiguous, blockedVideos: ctx.blockedVideos });
+  const test = testStage1(model, ctx.test, ctx.classNames, cfg, { ambiguous: ctx.ambiguous, blockedVideos: ctx.blockedVideos, groundTruth: ctx.testGroundTruth });
   writeFileAtomic(paths.results, JSON.stringify({ version: 'VERSION 1.3', results: test.results, external_data: { used: true, details: 'pstal stage 1' } }));
   const train = testStage1(model, ctx.train, ctx.classNames, cfg, { evaluate: false });
   const rng = new Rng(cfg.seed + 2);
