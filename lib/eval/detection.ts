@@ -318,7 +318,12 @@ export function evaluateDetection(gt: GroundTruth, results: DetectionResults, op
   const tpCum = new Float64Array(T * Math.max(N, 1));
   let maxGroup = 0;
   for (let k = 0; k < C * V; k++) maxGroup = Math.max(maxGroup, gtOff[k + 1] - gtOff[k]);
-  const ious = new Float64Array(maxGroup);
+  // per detection, the gt of its (class, video) that could match at some threshold (tIoU >= the
+  // smallest threshold), with their tIoUs: the per-threshold scans then touch only those few
+  const candIou = new Float64Array(maxGroup);
+  const candGt = new Int32Array(maxGroup);
+  let minThr = Infinity;
+  for (const th of thresholds) if (th < minThr) minThr = th;
   const apPerClass: Record<string, number[]> = {};
   const map = new Array<number>(T).fill(0);
   const thr = Float64Array.from(thresholds);
@@ -333,16 +338,24 @@ export function evaluateDetection(gt: GroundTruth, results: DetectionResults, op
       const g1 = gtOff[c * V + dVideo[i] + 1];
       const ps = dStart[i];
       const pe = dEnd[i];
-      for (let g = g0; g < g1; g++) ious[g - g0] = tiouRaw(ps, pe, gtStart[g], gtEnd[g]);
+      let nc = 0;
+      for (let g = g0; g < g1; g++) {
+        const v = tiouRaw(ps, pe, gtStart[g], gtEnd[g]);
+        if (v >= minThr) {
+          candIou[nc] = v;
+          candGt[nc++] = g;
+        }
+      }
       for (let t = 0; t < T; t++) {
         const th = thr[t];
         const base = t * G;
         let best = -1;
         let bestIou = -Infinity;
-        for (let g = g0; g < g1; g++) {
-          const v = ious[g - g0];
-          if (v >= th && lock[base + g] === 0 && v >= bestIou) {
-            best = g;
+        // ascending gt order with >=: among equal tIoUs the later gt wins (see the doc comment)
+        for (let k = 0; k < nc; k++) {
+          const v = candIou[k];
+          if (v >= th && v >= bestIou && lock[base + candGt[k]] === 0) {
+            best = candGt[k];
             bestIou = v;
           }
         }
