@@ -13,6 +13,7 @@ import {
   Detection,
   DetectionResults,
   GroundTruth,
+  Segment,
   THUMOS14_BLOCKED,
   evaluateDetection,
   filterAmbiguous,
@@ -375,4 +376,80 @@ test('parity with the reference evaluator (fixture from scripts/eval-parity.py)'
   fx.expectedMap.forEach((m: number, i: number) => t.true(Math.abs(r.map[i] - m) < 1e-6, `mAP@${fx.tiou[i]}: ${r.map[i]} vs ${m}`));
   for (const [c, aps] of Object.entries(fx.expectedApPerClass as Record<string, number[]>))
     aps.forEach((a, i) => t.true(Math.abs(r.apPerClass[c][i] - a) < 1e-9, `${c}@${fx.tiou[i]}`));
+});
+
+/** A direct, slow transcription of the SPEC section 6 rules, for random cross-checks. */
+function naiveMap(gt: GroundTruth, results: DetectionResults, thresholds: number[]): number[] {
+  const videos = Object.keys(results).sort();
+  return thresholds.map((th) => {
+    let sum = 0;
+    for (const c of gt.classes) {
+      const preds: { v: string; d: Detection; pos: number }[] = [];
+      for (const v of videos) results[v].forEach((d, pos) => d.label === c && preds.push({ v, d, pos }));
+      preds.sort((a, b) => b.d.score - a.d.score || (a.v < b.v ? -1 : a.v > b.v ? 1 : 0) || a.pos - b.pos);
+      const used = new Set<Segment>();
+      let npos = 0;
+      for (const segs of Object.values(gt.videos)) npos += segs.filter((s) => s.label === c).length;
+      let tp = 0;
+      const prec: number[] = [];
+      const rec: number[] = [];
+      preds.forEach((p, i) => {
+        const cands = (gt.videos[p.v] ?? []).filter((g) => g.label === c && !used.has(g));
+        let best: Segment | undefined;
+        let bestIou = -1;
+        cands.forEach((g) => {
+          const v = tiou(p.d.segment, g.segment);
+          if (v >= th && v >= bestIou) {
+            best = g;
+            bestIou = v;
+          }
+        });
+        if (best) {
+          used.add(best);
+          tp++;
+        }
+        prec.push(tp / (i + 1));
+        rec.push(tp / npos);
+      });
+      let ap = 0;
+      for (let i = 0; i < prec.length; i++) {
+        const dr = rec[i] - (i > 0 ? rec[i - 1] : 0);
+        if (dr !== 0) ap += dr * Math.max(...prec.slice(i));
+      }
+      sum += ap;
+    }
+    return sum / gt.classes.length;
+  });
+}
+
+test('random cases (ties, negative and zero scores, overlapping gt) agree with a naive transcription', (t) => {
+  let seed = 12345;
+  const rand = () => ((seed = (seed * 1103515245 + 12345) % 2147483648) / 2147483648);
+  for (let trial = 0; trial < 30; trial++) {
+    const classes = ['A', 'B', 'C'];
+    const gt: GroundTruth = { classes, videos: {} };
+    const results: DetectionResults = {};
+    for (let v = 0; v < 6; v++) {
+      const name = `v${v}`;
+      gt.videos[name] = [];
+      for (let k = 0; k < 1 + Math.floor(rand() * 6); k++) {
+        const s = Math.round(rand() * 50);
+        gt.videos[name].push({ label: classes[Math.floor(rand() * 3)], segment: [s, s + 1 + Math.round(rand() * 10)] });
+      }
+      results[name] = [];
+      for (let k = 0; k < Math.floor(rand() * 15); k++) {
+        const s = Math.round(rand() * 50);
+        const score = [0, -0, -1.5, 0.5, Math.round(rand() * 4) / 4, rand(), 1e-300][Math.floor(rand() * 7)];
+        results[name].push({ label: classes[Math.floor(rand() * 3)], score, segment: [s, s + 1 + Math.round(rand() * 10)] });
+      }
+    }
+    results.extra = [det('A', 0.5, 0, 5)];
+    // as loadGroundTruth does: the classes are those present in the gt
+    const present = new Set(Object.values(gt.videos).flatMap((s) => s.map((g) => g.label)));
+    gt.classes = classes.filter((c) => present.has(c));
+    const th = [0.1, 0.3, 0.5, 0.7];
+    const got = evaluateDetection(gt, results, { tiou: th, checkUnknown: false }).map;
+    const want = naiveMap(gt, results, th);
+    got.forEach((g, i) => t.true(Math.abs(g - want[i]) < 1e-12, `trial ${trial} @${th[i]}: ${g} vs ${want[i]}`));
+  }
 });
