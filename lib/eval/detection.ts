@@ -295,7 +295,8 @@ export function evaluateDetection(gt: GroundTruth, results: DetectionResults, op
       if (c === undefined) continue; // unknown label with checkUnknown off: cannot score, dropped
       dStart[n] = d.segment[0];
       dEnd[n] = d.segment[1];
-      dScore[n] = d.score;
+      if (!Number.isFinite(d.score)) throw new Error(`evaluateDetection: ${video}: detection score ${d.score} is not a finite number`);
+      dScore[n] = d.score + 0; // -0 -> +0, so that the radix keys of equal scores are equal
       dVideo[n] = vi;
       dClass[n] = c;
       perClass[c + 1]++;
@@ -304,13 +305,24 @@ export function evaluateDetection(gt: GroundTruth, results: DetectionResults, op
   }
   N = n;
   for (let c = 0; c < C; c++) perClass[c + 1] += perClass[c];
+  // score descending, ties in flat index order (= video id, then input position): a stable radix
+  // sort on the scores, then a stable counting sort by class
+  const byScore = sortByScoreDescending(dScore, N);
   const order = new Int32Array(N);
   const cfill = perClass.slice(0, C);
-  for (let i = 0; i < N; i++) order[cfill[dClass[i]]++] = i;
-  // per class: score descending; ties by flat index (= video id, then input position)
-  for (let c = 0; c < C; c++) {
-    const seg = order.subarray(perClass[c], perClass[c + 1]);
-    seg.sort((a, b) => dScore[b] - dScore[a] || a - b);
+  for (let k = 0; k < N; k++) {
+    const i = byScore[k];
+    order[cfill[dClass[i]]++] = i;
+  }
+  // gathered in ranking order so the hot loop reads memory sequentially
+  const sStart = new Float64Array(N);
+  const sEnd = new Float64Array(N);
+  const sVideo = new Int32Array(N);
+  for (let k = 0; k < N; k++) {
+    const i = order[k];
+    sStart[k] = dStart[i];
+    sEnd[k] = dEnd[i];
+    sVideo[k] = dVideo[i];
   }
 
   // --- matching
@@ -318,7 +330,12 @@ export function evaluateDetection(gt: GroundTruth, results: DetectionResults, op
   const tpCum = new Float64Array(T * Math.max(N, 1));
   let maxGroup = 0;
   for (let k = 0; k < C * V; k++) maxGroup = Math.max(maxGroup, gtOff[k + 1] - gtOff[k]);
-  const ious = new Float64Array(maxGroup);
+  // per detection, the gt of its (class, video) that could match at some threshold (tIoU >= the
+  // smallest threshold), with their tIoUs: the per-threshold scans then touch only those few
+  const candIou = new Float64Array(maxGroup);
+  const candGt = new Int32Array(maxGroup);
+  let minThr = Infinity;
+  for (const th of thresholds) if (th < minThr) minThr = th;
   const apPerClass: Record<string, number[]> = {};
   const map = new Array<number>(T).fill(0);
   const thr = Float64Array.from(thresholds);
@@ -328,21 +345,29 @@ export function evaluateDetection(gt: GroundTruth, results: DetectionResults, op
     const m = perClass[c + 1] - lo;
     const running = new Float64Array(T);
     for (let r = 0; r < m; r++) {
-      const i = order[lo + r];
-      const g0 = gtOff[c * V + dVideo[i]];
-      const g1 = gtOff[c * V + dVideo[i] + 1];
-      const ps = dStart[i];
-      const pe = dEnd[i];
-      for (let g = g0; g < g1; g++) ious[g - g0] = tiouRaw(ps, pe, gtStart[g], gtEnd[g]);
+      const k0 = lo + r;
+      const g0 = gtOff[c * V + sVideo[k0]];
+      const g1 = gtOff[c * V + sVideo[k0] + 1];
+      const ps = sStart[k0];
+      const pe = sEnd[k0];
+      let nc = 0;
+      for (let g = g0; g < g1; g++) {
+        const v = tiouRaw(ps, pe, gtStart[g], gtEnd[g]);
+        if (v >= minThr) {
+          candIou[nc] = v;
+          candGt[nc++] = g;
+        }
+      }
       for (let t = 0; t < T; t++) {
         const th = thr[t];
         const base = t * G;
         let best = -1;
         let bestIou = -Infinity;
-        for (let g = g0; g < g1; g++) {
-          const v = ious[g - g0];
-          if (v >= th && lock[base + g] === 0 && v >= bestIou) {
-            best = g;
+        // ascending gt order with >=: among equal tIoUs the later gt wins (see the doc comment)
+        for (let k = 0; k < nc; k++) {
+          const v = candIou[k];
+          if (v >= th && v >= bestIou && lock[base + candGt[k]] === 0) {
+            best = candGt[k];
             bestIou = v;
           }
         }
@@ -367,6 +392,50 @@ export function evaluateDetection(gt: GroundTruth, results: DetectionResults, op
   }
 
   return { tiou: [...thresholds], map, apPerClass, averages: averagesOf(thresholds, map), numGroundTruth: G, numDetections: N };
+}
+
+/**
+ * Indices 0..n-1 ordered by score descending; equal scores keep ascending index order. LSD radix
+ * sort (4 passes of 16 bits) on the float64 bit patterns mapped to unsigned keys whose ascending
+ * order is descending score; stability of every pass gives the index tie order.
+ */
+function sortByScoreDescending(score: Float64Array, n: number): Int32Array {
+  const bits = new Uint32Array(score.buffer, score.byteOffset, 2 * n); // little-endian: [lo, hi]
+  const hi = new Uint32Array(n);
+  const lo = new Uint32Array(n);
+  for (let i = 0; i < n; i++) {
+    let h = bits[2 * i + 1];
+    let l = bits[2 * i];
+    // ascending-order key: negative -> flip all bits, positive -> flip the sign bit; then invert
+    // everything for descending order
+    if (h & 0x80000000) {
+      h = ~h;
+      l = ~l;
+    } else h ^= 0x80000000;
+    hi[i] = ~h >>> 0;
+    lo[i] = ~l >>> 0;
+  }
+  if (n === 0) return new Int32Array(0);
+  let idx = new Int32Array(n);
+  let tmp = new Int32Array(n);
+  for (let i = 0; i < n; i++) idx[i] = i;
+  const count = new Int32Array(65537);
+  for (let pass = 0; pass < 4; pass++) {
+    const word = pass < 2 ? lo : hi;
+    const shift = (pass & 1) * 16;
+    count.fill(0);
+    for (let i = 0; i < n; i++) count[((word[i] >>> shift) & 0xffff) + 1]++;
+    if (count[((word[0] >>> shift) & 0xffff) + 1] === n) continue; // one bucket: pass is a no-op
+    for (let b = 0; b < 65536; b++) count[b + 1] += count[b];
+    for (let k = 0; k < n; k++) {
+      const i = idx[k];
+      tmp[count[(word[i] >>> shift) & 0xffff]++] = i;
+    }
+    const t = idx;
+    idx = tmp;
+    tmp = t;
+  }
+  return idx;
 }
 
 function averagesOf(thresholds: number[], map: number[]): EvalResult['averages'] {
