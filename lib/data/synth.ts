@@ -34,6 +34,7 @@ import * as path from 'path';
 import { Rng } from '../util/rng';
 import { writeNpy } from './npy';
 import { writeFileAtomic } from '../util/fs';
+import type { NativeBuffer } from '../runtime/native';
 
 export const THUMOS14_CLASSES = [
   'BaseballPitch', 'BasketballDunk', 'Billiards', 'CleanAndJerk', 'CliffDiving', 'CricketBowling', 'CricketShot',
@@ -467,7 +468,23 @@ function gemmAccumulate(): Gemm {
     // eslint-disable-next-line @typescript-eslint/no-var-requires
     const { cpu } = require('../runtime/native') as typeof import('../runtime/native');
     const addon = cpu();
-    gemmImpl = (out, a, b, M, N, K) => addon.matmul_forward(out, a, b, 1, M, N, K, false, false, 0, 0, 1);
+    let bBuf: { data: Float32Array; buf: NativeBuffer } | undefined;
+    gemmImpl = (out, a, b, M, N, K) => {
+      // the basis stays in native memory across videos; the video's arrays go in and out
+      if (!bBuf || bBuf.data !== b) {
+        bBuf?.buf.dispose();
+        bBuf = { data: b, buf: new addon.NativeBuffer(b) };
+      }
+      const aBuf = new addon.NativeBuffer(a);
+      const oBuf = new addon.NativeBuffer(out);
+      try {
+        addon.matmul_forward(oBuf, aBuf, bBuf.buf, 1, M, N, K, false, false, 0, 0, 1);
+        out.set(oBuf.read());
+      } finally {
+        aBuf.dispose();
+        oBuf.dispose();
+      }
+    };
   } catch {
     gemmImpl = (out, a, b, M, N, K) => {
       for (let m = 0; m < M; m++)
@@ -514,7 +531,7 @@ function videoFeatures(name: string, v: GtVideo, classes: string[], basis: Basis
 
 /** Snippets of a video: floor(duration * 25 / 16) (16-frame snippets at 25 fps). */
 export function snippetCount(duration: number): number {
-  return Math.max(0, Math.floor(duration * SNIPPETS_PER_SECOND + 1e-9));
+  return Math.max(0, Math.floor((duration * 25) / 16));
 }
 
 // ---- the dataset -------------------------------------------------------------------------------
