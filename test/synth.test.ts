@@ -107,6 +107,24 @@ test('features are deterministic per (seed, video) whatever --videos; seeds diff
   fs.rmSync(seed4, { recursive: true, force: true });
 });
 
+test('native synth_features kernel matches the TypeScript one', async (t) => {
+  const a = tmpDir('native');
+  const b = tmpDir('js');
+  const o = { dim: 48, seed: 7, videos: 4, knobs: { durationScale: 0.3 } };
+  await synthesizeDataset({ out: a, ...o, kernel: 'native' });
+  await synthesizeDataset({ out: b, ...o, kernel: 'js' });
+  for (const f of fs.readdirSync(path.join(a, 'features', 'train'))) {
+    const x = readNpy(path.join(a, 'features', 'train', f));
+    const y = readNpy(path.join(b, 'features', 'train', f));
+    t.deepEqual(x.shape, y.shape);
+    let worst = 0;
+    for (let i = 0; i < x.data.length; i++) worst = Math.max(worst, Math.abs(x.data[i] - y.data[i]) / (1 + Math.abs(y.data[i])));
+    t.true(worst < 1e-4, `${f}: native and TypeScript differ by ${worst}`);
+  }
+  fs.rmSync(a, { recursive: true, force: true });
+  fs.rmSync(b, { recursive: true, force: true });
+});
+
 test('same annotations, different seed: different features', async (t) => {
   if (!fs.existsSync(THUMOS)) return t.pass('no THUMOS14 annotations here');
   const a = tmpDir('sa');
