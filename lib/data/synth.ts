@@ -21,9 +21,10 @@
  * the video at snippet t (class activations with a mid-instance peak fading toward the boundaries,
  * context "hard negatives" before and after instances, scene clusters switching every tens of
  * seconds, AR(1) latent noise), n_t per-element AR(1) noise, and g a smooth ReLU (I3D features
- * are averages of post-ReLU activations, so they are non-negative). The low-rank product runs in
- * the native GEMM (matmul_forward), the per-element noise reads a precomputed normal table, so
- * the full THUMOS14 set at D = 2048 takes seconds.
+ * are averages of post-ReLU activations, so they are non-negative). The per-element pass (noise,
+ * low-rank product, ReLU) runs in the native op synth_features (native/cpu/synth.cc, threaded,
+ * our GEMM) with a TypeScript fallback; the noise reads a precomputed normal table instead of
+ * drawing 450M normals, so the full THUMOS14 set at D = 2048 takes seconds.
  *
  * Every video's latent state comes from an Rng seeded by a hash of (seed, video name), and the
  * basis and noise table from the seed only, so a video's features do not depend on --videos or on
@@ -181,6 +182,9 @@ export interface SynthOptions {
   videos?: number;
   knobs?: Partial<SynthKnobs>;
   onProgress?: (done: number, total: number) => void;
+  /** 'js' forces the TypeScript kernel (tests compare it with the native one); default: native
+   *  when the addon loads */
+  kernel?: 'native' | 'js';
 }
 
 export interface SynthSummary {
@@ -456,65 +460,77 @@ function latentState(name: string, v: GtVideo, T: number, classes: string[], bas
 
 // ---- features ----------------------------------------------------------------------------------
 
-type Gemm = (out: Float32Array, a: Float32Array, b: Float32Array, M: number, N: number, K: number) => void;
+/** The per-element pass: AR(1) noise rows from the table, + Z B, smooth ReLU (native/cpu/synth.cc). */
+type FeatureKernel = (
+  X: Float32Array, Z: Float32Array, B: Float32Array, table: Float32Array, off: Int32Array, scale: Float32Array,
+  T: number, D: number, K: number, phi: number, offset: number, width: number, outScale: number,
+) => void;
 
-let gemmImpl: Gemm | undefined;
+let kernel: FeatureKernel | undefined;
 
-/** out[M, N] += a[M, K] b[K, N]: the native GEMM when the addon loads, a plain loop otherwise. */
-function gemmAccumulate(): Gemm {
-  if (gemmImpl) return gemmImpl;
+/** The native kernel when the addon loads (and has it), else the same computation in TypeScript. */
+function featureKernel(): FeatureKernel {
+  if (kernel) return kernel;
   try {
     // eslint-disable-next-line @typescript-eslint/no-var-requires
     const { cpu } = require('../runtime/native') as typeof import('../runtime/native');
     const addon = cpu();
-    gemmImpl = (out, a, b, M, N, K) => addon.matmul_forward(out, a, b, 1, M, N, K, false, false, 0, 0, 1);
+    if (typeof addon.synth_features === 'function') kernel = addon.synth_features as FeatureKernel;
   } catch {
-    gemmImpl = (out, a, b, M, N, K) => {
-      for (let m = 0; m < M; m++)
-        for (let kk = 0; kk < K; kk++) {
-          const z = a[m * K + kk];
-          if (z === 0) continue;
-          const o = m * N;
-          const r = kk * N;
-          for (let n = 0; n < N; n++) out[o + n] += z * b[r + n];
-        }
-    };
+    // no addon: the TypeScript path below (a few times slower)
   }
-  return gemmImpl;
+  kernel ??= featureKernelJs;
+  return kernel;
 }
 
-function videoFeatures(name: string, v: GtVideo, classes: string[], basis: Basis, D: number, seed: number, k: SynthKnobs): Float32Array {
+const featureKernelJs: FeatureKernel = (X, Z, B, table, off, scale, T, D, K, phi, offset, w, outScale) => {
+  for (let t = 0; t < T; t++) {
+    const row = t * D;
+    const o = off[t];
+    const sc = scale[t];
+    if (t === 0) for (let d = 0; d < D; d++) X[d] = sc * table[o + d];
+    else for (let d = 0; d < D; d++) X[row + d] = phi * X[row - D + d] + sc * table[o + d];
+  }
+  // the low-rank part goes on after the whole noise recursion (it must not feed back into it)
+  for (let t = 0; t < T; t++) {
+    const row = t * D;
+    for (let kk = 0; kk < K; kk++) {
+      const z = Z[t * K + kk];
+      if (z === 0) continue;
+      const r = kk * D;
+      for (let d = 0; d < D; d++) X[row + d] += z * B[r + d];
+    }
+  }
+  // smooth ReLU: 0 below -w, quadratic within +-w, linear above (C1-continuous)
+  const q = outScale / (4 * w);
+  for (let i = 0; i < X.length; i++) {
+    const x = X[i] + offset;
+    X[i] = x >= w ? outScale * x : x <= -w ? 0 : q * (x + w) * (x + w);
+  }
+};
+
+function videoFeatures(name: string, v: GtVideo, classes: string[], basis: Basis, D: number, seed: number, k: SynthKnobs, run: FeatureKernel): Float32Array {
   const T = snippetCount(v.duration);
   const Z = latentState(name, v, T, classes, basis, seed, k);
   const rng = new Rng(videoSeed(seed, 'noise:' + name));
-  const X = new Float32Array(T * D);
-  // per-element AR(1) noise from the normal table at a random offset a row
+  // per-element AR(1) noise: each row reads the normal table at a random offset with a random sign
   const phi = k.noiseAr;
   const sd = k.noiseStd * Math.sqrt(1 - phi * phi);
-  const table = basis.table;
+  const off = new Int32Array(T);
+  const scale = new Float32Array(T);
   for (let t = 0; t < T; t++) {
-    const off = rng.int(NOISE_TABLE);
-    const sign = rng.uniform() < 0.5 ? -sd : sd;
-    const row = t * D;
-    if (t === 0) for (let d = 0; d < D; d++) X[d] = k.noiseStd * table[off + d];
-    else for (let d = 0; d < D; d++) X[row + d] = phi * X[row - D + d] + sign * table[off + d];
+    off[t] = rng.int(NOISE_TABLE);
+    const sign = rng.uniform() < 0.5 ? -1 : 1;
+    scale[t] = t === 0 ? k.noiseStd : sign * sd;
   }
-  if (T > 0) gemmAccumulate()(X, Z, basis.B, T, D, basis.K);
-  // smooth ReLU: 0 below -w, quadratic within +-w, linear above (C1-continuous)
-  const w = k.reluWidth;
-  const off = k.offset;
-  const sc = k.scale;
-  const q = sc / (4 * w);
-  for (let i = 0; i < X.length; i++) {
-    const x = X[i] + off;
-    X[i] = x >= w ? sc * x : x <= -w ? 0 : q * (x + w) * (x + w);
-  }
+  const X = new Float32Array(T * D);
+  run(X, Z, basis.B, basis.table, off, scale, T, D, basis.K, phi, k.offset, k.reluWidth, k.scale);
   return X;
 }
 
 /** Snippets of a video: floor(duration * 25 / 16) (16-frame snippets at 25 fps). */
 export function snippetCount(duration: number): number {
-  return Math.max(0, Math.floor(duration * SNIPPETS_PER_SECOND + 1e-9));
+  return Math.max(0, Math.floor((duration * 25) / 16));
 }
 
 // ---- the dataset -------------------------------------------------------------------------------
@@ -629,13 +645,15 @@ export async function synthesizeDataset(o: SynthOptions): Promise<SynthSummary> 
   }
 
   const basis = makeBasis(seed, D, classes.length, k);
+  const run = o.kernel === 'js' ? featureKernelJs : featureKernel();
+  if (o.kernel === 'native' && run === featureKernelJs) throw new Error('synth: the native synth_features op is not available (build the addon)');
   const jobs: [string, string][] = [...train.map((n) => [n, 'train'] as [string, string]), ...test.map((n) => [n, 'test'] as [string, string])];
   let snippets = 0;
   let lastYield = Date.now();
   for (let i = 0; i < jobs.length; i++) {
     const [name, split] = jobs[i];
     const v = db[name];
-    const X = videoFeatures(name, v, classes, basis, D, seed, k);
+    const X = videoFeatures(name, v, classes, basis, D, seed, k, run);
     const T = X.length / D;
     writeNpy(path.join(out, 'features', split, `${name}.npy`), X, [T, D]);
     snippets += T;
