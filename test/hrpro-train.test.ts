@@ -13,12 +13,17 @@ import { finishStage1, stage1ConfigFrom } from '../lib/models/hrpro/pipeline';
 import { loadSafetensors } from '../lib/io/safetensors';
 
 const D = 32;
+const CLEAN = { durationScale: 0.35, noiseStd: 0.1, sceneStrength: 0, latentNoiseStrength: 0, contextStrength: 0, styleStrength: 0, mixIn: 0, classCorrelation: 0 };
 let ds: Dataset;
 let root: string;
 
 test.before(async () => {
   root = fs.mkdtempSync(path.join(os.tmpdir(), 'pstal-train-'));
-  await synthesizeDataset({ out: path.join(root, 'data'), dim: D, seed: 7, videos: 48, knobs: { durationScale: 0.35 } });
+  // The default synth realism (scene drift, class-correlated styles, latent noise) is calibrated for
+  // D >= 256 and hundreds of videos; 24 training videos of D = 32 only overfit it (measured: best
+  // 1.8% avg mAP after 300 steps at lr 1e-3). The clean variant keeps the task's structure (points,
+  // instance lengths, ambiguous segments) and leaves out the confounders.
+  await synthesizeDataset({ out: path.join(root, 'data'), dim: D, seed: 7, videos: 48, knobs: CLEAN });
   ds = loadDataset(path.join(root, 'data'), loadConfig('thumos14', { featureDim: D }));
 });
 
@@ -32,17 +37,20 @@ function metrics(out: string): MetricsLine[] {
   return fs.readFileSync(stage1Paths(out).metrics, 'utf8').trim().split('\n').map((l) => JSON.parse(l) as MetricsLine);
 }
 
-const CFG = { iterations: 60, testEvery: 20, seed: 3 };
+// lr 1e-4 (the reference's, for D = 2048) barely moves a D = 32 model in a test's budget: at D = 32
+// every logit sums 64x fewer Adam-sized weight steps. Measured with these settings: best 39.3% at 200.
+const CFG = { iterations: 200, testEvery: 50, seed: 3, lr: 3e-3, batchSize: 4 };
 
 test.serial('stage 1 learns the synthetic task: average mAP(0.1:0.7) above the measured floor', async (t) => {
   const out = path.join(root, 'run-a');
   const cfg = stage1ConfigFrom(ds.config, CFG);
   const r = await trainStage1(ctx(out), cfg);
   const m = metrics(out);
-  t.is(m.length, 3);
+  t.is(m.length, 4);
   t.log(`avg mAP by test: ${m.map((l) => (100 * l.test!.average).toFixed(2)).join(', ')}; best ${(100 * r.bestMap).toFixed(2)} at ${r.bestIteration}`);
-  // floor from measured runs (see the commit adding it): an untrained model scores far lower
-  t.true(r.bestMap > 0.2, `best average mAP ${r.bestMap}`);
+  // floor from measured runs: 39.3% best; after 1/4 of the steps 12.9%; at lr 1e-4 (no learning) 1-4%
+  t.true(r.bestMap > 0.25, `best average mAP ${r.bestMap}`);
+  t.true(m[0].test!.average < r.bestMap, 'mAP improves with training');
   // the best checkpoint reproduces the best test when reloaded
   const f = finishStage1(ctx(out), cfg, r.model);
   t.true(fs.existsSync(f.proposalsFile));
