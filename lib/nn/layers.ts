@@ -60,6 +60,13 @@ export class LayerNorm extends Module {
   }
 }
 
+/** ReLU as a module, so that layer lists number their entries as PyTorch's nn.Sequential does. */
+export class ReLU extends Module {
+  forward(x: Tensor): Tensor {
+    return ops.relu(x);
+  }
+}
+
 /** Dropout whose masks come from the module's own seeded generator. */
 export class Dropout extends Module {
   constructor(readonly p: number, private readonly rng: Rng) {

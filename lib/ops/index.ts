@@ -8,3 +8,4 @@ export * from './attention';
 export * from './shape';
 export * from './loss';
 export * from './roi_align';
+export * from './segment_iou';

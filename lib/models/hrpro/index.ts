@@ -6,3 +6,5 @@ export * from './inference';
 export * from './ranking';
 export * from './train_stage1';
 export * from './pipeline';
+export * from './stage2';
+export * from './train_stage2';

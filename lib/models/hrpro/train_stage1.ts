@@ -21,6 +21,7 @@ import { Rng } from '../../util/rng';
 import { writeFileAtomic } from '../../util/fs';
 import { ProgressBar } from '../../util/progress';
 import { saveSafetensors, loadSafetensors } from '../../io/safetensors';
+import { loadTrainState, saveTrainState } from '../train_state';
 import { evaluateDetection, formatMapTable } from '../../eval/detection';
 import type { DetectionResults, EvalResult, GroundTruth, Segment } from '../../eval/detection';
 import { defaultThresholds } from '../../postprocess';
@@ -186,15 +187,23 @@ export function testStage1(
     candidates.set(v.name, cands);
     results[v.name] = stage1Detections(v.name, cands, classNames, cfg, opts.ambiguous);
   }
-  let evaluation: EvalResult | null = null;
-  if (opts.evaluate !== false) {
-    const gt = opts.groundTruth ?? groundTruthOf(videos, classNames, opts.blockedVideos);
-    const kept: DetectionResults = {};
-    for (const name of Object.keys(gt.videos)) if (results[name]) kept[name] = results[name];
-    // our labels are the dataset's class names; classes absent from this subset's gt score no AP
-    evaluation = evaluateDetection(gt, kept, { tiou: cfg.tiou, checkUnknown: false });
-  }
+  const evaluation = opts.evaluate !== false ? scoreResults(results, videos, classNames, cfg.tiou, opts) : null;
   return { results, candidates, scores, evaluation, seconds: (Date.now() - t0) / 1000 };
+}
+
+/** mAP of a test pass's detections against the videos' ground truth (or the given one). */
+export function scoreResults(
+  results: DetectionResults,
+  videos: Stage1Video[],
+  classNames: string[],
+  tiou: number[],
+  opts: { blockedVideos?: string[]; groundTruth?: GroundTruth } = {},
+): EvalResult {
+  const gt = opts.groundTruth ?? groundTruthOf(videos, classNames, opts.blockedVideos);
+  const kept: DetectionResults = {};
+  for (const name of Object.keys(gt.videos)) if (results[name]) kept[name] = results[name];
+  // our labels are the dataset's class names; classes absent from this subset's gt score no AP
+  return evaluateDetection(gt, kept, { tiou, checkUnknown: false });
 }
 
 /** Prototype initialisation (SPEC §2): eval mode, zero memory, mean E over each class's points. */
@@ -262,12 +271,6 @@ const FILES = {
 
 export function stage1Paths(out: string): Record<keyof typeof FILES, string> {
   return Object.fromEntries(Object.entries(FILES).map(([k, f]) => [k, path.join(out, f)])) as Record<keyof typeof FILES, string>;
-}
-
-function saveLast(file: string, model: Stage1Model, adam: Adam, state: TrainState): void {
-  const tensors = new Map<string, Tensor>(model.stateDict());
-  for (const [k, t] of adam.stateTensors()) tensors.set(`optimizer.${k}`, t);
-  saveSafetensors(file, tensors, { pstal: 'stage1-train-state', state: JSON.stringify(state) });
 }
 
 export function saveStage1Model(file: string, model: Stage1Model, meta: Record<string, string> = {}): void {
@@ -379,11 +382,7 @@ export async function trainStage1(ctx: Stage1Context, config: Partial<Stage1Trai
   };
   let metricsLines: string[] = [];
   if (ctx.resume && fs.existsSync(paths.last)) {
-    const f = loadSafetensors(paths.last);
-    if (f.metadata.pstal !== 'stage1-train-state') throw new Error(`${paths.last}: not a stage-1 training state`);
-    state = JSON.parse(f.metadata.state) as TrainState;
-    model.loadStateDict(new Map([...f.tensors].filter(([k]) => !k.startsWith('optimizer.'))));
-    adam.loadState(state.adamStep, new Map([...f.tensors].filter(([k]) => k.startsWith('optimizer.')).map(([k, t]) => [k.slice(10), t])));
+    state = loadTrainState<TrainState>(paths.last, 'stage1-train-state', model, adam);
     modelRng.setState(state.modelRng);
     dataRng.setState(state.dataRng);
     metricsLines = readMetrics(paths.metrics, state.iteration);
@@ -417,7 +416,7 @@ export async function trainStage1(ctx: Stage1Context, config: Partial<Stage1Trai
     state.modelRng = modelRng.getState();
     state.dataRng = dataRng.getState();
     state.elapsed = (Date.now() - t0) / 1000;
-    saveLast(paths.last, model, adam, state);
+    saveTrainState(paths.last, 'stage1-train-state', model, adam, state);
   };
 
   while (state.iteration < cfg.iterations) {
