@@ -8,3 +8,4 @@ export * from './train_stage1';
 export * from './pipeline';
 export * from './stage2';
 export * from './train_stage2';
+export * from './run';

@@ -1,0 +1,112 @@
+/**
+ * run.ts: the whole HR-Pro method as one call (what `pstal run` does): stage-1 training, the best
+ * checkpoint's test pass and the reliability ranking (RUN/proposals.json), stage-2 training, and the
+ * final tables. Each part is skipped when its output is already in RUN and `resume` is set, and each
+ * training resumes from its last state, so an interrupted run goes on where it stopped.
+ */
+import * as fs from 'fs';
+import type { Dataset, DatasetConfig } from '../../data';
+import { loadGroundTruth, formatMapTable } from '../../eval/detection';
+import type { EvalResult } from '../../eval/detection';
+import { Device } from '../../runtime/backend';
+import { Stage1TrainConfig, trainStage1, stage1Paths, Stage1Context } from './train_stage1';
+import { finishStage1, stage1ConfigFrom } from './pipeline';
+import { Stage2TrainConfig, STAGE2_TRAIN_DEFAULTS, trainStage2, readProposalsFile, Stage2Context, loadStage2Weights, stage2Paths, testStage2 } from './train_stage2';
+import * as path from 'path';
+
+/** The stage-2 training configuration from a dataset config, then explicit overrides. */
+export function stage2ConfigFrom(config: DatasetConfig, overrides: Partial<Stage2TrainConfig> = {}): Stage2TrainConfig {
+  const s = config.stage2;
+  const fromConfig: Partial<Stage2TrainConfig> = {
+    epochs: s.epochs,
+    testEvery: s.testEvery,
+    batchSize: s.batchSize,
+    maxProposals: s.maxProposals,
+    lr: s.lr,
+    weightDecay: s.weightDecay,
+    iouThreshold: s.iouThreshold,
+    softNmsSigma: config.stage1.softNmsSigma,
+    secondsPerSnippet: config.snippetFrames / config.featureFps,
+    tiou: config.tiou,
+    model: { roiBins: s.roiBins, extension: s.extension, dropout: s.dropout },
+  };
+  const defined = Object.fromEntries(Object.entries(fromConfig).filter(([, v]) => v !== undefined));
+  return { ...STAGE2_TRAIN_DEFAULTS, ...defined, ...overrides, model: { ...(defined.model as object), ...(overrides.model ?? {}) } };
+}
+
+export interface RunOptions {
+  dataset: Dataset;
+  out: string;
+  stage1?: Partial<Stage1TrainConfig>;
+  stage2?: Partial<Stage2TrainConfig>;
+  device?: Device;
+  resume?: boolean;
+  quiet?: boolean;
+  log?: (text: string) => void;
+  signal?: { stop: boolean };
+}
+
+export interface RunResult {
+  interrupted: boolean;
+  stage1: { bestMap: number; table: string } | null;
+  stage2: { bestMap: number; bestEpoch: number; table: string; evaluation: EvalResult | null } | null;
+}
+
+/** Shared context of both stages: the dataset's videos, the ambiguous list, the reference's gt. */
+export function stageContext(dataset: Dataset, o: Pick<RunOptions, 'out' | 'device' | 'resume' | 'quiet' | 'log' | 'signal'>): Stage1Context {
+  const config = dataset.config;
+  return {
+    out: o.out,
+    classNames: dataset.classNames,
+    train: dataset.train,
+    test: dataset.test,
+    ambiguous: dataset.ambiguous.size ? dataset.ambiguous : undefined,
+    blockedVideos: config.blockedVideos,
+    testGroundTruth: loadGroundTruth(dataset.gtFile, dataset.testSubset, { blockedVideos: config.blockedVideos }),
+    device: o.device,
+    resume: o.resume,
+    quiet: o.quiet,
+    log: o.log,
+    signal: o.signal,
+  };
+}
+
+export async function runHrPro(o: RunOptions): Promise<RunResult> {
+  const log = o.log ?? ((s: string) => console.error(s));
+  const ctx = stageContext(o.dataset, o);
+  const cfg1 = stage1ConfigFrom(o.dataset.config, o.stage1 ?? {});
+  const proposalsFile = path.join(o.out, 'proposals.json');
+  const result: RunResult = { interrupted: false, stage1: null, stage2: null };
+
+  if (!(o.resume && fs.existsSync(proposalsFile) && fs.existsSync(stage1Paths(o.out).best))) {
+    log(`stage 1: ${ctx.train.length} training and ${ctx.test.length} test videos; ${cfg1.iterations} iterations of ${cfg1.batchSize} videos`);
+    const r1 = await trainStage1(ctx, cfg1);
+    if (r1.interrupted) {
+      r1.model.dispose();
+      return { ...result, interrupted: true };
+    }
+    const f = finishStage1(ctx, cfg1, r1.model);
+    r1.model.dispose();
+    log(`stage 1: best checkpoint (iteration ${r1.bestIteration}) on the test videos\n${f.table}\nranking: ${f.counts.PP} PP, ${f.counts.RP} RP, ${f.counts.NP} NP -> ${f.proposalsFile}`);
+    result.stage1 = { bestMap: r1.bestMap, table: f.table };
+  } else {
+    log(`stage 1: done in ${o.out} (proposals.json present); going on to stage 2`);
+  }
+
+  const cfg2 = stage2ConfigFrom(o.dataset.config, { seed: cfg1.seed, exactIoU: cfg1.exactIoU, ...(o.stage2 ?? {}) });
+  const ctx2: Stage2Context = { ...ctx, proposals: readProposalsFile(proposalsFile), resume: o.resume };
+  log(`stage 2: ${cfg2.epochs} epochs of batches of ${cfg2.batchSize} videos, up to ${cfg2.maxProposals} proposals a video`);
+  const r2 = await trainStage2(ctx2, cfg2);
+  try {
+    if (r2.interrupted) return { ...result, interrupted: true };
+    // the final evaluation: the best stage-2 checkpoint's test pass (also when it came from an earlier session)
+    loadStage2Weights(r2.model, stage2Paths(o.out).best);
+    const pass = testStage2(r2.model, ctx.test, ctx2.proposals, ctx.classNames, cfg2, { ambiguous: ctx.ambiguous, blockedVideos: ctx.blockedVideos, groundTruth: ctx.testGroundTruth });
+    const table = formatMapTable(pass.evaluation!);
+    log(`stage 2: best checkpoint (epoch ${r2.bestEpoch}) on the test videos\n${table}`);
+    result.stage2 = { bestMap: r2.bestMap, bestEpoch: r2.bestEpoch, table, evaluation: pass.evaluation };
+    return result;
+  } finally {
+    r2.model.dispose();
+  }
+}
