@@ -9,3 +9,4 @@ export * from './pipeline';
 export * from './stage2';
 export * from './train_stage2';
 export * from './run';
+export * from './detect';

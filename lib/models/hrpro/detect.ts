@@ -1,0 +1,101 @@
+/**
+ * detect.ts: a trained HR-Pro run applied to new videos. `loadHrPro(RUN)` loads both stages' best
+ * checkpoints and their configurations; `detect(model, features)` does what the pipeline's test
+ * pass does for one video: stage-1 scores and candidates (SPEC §2), then stage 2's completeness and
+ * refinement (SPEC §4), class-wise soft-NMS. A run without stage 2 detects with stage 1 alone.
+ */
+import * as fs from 'fs';
+import * as path from 'path';
+import { Rng } from '../../util/rng';
+import { checkDevice, Device } from '../../runtime/backend';
+import type { Detection } from '../../eval/detection';
+import { Stage1Model } from './stage1';
+import { Stage1Scores, scoreVideo, stage1Candidates, stage1Detections } from './inference';
+import { STAGE1_TRAIN_DEFAULTS, Stage1TrainConfig, loadStage1Weights, stage1Paths } from './train_stage1';
+import { Stage2Model } from './stage2';
+import { STAGE2_TRAIN_DEFAULTS, Stage2TrainConfig, loadStage2Weights, stage2Paths, stage2Detect, testProposals } from './train_stage2';
+import { groupByClass } from './ranking';
+
+export interface HrProModel {
+  run: string;
+  classNames: string[];
+  featureDim: number;
+  stage1: Stage1Model;
+  stage2: Stage2Model | null;
+  cfg1: Stage1TrainConfig;
+  cfg2: Stage2TrainConfig;
+  dispose(): void;
+}
+
+function readJson(file: string): Record<string, unknown> {
+  try {
+    return JSON.parse(fs.readFileSync(file, 'utf8')) as Record<string, unknown>;
+  } catch (e) {
+    throw new Error(`${file}: ${(e as Error).message}`);
+  }
+}
+
+/** Both stages' best checkpoints of a run folder (stage 2 when the run has one). */
+export function loadHrPro(run: string, options: { device?: Device | string } = {}): HrProModel {
+  const device = checkDevice(options.device ?? 'cpu');
+  const p1 = stage1Paths(run);
+  if (!fs.existsSync(p1.best)) throw new Error(`${run}: no stage-1 checkpoint (${path.basename(p1.best)}); train the run first`);
+  const c1 = readJson(p1.config);
+  const featureDim = c1.featureDim as number;
+  const classNames = c1.classNames as string[];
+  if (!(featureDim > 0) || !Array.isArray(classNames)) throw new Error(`${p1.config}: missing featureDim or classNames`);
+  const cfg1: Stage1TrainConfig = { ...STAGE1_TRAIN_DEFAULTS, ...(c1.stage1 as Partial<Stage1TrainConfig>) };
+  const stage1 = new Stage1Model({ ...cfg1.model, featureDim, numClasses: classNames.length, device }, new Rng(0));
+  loadStage1Weights(stage1, p1.best);
+  stage1.eval();
+  const p2 = stage2Paths(run);
+  let stage2: Stage2Model | null = null;
+  let cfg2 = STAGE2_TRAIN_DEFAULTS;
+  if (fs.existsSync(p2.best)) {
+    cfg2 = { ...STAGE2_TRAIN_DEFAULTS, ...((readJson(p2.config).stage2 ?? {}) as Partial<Stage2TrainConfig>) };
+    stage2 = new Stage2Model({ ...cfg2.model, featureDim, device }, new Rng(0));
+    loadStage2Weights(stage2, p2.best);
+    stage2.eval();
+  }
+  return {
+    run,
+    classNames,
+    featureDim,
+    stage1,
+    stage2,
+    cfg1,
+    cfg2,
+    dispose() {
+      stage1.dispose();
+      stage2?.dispose();
+    },
+  };
+}
+
+export interface VideoDetections {
+  /** label, score, segment [start, end] in seconds */
+  detections: Detection[];
+  /** stage 1's scores over time (for plots): cas [T, C], background [T], video scores [C] */
+  scores: Stage1Scores;
+}
+
+export type FeatureInput = Float32Array | { data: Float32Array; shape: number[] };
+
+/** Detections in one video's features ([T, D] rows, e.g. readNpy's result). */
+export async function detect(model: HrProModel, features: FeatureInput, options: { name?: string; ambiguous?: Map<string, [number, number][]> } = {}): Promise<VideoDetections> {
+  const D = model.featureDim;
+  const data = features instanceof Float32Array ? features : features.data;
+  if (!(features instanceof Float32Array) && (features.shape.length !== 2 || features.shape[1] !== D))
+    throw new Error(`detect: features must be [T, ${D}] for this model, received [${features.shape.join(', ')}]`);
+  if (!(data instanceof Float32Array) || data.length === 0 || data.length % D !== 0)
+    throw new Error(`detect: ${data?.length} feature values are not a whole number of rows of D = ${D}`);
+  const T = data.length / D;
+  const name = options.name ?? 'video';
+  const scores = scoreVideo(model.stage1, data, T);
+  const candidates = stage1Candidates(scores, model.cfg1);
+  if (!model.stage2) return { detections: stage1Detections(name, candidates, model.classNames, model.cfg1, options.ambiguous), scores };
+  // the same path as the pipeline: PP grouped by class (proposals.json), then snippets
+  const pp = testProposals(groupByClass(candidates, model.classNames), model.classNames, 1 / model.cfg2.secondsPerSnippet);
+  const { detections } = stage2Detect(model.stage2, { features: data, T, name }, pp, model.classNames, model.cfg2, options.ambiguous);
+  return { detections, scores };
+}

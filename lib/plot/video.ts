@@ -1,0 +1,25 @@
+/**
+ * video.ts: the timeline picture of one video's detections (lib/plot/timeline.ts) from what
+ * `detect` returns: the class scores of the classes it detected (up to three) and the actionness.
+ */
+import type { Segment } from '../eval/detection';
+import type { VideoDetections } from '../models/hrpro/detect';
+import { writeTimeline } from './timeline';
+
+export function plotVideo(fileBase: string, title: string, r: VideoDetections, classNames: string[], secondsPerSnippet: number, groundTruth?: Segment[]): string[] {
+  const { T, casS, bkg } = r.scores;
+  const C = classNames.length;
+  const shown: number[] = [];
+  for (const d of [...r.detections].sort((x, y) => y.score - x.score)) {
+    const c = classNames.indexOf(d.label);
+    if (c >= 0 && !shown.includes(c)) shown.push(c);
+    if (shown.length === 3) break;
+  }
+  for (const g of groundTruth ?? []) {
+    const c = classNames.indexOf(g.label);
+    if (c >= 0 && !shown.includes(c) && shown.length < 4) shown.push(c);
+  }
+  const curves = shown.map((c) => ({ name: classNames[c], values: Float32Array.from({ length: T }, (_, t) => casS[t * C + c]) }));
+  curves.push({ name: 'actionness', values: Float32Array.from(bkg, (b) => 1 - b) });
+  return writeTimeline(fileBase, { title, secondsPerStep: secondsPerSnippet, curves, detections: r.detections, groundTruth });
+}
