@@ -9,7 +9,7 @@ let cli;
 if (fs.existsSync(compiled) && !process.env.PSTAL_TS) {
   cli = require(compiled);
 } else {
-  require('ts-node').register({ transpileOnly: true });
+  require('ts-node').register({ transpileOnly: true, project: path.join(__dirname, '..', 'tsconfig.json') });
   cli = require(path.join(__dirname, '..', 'lib', 'cli', 'index.ts'));
 }
 cli.main(process.argv.slice(2)).then(

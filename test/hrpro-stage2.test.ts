@@ -20,6 +20,7 @@ import { finishStage1, stage1ConfigFrom } from '../lib/models/hrpro/pipeline';
 import { synthesizeDataset } from '../lib/data/synth';
 import { loadConfig, loadDataset, Dataset } from '../lib/data';
 import { loadSafetensors } from '../lib/io/safetensors';
+import { loadHrPro, detect } from '../lib/models/hrpro/detect';
 
 /** torchvision roi_align (aligned = false, adaptive sampling) on a [T, D] map, one RoI, float64. */
 function roiAlignRef(x: Float64Array, T: number, D: number, y1: number, y2: number, bins: number): Float64Array {
@@ -221,8 +222,8 @@ function ctx2(out: string, extra: Record<string, unknown> = {}) {
 // D = 32 needs a larger step than the reference's 5e-5 (see test/hrpro-train.test.ts)
 const CFG2 = { epochs: 30, lr: 1e-3, batchSize: 4, seed: 1, tiou: [0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7] };
 
-test.serial('stage 2 improves average mAP over stage 1 on the synthetic task', async (t) => {
-  const out = path.join(root, 's2');
+test.serial('stage 2 improves average mAP over stage 1 on the synthetic task; detect() on a test video gives the pipeline\'s detections', async (t) => {
+  const out = path.join(root, 'run');
   const r = await trainStage2(ctx2(out), CFG2);
   t.log(`stage 1 best ${(100 * stage1Best).toFixed(2)}, stage 2 best ${(100 * r.bestMap).toFixed(2)} at epoch ${r.bestEpoch}`);
   // measured: 39.25 -> 42.35 (+3.1); the floor leaves room for platform rounding
@@ -231,6 +232,16 @@ test.serial('stage 2 improves average mAP over stage 1 on the synthetic task', a
   const ins = trainingProposals(ctx2(out).proposals.train[ds.train[0].name], 25 / 16);
   t.true(ins.proposals.length > 0 && ins.targets.length > 0);
   r.model.dispose();
+
+  // the run folder now holds both stages: detect() on test videos reproduces the test pass of the
+  // best stage-2 checkpoint (stage2_results.json), ambiguous filter included
+  const model = loadHrPro(out);
+  const saved = JSON.parse(fs.readFileSync(stage2Paths(out).results, 'utf8')).results;
+  for (const v of ds.test.slice(0, 4)) {
+    const d = await detect(model, { data: v.features, shape: [v.T, v.D] }, { name: v.name, ambiguous: ds.ambiguous });
+    t.deepEqual(JSON.parse(JSON.stringify(d.detections)), saved[v.name], v.name);
+  }
+  model.dispose();
 });
 
 test.serial('a stage-2 run stopped mid-epoch resumes to exactly the uninterrupted state', async (t) => {
