@@ -17,3 +17,4 @@ export * as data from './data';
 export * as postprocess from './postprocess';
 export * as evaluation from './eval';
 export { ProgressBar } from './util/progress';
+export * as plot from './plot';

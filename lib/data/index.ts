@@ -2,4 +2,4 @@
 export * from './npy';
 export * from './config';
 export * from './dataset';
-// The synthetic-feature helper adds: export * from './synth';
+export * from './synth';
