@@ -16,6 +16,7 @@ const SUITES: Record<string, () => Suite> = {
   eval: () => require('./eval').benchEval,
   synth: () => require('./synth').benchSynth,
   stage1: () => require('./stage1').benchStage1,
+  stage2: () => require('./stage2').benchStage2,
 };
 
 async function main(): Promise<void> {
