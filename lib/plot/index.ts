@@ -1,2 +1,3 @@
 export * from './timeline';
 export * from './video';
+export * from './metrics';

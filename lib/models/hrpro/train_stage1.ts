@@ -20,6 +20,7 @@ import { Adam } from '../../nn/optim';
 import { Rng } from '../../util/rng';
 import { writeFileAtomic } from '../../util/fs';
 import { ProgressBar } from '../../util/progress';
+import { writeMetricsPlot } from '../../plot/metrics';
 import { saveSafetensors, loadSafetensors } from '../../io/safetensors';
 import { loadTrainState, saveTrainState } from '../train_state';
 import { evaluateDetection, formatMapTable } from '../../eval/detection';
@@ -458,6 +459,7 @@ export async function trainStage1(ctx: Stage1Context, config: Partial<Stage1Trai
         bestIteration: state.bestIteration,
       };
       fs.appendFileSync(paths.metrics, JSON.stringify(line) + '\n');
+      writeMetricsPlot(ctx.out);
       log(
         `\nstage 1, iteration ${state.iteration}: test pass ${pass.seconds.toFixed(1)} s\n${formatMapTable(pass.evaluation!)}` +
           (holdoutLine ? `\nheld-out train mAP avg ${(100 * holdoutLine.average).toFixed(2)}` : '') +

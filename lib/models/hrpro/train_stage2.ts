@@ -26,6 +26,7 @@ import { Adam } from '../../nn/optim';
 import { Rng } from '../../util/rng';
 import { writeFileAtomic } from '../../util/fs';
 import { ProgressBar } from '../../util/progress';
+import { writeMetricsPlot } from '../../plot/metrics';
 import { loadSafetensors, saveSafetensors } from '../../io/safetensors';
 import { formatMapTable } from '../../eval/detection';
 import type { DetectionResults, EvalResult, GroundTruth } from '../../eval/detection';
@@ -426,6 +427,7 @@ export async function trainStage2(ctx: Stage2Context, config: Partial<Stage2Trai
         bestEpoch: state.bestEpoch,
       };
       fs.appendFileSync(paths.metrics, JSON.stringify(line) + '\n');
+      writeMetricsPlot(ctx.out);
       log(
         `\nstage 2, epoch ${state.epoch}: test pass ${pass.seconds.toFixed(1)} s\n${formatMapTable(pass.evaluation!)}` +
           `\nbest test avg mAP ${(100 * state.best).toFixed(2)} at epoch ${state.bestEpoch}${improved ? ' (new best, saved)' : ''}`,
