@@ -2,11 +2,14 @@
  * ops.ts: per-op throughput at HR-Pro's shapes (T = 340 snippets, D = 2048, attention over
  * T + 20 tokens, FFN width 128), one full Reliability-aware Attention Block forward + backward,
  * and our GEMM against OpenBLAS side by side in the same run (when libopenblas is installed).
+ * With `--device cuda` the same rows run on the GPU (cuBLAS GEMM in float32 beside TF32); every
+ * timed call ends with the addon's synchronize(), since CUDA ops return before the GPU is done.
  */
 import * as ops from '../lib/ops';
 import { Tensor, tidy } from '../lib/tensor/tensor';
 import { backward } from '../lib/tensor/autograd';
-import { cpu } from '../lib/runtime/native';
+import { cpu, NativeAddon } from '../lib/runtime/native';
+import { cuda, Device } from '../lib/runtime/backend';
 import { Rng } from '../lib/util/rng';
 import { BenchResult, timeIt } from './harness';
 
@@ -14,18 +17,41 @@ const T = 340;
 const D = 2048;
 const L = T + 20;
 
+let device: Device = 'cpu';
+
 function rand(rng: Rng, shape: number[]): Tensor {
-  return Tensor.from(rng.uniformArray(shape.reduce((a, b) => a * b, 1), -1, 1), shape).keep();
+  return Tensor.from(rng.uniformArray(shape.reduce((a, b) => a * b, 1), -1, 1), shape, device).keep();
 }
 
-export async function benchOps(options: { quick?: boolean } = {}): Promise<BenchResult[]> {
+export async function benchOps(options: { quick?: boolean; device?: Device } = {}): Promise<BenchResult[]> {
+  device = options.device ?? 'cpu';
   const rng = new Rng(1);
   const reps = options.quick ? 3 : 7;
   const out: BenchResult[] = [];
-  const B = cpu();
+  // cuda() throws the loader's message (what is missing, how to build it) where there is no GPU.
+  const B: NativeAddon = device === 'cuda' ? cuda() : cpu();
+  // Times fn to completion on the device (a CUDA op only queues work).
+  const time = (fn: () => void): number => (device === 'cuda' ? timeIt(() => (fn(), B.synchronize()), reps) : timeIt(fn, reps));
+
+  // GEMM [340 x 2048] x [2048 x 2048] on cuBLAS: float32 (the default) beside TF32 tensor cores.
+  if (device === 'cuda') {
+    const a = rand(rng, [T, D]);
+    const b = rand(rng, [D, D]);
+    const c = Tensor.zeros([T, D], device).keep();
+    const flops = 2 * T * D * D;
+    const run = (): void => B.matmul_forward(c.buffer, a.buffer, b.buffer, 1, T, D, D, false, false, 0, 0);
+    const tf32 = B.gemm_info().tf32 as boolean;
+    B.set_tf32(false);
+    const fp32 = flops / time(run) / 1e9;
+    B.set_tf32(true);
+    const tf = flops / time(run) / 1e9;
+    B.set_tf32(tf32);
+    out.push({ name: `sgemm [${T}x${D}]x[${D}x${D}] cuBLAS fp32`, value: fp32, unit: 'GFLOP/s', baseline: tf, baselineName: 'TF32' });
+    for (const t of [a, b, c]) t.dispose();
+  }
 
   // GEMM [340 x 2048] x [2048 x 2048]: ours and OpenBLAS, alternating in one run.
-  {
+  if (device === 'cpu') {
     const a = rand(rng, [T, D]);
     const b = rand(rng, [D, D]);
     const c = Tensor.zeros([T, D]).keep();
@@ -56,10 +82,10 @@ export async function benchOps(options: { quick?: boolean } = {}): Promise<Bench
   const opBench = (name: string, flops: number, setup: () => Tensor[], f: (xs: Tensor[]) => Tensor, withBackward = true): void => {
     const xs = setup();
     for (const x of xs) x.requiresGrad = true;
-    const fwd = timeIt(() => tidy(() => void f(xs)), reps);
+    const fwd = time(() => tidy(() => void f(xs)));
     out.push({ name: `${name} forward`, value: flops ? flops / fwd / 1e9 : fwd * 1e3, unit: flops ? 'GFLOP/s' : 'ms' });
     if (withBackward) {
-      const fb = timeIt(() =>
+      const fb = time(() =>
         tidy(() => {
           const y = f(xs);
           backward(ops.sumAll(y));
@@ -67,7 +93,7 @@ export async function benchOps(options: { quick?: boolean } = {}): Promise<Bench
             x.grad?.dispose();
             x.grad = null;
           }
-        }), reps);
+        }));
       out.push({ name: `${name} forward+backward`, value: flops ? (3 * flops) / fb / 1e9 : fb * 1e3, unit: flops ? 'GFLOP/s' : 'ms' });
     }
     for (const x of xs) x.dispose();

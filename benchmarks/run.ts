@@ -1,14 +1,19 @@
 /**
- * `npm run bench [-- --only ops,eval --quick --out FILE]`: runs every benchmark suite, prints one
- * table and writes the results with the machine description as JSON (default .bench/results.json).
- * Suites live beside this file, one per area; each exports an async function returning rows.
+ * `npm run bench [-- --only ops,eval --quick --device cuda --out FILE]`: runs every benchmark suite,
+ * prints one table and writes the results with the machine description as JSON (default
+ * .bench/results.json). Suites live beside this file, one per area; each exports an async function
+ * returning rows. `--device cuda` runs the suites that have a GPU path (DEVICE_SUITES) on the GPU.
  */
 import * as fs from 'fs';
 import * as path from 'path';
 import { BenchResult, machine } from './harness';
 import { writeFileAtomic } from '../lib/util/fs';
+import { checkDevice, cuda, cudaDeviceInfo, Device } from '../lib/runtime/backend';
 
-type Suite = (options: { quick?: boolean }) => Promise<BenchResult[]>;
+type Suite = (options: { quick?: boolean; device?: Device }) => Promise<BenchResult[]>;
+
+/** Suites with a `--device cuda` path. */
+const DEVICE_SUITES = new Set(['ops']);
 
 const SUITES: Record<string, () => Suite> = {
   ops: () => require('./ops').benchOps,
@@ -28,9 +33,23 @@ async function main(): Promise<void> {
   const only = opt('only')?.split(',');
   const quick = argv.includes('--quick');
   const out = opt('out') ?? path.join('.bench', 'results.json');
+  const device = checkDevice(opt('device') ?? 'cpu');
+  if (device === 'cuda') {
+    try {
+      cuda();
+    } catch (e) {
+      console.error(`bench: --device cuda is not usable here: ${(e as Error).message}`);
+      process.exitCode = 1;
+      return;
+    }
+  }
   const rows: (BenchResult & { suite: string })[] = [];
   for (const [name, load] of Object.entries(SUITES)) {
     if (only && !only.includes(name)) continue;
+    if (device !== 'cpu' && !DEVICE_SUITES.has(name)) {
+      console.error(`bench: suite ${name} has no --device ${device} path; skipped`);
+      continue;
+    }
     let suite: Suite;
     try {
       suite = load();
@@ -39,7 +58,7 @@ async function main(): Promise<void> {
       continue;
     }
     process.stderr.write(`bench: ${name}...\n`);
-    for (const r of await suite({ quick })) rows.push({ suite: name, ...r });
+    for (const r of await suite({ quick, device })) rows.push({ suite: name, ...r });
   }
   const fmt = (v: number | undefined): string => (v === undefined ? '' : v >= 100 ? v.toFixed(1) : v >= 1 ? v.toFixed(2) : v.toPrecision(3));
   console.log('| suite | benchmark | value | unit | baseline (same run) | ratio |');
@@ -49,7 +68,11 @@ async function main(): Promise<void> {
     const ratio = r.baseline !== undefined ? (r.value / r.baseline).toFixed(2) : '';
     console.log(`| ${r.suite} | ${r.name} | ${fmt(r.value)} | ${r.unit} | ${base} | ${ratio} |`);
   }
-  const m = machine();
+  const m: Record<string, string | number> = { ...machine(), device };
+  if (device === 'cuda') {
+    const g = cudaDeviceInfo();
+    m.gpu = `${g.name} (compute ${g.computeCapability}, ${(g.totalBytes / 2 ** 30).toFixed(0)} GiB)`;
+  }
   console.log(`\nmachine: ${JSON.stringify(m)}`);
   fs.mkdirSync(path.dirname(out), { recursive: true });
   writeFileAtomic(out, JSON.stringify({ machine: m, command: `npm run bench -- ${argv.join(' ')}`.trim(), results: rows }, null, 2));

@@ -26,7 +26,8 @@ export class Buffer {
   /** Replaces the values (same shape), freeing the old storage. */
   set(t: Tensor): void {
     if (t.size !== this.tensor.size) throw new Error(`Buffer.set: ${shapeStr(t.shape)} does not match ${shapeStr(this.tensor.shape)}`);
-    backend(t.device).copy(t.buffer, 0, this.tensor.buffer, 0, t.size);
+    if (t.device === this.tensor.device) backend(t.device).copy(t.buffer, 0, this.tensor.buffer, 0, t.size);
+    else this.tensor.buffer.write(t.toArray()); // across devices: through the host
   }
 }
 

@@ -27,8 +27,15 @@ class Pool {
     if (n < 1) n = 1;
     stop();
     nthreads_ = n;
-    quit_ = false;
-    for (int i = 1; i < n; i++) workers_.emplace_back([this, i] { loop(i); });
+    uint64_t gen;
+    {
+      std::unique_lock<std::mutex> lk(m_);
+      quit_ = false;
+      gen = generation_;
+    }
+    // New workers start at the current generation: starting from 0 they would see a finished
+    // job as new and call its (already cleared) function.
+    for (int i = 1; i < n; i++) workers_.emplace_back([this, i, gen] { loop(i, gen); });
   }
 
   // Runs fn(i, tasks) for i in [0, tasks) with the caller as task 0.
@@ -54,8 +61,7 @@ class Pool {
   }
 
  private:
-  void loop(int idx) {
-    uint64_t seen = 0;
+  void loop(int idx, uint64_t seen) {
     for (;;) {
       const std::function<void(int, int)>* job;
       int tasks;

@@ -6,9 +6,16 @@
 #pragma once
 #include <cstdint>
 
+// The same functions serve the CPU kernels and, compiled by nvcc, the CUDA kernels.
+#if defined(__CUDACC__)
+#define PSTAL_HD __host__ __device__
+#else
+#define PSTAL_HD
+#endif
+
 namespace pstal {
 
-inline uint64_t splitmix64(uint64_t x) {
+PSTAL_HD inline uint64_t splitmix64(uint64_t x) {
   x += 0x9E3779B97F4A7C15ULL;
   x = (x ^ (x >> 30)) * 0xBF58476D1CE4E5B9ULL;
   x = (x ^ (x >> 27)) * 0x94D049BB133111EBULL;
@@ -16,12 +23,12 @@ inline uint64_t splitmix64(uint64_t x) {
 }
 
 // Uniform in [0, 1) with 24 bits of resolution.
-inline float uniform01(uint64_t seed, uint64_t i) {
+PSTAL_HD inline float uniform01(uint64_t seed, uint64_t i) {
   return (float)(splitmix64(seed * 0xD1B54A32D192ED03ULL ^ i) >> 40) * (1.0f / 16777216.0f);
 }
 
 // Dropout multiplier for element i: 0 with probability p, else 1 / (1 - p).
-inline float dropout_scale(uint64_t seed, uint64_t i, float p) {
+PSTAL_HD inline float dropout_scale(uint64_t seed, uint64_t i, float p) {
   return uniform01(seed, i) < p ? 0.f : 1.f / (1.f - p);
 }
 

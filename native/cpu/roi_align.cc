@@ -53,6 +53,12 @@ inline RoiGeometry geometry(float s, float e, int64_t bins, int64_t sampling_rat
 
 }  // namespace
 
+// A NaN or infinite bound would turn into an out-of-range row index in interp().
+static void check_finite_rois(Args& args, const float* rois, int64_t R) {
+  for (int64_t r = 0; r < R; r++)
+    PSTAL_CHECK(args, std::isfinite(rois[2 * r]) && std::isfinite(rois[2 * r + 1]), "roi " + std::to_string(r) + " is not finite");
+}
+
 // roi_align_forward(out, x, rois Float32Array [R*2], T, D, bins, sampling_ratio, aligned)
 PSTAL_OP(roi_align_forward) {
   int64_t nr, T = args.i64(3, "T"), D = args.i64(4, "D"), bins = args.i64(5, "bins"), sr = args.i64(6, "sampling_ratio");
@@ -61,8 +67,7 @@ PSTAL_OP(roi_align_forward) {
   PSTAL_CHECK(args, nr % 2 == 0, "rois must hold [start, end] pairs");
   PSTAL_CHECK(args, T >= 1 && D >= 1 && bins >= 1, "need T >= 1, D >= 1, bins >= 1");
   int64_t R = nr / 2;
-  for (int64_t r = 0; r < R; r++)
-    PSTAL_CHECK(args, std::isfinite(rois[2 * r]) && std::isfinite(rois[2 * r + 1]), "roi " + std::to_string(r) + " is not finite");
+  check_finite_rois(args, rois, R);
   float* out = args.buf(0, R * bins * D, "out");
   const float* x = args.buf(1, T * D, "x");
   parallel_for(R, 4, [&](int64_t r0, int64_t r1) {
@@ -94,6 +99,7 @@ PSTAL_OP(roi_align_backward) {
   const float* rois = args.f32(2, "rois", &nr);
   PSTAL_CHECK(args, nr % 2 == 0 && T >= 1 && D >= 1 && bins >= 1, "invalid roi_align geometry");
   int64_t R = nr / 2;
+  check_finite_rois(args, rois, R);
   float* dx = args.buf(0, T * D, "dx");
   const float* dy = args.buf(1, R * bins * D, "dy");
   std::fill(dx, dx + T * D, 0.f);

@@ -1,0 +1,177 @@
+// ---------------------------------------------------------------------------------------------
+// attention.cu: the CUDA twin of native/cpu/attention.cc (the readable reference: same ops,
+// arguments, checks, saved tensors and dropout masks). Multi-head scaled-dot-product attention
+// over all L tokens (no mask) on in-projected q, k, v [L, D]; head h is the column block
+// [h*dh, (h+1)*dh), so each product is one strided-batched GEMM over the heads (batch stride dh
+// on the [L, D] operands, lda = D; L*L on the [H, L, L] ones) with no split/merge copies.
+//
+//   P_h = softmax(Q_h K_h^T / sqrt(dh)),  O_h = dropout(P_h) V_h
+//
+// The forward saves P [H, L, L] (before dropout). The dropout mask is the CPU's counter-based
+// one (native/common/rng.h), evaluated per element on the device with the element's index in
+// [H, L, L], so both backends drop the same weights and the backward regenerates the mask.
+// Row softmax (forward, fused with the mask) and its backward (fused with the mask) use one
+// warp per row with shuffle reductions; like the CPU, the exp sum and the backward's dot
+// product accumulate in double.
+//
+// Numerics against the CPU: GEMMs differ by float32 summation order (cuBLAS); expf on the device
+// is within 2 ulp of glibc's; row max, masks and scalings are exact. Relative differences are of
+// order 1e-6.
+// ---------------------------------------------------------------------------------------------
+#include <cmath>
+#include <cstdint>
+#include <string>
+
+#include "common/op.h"
+#include "common/rng.h"
+#include "cuda/common.cuh"
+#include "cuda/gemm.h"
+
+namespace pstal {
+namespace {
+
+// ---- row kernels: one warp per row of [rows, L] ----------------------------------------------
+
+constexpr int kWarpsPerBlock = 8;
+
+__device__ inline float warp_max(float v) {
+  for (int o = 16; o > 0; o >>= 1) {
+    float w = __shfl_xor_sync(0xffffffffu, v, o);
+    v = w > v ? w : v;
+  }
+  return v;
+}
+
+__device__ inline double warp_sum(double v) {
+  for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
+  return v;
+}
+
+unsigned row_blocks(int64_t rows) {
+  int64_t b = (rows + kWarpsPerBlock - 1) / kWarpsPerBlock;
+  if (b < 1) b = 1;
+  if (b > 65535 * 8) b = 65535 * 8;
+  return (unsigned)b;
+}
+
+// P (scaled scores on entry) <- softmax rows; Pd = P * mask when pd != nullptr.
+__global__ void softmax_dropout_kernel(float* P, float* __restrict__ pd, int64_t rows, int64_t L, float p, uint64_t seed) {
+  const int lane = threadIdx.x & 31;
+  const int64_t warps = (int64_t)gridDim.x * kWarpsPerBlock;
+  for (int64_t r = (int64_t)blockIdx.x * kWarpsPerBlock + (threadIdx.x >> 5); r < rows; r += warps) {
+    float* x = P + r * L;
+    float m = -INFINITY;
+    for (int64_t j = lane; j < L; j += 32) m = x[j] > m ? x[j] : m;
+    m = warp_max(m);
+    double s = 0.0;
+    for (int64_t j = lane; j < L; j += 32) s += (double)expf(x[j] - m);
+    s = warp_sum(s);
+    const float inv = (float)(1.0 / s);
+    for (int64_t j = lane; j < L; j += 32) {
+      float y = expf(x[j] - m) * inv;
+      x[j] = y;
+      if (pd) pd[r * L + j] = y * dropout_scale(seed, (uint64_t)(r * L + j), p);
+    }
+  }
+}
+
+// pd = P * mask over all H*L*L weights (the backward's copy of the forward's dropped weights).
+__global__ void dropout_apply_kernel(float* __restrict__ pd, const float* __restrict__ P, int64_t n, float p, uint64_t seed) {
+  for (int64_t i = (int64_t)blockIdx.x * blockDim.x + threadIdx.x; i < n; i += (int64_t)gridDim.x * blockDim.x)
+    pd[i] = P[i] * dropout_scale(seed, (uint64_t)i, p);
+}
+
+// dP (dO V^T on entry, in place) <- dS = P * (g - sum(g * P)), g = dP * mask (mask when p > 0).
+__global__ void softmax_dropout_backward_kernel(float* dP, const float* __restrict__ P, int64_t rows, int64_t L, float p,
+                                                uint64_t seed) {
+  const int lane = threadIdx.x & 31;
+  const int64_t warps = (int64_t)gridDim.x * kWarpsPerBlock;
+  const bool drop = p > 0.f;
+  for (int64_t r = (int64_t)blockIdx.x * kWarpsPerBlock + (threadIdx.x >> 5); r < rows; r += warps) {
+    float* g = dP + r * L;
+    const float* y = P + r * L;
+    double s = 0.0;
+    for (int64_t j = lane; j < L; j += 32) {
+      float gj = drop ? g[j] * dropout_scale(seed, (uint64_t)(r * L + j), p) : g[j];
+      s += (double)gj * (double)y[j];
+    }
+    const float fs = (float)warp_sum(s);
+    for (int64_t j = lane; j < L; j += 32) {
+      float gj = drop ? g[j] * dropout_scale(seed, (uint64_t)(r * L + j), p) : g[j];
+      g[j] = y[j] * (gj - fs);
+    }
+  }
+}
+
+}  // namespace
+
+// attention_forward(out, probs, q, k, v, L, D, H, dropout_p, seed)
+PSTAL_OP(attention_forward) {
+  int64_t L = args.i64(5, "L"), D = args.i64(6, "D"), H = args.i64(7, "heads");
+  double p = args.f64(8, "dropout_p");
+  uint64_t seed = (uint64_t)args.f64(9, "seed");
+  PSTAL_CHECK(args, L >= 1 && D >= 1 && H >= 1 && D % H == 0,
+              "heads (" + std::to_string(H) + ") must divide D (" + std::to_string(D) + ")");
+  PSTAL_CHECK(args, p >= 0 && p < 1, "dropout_p must be in [0, 1)");
+  float* out = args.buf(0, L * D, "out");
+  float* probs = args.buf(1, H * L * L, "probs");
+  const float* q = args.buf(2, L * D, "q");
+  const float* k = args.buf(3, L * D, "k");
+  const float* v = args.buf(4, L * D, "v");
+  const int64_t dh = D / H;
+  const float scale = 1.f / std::sqrt((float)dh);
+  const float pf = (float)p;
+  const bool drop = pf > 0.f;  // the CPU's dropped(): no mask when (float)p <= 0
+  // S = scale * Q_h K_h^T into probs [H, L, L].
+  cuda::sgemm_strided_batched(false, true, L, L, dh, scale, q, D, dh, k, D, dh, 0.f, probs, L, L * L, H);
+  cuda::DeviceScratch pd_scratch(drop ? (size_t)(H * L * L) * sizeof(float) : 0);
+  float* pd = drop ? pd_scratch.as<float>() : nullptr;
+  softmax_dropout_kernel<<<row_blocks(H * L), kWarpsPerBlock * 32, 0, cuda::stream()>>>(probs, pd, H * L, L, pf, seed);
+  PSTAL_CUDA_LAUNCH();
+  // O_h = Pd_h V_h, written into the column block of out.
+  cuda::sgemm_strided_batched(false, false, L, dh, L, 1.f, drop ? pd : probs, L, L * L, v, D, dh, 0.f, out, D, dh, H);
+  return args.env().Undefined();
+}
+
+// attention_backward(dq, dk, dv, dout, probs, q, k, v, L, D, H, dropout_p, seed)
+PSTAL_OP(attention_backward) {
+  int64_t L = args.i64(8, "L"), D = args.i64(9, "D"), H = args.i64(10, "heads");
+  double p = args.f64(11, "dropout_p");
+  uint64_t seed = (uint64_t)args.f64(12, "seed");
+  PSTAL_CHECK(args, L >= 1 && D >= 1 && H >= 1 && D % H == 0, "heads must divide D");
+  float* dq = args.buf(0, L * D, "dq");
+  float* dk = args.buf(1, L * D, "dk");
+  float* dv = args.buf(2, L * D, "dv");
+  const float* dout = args.buf(3, L * D, "dout");
+  const float* probs = args.buf(4, H * L * L, "probs");
+  const float* q = args.buf(5, L * D, "q");
+  const float* k = args.buf(6, L * D, "k");
+  const float* v = args.buf(7, L * D, "v");
+  const int64_t dh = D / H;
+  const float scale = 1.f / std::sqrt((float)dh);
+  const float pf = (float)p;
+  const bool drop = pf > 0.f;
+  cudaStream_t st = cuda::stream();
+  // One [H, L, L] scratch: first the dropped weights Pd (for dV), then dP / dS (the stream
+  // orders the reuse: the dV GEMM has read Pd before the dP GEMM overwrites it).
+  cuda::DeviceScratch scratch((size_t)(H * L * L) * sizeof(float));
+  float* work = scratch.as<float>();
+  const float* Pd = probs;
+  if (drop) {
+    dropout_apply_kernel<<<cuda::blocks_for(H * L * L), 256, 0, st>>>(work, probs, H * L * L, pf, seed);
+    PSTAL_CUDA_LAUNCH();
+    Pd = work;
+  }
+  // dV_h = Pd_h^T dO_h
+  cuda::sgemm_strided_batched(true, false, L, dh, L, 1.f, Pd, L, L * L, dout, D, dh, 0.f, dv, D, dh, H);
+  // dPd_h = dO_h V_h^T, then through the mask and the softmax
+  cuda::sgemm_strided_batched(false, true, L, L, dh, 1.f, dout, D, dh, v, D, dh, 0.f, work, L, L * L, H);
+  softmax_dropout_backward_kernel<<<row_blocks(H * L), kWarpsPerBlock * 32, 0, st>>>(work, probs, H * L, L, pf, seed);
+  PSTAL_CUDA_LAUNCH();
+  // dQ_h = dS_h K_h * scale, dK_h = dS_h^T Q_h * scale
+  cuda::sgemm_strided_batched(false, false, L, dh, L, scale, work, L, L * L, k, D, dh, 0.f, dq, D, dh, H);
+  cuda::sgemm_strided_batched(true, false, L, dh, L, scale, work, L, L * L, q, D, dh, 0.f, dk, D, dh, H);
+  return args.env().Undefined();
+}
+
+}  // namespace pstal

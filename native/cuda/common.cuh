@@ -1,0 +1,99 @@
+// ---------------------------------------------------------------------------------------------
+// common.cuh: what every CUDA op file shares. The CUDA backend mirrors native/cpu/ file by file
+// and op by op (same PSTAL_OP names and argument order), so lib/ops calls `backend(device).op(...)`
+// without knowing which backend runs. NativeBuffer::data is a device pointer here (buffer.cu);
+// Args::buf checks sizes exactly as on the CPU and never dereferences it.
+//
+// - One stream for everything (stream()): ops are ordered without explicit synchronisation, and
+//   a host read (NativeBuffer.read, a scalar result) synchronises by copying on that stream.
+// - Every CUDA call is checked (PSTAL_CUDA_CHECK); a failure becomes an OpError, which the
+//   registry turns into a JS Error that names the op. Kernel launches are checked with
+//   PSTAL_CUDA_LAUNCH (cudaGetLastError), so a bad launch configuration is never silent.
+// - Temporary device memory comes from the same caching allocator as buffers (device_alloc /
+//   device_free, or a DeviceScratch that frees itself), so no op calls cudaMalloc in steady state.
+// ---------------------------------------------------------------------------------------------
+#pragma once
+#include <cuda_runtime.h>
+
+#include <cstdint>
+#include <string>
+
+#include "common/op.h"
+
+namespace pstal {
+namespace cuda {
+
+// The backend's one stream (created on first use).
+cudaStream_t stream();
+
+// Throws OpError naming the CUDA call and its error string.
+[[noreturn]] void fail_cuda(cudaError_t e, const char* what, const char* file, int line);
+
+#define PSTAL_CUDA_CHECK(expr)                                                 \
+  do {                                                                         \
+    cudaError_t pstal_e_ = (expr);                                             \
+    if (pstal_e_ != cudaSuccess) ::pstal::cuda::fail_cuda(pstal_e_, #expr, __FILE__, __LINE__); \
+  } while (0)
+
+// After a <<<...>>> launch.
+#define PSTAL_CUDA_LAUNCH() PSTAL_CUDA_CHECK(cudaGetLastError())
+
+// Blocks of `threads` covering n items (at least one block; capped for grid-stride loops).
+inline unsigned blocks_for(int64_t n, int threads = 256) {
+  int64_t b = (n + threads - 1) / threads;
+  if (b < 1) b = 1;
+  if (b > 65535 * 8) b = 65535 * 8;
+  return (unsigned)b;
+}
+
+// Device memory from the caching allocator (buffer.cu). Sizes in bytes.
+void* device_alloc(size_t bytes);
+void device_free(void* p, size_t bytes);
+
+// Temporary device memory for one op call; returned to the cache when it goes out of scope.
+struct DeviceScratch {
+  void* p = nullptr;
+  size_t bytes = 0;
+  DeviceScratch() = default;
+  explicit DeviceScratch(size_t b) : p(b ? device_alloc(b) : nullptr), bytes(b) {}
+  DeviceScratch(const DeviceScratch&) = delete;
+  DeviceScratch& operator=(const DeviceScratch&) = delete;
+  DeviceScratch(DeviceScratch&& o) noexcept : p(o.p), bytes(o.bytes) { o.p = nullptr; o.bytes = 0; }
+  DeviceScratch& operator=(DeviceScratch&& o) noexcept {
+    if (this != &o) {
+      if (p) device_free(p, bytes);
+      p = o.p;
+      bytes = o.bytes;
+      o.p = nullptr;
+      o.bytes = 0;
+    }
+    return *this;
+  }
+  ~DeviceScratch() {
+    if (p) device_free(p, bytes);
+  }
+  template <typename T>
+  T* as() const { return static_cast<T*>(p); }
+};
+
+// Copies a host array to fresh device scratch (for index lists and small parameter arrays that
+// JS passes as typed arrays) on the backend stream.
+// The host array must stay alive until the copy is done: JS typed arrays live for the op call,
+// and ops that upload do not return before the stream has consumed them (they either read a result
+// back, which synchronises, or call cudaStreamSynchronize before returning).
+template <typename T>
+inline DeviceScratch upload(const T* host, int64_t count) {
+  DeviceScratch dst((size_t)count * sizeof(T));
+  if (count) PSTAL_CUDA_CHECK(cudaMemcpyAsync(dst.p, host, (size_t)count * sizeof(T), cudaMemcpyHostToDevice, stream()));
+  return dst;
+}
+
+// Reads `count` values from device memory to the host, synchronously (the stream is drained).
+template <typename T>
+inline void download(T* host, const T* device, int64_t count) {
+  if (count) PSTAL_CUDA_CHECK(cudaMemcpyAsync(host, device, (size_t)count * sizeof(T), cudaMemcpyDeviceToHost, stream()));
+  PSTAL_CUDA_CHECK(cudaStreamSynchronize(stream()));
+}
+
+}  // namespace cuda
+}  // namespace pstal

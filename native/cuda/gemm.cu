@@ -1,0 +1,175 @@
+// ---------------------------------------------------------------------------------------------
+// gemm.cu: the CUDA backend's float32 GEMM on cuBLAS (the only file that includes cuBLAS), and
+// the ops of native/cpu/gemm.cc with the same names and arguments.
+//
+// cuBLAS is column-major; our matrices are row-major. A row-major X [r, c] with row stride ld is
+// the column-major X^T [c, r] with leading dimension ld, so
+//   row-major C = op(A) op(B)   <=>   column-major C^T = op(B)^T op(A)^T,
+// i.e. call cuBLAS with the operands swapped (B first), the transpose flags kept, m = N, n = M,
+// and the same leading dimensions. One cuBLAS handle, bound to stream(), so GEMMs are ordered
+// with every other op. TF32 is off (CUBLAS_DEFAULT_MATH: plain float32 FMA, as the CPU backend)
+// unless set_tf32(true) or PSTAL_TF32=1 (CUBLAS_TF32_TENSOR_OP_MATH). Every cublasStatus_t is
+// checked and becomes an OpError naming the call.
+// ---------------------------------------------------------------------------------------------
+#include "cuda/gemm.h"
+
+#include <cublas_v2.h>
+
+#include <algorithm>
+#include <climits>
+#include <cstdlib>
+#include <string>
+
+#include "common/parallel.h"
+#include "cuda/common.cuh"
+
+namespace pstal {
+namespace cuda {
+namespace {
+
+[[noreturn]] void fail_cublas(cublasStatus_t s, const char* what, int line) {
+  throw OpError(std::string("cuBLAS error ") + cublasGetStatusName(s) + " (" + cublasGetStatusString(s) + ") in " +
+                what + " at gemm.cu:" + std::to_string(line));
+}
+
+#define PSTAL_CUBLAS_CHECK(expr)                                                        \
+  do {                                                                                  \
+    cublasStatus_t pstal_s_ = (expr);                                                   \
+    if (pstal_s_ != CUBLAS_STATUS_SUCCESS) fail_cublas(pstal_s_, #expr, __LINE__);      \
+  } while (0)
+
+bool tf32_on = [] {
+  const char* e = std::getenv("PSTAL_TF32");
+  return e && std::string(e) == "1";
+}();
+
+cublasMath_t math_mode() { return tf32_on ? CUBLAS_TF32_TENSOR_OP_MATH : CUBLAS_DEFAULT_MATH; }
+
+// Created on first use (after the addon has checked that a device exists); never destroyed, as
+// destroying it at exit could run after the CUDA runtime has unloaded.
+cublasHandle_t handle() {
+  static cublasHandle_t h = [] {
+    cublasHandle_t c = nullptr;
+    PSTAL_CUBLAS_CHECK(cublasCreate(&c));
+    cublasStatus_t s = cublasSetStream(c, stream());
+    if (s == CUBLAS_STATUS_SUCCESS) s = cublasSetMathMode(c, math_mode());
+    if (s != CUBLAS_STATUS_SUCCESS) {
+      cublasDestroy(c);
+      fail_cublas(s, "cublasSetStream / cublasSetMathMode", __LINE__);
+    }
+    return c;
+  }();
+  return h;
+}
+
+// cuBLAS takes int dimensions.
+int as_int(int64_t v, const char* name) {
+  if (v < 0 || v > INT_MAX)
+    throw OpError(std::string("GEMM ") + name + " = " + std::to_string(v) + " is outside cuBLAS's int range");
+  return (int)v;
+}
+
+cublasOperation_t op(bool t) { return t ? CUBLAS_OP_T : CUBLAS_OP_N; }
+
+// C = beta * C for the K = 0 (or alpha = 0) case, which cuBLAS would reject (a leading dimension
+// of 0) or which needs no product. beta == 0 writes zeros without reading C (BLAS semantics).
+__global__ void scale_kernel(float* __restrict__ C, int64_t M, int64_t N, int64_t ldc, int64_t strideC, int64_t batch,
+                             float beta) {
+  const int64_t total = batch * M * N;
+  for (int64_t i = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; i < total; i += (int64_t)gridDim.x * blockDim.x) {
+    int64_t b = i / (M * N), r = (i / N) % M, c = i % N;
+    float* p = C + b * strideC + r * ldc + c;
+    *p = beta == 0.f ? 0.f : beta * *p;
+  }
+}
+
+void scale_c(int64_t M, int64_t N, float beta, float* C, int64_t ldc, int64_t strideC, int64_t batch) {
+  if (beta == 1.f) return;
+  scale_kernel<<<blocks_for(batch * M * N), 256, 0, stream()>>>(C, M, N, ldc, strideC, batch, beta);
+  PSTAL_CUDA_LAUNCH();
+}
+
+}  // namespace
+
+void set_tf32(bool on) {
+  tf32_on = on;
+  PSTAL_CUBLAS_CHECK(cublasSetMathMode(handle(), math_mode()));
+}
+
+bool tf32() { return tf32_on; }
+
+void sgemm(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float alpha, const float* A, int64_t lda,
+           const float* B, int64_t ldb, float beta, float* C, int64_t ldc) {
+  if (M <= 0 || N <= 0) return;
+  if (K <= 0 || alpha == 0.f) return scale_c(M, N, beta, C, ldc, 0, 1);
+  const int m = as_int(N, "N"), n = as_int(M, "M"), k = as_int(K, "K");
+  // Column-major C^T [N, M] = op(B)^T [N, K] * op(A)^T [K, M]: B is cuBLAS's first operand.
+  PSTAL_CUBLAS_CHECK(cublasSgemm(handle(), op(trans_b), op(trans_a), m, n, k, &alpha, B, as_int(ldb, "ldb"), A,
+                                 as_int(lda, "lda"), &beta, C, as_int(ldc, "ldc")));
+}
+
+void sgemm_strided_batched(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float alpha, const float* A,
+                           int64_t lda, int64_t strideA, const float* B, int64_t ldb, int64_t strideB, float beta,
+                           float* C, int64_t ldc, int64_t strideC, int64_t batch) {
+  if (M <= 0 || N <= 0 || batch <= 0) return;
+  if (K <= 0 || alpha == 0.f) return scale_c(M, N, beta, C, ldc, strideC, batch);
+  if (batch == 1) return sgemm(trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+  const int m = as_int(N, "N"), n = as_int(M, "M"), k = as_int(K, "K");
+  const int ild_a = as_int(lda, "lda"), ild_b = as_int(ldb, "ldb"), ild_c = as_int(ldc, "ldc");
+  // Chunks of at most 65535 products: older cuBLAS versions put the batch on grid.z.
+  constexpr int64_t kMaxBatch = 65535;
+  for (int64_t b0 = 0; b0 < batch; b0 += kMaxBatch) {
+    const int nb = (int)std::min(kMaxBatch, batch - b0);
+    PSTAL_CUBLAS_CHECK(cublasSgemmStridedBatched(handle(), op(trans_b), op(trans_a), m, n, k, &alpha, B + b0 * strideB,
+                                                 ild_b, (long long)strideB, A + b0 * strideA, ild_a, (long long)strideA,
+                                                 &beta, C + b0 * strideC, ild_c, (long long)strideC, nb));
+  }
+}
+
+}  // namespace cuda
+
+// ---- ops (native/cpu/gemm.cc's, same arguments) -----------------------------------------------
+
+// matmul_forward(out, a, b, batch, M, N, K, trans_a, trans_b, a_batch_stride, b_batch_stride, beta)
+//   out[bi] (M x N) = op(a[bi]) op(b[bi]) + beta * out[bi]; a batch stride of 0 broadcasts one
+//   operand over the batch. One strided-batched cuBLAS call for the whole batch.
+PSTAL_OP(matmul_forward) {
+  int64_t batch = args.i64(3, "batch"), M = args.i64(4, "M"), N = args.i64(5, "N"), K = args.i64(6, "K");
+  bool ta = args.flag(7, "trans_a"), tb = args.flag(8, "trans_b");
+  int64_t sa = args.i64(9, "a_batch_stride"), sb = args.i64(10, "b_batch_stride");
+  double beta = args.has(11) ? args.f64(11, "beta") : 0.0;
+  PSTAL_CHECK(args, batch >= 0 && M >= 0 && N >= 0 && K >= 0 && sa >= 0 && sb >= 0, "dimensions must be non-negative");
+  float* out = args.buf(0, batch * M * N, "out");
+  const float* a = args.buf(1, batch == 0 ? 0 : (batch - 1) * sa + M * K, "a");
+  const float* b = args.buf(2, batch == 0 ? 0 : (batch - 1) * sb + K * N, "b");
+  // Leading dimensions at least 1, as cuBLAS requires (a 0 only occurs with an empty operand).
+  int64_t lda = std::max<int64_t>(ta ? M : K, 1), ldb = std::max<int64_t>(tb ? K : N, 1);
+  cuda::sgemm_strided_batched(ta, tb, M, N, K, 1.f, a, lda, sa, b, ldb, sb, (float)beta, out, std::max<int64_t>(N, 1),
+                              M * N, batch);
+  return args.env().Undefined();
+}
+
+// Same keys as the CPU backend's where they mean something, plus tf32 and the cuBLAS version.
+PSTAL_OP(gemm_info) {
+  Napi::Env env = args.env();
+  int version = 0;
+  cublasStatus_t s = cublasGetVersion(cuda::handle(), &version);
+  Napi::Object o = Napi::Object::New(env);
+  o.Set("impl", "cublas");
+  o.Set("kernel", cuda::tf32() ? "cublas-tf32" : "cublas-fp32");
+  o.Set("tf32", Napi::Boolean::New(env, cuda::tf32()));
+  o.Set("openblasAvailable", Napi::Boolean::New(env, false));
+  o.Set("threads", Napi::Number::New(env, num_threads()));  // host threads (parallel.cc), for parity
+  o.Set("cublasVersion", Napi::Number::New(env, s == CUBLAS_STATUS_SUCCESS ? version : 0));
+  return o;
+}
+
+PSTAL_OP(set_gemm_impl) {
+  std::string name = args.str(0, "impl");
+  PSTAL_CHECK(args, name == "cublas",
+              "the CUDA backend's GEMM is cuBLAS: impl must be 'cublas', received '" + name +
+                  "' ('pstal' and 'openblas' are the CPU backend's; use set_tf32 for tensor cores)");
+  return args.env().Undefined();
+}
+
+}  // namespace pstal

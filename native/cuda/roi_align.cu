@@ -1,0 +1,162 @@
+// ---------------------------------------------------------------------------------------------
+// roi_align.cu: the CUDA twin of native/cpu/roi_align.cc (the readable reference: same ops,
+// arguments, checks and sampling rule). 1-D RoI align over time (SPEC §4): each proposal
+// [start, end] (in snippets) of x [T, D] is divided into `bins` equal bins, each the mean of
+// `grid` linearly interpolated samples, with torchvision's conventions along time:
+//   aligned: coordinates shifted by -0.5; a sample at y < -1 or y > T is 0; y <= 0 reads row 0;
+//   y >= T - 1 reads row T - 1; grid = sampling_ratio if > 0 else ceil(roi_length / bins);
+//   unaligned RoIs are at least 1 long.
+// out [R, bins, D].
+//
+// The RoIs come from JS as a host Float32Array: each RoI's geometry (start, bin width, grid) is
+// computed on the host with the CPU's code and uploaded; the kernels run one thread per output
+// element (r, b, d), consecutive d coalesced. Sample positions and the accumulation use
+// explicitly rounded float operations (no fused multiply-add), in the CPU's order, so the
+// forward is bit-identical to the CPU's (compiled without FMA, as the x86-64 baseline is).
+// The backward scatters with atomicAdd into dx: several (r, b) read the same rows, so the order
+// of the additions varies from run to run and dx differs from the CPU's by float32 rounding of
+// that order (relative ~1e-7 per addition), and is not bitwise reproducible between runs.
+// Both ops synchronise the stream before returning (they upload host data; see common.cuh).
+// ---------------------------------------------------------------------------------------------
+#include <algorithm>
+#include <cmath>
+#include <string>
+#include <vector>
+
+#include "common/op.h"
+#include "cuda/common.cuh"
+
+namespace pstal {
+namespace {
+
+struct RoiGeometry {
+  float start, bin;
+  int64_t grid;
+};
+
+// The CPU's geometry(), on the host.
+RoiGeometry geometry(float s, float e, int64_t bins, int64_t sampling_ratio, bool aligned) {
+  float off = aligned ? 0.5f : 0.f;
+  float rs = s - off, re = e - off;
+  float len = re - rs;
+  if (!aligned) len = std::max(len, 1.f);
+  float bin = len / (float)bins;
+  int64_t grid = sampling_ratio > 0 ? sampling_ratio : (int64_t)std::ceil(len / (float)bins);
+  return {rs, bin, std::max<int64_t>(grid, 1)};
+}
+
+std::vector<RoiGeometry> geometries(const float* rois, int64_t R, int64_t bins, int64_t sr, bool aligned) {
+  std::vector<RoiGeometry> g((size_t)R);
+  for (int64_t r = 0; r < R; r++) g[(size_t)r] = geometry(rois[2 * r], rois[2 * r + 1], bins, sr, aligned);
+  return g;
+}
+
+struct Sample {
+  int64_t lo, hi;
+  float wlo, whi;
+};
+
+// Sample s of bin b: start + b * bin + (s + 0.5) * bin / grid, rounded as the CPU rounds it.
+__device__ inline float sample_pos(const RoiGeometry& g, int64_t b, int64_t s) {
+  return __fadd_rn(__fadd_rn(g.start, __fmul_rn((float)b, g.bin)), __fdiv_rn(__fmul_rn((float)s + 0.5f, g.bin), (float)g.grid));
+}
+
+// The interpolation rows and weights of position y (weights 0 outside the map; a NaN position,
+// which the CPU's backward does not rule out, also reads nothing here).
+__device__ inline Sample interp(float y, int64_t T) {
+  if (!(y >= -1.f) || y > (float)T) return {0, 0, 0.f, 0.f};
+  if (y <= 0.f) y = 0.f;
+  int64_t lo = (int64_t)y, hi;
+  if (lo >= T - 1) {
+    hi = lo = T - 1;
+    y = (float)lo;
+  } else {
+    hi = lo + 1;
+  }
+  float l = y - (float)lo;
+  return {lo, hi, 1.f - l, l};
+}
+
+__global__ void roi_align_forward_kernel(float* __restrict__ out, const float* __restrict__ x,
+                                         const RoiGeometry* __restrict__ geo, int64_t R, int64_t T, int64_t D, int64_t bins) {
+  const int64_t n = R * bins * D;
+  for (int64_t idx = (int64_t)blockIdx.x * blockDim.x + threadIdx.x; idx < n; idx += (int64_t)gridDim.x * blockDim.x) {
+    const int64_t d = idx % D, rb = idx / D, b = rb % bins, r = rb / bins;
+    const RoiGeometry g = geo[r];
+    float o = 0.f;
+    for (int64_t s = 0; s < g.grid; s++) {
+      Sample sm = interp(sample_pos(g, b, s), T);
+      if (sm.wlo == 0.f && sm.whi == 0.f) continue;
+      o = __fadd_rn(o, __fadd_rn(__fmul_rn(sm.wlo, x[sm.lo * D + d]), __fmul_rn(sm.whi, x[sm.hi * D + d])));
+    }
+    out[idx] = __fmul_rn(o, __fdiv_rn(1.f, (float)g.grid));
+  }
+}
+
+__global__ void roi_align_backward_kernel(float* dx, const float* __restrict__ dy, const RoiGeometry* __restrict__ geo,
+                                          int64_t R, int64_t T, int64_t D, int64_t bins) {
+  const int64_t n = R * bins * D;
+  for (int64_t idx = (int64_t)blockIdx.x * blockDim.x + threadIdx.x; idx < n; idx += (int64_t)gridDim.x * blockDim.x) {
+    const int64_t d = idx % D, rb = idx / D, b = rb % bins, r = rb / bins;
+    const RoiGeometry g = geo[r];
+    const float inv = __fdiv_rn(1.f, (float)g.grid);
+    const float gy = dy[idx];
+    for (int64_t s = 0; s < g.grid; s++) {
+      Sample sm = interp(sample_pos(g, b, s), T);
+      if (sm.wlo == 0.f && sm.whi == 0.f) continue;
+      atomicAdd(dx + sm.lo * D + d, __fmul_rn(__fmul_rn(sm.wlo, inv), gy));
+      atomicAdd(dx + sm.hi * D + d, __fmul_rn(__fmul_rn(sm.whi, inv), gy));
+    }
+  }
+}
+
+}  // namespace
+
+// As native/cpu/roi_align.cc: a NaN or infinite bound would become an out-of-range row index.
+static void check_finite_rois(Args& args, const float* rois, int64_t R) {
+  for (int64_t r = 0; r < R; r++)
+    PSTAL_CHECK(args, std::isfinite(rois[2 * r]) && std::isfinite(rois[2 * r + 1]), "roi " + std::to_string(r) + " is not finite");
+}
+
+// roi_align_forward(out, x, rois Float32Array [R*2], T, D, bins, sampling_ratio, aligned)
+PSTAL_OP(roi_align_forward) {
+  int64_t nr, T = args.i64(3, "T"), D = args.i64(4, "D"), bins = args.i64(5, "bins"), sr = args.i64(6, "sampling_ratio");
+  bool aligned = args.flag(7, "aligned");
+  const float* rois = args.f32(2, "rois", &nr);
+  PSTAL_CHECK(args, nr % 2 == 0, "rois must hold [start, end] pairs");
+  PSTAL_CHECK(args, T >= 1 && D >= 1 && bins >= 1, "need T >= 1, D >= 1, bins >= 1");
+  int64_t R = nr / 2;
+  check_finite_rois(args, rois, R);
+  float* out = args.buf(0, R * bins * D, "out");
+  const float* x = args.buf(1, T * D, "x");
+  if (R == 0) return args.env().Undefined();
+  std::vector<RoiGeometry> g = geometries(rois, R, bins, sr, aligned);
+  cuda::DeviceScratch geo = cuda::upload(g.data(), R);
+  roi_align_forward_kernel<<<cuda::blocks_for(R * bins * D), 256, 0, cuda::stream()>>>(out, x, geo.as<RoiGeometry>(), R, T, D, bins);
+  PSTAL_CUDA_LAUNCH();
+  PSTAL_CUDA_CHECK(cudaStreamSynchronize(cuda::stream()));  // `g` is about to go
+  return args.env().Undefined();
+}
+
+// roi_align_backward(dx, dy, rois, T, D, bins, sampling_ratio, aligned): dx [T, D] (overwritten)
+PSTAL_OP(roi_align_backward) {
+  int64_t nr, T = args.i64(3, "T"), D = args.i64(4, "D"), bins = args.i64(5, "bins"), sr = args.i64(6, "sampling_ratio");
+  bool aligned = args.flag(7, "aligned");
+  const float* rois = args.f32(2, "rois", &nr);
+  PSTAL_CHECK(args, nr % 2 == 0 && T >= 1 && D >= 1 && bins >= 1, "invalid roi_align geometry");
+  int64_t R = nr / 2;
+  check_finite_rois(args, rois, R);
+  float* dx = args.buf(0, T * D, "dx");
+  const float* dy = args.buf(1, R * bins * D, "dy");
+  cudaStream_t st = cuda::stream();
+  PSTAL_CUDA_CHECK(cudaMemsetAsync(dx, 0, (size_t)(T * D) * sizeof(float), st));
+  if (R == 0) return args.env().Undefined();
+  std::vector<RoiGeometry> g = geometries(rois, R, bins, sr, aligned);
+  cuda::DeviceScratch geo = cuda::upload(g.data(), R);
+  roi_align_backward_kernel<<<cuda::blocks_for(R * bins * D), 256, 0, st>>>(dx, dy, geo.as<RoiGeometry>(), R, T, D, bins);
+  PSTAL_CUDA_LAUNCH();
+  PSTAL_CUDA_CHECK(cudaStreamSynchronize(st));  // `g` is about to go
+  return args.env().Undefined();
+}
+
+}  // namespace pstal

@@ -1,0 +1,139 @@
+/**
+ * The CUDA sources compile: every native/cuda/*.cu is compiled (nvcc -c, sm_90) wherever nvcc is
+ * installed, GPU or not, so a syntax or type error in a kernel never lands unseen on machines
+ * that cannot run it. Sources that include cuBLAS are compiled only where the toolkit has its
+ * header, and are otherwise listed as skipped with that reason. One test per file, so a failure
+ * names the file; at most two compiles run at once (nvcc takes a core and ~5-10 s per file).
+ * Also, without nvcc: native/cuda registers every op name the CPU addon registers.
+ */
+import test from 'ava';
+import { execFile, execFileSync } from 'child_process';
+import * as fs from 'fs';
+import * as os from 'os';
+import * as path from 'path';
+
+const ROOT = path.resolve(__dirname, '..');
+const CUDA_DIR = path.join(ROOT, 'native', 'cuda');
+
+function findNvcc(): string | undefined {
+  const candidates = [process.env.CUDA_HOME && path.join(process.env.CUDA_HOME, 'bin', 'nvcc'), '/usr/local/cuda/bin/nvcc'];
+  try {
+    candidates.push(execFileSync('sh', ['-c', 'command -v nvcc'], { encoding: 'utf8' }).trim());
+  } catch {
+    // not on PATH
+  }
+  return candidates.find((c): c is string => !!c && fs.existsSync(c));
+}
+
+/** The folder holding node_api.h: beside the running node, the system's, or node-gyp's cache. */
+function findNodeHeaders(): string | undefined {
+  const version = process.version.replace(/^v/, '');
+  const candidates = [
+    path.resolve(path.dirname(process.execPath), '..', 'include', 'node'),
+    '/usr/include/node',
+    '/usr/local/include/node',
+    process.env.npm_config_devdir && path.join(process.env.npm_config_devdir, version, 'include', 'node'),
+    path.join(os.homedir(), '.cache', 'node-gyp', version, 'include', 'node'),
+    path.join(os.homedir(), '.node-gyp', version, 'include', 'node'),
+  ];
+  return candidates.find((c): c is string => !!c && fs.existsSync(path.join(c, 'node_api.h')));
+}
+
+function findAddonApi(): string | undefined {
+  try {
+    return path.dirname(require.resolve('node-addon-api/package.json', { paths: [ROOT] }));
+  } catch {
+    return undefined;
+  }
+}
+
+/** Whether the toolkit beside nvcc ships cuBLAS's header. */
+function hasCublasHeader(nvcc: string): boolean {
+  const cudaRoot = path.resolve(path.dirname(fs.realpathSync(nvcc)), '..');
+  const dirs = ['include', 'targets/x86_64-linux/include', 'targets/sbsa-linux/include'].map((d) => path.join(cudaRoot, d));
+  if (process.env.CUDA_HOME) dirs.push(path.join(process.env.CUDA_HOME, 'include'));
+  return dirs.some((d) => fs.existsSync(path.join(d, 'cublas_v2.h')));
+}
+
+const nvcc = findNvcc();
+const nodeHeaders = findNodeHeaders();
+const addonApi = findAddonApi();
+const sources = fs.existsSync(CUDA_DIR) ? fs.readdirSync(CUDA_DIR).filter((f) => f.endsWith('.cu')).sort() : [];
+
+// Two compiles at a time.
+let running = 0;
+const waiting: (() => void)[] = [];
+async function withSlot<T>(fn: () => Promise<T>): Promise<T> {
+  if (running >= 2) await new Promise<void>((resolve) => waiting.push(resolve));
+  running++;
+  try {
+    return await fn();
+  } finally {
+    running--;
+    waiting.shift()?.();
+  }
+}
+
+// A static check that needs no nvcc: the CUDA addon registers every op the CPU addon does (the
+// registries are built from PSTAL_OP(name) in these files), so lib/ops works on either device.
+const CPU_ONLY_OPS = new Set(['synth_features']); // data generation, CPU only
+function registeredOps(files: string[]): Set<string> {
+  const names = new Set<string>();
+  for (const f of files) for (const m of fs.readFileSync(f, 'utf8').matchAll(/^\s*PSTAL_OP\((\w+)\)/gm)) names.add(m[1]);
+  return names;
+}
+const inDir = (dir: string, ext: string): string[] =>
+  fs.existsSync(dir) ? fs.readdirSync(dir).filter((f) => f.endsWith(ext)).map((f) => path.join(dir, f)) : [];
+
+test('native/cuda registers every op of the CPU addon under the same name', (t) => {
+  const common = ['addon.cc', 'parallel.cc'].map((f) => path.join(ROOT, 'native', 'common', f));
+  const cpuOps = registeredOps([...inDir(path.join(ROOT, 'native', 'cpu'), '.cc'), ...common]);
+  const cudaOps = registeredOps([...inDir(CUDA_DIR, '.cu'), path.join(ROOT, 'native', 'common', 'parallel.cc')]);
+  t.true(cpuOps.size > 10, 'found the CPU ops');
+  const missing = [...cpuOps].filter((n) => !CPU_ONLY_OPS.has(n) && !cudaOps.has(n)).sort();
+  t.deepEqual(missing, [], `ops with no CUDA version: ${missing.join(', ')}`);
+});
+
+let outDir: string | undefined;
+test.after.always(() => {
+  if (outDir) fs.rmSync(outDir, { recursive: true, force: true });
+});
+
+if (!nvcc) {
+  test.skip('CUDA sources compile with nvcc (skipped: nvcc was not found; set CUDA_HOME or put nvcc on PATH)', () => {});
+} else if (!nodeHeaders || !addonApi) {
+  test.skip(`CUDA sources compile with nvcc (skipped: ${!nodeHeaders ? 'the Node headers (node_api.h) were not found' : 'node-addon-api is not installed'})`, () => {});
+} else if (sources.length === 0) {
+  test.skip('CUDA sources compile with nvcc (skipped: native/cuda has no .cu files)', () => {});
+} else {
+  const cublas = hasCublasHeader(nvcc);
+  const nice = fs.existsSync('/usr/bin/nice') ? ['/usr/bin/nice', '-n', '19'] : [];
+  for (const file of sources) {
+    const text = fs.readFileSync(path.join(CUDA_DIR, file), 'utf8');
+    const needsCublas = /^\s*#\s*include\s*[<"]cublas/m.test(text);
+    if (needsCublas && !cublas) {
+      test.skip(`nvcc compiles native/cuda/${file} (skipped: it includes cuBLAS, whose header this toolkit lacks)`, () => {});
+      continue;
+    }
+    test(`nvcc compiles native/cuda/${file}`, async (t) => {
+      outDir ??= fs.mkdtempSync(path.join(os.tmpdir(), 'pstal-nvcc-'));
+      const args = [
+        '-std=c++17', '-c', '-arch=sm_90', '-o', path.join(outDir, `${file}.o`),
+        '-I', path.join(ROOT, 'native'), '-I', addonApi, '-I', nodeHeaders,
+        '-DNAPI_VERSION=8', '-DNAPI_CPP_EXCEPTIONS', '-DPSTAL_CUDA=1',
+        path.join(CUDA_DIR, file),
+      ];
+      const cmd = [...nice, nvcc, ...args];
+      const result = await withSlot(
+        () =>
+          new Promise<{ code: number; output: string }>((resolve) => {
+            t.timeout(180_000); // from when this file's compile starts, not while it waits for a slot
+            execFile(cmd[0], cmd.slice(1), { cwd: ROOT, maxBuffer: 16 << 20 }, (err, stdout, stderr) =>
+              resolve({ code: !err ? 0 : typeof err.code === 'number' ? err.code : 1, output: `${err && !stderr ? err.message : ''}${stdout}${stderr}` }),
+            );
+          }),
+      );
+      t.is(result.code, 0, `nvcc failed on native/cuda/${file}:\n${result.output.slice(-6000)}`);
+    });
+  }
+}
