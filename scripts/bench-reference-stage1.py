@@ -33,6 +33,24 @@ import torch
 FILES = ['train.py', 'test.py', 'model_S.py', 'utils.py', 'log.py', 'eval/eval_detection.py', 'eval/utils_eval.py']
 
 
+NUMPY_ALIASES = '''
+import numpy as np
+for name, builtin in (('int', int), ('float', float), ('bool', bool)):
+    if name not in np.__dict__:
+        setattr(np, name, builtin)
+'''
+
+
+def restore_numpy_aliases(tmp):
+    # The reference was written for numpy < 1.24, whose deprecated aliases (np.float in its
+    # evaluator) are gone from current numpy: restore them as the builtins they stood for, here
+    # and, through a sitecustomize on PYTHONPATH, in the evaluator's joblib worker processes.
+    exec(NUMPY_ALIASES, {})
+    with open(os.path.join(tmp, 'sitecustomize.py'), 'w') as fh:
+        fh.write(NUMPY_ALIASES)
+    os.environ['PYTHONPATH'] = tmp + os.pathsep + os.environ.get('PYTHONPATH', '')
+
+
 def stub_modules():
     # progress bars, colours and tensorboard are not what we time
     tq = types.ModuleType('tqdm')
@@ -74,6 +92,7 @@ def main():
     stub_modules()
     tmp = tempfile.mkdtemp(prefix='hrpro-ref-')
     fetch_reference(a.reference, tmp)
+    restore_numpy_aliases(tmp)
     sys.path.insert(0, tmp)
     import model_S
     import train as ref_train
