@@ -117,6 +117,20 @@ for (const [L, D, H] of [[1, 4, 1], [5, 8, 2], [11, 12, 4], [23, 16, 8]])
       ref: ([q, k, v]) => R.attentionRef(q, k, v, L, D, H), bwdTol: 2e-4,
     }));
 
+test('attention without a gradient (no saved weights) gives the same output, with and without dropout', (t) => {
+  const { Tensor, noGrad, tidy } = require('../lib/tensor/tensor');
+  const rng = new Rng(11);
+  for (const [L, D, H, p] of [[1, 4, 1, 0], [37, 24, 4, 0], [37, 24, 4, 0.3]] as const)
+    tidy(() => {
+      const [q, k, v] = [0, 1, 2].map(() => Tensor.from(rng.uniformArray(L * D, -1, 1), [L, D]));
+      q.requiresGrad = true;
+      const saved = ops.scaledDotProductAttention(q, k, v, H, p, 7).toArray();
+      const inference = noGrad(() => ops.scaledDotProductAttention(q, k, v, H, p, 7));
+      t.is(inference.node, null);
+      t.deepEqual(inference.toArray(), saved);
+    });
+});
+
 for (const shape of [[5], [3, 4], [2, 3, 5], [1, 1, 1]])
   for (let axis = 0; axis < shape.length; axis++)
     for (const kind of ['sum', 'mean', 'max'] as const)

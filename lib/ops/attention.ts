@@ -5,7 +5,7 @@
  */
 import { record } from '../tensor/autograd';
 import { backend } from '../runtime/backend';
-import { Tensor, shapeStr } from '../tensor/tensor';
+import { Tensor, needsGrad, shapeStr } from '../tensor/tensor';
 import { sameDevice } from './elementwise';
 
 export function scaledDotProductAttention(q: Tensor, k: Tensor, v: Tensor, heads: number, dropoutP = 0, seed = 0): Tensor {
@@ -17,6 +17,12 @@ export function scaledDotProductAttention(q: Tensor, k: Tensor, v: Tensor, heads
   if (!(dropoutP >= 0 && dropoutP < 1)) throw new Error(`attention: dropout must be in [0, 1), received ${dropoutP}`);
   const B = backend(q.device);
   const out = Tensor.zeros([L, D], q.device);
+  // The attention weights are kept for the backward only; without a gradient the native op
+  // works in per-head scratch instead (inference does not allocate [H, L, L]).
+  if (![q, k, v].some(needsGrad)) {
+    B.attention_forward(out.buffer, null, q.buffer, k.buffer, v.buffer, L, D, heads, dropoutP, seed);
+    return record('attention', out, [q, k, v], () => [null, null, null]); // (checks finiteness only)
+  }
   const probs = Tensor.zeros([heads, L, L], q.device);
   B.attention_forward(out.buffer, probs.buffer, q.buffer, k.buffer, v.buffer, L, D, heads, dropoutP, seed);
   return record('attention', out, [q, k, v], (g) => {

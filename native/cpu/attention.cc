@@ -20,7 +20,7 @@
 namespace pstal {
 namespace {
 
-thread_local Scratch drop_scratch, grad_scratch;
+thread_local Scratch drop_scratch, grad_scratch, score_scratch;
 
 // Pd = P * mask for head h (or P itself without dropout).
 const float* dropped(const float* P, int64_t h, int64_t L, float p, uint64_t seed) {
@@ -33,7 +33,9 @@ const float* dropped(const float* P, int64_t h, int64_t L, float p, uint64_t see
 
 }  // namespace
 
-// attention_forward(out, probs, q, k, v, L, D, H, dropout_p, seed)
+// attention_forward(out, probs, q, k, v, L, D, H, dropout_p, seed). probs may be null when no
+// gradient is needed (inference): each head's scores then live in a per-thread scratch, and the
+// [H, L, L] buffer (27 MB for an 900-snippet video) is neither allocated nor written.
 PSTAL_OP(attention_forward) {
   int64_t L = args.i64(5, "L"), D = args.i64(6, "D"), H = args.i64(7, "heads");
   double p = args.f64(8, "dropout_p");
@@ -42,7 +44,7 @@ PSTAL_OP(attention_forward) {
               "heads (" + std::to_string(H) + ") must divide D (" + std::to_string(D) + ")");
   PSTAL_CHECK(args, p >= 0 && p < 1, "dropout_p must be in [0, 1)");
   float* out = args.buf(0, L * D, "out");
-  float* probs = args.buf(1, H * L * L, "probs");
+  float* probs = args.has(1) ? args.buf(1, H * L * L, "probs") : nullptr;
   const float* q = args.buf(2, L * D, "q");
   const float* k = args.buf(3, L * D, "k");
   const float* v = args.buf(4, L * D, "v");
@@ -50,7 +52,7 @@ PSTAL_OP(attention_forward) {
   float scale = 1.f / std::sqrt((float)dh);
   parallel_for(H, 1, [&](int64_t h0, int64_t h1) {
     for (int64_t h = h0; h < h1; h++) {
-      float* P = probs + h * L * L;
+      float* P = probs ? probs + h * L * L : score_scratch.get((size_t)(L * L));
       sgemm_serial(false, true, L, L, dh, scale, q + h * dh, D, k + h * dh, D, 0.f, P, L);
       for (int64_t i = 0; i < L; i++) softmax_row(P + i * L, P + i * L, L, false);
       const float* Pd = dropped(P, h, L, (float)p, seed);

@@ -114,7 +114,9 @@ PSTAL_OP(attention_forward) {
               "heads (" + std::to_string(H) + ") must divide D (" + std::to_string(D) + ")");
   PSTAL_CHECK(args, p >= 0 && p < 1, "dropout_p must be in [0, 1)");
   float* out = args.buf(0, L * D, "out");
-  float* probs = args.buf(1, H * L * L, "probs");
+  // probs may be null when no gradient is needed (inference): the scores then live in scratch.
+  cuda::DeviceScratch probs_scratch(args.has(1) ? 0 : (size_t)(H * L * L) * sizeof(float));
+  float* probs = args.has(1) ? args.buf(1, H * L * L, "probs") : probs_scratch.as<float>();
   const float* q = args.buf(2, L * D, "q");
   const float* k = args.buf(3, L * D, "k");
   const float* v = args.buf(4, L * D, "v");
