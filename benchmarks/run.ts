@@ -13,7 +13,7 @@ import { checkDevice, cuda, cudaDeviceInfo, Device } from '../lib/runtime/backen
 type Suite = (options: { quick?: boolean; device?: Device }) => Promise<BenchResult[]>;
 
 /** Suites with a `--device cuda` path. */
-const DEVICE_SUITES = new Set(['ops']);
+const DEVICE_SUITES = new Set(['ops', 'stage1']);
 
 const SUITES: Record<string, () => Suite> = {
   ops: () => require('./ops').benchOps,

@@ -19,6 +19,7 @@ import { stage1ConfigFrom } from '../lib/models/hrpro/pipeline';
 import { Adam } from '../lib/nn/optim';
 import { Rng } from '../lib/util/rng';
 import { getNumThreads } from '../lib/runtime/native';
+import { cudaSynchronize, Device } from '../lib/runtime/backend';
 
 const ANNOTATIONS = process.env.PSTAL_THUMOS14 ?? path.resolve(__dirname, '..', '..', 'shared', 'data', 'THUMOS14');
 const REFERENCE = process.env.PSTAL_REFERENCE ?? '/work/.mirror/pipixin321+HR-Pro/repo';
@@ -50,7 +51,9 @@ function runReference(dir: string, iterations: number, withTest: boolean): Refer
   return JSON.parse(r.stdout.trim().split('\n').pop()!) as ReferenceTiming;
 }
 
-export async function benchStage1(opts: { quick?: boolean }): Promise<BenchResult[]> {
+export async function benchStage1(opts: { quick?: boolean; device?: Device }): Promise<BenchResult[]> {
+  const device: Device = opts.device ?? 'cpu';
+  const sync = (): void => cudaSynchronize(); // GPU work is queued: wait for it before reading the clock
   if (!fs.existsSync(path.join(ANNOTATIONS, 'gt_full.json'))) throw new Error(`no THUMOS14 annotations at ${ANNOTATIONS} (set PSTAL_THUMOS14)`);
   const rows: BenchResult[] = [];
   for (const D of opts.quick ? [256] : [2048, 256]) {
@@ -62,7 +65,7 @@ export async function benchStage1(opts: { quick?: boolean }): Promise<BenchResul
       const ds = loadDataset(dir, config);
       const cfg = stage1ConfigFrom(config);
       const C = ds.classNames.length;
-      const model = new Stage1Model({ featureDim: D, numClasses: C }, new Rng(0));
+      const model = new Stage1Model({ featureDim: D, numClasses: C, device }, new Rng(0));
       // a random memory, as the reference side (the memory initialisation is not what is timed)
       const rng = new Rng(1);
       model.memory.tensor.buffer.write(Float32Array.from({ length: C * D }, () => 0.1 * rng.normal()));
@@ -73,22 +76,24 @@ export async function benchStage1(opts: { quick?: boolean }): Promise<BenchResul
         const batch = Array.from({ length: 16 }, (_, j) => ds.train[(16 * i + j) % ds.train.length]);
         const t0 = process.hrtime.bigint();
         stage1Step(model, adam, batch, pointMats, cfg);
+        sync();
         if (i > 0) times.push(Number(process.hrtime.bigint() - t0) / 1e9);
       }
       const t0 = process.hrtime.bigint();
       const pass = testStage1(model, ds.test, ds.classNames, cfg, { ambiguous: ds.ambiguous, blockedVideos: config.blockedVideos });
+      sync();
       const testSeconds = Number(process.hrtime.bigint() - t0) / 1e9;
       adam.dispose();
       model.dispose();
       const ref = runReference(dir, iterations, true);
       rows.push({
-        name: `stage-1 training iteration (16 THUMOS14 videos, D=${D}), s/it (lower is better)`,
+        name: `stage-1 training iteration (16 THUMOS14 videos, D=${D}, ${device}), s/it (lower is better)`,
         value: median(times),
         unit: 's/it',
         ...(ref && { baseline: median(ref.train_iteration_s), baselineName: `PyTorch ${ref.threads} threads` }),
       });
       rows.push({
-        name: `stage-1 test pass (${ds.test.length} videos: inference, proposals, soft-NMS, mAP; ${pass.evaluation ? 'evaluated' : ''}), D=${D}`,
+        name: `stage-1 test pass (${ds.test.length} videos: inference, proposals, soft-NMS, mAP; ${pass.evaluation ? 'evaluated' : ''}), D=${D}, ${device}`,
         value: testSeconds,
         unit: 's',
         ...(ref?.test_pass_s !== undefined && { baseline: ref.test_pass_s, baselineName: `PyTorch ${ref.threads} threads` }),
