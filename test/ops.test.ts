@@ -7,6 +7,7 @@ import test from 'ava';
 import * as ops from '../lib/ops';
 import { checkOp, randArray } from './helpers/gradcheck';
 import * as R from './helpers/ref';
+import { dropoutScaleRef } from './helpers/ref';
 import { Rng } from '../lib/util/rng';
 
 const positive = (_: number, rng: Rng, n: number): Float64Array => randArray(rng, n, 0.2, 2);
@@ -116,6 +117,33 @@ for (const [L, D, H] of [[1, 4, 1], [5, 8, 2], [11, 12, 4], [23, 16, 8]])
       forward: ([q, k, v]) => ops.scaledDotProductAttention(q, k, v, H, 0, 0),
       ref: ([q, k, v]) => R.attentionRef(q, k, v, L, D, H), bwdTol: 2e-4,
     }));
+
+test('dropout masks are rng.h exactly: the dropout op and the attention weights', (t) => {
+  const { Tensor, tidy } = require('../lib/tensor/tensor');
+  const rng = new Rng(12);
+  tidy(() => {
+    const n = 1003;
+    const x = Tensor.from(rng.uniformArray(n, 0.5, 1.5), [n]);
+    const y = ops.dropout(x, 0.3, true, 99).toArray();
+    const xs = x.toArray();
+    let dropped = 0;
+    for (let i = 0; i < n; i++) {
+      const want = xs[i] * dropoutScaleRef(99, i, 0.3);
+      if (want === 0) dropped++;
+      t.true(Math.abs(y[i] - want) <= 1e-6 * Math.abs(want), `dropout element ${i}: ${y[i]} vs ${want}`);
+    }
+    t.true(dropped > 200 && dropped < 400, `dropped ${dropped} of ${n}`);
+    for (const [L, D, H] of [[1, 4, 1], [19, 12, 3]]) {
+      const [q, k, v] = [0, 1, 2].map(() => rng.uniformArray(L * D, -1, 1));
+      const T = (a: Float32Array) => Tensor.from(a, [L, D]);
+      const out = ops.scaledDotProductAttention(T(q), T(k), T(v), H, 0.25, 5).toArray();
+      const ref = R.attentionRef(Float64Array.from(q), Float64Array.from(k), Float64Array.from(v), L, D, H, 0.25, 5);
+      let err = 0;
+      for (let i = 0; i < L * D; i++) err = Math.max(err, Math.abs(out[i] - ref[i]));
+      t.true(err < 1e-5, `attention L=${L} with dropout: max abs error ${err}`);
+    }
+  });
+});
 
 test('attention without a gradient (no saved weights) gives the same output, with and without dropout', (t) => {
   const { Tensor, noGrad, tidy } = require('../lib/tensor/tensor');

@@ -113,7 +113,23 @@ export function conv1dRef(x: F64, w: F64, bias: F64 | null, T: number, Cin: numb
 }
 
 /** multi-head attention without dropout; q, k, v [L, D] */
-export function attentionRef(q: F64, k: F64, v: F64, L: number, D: number, H: number): F64 {
+/**
+ * The dropout multiplier of element i, transcribed from native/common/rng.h (splitmix64 on
+ * seed * 0xD1B54A32D192ED03 ^ i, 24 bits): both backends' masks must be exactly this.
+ */
+export function dropoutScaleRef(seed: number, i: number, p: number): number {
+  const M = (1n << 64n) - 1n;
+  let x = ((BigInt(seed) * 0xd1b54a32d192ed03n) & M) ^ BigInt(i);
+  x = (x + 0x9e3779b97f4a7c15n) & M;
+  x = ((x ^ (x >> 30n)) * 0xbf58476d1ce4e5b9n) & M;
+  x = ((x ^ (x >> 27n)) * 0x94d049bb133111ebn) & M;
+  x ^= x >> 31n;
+  const u = Number(x >> 40n) / 16777216;
+  return u < Math.fround(p) ? 0 : Math.fround(1 / Math.fround(1 - Math.fround(p)));
+}
+
+/** Attention in float64; with dropout, weight (h, i, j) is scaled by dropoutScaleRef(seed, (h L + i) L + j, p). */
+export function attentionRef(q: F64, k: F64, v: F64, L: number, D: number, H: number, p = 0, seed = 0): F64 {
   const dh = D / H;
   const out = new Float64Array(L * D);
   for (let h = 0; h < H; h++)
@@ -130,7 +146,8 @@ export function attentionRef(q: F64, k: F64, v: F64, L: number, D: number, H: nu
       for (let j = 0; j < L; j++) z += (s[j] = Math.exp(s[j] - m));
       for (let c = 0; c < dh; c++) {
         let acc = 0;
-        for (let j = 0; j < L; j++) acc += (s[j] / z) * v[j * D + h * dh + c];
+        for (let j = 0; j < L; j++)
+          acc += (s[j] / z) * (p > 0 ? dropoutScaleRef(seed, (h * L + i) * L + j, p) : 1) * v[j * D + h * dh + c];
         out[i * D + h * dh + c] = acc;
       }
     }
