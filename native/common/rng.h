@@ -6,12 +6,7 @@
 #pragma once
 #include <cstdint>
 
-// The same functions serve the CPU kernels and, compiled by nvcc, the CUDA kernels.
-#if defined(__CUDACC__)
-#define PSTAL_HD __host__ __device__
-#else
-#define PSTAL_HD
-#endif
+#include "common/hd.h"
 
 namespace pstal {
 

@@ -12,52 +12,14 @@
 
 #include "common/op.h"
 #include "common/parallel.h"
+#include "common/roi_geometry.h"
 
 namespace pstal {
-namespace {
-
-struct Sample {
-  int64_t lo, hi;
-  float wlo, whi;
-};
-
-// The interpolation rows and weights of position y (weights 0 outside the map).
-inline Sample interp(float y, int64_t T) {
-  if (y < -1.f || y > (float)T) return {0, 0, 0.f, 0.f};
-  if (y <= 0.f) y = 0.f;
-  int64_t lo = (int64_t)y, hi;
-  if (lo >= T - 1) {
-    hi = lo = T - 1;
-    y = (float)lo;
-  } else {
-    hi = lo + 1;
-  }
-  float l = y - (float)lo;
-  return {lo, hi, 1.f - l, l};
-}
-
-struct RoiGeometry {
-  float start, bin;
-  int64_t grid;
-};
-
-inline RoiGeometry geometry(float s, float e, int64_t bins, int64_t sampling_ratio, bool aligned) {
-  float off = aligned ? 0.5f : 0.f;
-  float rs = s - off, re = e - off;
-  float len = re - rs;
-  if (!aligned) len = std::max(len, 1.f);
-  float bin = len / (float)bins;
-  int64_t grid = sampling_ratio > 0 ? sampling_ratio : (int64_t)std::ceil(len / (float)bins);
-  return {rs, bin, std::max<int64_t>(grid, 1)};
-}
-
-}  // namespace
-
-// A NaN or infinite bound would turn into an out-of-range row index in interp().
-static void check_finite_rois(Args& args, const float* rois, int64_t R) {
-  for (int64_t r = 0; r < R; r++)
-    PSTAL_CHECK(args, std::isfinite(rois[2 * r]) && std::isfinite(rois[2 * r + 1]), "roi " + std::to_string(r) + " is not finite");
-}
+using roi::check_finite_rois;
+using roi::geometry;
+using roi::interp;
+using roi::Sample;
+using RoiGeometry = roi::Geometry;
 
 // roi_align_forward(out, x, rois Float32Array [R*2], T, D, bins, sampling_ratio, aligned)
 PSTAL_OP(roi_align_forward) {

@@ -24,26 +24,16 @@
 #include <vector>
 
 #include "common/op.h"
+#include "common/roi_geometry.h"
 #include "cuda/common.cuh"
 
 namespace pstal {
 namespace {
 
-struct RoiGeometry {
-  float start, bin;
-  int64_t grid;
-};
-
-// The CPU's geometry(), on the host.
-RoiGeometry geometry(float s, float e, int64_t bins, int64_t sampling_ratio, bool aligned) {
-  float off = aligned ? 0.5f : 0.f;
-  float rs = s - off, re = e - off;
-  float len = re - rs;
-  if (!aligned) len = std::max(len, 1.f);
-  float bin = len / (float)bins;
-  int64_t grid = sampling_ratio > 0 ? sampling_ratio : (int64_t)std::ceil(len / (float)bins);
-  return {rs, bin, std::max<int64_t>(grid, 1)};
-}
+using RoiGeometry = roi::Geometry;
+using roi::geometry;
+using roi::interp;
+using roi::Sample;
 
 std::vector<RoiGeometry> geometries(const float* rois, int64_t R, int64_t bins, int64_t sr, bool aligned) {
   std::vector<RoiGeometry> g((size_t)R);
@@ -51,30 +41,9 @@ std::vector<RoiGeometry> geometries(const float* rois, int64_t R, int64_t bins, 
   return g;
 }
 
-struct Sample {
-  int64_t lo, hi;
-  float wlo, whi;
-};
-
 // Sample s of bin b: start + b * bin + (s + 0.5) * bin / grid, rounded as the CPU rounds it.
 __device__ inline float sample_pos(const RoiGeometry& g, int64_t b, int64_t s) {
   return __fadd_rn(__fadd_rn(g.start, __fmul_rn((float)b, g.bin)), __fdiv_rn(__fmul_rn((float)s + 0.5f, g.bin), (float)g.grid));
-}
-
-// The interpolation rows and weights of position y (weights 0 outside the map; a NaN position,
-// which the CPU's backward does not rule out, also reads nothing here).
-__device__ inline Sample interp(float y, int64_t T) {
-  if (!(y >= -1.f) || y > (float)T) return {0, 0, 0.f, 0.f};
-  if (y <= 0.f) y = 0.f;
-  int64_t lo = (int64_t)y, hi;
-  if (lo >= T - 1) {
-    hi = lo = T - 1;
-    y = (float)lo;
-  } else {
-    hi = lo + 1;
-  }
-  float l = y - (float)lo;
-  return {lo, hi, 1.f - l, l};
 }
 
 __global__ void roi_align_forward_kernel(float* __restrict__ out, const float* __restrict__ x,
@@ -112,11 +81,7 @@ __global__ void roi_align_backward_kernel(float* dx, const float* __restrict__ d
 
 }  // namespace
 
-// As native/cpu/roi_align.cc: a NaN or infinite bound would become an out-of-range row index.
-static void check_finite_rois(Args& args, const float* rois, int64_t R) {
-  for (int64_t r = 0; r < R; r++)
-    PSTAL_CHECK(args, std::isfinite(rois[2 * r]) && std::isfinite(rois[2 * r + 1]), "roi " + std::to_string(r) + " is not finite");
-}
+using roi::check_finite_rois;
 
 // roi_align_forward(out, x, rois Float32Array [R*2], T, D, bins, sampling_ratio, aligned)
 PSTAL_OP(roi_align_forward) {
