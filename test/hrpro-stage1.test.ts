@@ -70,7 +70,39 @@ test('selectSeed: no points, a point at each end, and a background seed blocks g
   const ends = selectSeed([0.2, 0.3, 0.2], pts(3, [[0, 0], [2, 1]]), C);
   t.is(bkgStr(ends.bkg), '.B.');
   t.deepEqual(regionRows(Float32Array.of(1, 1, 1), 3), [], 'a constant sequence has no region');
-  t.deepEqual(regionRows(Float32Array.of(0, 1, 1), 3), [1, 2]);
+  // a run reaching the end of the video loses its last snippet (the reference's run extraction)
+  t.deepEqual(regionRows(Float32Array.of(0, 1, 1), 3), [1]);
+  t.deepEqual(regionRows(Float32Array.of(1, 0, 1), 3), [0], 'a one-snippet run at the end is skipped');
+  t.deepEqual(regionRows(Float32Array.of(1, 1, 0, 0, 1, 1, 0), 7), [0, 1, 4, 5]);
+});
+
+/**
+ * The region extraction as the reference's utils.extract_region_feat states it, on the changes of
+ * the sequence: d = seq[1:] - seq[:-1]; the indices where d != 0; -1 in front when the first change
+ * is not a rise, T - 2 behind when the last is not a fall; runs (idx[2i] + 1 .. idx[2i + 1]),
+ * those with idx[2i + 1] - idx[2i] < 1 skipped.
+ */
+function regionRowsByChanges(seq: number[]): number[] {
+  const d = seq.slice(1).map((v, i) => v - seq[i]);
+  let idx = d.map((v, i) => (v !== 0 ? i : -2)).filter((i) => i !== -2);
+  if (!idx.length) return [];
+  if (d[idx[0]] !== 1) idx = [-1, ...idx];
+  if (d[idx[idx.length - 1]] !== -1) idx = [...idx, d.length - 1];
+  const rows: number[] = [];
+  for (let i = 0; i < Math.floor(idx.length / 2); i++) {
+    if (idx[2 * i + 1] - idx[2 * i] < 1) continue;
+    for (let r = idx[2 * i] + 1; r < idx[2 * i + 1] + 1; r++) rows.push(r);
+  }
+  return rows;
+}
+
+test('regionRows equals the change-based run extraction on random seed sequences', (t) => {
+  const rng = new Rng(21);
+  for (let k = 0; k < 500; k++) {
+    const T = 1 + rng.int(12);
+    const seq = Array.from({ length: T }, () => (rng.uniform() < 0.5 ? 1 : 0));
+    t.deepEqual(regionRows(Float32Array.from(seq), T), regionRowsByChanges(seq), seq.join(''));
+  }
 });
 
 test('focal frame loss equals its float64 definition, gradient through the focal weight too', (t) => {

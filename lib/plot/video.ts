@@ -1,13 +1,14 @@
 /**
  * video.ts: the timeline picture of one video's detections (lib/plot/timeline.ts) from what
- * `detect` returns: the class scores of the classes it detected (up to three) and the actionness.
+ * `detect` returns: the fused class scores cas_P of the classes it detected (up to three), which
+ * the detections were cut from, and the actionness.
  */
 import type { Segment } from '../eval/detection';
 import type { VideoDetections } from '../models/hrpro/detect';
 import { writeTimeline } from './timeline';
 
 export function plotVideo(fileBase: string, title: string, r: VideoDetections, classNames: string[], secondsPerSnippet: number, groundTruth?: Segment[]): string[] {
-  const { T, casS, bkg } = r.scores;
+  const { T, casP, bkg } = r.scores;
   const C = classNames.length;
   const shown: number[] = [];
   for (const d of [...r.detections].sort((x, y) => y.score - x.score)) {
@@ -19,7 +20,7 @@ export function plotVideo(fileBase: string, title: string, r: VideoDetections, c
     const c = classNames.indexOf(g.label);
     if (c >= 0 && !shown.includes(c) && shown.length < 4) shown.push(c);
   }
-  const curves = shown.map((c) => ({ name: classNames[c], values: Float32Array.from({ length: T }, (_, t) => casS[t * C + c]) }));
+  const curves = shown.map((c) => ({ name: classNames[c], values: Float32Array.from({ length: T }, (_, t) => casP[t * C + c]) }));
   curves.push({ name: 'actionness', values: Float32Array.from(bkg, (b) => 1 - b) });
   return writeTimeline(fileBase, { title, secondsPerStep: secondsPerSnippet, curves, detections: r.detections, groundTruth });
 }

@@ -1,8 +1,8 @@
 /**
  * inference.ts: HR-Pro stage-1 inference (SPEC §2 "Stage-1 inference") on one video at a time:
- *   scores  = the model in eval mode: cas_S [T, C], bkg [T], video scores [C]
+ *   scores  = the model in eval mode: cas_P [T, C], cas_S [T, C], bkg [T], video scores [C]
  *   classes = video score >= classThreshold, or the argmax when none is
- *   candidates = multi-threshold OIC proposals on the x2-upsampled cas and agnostic score
+ *   candidates = multi-threshold OIC proposals on the x2-upsampled cas_P and agnostic score
  *                (native kernels, lib/postprocess): the raw proposals stage 2 and ranking use
  *   detections = class-wise Gaussian soft-NMS, then the ambiguous-segment filter (THUMOS14)
  */
@@ -16,7 +16,13 @@ import { Stage1Model } from './stage1';
 
 export interface Stage1Scores {
   T: number;
-  /** [T, C] class-specific scores */
+  /**
+   * [T, C] fused class scores cas_P = cas_S * (1 - bkg) (cas_fuse without its last column): what
+   * proposals, OIC scores, ranking and stage 2 are built from. The reference's test.py names this
+   * slice `cas_S`; it is not the raw sigmoid (SPEC §2 "Stage-1 inference").
+   */
+  casP: Float32Array;
+  /** [T, C] raw class-specific sigmoid scores cas_S: only the video scores (top-k) come from these */
   casS: Float32Array;
   /** [T] background score */
   bkg: Float32Array;
@@ -55,7 +61,13 @@ export function scoreVideo(model: Stage1Model, features: Float32Array, T: number
     return noGrad(() =>
       tidy(() => {
         const out = model.forward(Tensor.from(features, [T, D], model.options.device));
-        return { T, casS: out.casS.toArray(), bkg: out.bkg.toArray(), vidScore: out.vidScore.toArray() };
+        return {
+          T,
+          casP: out.casP.toArray(),
+          casS: out.casS.toArray(),
+          bkg: out.bkg.toArray(),
+          vidScore: out.vidScore.toArray(),
+        };
       }),
     );
   } finally {
@@ -63,12 +75,12 @@ export function scoreVideo(model: Stage1Model, features: Float32Array, T: number
   }
 }
 
-/** The raw multi-threshold candidates of one video (seconds), for ranking and stage 2. */
+/** The raw multi-threshold candidates of one video (seconds) on cas_P, for ranking and stage 2. */
 export function stage1Candidates(scores: Stage1Scores, o: Stage1InferenceOptions): Proposal[] {
   const C = scores.vidScore.length;
   const agnostic = new Float32Array(scores.T);
   for (let t = 0; t < scores.T; t++) agnostic[t] = 1 - scores.bkg[t];
-  return generateProposals(scores.casS, agnostic, scores.T, C, predictClasses(scores.vidScore, o.classThreshold), scores.vidScore, {
+  return generateProposals(scores.casP, agnostic, scores.T, C, predictClasses(scores.vidScore, o.classThreshold), scores.vidScore, {
     casThresholds: o.casThresholds,
     agnosticThresholds: o.agnosticThresholds,
     lambda: o.lambda,

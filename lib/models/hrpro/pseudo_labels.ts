@@ -101,10 +101,15 @@ export function rowsWhere(seq: Float32Array, T: number, C = 1, c = 0): number[] 
 }
 
 /**
- * The rows the contrastive loss uses for a seed sequence: all its 1-rows, unless the sequence has
- * no change at all (all 0 or all 1), which the reference's region extraction treats as empty.
+ * The rows the contrastive loss uses for a seed sequence, as the reference's run extraction
+ * (utils.extract_region_feat) finds them from the sequence's changes (SPEC §2, contrastive loss):
+ * all its 1-rows, except that a run reaching the end of the video loses its last row T - 1 (so a
+ * one-snippet run there is skipped), and a sequence with no change at all (all 0 or all 1) gives
+ * none.
  */
 export function regionRows(seq: Float32Array, T: number, C = 1, c = 0): number[] {
   const rows = rowsWhere(seq, T, C, c);
-  return rows.length === 0 || rows.length === T ? [] : rows;
+  if (rows.length === 0 || rows.length === T) return [];
+  if (rows[rows.length - 1] === T - 1) rows.pop();
+  return rows;
 }

@@ -45,6 +45,8 @@ export const STAGE1_DEFAULTS: Omit<Stage1Options, 'featureDim' | 'numClasses'> =
 export interface Stage1Output {
   /** [T, C + 1] fused scores: cas_S * (1 - bkg), then bkg */
   casFuse: Tensor;
+  /** [T, C] fused class scores cas_P = cas_S * (1 - bkg): the scores inference builds proposals from */
+  casP: Tensor;
   /** [T, C] class-specific scores */
   casS: Tensor;
   /** [T, 1] background score */
@@ -132,6 +134,6 @@ export class Stage1Model extends Module {
       const y = Tensor.from(videoLabels, [C], features.device);
       vidScore = ops.add(ops.mul(vidScore, y), ops.mul(ops.mean(casS, 0), ops.affine(y, -1, 1)));
     }
-    return { casFuse, casS, bkg, vidScore, embedded };
+    return { casFuse, casP, casS, bkg, vidScore, embedded };
   }
 }
