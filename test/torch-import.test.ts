@@ -104,6 +104,11 @@ test('importHrPro: a run folder the loaders read, weights bit for bit, shapes fr
     model.dispose();
   }
 
+  // a safetensors export of the same state dict imports the same
+  const viaSt = path.join(tmp, 'lib-run-st');
+  importHrPro({ from: path.join(FIX, 'stage1_expected.safetensors'), stage: 1, out: viaSt, featureDim: 16 });
+  sameTensors(t, loadSafetensors(path.join(viaSt, 'stage1_best.safetensors')).tensors, 'stage1_expected.safetensors');
+
   // an existing checkpoint is kept unless forced
   t.throws(() => importHrPro({ from: path.join(FIX, 'stage2.pt'), stage: 2, out: run }), { message: /stage2_best\.safetensors exists; pass force/ });
   t.notThrows(() => importHrPro({ from: path.join(FIX, 'stage2.pt'), stage: 2, out: run, force: true }));
@@ -209,6 +214,13 @@ test('pstal test: the table the library evaluation returns; stage 1 as the pipel
   t.is(r.status, 0, r.stderr);
   t.regex(r.stderr, /proposals from the stage-1 checkpoint/);
   t.is(r.stdout.trim(), lib2.table);
+
+  // a run with stage 2 and proposals.json but no stage-1 checkpoint
+  fs.renameSync(path.join(run, 'proposals.json.bak'), path.join(run, 'proposals.json'));
+  fs.renameSync(path.join(run, 'stage1_best.safetensors'), path.join(run, 'stage1_best.safetensors.bak'));
+  t.is(evaluateRun({ run, dataset: ds }).table, lib2.table);
+  t.throws(() => evaluateRun({ run, dataset: ds, stage: 1 }), { message: /test-run: no stage-1 checkpoint \(stage1_best\.safetensors\)/ });
+  fs.renameSync(path.join(run, 'stage1_best.safetensors.bak'), path.join(run, 'stage1_best.safetensors'));
 
   // errors name the run's file
   r = pstal(['test', '--model', run, '--data', data, '--config', 'gtea'], tmp);

@@ -107,19 +107,24 @@ function readJson(file: string): Record<string, unknown> | null {
   }
 }
 
-/** Exact shapes (loadStateDict compares sizes only), then loadStateDict's names check; errors name the file. */
+/**
+ * loadStateDict's check (every missing, unexpected and wrongly sized name) plus exact shapes
+ * (loadStateDict compares sizes only), reported together; errors name the file.
+ */
 function loadChecked(model: Module, tensors: Map<string, StoredTensor>, file: string): void {
   const bad: string[] = [];
   for (const [k, t] of model.stateDict()) {
     const s = tensors.get(k);
-    if (s && shapeStr(s.shape) !== shapeStr(t.shape)) bad.push(`'${k}' is ${shapeStr(s.shape)} in the checkpoint, ${shapeStr(t.shape)} in the model`);
+    if (s && s.data.length === t.size && shapeStr(s.shape) !== shapeStr(t.shape)) bad.push(`'${k}' is ${shapeStr(s.shape)} in the checkpoint, ${shapeStr(t.shape)} in the model`);
   }
-  if (bad.length) throw new Error(`${file}: tensor shapes do not fit the model:\n  ${bad.join('\n  ')}`);
+  let names = '';
   try {
     model.loadStateDict(tensors);
   } catch (e) {
-    throw new Error(`${file}: ${(e as Error).message}`);
+    names = (e as Error).message;
   }
+  if (bad.length) names = `${names || 'the checkpoint does not match the model'}\n  shapes differ: ${bad.join('; ')}`;
+  if (names) throw new Error(`${file}: ${names}`);
 }
 
 /** Imports one stage's checkpoint into a run folder (see the file comment). */
