@@ -25,11 +25,21 @@ The state dicts exercise what a reader can get wrong:
 
 Regenerate (needs only torch; Debian: apt install python3-torch):
   /usr/bin/python3 scripts/make-torch-checkpoint-fixture.py
+Optionally check the fixtures' names and shapes against the reference's own S_Model and I_Model
+(read at run time from a clone or bare mirror of github.com/pipixin321/HR-Pro, never copied here)
+and write those models' freshly initialised state dicts as the reference's training saves them
+(model1_seed_0.pkl, model2_seed_0.pkl) into DIR, for `pstal import` by hand:
+  /usr/bin/python3 scripts/make-torch-checkpoint-fixture.py --reference /work/.mirror/pipixin321+HR-Pro/repo --reference-out DIR
 """
+import argparse
 import collections
 import json
 import os
 import struct
+import subprocess
+import sys
+import tempfile
+import types
 
 import torch
 
@@ -110,7 +120,37 @@ def write_safetensors(path, tensors, metadata):
             f.write(b)
 
 
+def check_reference(repo, out, s1, s2):
+    """The reference's own models: our fixtures load into them strictly; their state dicts saved as its train.py does."""
+    with tempfile.TemporaryDirectory() as tmp:
+        for f in ('model_S.py', 'model_I.py'):
+            src = subprocess.run(['git', '--git-dir', repo, 'show', f'HEAD:{f}'], capture_output=True, text=True)
+            if src.returncode:
+                src = subprocess.run(['git', '-C', repo, 'show', f'HEAD:{f}'], check=True, capture_output=True, text=True)
+            with open(os.path.join(tmp, f), 'w') as fh:
+                fh.write(src.stdout)
+        sys.modules.setdefault('utils', types.ModuleType('utils'))  # only the losses use it
+        sys.path.insert(0, tmp)
+        import model_S  # noqa: E402
+        import model_I  # noqa: E402
+        args = types.SimpleNamespace(feature_dim=D, num_class=C, r_act=8, dropout=0.7, lambdas=[0, 0.5, 1, 1], dataset='THUMOS14',
+                                     max_proposal=1000, RAB_args={'drop_out': 0.3, 'num_heads': 8, 'dim_feedforward': FFN, 'layer_num': LAYERS})
+        ref1, ref2 = model_S.S_Model(args), model_I.I_Model(args)
+        ref1.load_state_dict(s1)  # strict: every name and shape of the fixture is the reference's
+        ref2.load_state_dict(s2)
+        print(f'reference S_Model ({len(s1)} tensors) and I_Model ({len(s2)} tensors) load the fixtures strictly')
+        os.makedirs(out, exist_ok=True)
+        torch.manual_seed(0)
+        torch.save(model_S.S_Model(args).state_dict(), os.path.join(out, 'model1_seed_0.pkl'))
+        torch.save(model_I.I_Model(args).state_dict(), os.path.join(out, 'model2_seed_0.pkl'))
+        print(f'reference state dicts: {out}/model1_seed_0.pkl, {out}/model2_seed_0.pkl')
+
+
 def main():
+    p = argparse.ArgumentParser()
+    p.add_argument('--reference', help='a clone or bare mirror of pipixin321/HR-Pro to check the names against')
+    p.add_argument('--reference-out', default=os.path.join(tempfile.gettempdir(), 'hrpro-reference-checkpoints'))
+    a = p.parse_args()
     os.makedirs(OUT, exist_ok=True)
     s1, s2 = stage1_state(), stage2_state()
     assert not s1['encoder.RAB.0.self_atten.out_proj.weight'].is_contiguous()
@@ -130,6 +170,8 @@ def main():
         assert torch.equal(back[k], s1[k]) and back[k].stride() == s1[k].stride(), k
     for f in sorted(os.listdir(OUT)):
         print(f, os.path.getsize(os.path.join(OUT, f)))
+    if a.reference:
+        check_reference(a.reference, a.reference_out, s1, s2)
 
 
 if __name__ == '__main__':
