@@ -16,16 +16,17 @@ export interface OptionSpec {
 
 export type Parsed = Record<string, string | number | boolean | string[] | undefined>;
 
-export function parseArgs(command: string, argv: string[], spec: Record<string, OptionSpec>): Parsed | null {
+/** `about`: text shown after the options in --help and usage errors (what the command does, examples). */
+export function parseArgs(command: string, argv: string[], spec: Record<string, OptionSpec>, about?: string): Parsed | null {
   const out: Parsed = {};
   for (const [k, s] of Object.entries(spec)) if (s.default !== undefined) out[k] = s.default;
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i];
     if (a === '--help' || a === '-h') {
-      console.log(helpText(command, spec));
+      console.log(helpText(command, spec, about));
       return null;
     }
-    if (!a.startsWith('--')) throw new CliError(`unexpected argument '${a}'\n\n${helpText(command, spec)}`);
+    if (!a.startsWith('--')) throw new CliError(`unexpected argument '${a}'\n\n${helpText(command, spec, about)}`);
     let name = a.slice(2);
     let inline: string | undefined;
     const eq = name.indexOf('=');
@@ -34,7 +35,7 @@ export function parseArgs(command: string, argv: string[], spec: Record<string, 
       name = name.slice(0, eq);
     }
     const s = spec[name];
-    if (!s) throw new CliError(`unknown option --${name}\n\n${helpText(command, spec)}`);
+    if (!s) throw new CliError(`unknown option --${name}\n\n${helpText(command, spec, about)}`);
     if (s.type === 'boolean') {
       out[name] = inline === undefined ? true : inline !== 'false';
       continue;
@@ -51,15 +52,15 @@ export function parseArgs(command: string, argv: string[], spec: Record<string, 
     } else out[name] = v;
   }
   for (const [k, s] of Object.entries(spec))
-    if (s.required && out[k] === undefined) throw new CliError(`option --${k} is required\n\n${helpText(command, spec)}`);
+    if (s.required && out[k] === undefined) throw new CliError(`option --${k} is required\n\n${helpText(command, spec, about)}`);
   return out;
 }
 
-export function helpText(command: string, spec: Record<string, OptionSpec>): string {
+export function helpText(command: string, spec: Record<string, OptionSpec>, about?: string): string {
   const rows = Object.entries(spec).map(([k, s]) => {
     const arg = s.type === 'boolean' ? '' : s.type === 'number' ? ' N' : ' VALUE';
     const def = s.default !== undefined ? ` (default ${s.default})` : s.required ? ' (required)' : '';
     return `  --${(k + arg).padEnd(22)} ${s.describe}${def}`;
   });
-  return `usage: pstal ${command} [options]\n\noptions:\n${rows.join('\n')}`;
+  return `usage: pstal ${command} [options]\n\noptions:\n${rows.join('\n')}${about ? `\n\n${about}` : ''}`;
 }

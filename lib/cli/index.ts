@@ -11,6 +11,8 @@ const COMMANDS: Record<string, string> = {
   train: 'train HR-Pro stage 1 or stage 2',
   run: 'stage 1, ranking, stage 2 and evaluation in one go',
   detect: 'detect actions in new videos with a trained model',
+  test: "evaluate a run's best checkpoint on a dataset's test split",
+  import: 'a PyTorch HR-Pro checkpoint (torch.save state dict) into a run folder',
   demo: 'synthesize a small dataset and run the whole pipeline',
 };
 
