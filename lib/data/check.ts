@@ -288,8 +288,11 @@ export function checkDataset(root: string, config: Pick<DatasetConfig, 'featureF
     rows = readPointCsv(pointFile);
     header = fs.readFileSync(pointFile, 'utf8').split(/\r?\n/)[0].split(',').map((x) => x.trim().replace(/^"|"$/g, ''));
   } catch (e) {
-    add({ severity: 'error', kind: 'file', file: pointFile, message: stripFile((e as Error).message, pointFile) });
+    const m = (e as Error).message;
+    const at = new RegExp(`^${pointFile.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}:(\\d+): `).exec(m);
+    add({ severity: 'error', kind: 'file', file: pointFile, line: at ? Number(at[1]) : undefined, message: at ? m.slice(at[0].length) : stripFile(m, pointFile) });
   }
+  const pointsRead = rows.length > 0 || !problems.some((p) => p.file === pointFile);
   const iStart = header.indexOf('start_frame');
   const iStop = header.indexOf('stop_frame');
   const extra = iStart >= 0 && iStop >= 0 ? startStop(pointFile, iStart, iStop) : null;
@@ -324,7 +327,7 @@ export function checkDataset(root: string, config: Pick<DatasetConfig, 'featureF
   }
   if (unknownVideos.size)
     add({ severity: 'warning', kind: 'unknown-video', file: pointFile, message: `${unknownVideos.size} video(s) of the point labels are not in ${gtFile} (their rows are ignored): ${preview([...unknownVideos])}` });
-  for (const name of lists.get('train') ?? []) {
+  for (const name of pointsRead ? lists.get('train') ?? [] : []) {
     if (gt.has(name) && !pointsOfVideo.has(name) && (gt.get(name)!.annotations.length > 0))
       add({ severity: 'warning', kind: 'no-points', file: pointFile, video: name, message: 'training video without any point label (it is trained on as background only)' });
   }
