@@ -2,6 +2,7 @@
  * A small, strict argument parser for the subcommands: --name value, --flag, repeated options.
  * Unknown options are an error naming the option (a typo must not silently use a default).
  */
+import { EXAMPLES } from './examples';
 
 /** A usage error: printed without a stack trace, exit code 2. */
 export class CliError extends Error {}
@@ -62,5 +63,7 @@ export function helpText(command: string, spec: Record<string, OptionSpec>, abou
     const def = s.default !== undefined ? ` (default ${s.default})` : s.required ? ' (required)' : '';
     return `  --${(k + arg).padEnd(22)} ${s.describe}${def}`;
   });
-  return `usage: pstal ${command} [options]\n\noptions:\n${rows.join('\n')}${about ? `\n\n${about}` : ''}`;
+  const examples = EXAMPLES[command];
+  const ex = examples?.length ? `\n\nexample${examples.length > 1 ? 's' : ''}:\n${examples.map((e) => `  ${e}`).join('\n')}` : '';
+  return `usage: pstal ${command} [options]\n\noptions:\n${rows.join('\n')}${about ? `\n\n${about}` : ''}${ex}`;
 }

@@ -3,10 +3,14 @@
  * `pstal eval` never pays for loading the models. Each module exports
  * `main(argv: string[]): Promise<number>` (the exit code).
  */
+import * as fs from 'fs';
+import * as path from 'path';
 import { CliError } from './args';
 
 const COMMANDS: Record<string, string> = {
   synth: 'write a synthetic dataset in the standard layout',
+  points: 'simulate point labels from full annotations (gt_full.json)',
+  check: 'validate a dataset folder before training',
   eval: 'score detections against ground truth (mAP at tIoU thresholds)',
   train: 'train HR-Pro stage 1 or stage 2',
   run: 'stage 1, ranking, stage 2 and evaluation in one go',
@@ -14,15 +18,28 @@ const COMMANDS: Record<string, string> = {
   test: "evaluate a run's best checkpoint on a dataset's test split",
   import: 'a PyTorch HR-Pro checkpoint (torch.save state dict) into a run folder',
   demo: 'synthesize a small dataset and run the whole pipeline',
+  report: "one self-contained HTML page of a run: config, curves, AP tables, timelines",
 };
+
+/** The package's version (package.json). */
+export function version(): string {
+  // the nearest package.json above this file: lib/cli/ from the sources, dist/lib/cli/ compiled
+  let dir = __dirname;
+  while (!fs.existsSync(path.join(dir, 'package.json')) && path.dirname(dir) !== dir) dir = path.dirname(dir);
+  return (JSON.parse(fs.readFileSync(path.join(dir, 'package.json'), 'utf8')) as { version: string }).version;
+}
 
 function usage(): string {
   const rows = Object.entries(COMMANDS).map(([c, d]) => `  ${c.padEnd(8)} ${d}`);
-  return `usage: pstal <command> [options]\n\ncommands:\n${rows.join('\n')}\n\nRun \`pstal <command> --help\` for a command's options.`;
+  return `usage: pstal <command> [options]\n\ncommands:\n${rows.join('\n')}\n\nRun \`pstal <command> --help\` for a command's options and examples; \`pstal --version\` for the version.`;
 }
 
 export async function main(argv: string[]): Promise<number> {
   const [cmd, ...rest] = argv;
+  if (cmd === '--version' || cmd === '-V' || cmd === 'version') {
+    console.log(version());
+    return 0;
+  }
   if (!cmd || cmd === '--help' || cmd === '-h' || cmd === 'help') {
     console.log(usage());
     return cmd ? 0 : 1;

@@ -6,7 +6,7 @@
  * state saved; --resume goes on. `pstal run` does both stages in one go.
  */
 import { parseArgs, CliError, OptionSpec, Parsed } from './args';
-import { loadConfig, loadDataset, Dataset } from '../data';
+import { loadConfig, loadDataset, Dataset, DatasetConfig } from '../data';
 import { STAGE1_TRAIN_DEFAULTS, Stage1TrainConfig, trainStage1 } from '../models/hrpro/train_stage1';
 import { finishStage1, stage1ConfigFrom } from '../models/hrpro/pipeline';
 import { STAGE2_TRAIN_DEFAULTS, Stage2TrainConfig, trainStage2, readProposalsFile } from '../models/hrpro/train_stage2';
@@ -15,19 +15,23 @@ import { formatMapTable } from '../eval/detection';
 import { setNumThreads } from '../runtime/native';
 import { checkDevice, Device } from '../runtime/backend';
 import * as path from 'path';
+import * as fs from 'fs';
+import { checkDataset, dataFeatureWidth, formatProblems } from '../data/check';
+import { writeFileAtomic } from '../util/fs';
 
 /** Options every training command takes. */
 export const COMMON_OPTIONS: Record<string, OptionSpec> = {
   data: { type: 'string', describe: 'dataset folder in the standard layout (gt_full.json, splits, point_labels/, features/)', required: true },
   config: { type: 'string', describe: 'dataset config: thumos14, gtea, beoid, activitynet13, or a YAML file', default: 'thumos14' },
   out: { type: 'string', describe: 'run folder (config, metrics, checkpoints, results)', required: true },
-  dim: { type: 'number', describe: 'feature width D of the data (default: the config, 2048)' },
+  dim: { type: 'number', describe: "feature width D (default: the data's, from the first training video's .npy header); a value that disagrees with the data is an error naming the file" },
   seed: { type: 'number', describe: 'random seed (initialisation, video order, dropout, sampling)', default: 0 },
   device: { type: 'string', describe: "'cpu' or 'cuda'", default: 'cpu' },
   threads: { type: 'number', describe: 'CPU threads (default: all cores, or PSTAL_NUM_THREADS)' },
   'exact-iou': { type: 'boolean', describe: 'soft-NMS with exact IoU instead of the reference\'s "+1" lengths' },
   resume: { type: 'boolean', describe: 'continue from the run folder\'s last saved state' },
   quiet: { type: 'boolean', describe: 'no progress bar' },
+  'no-check': { type: 'boolean', describe: 'skip the dataset checks of `pstal check` before training (the loader still skips what it cannot use, with warnings)' },
 };
 
 export const STAGE1_OPTIONS: Record<string, OptionSpec> = {
@@ -63,8 +67,12 @@ export function setup(a: Parsed, lr1Key = 'lr', lr2Key = 'lr', batch1Key = 'batc
     throw new CliError(`--selection must be 'test' or 'holdout', received '${a.selection}'`);
   if (a.threads !== undefined) setNumThreads(a.threads as number);
   const device: Device = checkDevice(a.device);
-  const config = loadConfig(a.config as string, a.dim !== undefined ? { featureDim: a.dim as number } : {});
-  const dataset: Dataset = loadDataset(a.data as string, config, { onWarning: (m) => console.error(`warning: ${m}`) });
+  const data = a.data as string;
+  const featureDim = resolveDim(data, a.dim as number | undefined);
+  const config = loadConfig(a.config as string, { featureDim });
+  if (!a['no-check']) preflight(data, config, a.dim as number | undefined);
+  const dataset: Dataset = loadDataset(data, config, { onWarning: (m) => console.error(`warning: ${m}`) });
+  if (a.out !== undefined) recordDataset(a.out as string, data, a.config as string, featureDim);
   const stage1: Partial<Stage1TrainConfig> = defined({
     iterations: num(a, 'iterations'),
     testEvery: num(a, 'test-every'),
@@ -86,6 +94,46 @@ export function setup(a: Parsed, lr1Key = 'lr', lr2Key = 'lr', batch1Key = 'batc
     exactIoU: Boolean(a['exact-iou']),
   });
   return { device, config, dataset, stage1, stage2 };
+}
+
+/**
+ * --dim: the data's feature width (the first training video's .npy header) when not given; an
+ * explicit value that disagrees with that file is an error naming it.
+ */
+export function resolveDim(data: string, explicit: number | undefined): number {
+  if (explicit !== undefined && !(Number.isInteger(explicit) && explicit >= 1)) throw new CliError(`--dim must be a positive integer, received ${explicit}`);
+  if (!fs.existsSync(data)) throw new Error(`dataset folder not found: ${data}`);
+  const found = dataFeatureWidth(data);
+  if (!found) {
+    if (explicit !== undefined) return explicit;
+    throw new Error(`${path.join(data, 'features', 'train')}: no feature file of a video of split_train.txt, so the feature width cannot be read (run \`pstal check --data ${data}\`)`);
+  }
+  if (explicit !== undefined && explicit !== found.dim)
+    throw new Error(`${found.file}: feature width ${found.dim} does not match --dim ${explicit} (leave --dim out to use the data's width)`);
+  return found.dim;
+}
+
+/**
+ * The checks of `pstal check` before any feature is loaded: warnings are printed, errors stop the
+ * command with the same messages as `pstal check`.
+ */
+export function preflight(data: string, config: DatasetConfig, dim: number | undefined): void {
+  const r = checkDataset(data, config, { dim });
+  const warnings = r.problems.filter((p) => p.severity === 'warning');
+  if (warnings.length) console.error(formatProblems(warnings, 5).join('\n'));
+  if (r.errors > 0) {
+    const lines = formatProblems(r.problems.filter((p) => p.severity === 'error'), 20);
+    throw new Error(`the dataset ${data} has ${r.errors} error(s) (\`pstal check --data ${data}\` lists every problem; --no-check skips these checks):\n${lines.join('\n')}`);
+  }
+}
+
+/** RUN/dataset.json: where the run's data came from, for `pstal report` (written by the CLI only). */
+function recordDataset(out: string, data: string, config: string, featureDim: number): void {
+  try {
+    writeFileAtomic(path.join(out, 'dataset.json'), JSON.stringify({ data: path.resolve(data), config, featureDim }, null, 2) + '\n');
+  } catch {
+    // a run folder that cannot be written fails later with a clearer message
+  }
 }
 
 /** Ctrl-C: stop after the current step (state saved); a second Ctrl-C quits at once. */

@@ -3,3 +3,5 @@ export * from './npy';
 export * from './config';
 export * from './dataset';
 export * from './synth';
+export * from './check';
+export * from './points';

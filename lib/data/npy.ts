@@ -83,6 +83,60 @@ export function readNpy(file: string): NpyArray {
   return { data, shape };
 }
 
+export interface NpyHeader {
+  shape: number[];
+  descr: string;
+  /** bytes per value */
+  itemSize: number;
+  /** the file's size and the size its header promises (header + data) */
+  fileBytes: number;
+  expectedBytes: number;
+}
+
+/**
+ * The header of a .npy file without reading its data (a few hundred bytes): shape, dtype, and
+ * whether the file is as long as the shape says. Errors as readNpy's, naming the file.
+ */
+export function readNpyHeader(file: string): NpyHeader {
+  let fd: number;
+  try {
+    fd = fs.openSync(file, 'r');
+  } catch (e) {
+    throw new Error(`${file}: cannot read: ${(e as Error).message}`);
+  }
+  try {
+    const fileBytes = fs.fstatSync(fd).size;
+    const head = Buffer.alloc(Math.min(fileBytes, 65536 + 12));
+    fs.readSync(fd, head, 0, head.length, 0);
+    if (head.length < 10 || !head.subarray(0, 6).equals(MAGIC)) throw new Error(`${file}: not a .npy file (bad magic string)`);
+    const major = head[6];
+    let headerLen: number;
+    let offset: number;
+    if (major === 1) {
+      headerLen = head.readUInt16LE(8);
+      offset = 10;
+    } else if (major === 2 || major === 3) {
+      if (head.length < 12) throw new Error(`${file}: truncated .npy header`);
+      headerLen = head.readUInt32LE(8);
+      offset = 12;
+    } else throw new Error(`${file}: unsupported .npy format version ${major}.${head[7]} (1.0, 2.0 and 3.0 are read)`);
+    if (offset + headerLen > head.length) throw new Error(`${file}: truncated .npy header`);
+    const text = head.subarray(offset, offset + headerLen).toString(major === 3 ? 'utf8' : 'latin1');
+    const { descr, fortran, shape } = parseHeader(file, text);
+    if (fortran) throw new Error(`${file}: Fortran-order arrays are not supported; save it in C order (np.ascontiguousarray)`);
+    const kinds: Record<string, number> = { '<f4': 4, '<f2': 2, '<f8': 8, '|f4': 4, '=f4': 4, '=f8': 8, '=f2': 2 };
+    const itemSize = kinds[descr];
+    if (!itemSize) {
+      const why = descr.startsWith('>') ? 'big-endian data is not supported' : 'only float32, float16 and float64 are read';
+      throw new Error(`${file}: dtype '${descr}': ${why}`);
+    }
+    const count = shape.reduce((a, b) => a * b, 1);
+    return { shape, descr, itemSize, fileBytes, expectedBytes: offset + headerLen + count * itemSize };
+  } finally {
+    fs.closeSync(fd);
+  }
+}
+
 /** IEEE 754 binary16 -> number. */
 export function halfToFloat(h: number): number {
   const s = h & 0x8000 ? -1 : 1;

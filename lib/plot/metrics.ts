@@ -49,6 +49,15 @@ type Line = { test?: { map: number[]; average: number }; loss: number } & Record
 
 /** Draws RUN/metrics.svg from RUN/stage{1,2}_metrics.jsonl; returns its path, or null without metrics. */
 export function writeMetricsPlot(run: string): string | null {
+  const svg = metricsSvg(run);
+  if (svg === null) return null;
+  const file = path.join(run, 'metrics.svg');
+  writeFileAtomic(file, svg);
+  return file;
+}
+
+/** The learning curves of RUN/stage{1,2}_metrics.jsonl as SVG text, or null without metrics. */
+export function metricsSvg(run: string): string | null {
   const stages = [
     { file: 'stage1_metrics.jsonl', key: 'iteration', title: 'HR-Pro stage 1: test mAP (%)', xLabel: 'iteration' },
     { file: 'stage2_metrics.jsonl', key: 'epoch', title: 'HR-Pro stage 2: test mAP (%)', xLabel: 'epoch' },
@@ -67,8 +76,5 @@ export function writeMetricsPlot(run: string): string | null {
     return panel(60 + i * (W + 70), 40, W, H, s.title, s.xLabel, series, 100);
   });
   const width = 60 + stages.length * (W + 70);
-  const svg = `<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${H + 90}" viewBox="0 0 ${width} ${H + 90}"><rect width="100%" height="100%" fill="white"/>${parts.join('')}</svg>\n`;
-  const file = path.join(run, 'metrics.svg');
-  writeFileAtomic(file, svg);
-  return file;
+  return `<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${H + 90}" viewBox="0 0 ${width} ${H + 90}"><rect width="100%" height="100%" fill="white"/>${parts.join('')}</svg>\n`;
 }

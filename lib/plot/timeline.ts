@@ -16,6 +16,8 @@ export interface TimelineInput {
   curves: { name: string; values: ArrayLike<number> }[];
   detections: Detection[];
   groundTruth?: Segment[];
+  /** point labels (a class and a time in seconds), drawn as markers under the ground truth */
+  points?: { label: string; time: number }[];
   /** at most this many detections are drawn (the best-scoring ones) */
   maxDetections?: number;
 }
@@ -30,10 +32,10 @@ export function timelineSvg(p: TimelineInput): string {
   const right = 20;
   const plotW = W - left - right;
   const T = Math.max(1, ...p.curves.map((c) => c.values.length));
-  const duration = Math.max(T * p.secondsPerStep, ...p.detections.map((d) => d.segment[1]), ...(p.groundTruth ?? []).map((g) => g.segment[1]));
+  const duration = Math.max(T * p.secondsPerStep, ...p.detections.map((d) => d.segment[1]), ...(p.groundTruth ?? []).map((g) => g.segment[1]), ...(p.points ?? []).map((q) => q.time));
   const x = (sec: number): number => left + (Math.max(0, Math.min(duration, sec)) / duration) * plotW;
   const dets = [...p.detections].sort((a, b) => b.score - a.score).slice(0, p.maxDetections ?? 15);
-  const labels = [...new Set([...(p.groundTruth ?? []).map((g) => g.label), ...p.curves.map((c) => c.name), ...dets.map((d) => d.label)])];
+  const labels = [...new Set([...(p.groundTruth ?? []).map((g) => g.label), ...(p.points ?? []).map((q) => q.label), ...p.curves.map((c) => c.name), ...dets.map((d) => d.label)])];
   const color = (label: string): string => (label === 'actionness' ? '#444' : PALETTE[labels.indexOf(label) % PALETTE.length]);
   const parts: string[] = [];
   let y = 30;
@@ -77,6 +79,15 @@ export function timelineSvg(p: TimelineInput): string {
     for (const g of p.groundTruth)
       parts.push(`<rect x="${x(g.segment[0]).toFixed(1)}" y="${y}" width="${Math.max(1, x(g.segment[1]) - x(g.segment[0])).toFixed(1)}" height="12" fill="${color(g.label)}"><title>${esc(g.label)} ${g.segment[0].toFixed(1)}-${g.segment[1].toFixed(1)} s</title></rect>`);
     y += 24;
+  }
+
+  if (p.points?.length) {
+    parts.push(`<text x="${left - 60}" y="${y + 10}" font-size="11" font-family="sans-serif">points</text>`);
+    for (const q of p.points) {
+      const px = x(q.time);
+      parts.push(`<path d="M${px.toFixed(1)},${y} l-5,10 h10 z" fill="${color(q.label)}"><title>point: ${esc(q.label)} at ${q.time.toFixed(2)} s</title></path>`);
+    }
+    y += 20;
   }
 
   // time axis

@@ -5,9 +5,14 @@
  */
 import type { Segment } from '../eval/detection';
 import type { VideoDetections } from '../models/hrpro/detect';
-import { writeTimeline } from './timeline';
+import { TimelineInput, writeTimeline } from './timeline';
 
 export function plotVideo(fileBase: string, title: string, r: VideoDetections, classNames: string[], secondsPerSnippet: number, groundTruth?: Segment[]): string[] {
+  return writeTimeline(fileBase, videoTimeline(title, r, classNames, secondsPerSnippet, groundTruth));
+}
+
+/** The timeline's input for one video's detections and scores (the picture plotVideo writes). */
+export function videoTimeline(title: string, r: VideoDetections, classNames: string[], secondsPerSnippet: number, groundTruth?: Segment[], points?: TimelineInput['points']): TimelineInput {
   const { T, casP, bkg } = r.scores;
   const C = classNames.length;
   const shown: number[] = [];
@@ -22,5 +27,5 @@ export function plotVideo(fileBase: string, title: string, r: VideoDetections, c
   }
   const curves = shown.map((c) => ({ name: classNames[c], values: Float32Array.from({ length: T }, (_, t) => casP[t * C + c]) }));
   curves.push({ name: 'actionness', values: Float32Array.from(bkg, (b) => 1 - b) });
-  return writeTimeline(fileBase, { title, secondsPerStep: secondsPerSnippet, curves, detections: r.detections, groundTruth });
+  return { title, secondsPerStep: secondsPerSnippet, curves, detections: r.detections, groundTruth, points };
 }

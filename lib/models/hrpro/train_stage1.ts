@@ -219,12 +219,15 @@ export function initMemory(model: Stage1Model, videos: Stage1Video[]): { classes
     for (const v of videos) {
       tidy(() => {
         const E = model.forward(Tensor.from(v.features, [v.T, D], device)).embedded.toArray();
-        for (const p of v.points) {
-          if (!(v.videoLabel[p.classIndex] > 0)) continue; // the reference takes points of the video's gt classes
-          const t = Math.min(p.snippet, v.T - 1);
-          counts[p.classIndex]++;
-          for (let d = 0; d < D; d++) sums[p.classIndex * D + d] += E[t * D + d];
-        }
+        // the reference takes the point-label matrix's snippets of the video's gt classes: two points of
+        // one class in one snippet count once
+        const points = pointMatrix(v, C);
+        for (let t = 0; t < v.T; t++)
+          for (let c = 0; c < C; c++) {
+            if (!(points[t * C + c] > 0) || !(v.videoLabel[c] > 0)) continue;
+            counts[c]++;
+            for (let d = 0; d < D; d++) sums[c * D + d] += E[t * D + d];
+          }
       });
     }
   });

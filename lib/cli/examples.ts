@@ -1,0 +1,36 @@
+/**
+ * examples.ts: an example or two of every command, printed at the end of `pstal <command> --help`.
+ */
+export const EXAMPLES: Record<string, string[]> = {
+  synth: [
+    'pstal synth --annotations ../shared/data/GTEA --dim 32 --out data/gtea32        # real annotations, invented features',
+    'pstal synth --out data/tiny --videos 20 --dim 16 --duration-scale 0.2           # everything invented, small',
+  ],
+  points: [
+    'pstal points --gt data/mine/gt_full.json --out data/mine/point_labels/point_gaussian.csv --seed 0',
+    'pstal points --gt gt_full.json --out points.csv --distribution uniform --subset Validation',
+  ],
+  check: [
+    'pstal check --data data/mine --config gtea',
+    'pstal check --data data/mine --dim 2048 --all                                     # every problem, not 20 of each kind',
+  ],
+  train: [
+    'pstal train --stage 1 --data data/gtea32 --config gtea --out runs/g32 --iterations 200',
+    'pstal train --stage 2 --data data/gtea32 --config gtea --out runs/g32 --epochs 5',
+  ],
+  run: [
+    'pstal run --data data/gtea32 --config gtea --out runs/g32                         # --dim: the data\'s width',
+    'pstal run --data data/gtea32 --config gtea --out runs/g32 --iterations 100 --test-every 50 --epochs 3 --lr 1e-3 --lr2 1e-3',
+  ],
+  detect: [
+    'pstal detect --model runs/g32 --features data/gtea32/features/test/S1_Tea_C1.npy --out det.json --plot plots/',
+  ],
+  eval: [
+    'pstal eval --gt data/gtea32/gt_full.json --pred runs/g32/stage2_results.json --subset validation --per-class',
+  ],
+  report: [
+    'pstal report runs/g32 --out runs/g32/report.html                                # data folder as recorded by pstal run',
+    'pstal report runs/g32 --data data/gtea32 --out report.html',
+  ],
+  demo: ['pstal demo --out pstal-demo'],
+};

@@ -1,0 +1,66 @@
+/**
+ * A headless Chromium for the tests that render HTML (test/report.test.ts), driven by
+ * puppeteer-core (which downloads no browser). The browser: $PSTAL_CHROMIUM, else Debian's
+ * `chromium` package (or chromium-browser / google-chrome on the PATH). When none is there it is
+ * installed with apt-get only if we run as root and CI=true or PSTAL_INSTALL_CHROMIUM=1; otherwise
+ * the caller skips its test with the reason returned here.
+ */
+import { spawnSync } from 'child_process';
+import * as fs from 'fs';
+import * as path from 'path';
+
+export type BrowserFound = { executable: string; puppeteer: PuppeteerLike } | { reason: string };
+
+export interface PuppeteerLike {
+  launch(o: { executablePath: string; headless?: boolean | 'shell'; args?: string[] }): Promise<BrowserLike>;
+}
+export interface BrowserLike {
+  newPage(): Promise<PageLike>;
+  close(): Promise<void>;
+}
+export interface PageLike {
+  on(event: string, f: (x: unknown) => void): void;
+  setViewport(v: { width: number; height: number; deviceScaleFactor?: number }): Promise<void>;
+  goto(url: string, o?: { waitUntil?: string }): Promise<unknown>;
+  evaluate<T>(f: string | (() => T)): Promise<T>;
+  select(selector: string, ...values: string[]): Promise<string[]>;
+  screenshot(o: { path?: string; fullPage?: boolean; type?: 'png' }): Promise<unknown>;
+}
+
+function onPath(name: string): string | null {
+  for (const dir of (process.env.PATH ?? '').split(path.delimiter)) {
+    const f = path.join(dir, name);
+    if (dir && fs.existsSync(f)) return f;
+  }
+  return null;
+}
+
+function findExecutable(): string | null {
+  if (process.env.PSTAL_CHROMIUM) return fs.existsSync(process.env.PSTAL_CHROMIUM) ? process.env.PSTAL_CHROMIUM : null;
+  for (const n of ['chromium', 'chromium-browser', 'google-chrome', 'google-chrome-stable']) {
+    const f = onPath(n);
+    if (f) return f;
+  }
+  return null;
+}
+
+export function findBrowser(): BrowserFound {
+  let puppeteer: PuppeteerLike;
+  try {
+    // eslint-disable-next-line @typescript-eslint/no-var-requires
+    puppeteer = require('puppeteer-core') as PuppeteerLike;
+  } catch {
+    return { reason: 'puppeteer-core is not installed (a devDependency: npm install)' };
+  }
+  let executable = findExecutable();
+  if (!executable) {
+    const root = typeof process.getuid === 'function' && process.getuid() === 0;
+    const allowed = process.env.CI === 'true' || process.env.PSTAL_INSTALL_CHROMIUM === '1';
+    if (!root || !allowed)
+      return { reason: 'no Chromium (apt-get install chromium, or set PSTAL_CHROMIUM; the test installs it itself only as root with CI=true or PSTAL_INSTALL_CHROMIUM=1)' };
+    const r = spawnSync('sh', ['-c', 'apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium'], { encoding: 'utf8', timeout: 600_000 });
+    executable = findExecutable();
+    if (!executable) return { reason: `apt-get install chromium failed (exit ${r.status}): ${(r.stderr ?? '').slice(-500)}` };
+  }
+  return { executable, puppeteer };
+}
