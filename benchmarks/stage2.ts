@@ -13,8 +13,9 @@ import * as path from 'path';
 import { BenchResult } from './harness';
 import { synthesizeDataset } from '../lib/data/synth';
 import { loadConfig, loadDataset } from '../lib/data';
-import { trainStage2, ProposalsFile } from '../lib/models/hrpro/train_stage2';
-import { stage2ConfigFrom } from '../lib/models/hrpro/run';
+import { trainStage2 } from '../lib/models/hrpro/train_stage2';
+import { ProposalsFile } from '../lib/models/hrpro/proposals';
+import { stage2ConfigFrom } from '../lib/models/hrpro/config';
 import { RankedProposals, Span } from '../lib/models/hrpro/ranking';
 import { Rng } from '../lib/util/rng';
 

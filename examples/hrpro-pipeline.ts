@@ -51,7 +51,7 @@ async function main(): Promise<void> {
   // 5. detection on one video with both stages' best checkpoints, and its picture
   const model = hrpro.loadHrPro(runDir);
   const video = dataset.test[0];
-  const found = await hrpro.detect(model, { data: video.features, shape: [video.T, video.D] }, { name: video.name });
+  const found = hrpro.detect(model, { data: video.features, shape: [video.T, video.D] }, { name: video.name });
   for (const d of found.detections.slice(0, 5)) console.log(`${video.name}: ${d.label} ${d.segment[0].toFixed(1)}-${d.segment[1].toFixed(1)} s, score ${d.score.toFixed(3)}`);
   const files = plot.plotVideo(path.join(runDir, video.name), video.name, found, model.classNames, model.cfg1.secondsPerSnippet, video.gt);
   console.log(`plot: ${files.join(', ')}`);

@@ -21,11 +21,16 @@ import { Stage1Model } from '../lib/models/hrpro/stage1';
 import { Stage2Model } from '../lib/models/hrpro/stage2';
 import { selectSeed } from '../lib/models/hrpro/pseudo_labels';
 import { stage1Losses, updateMemory } from '../lib/models/hrpro/losses';
-import { pointMatrix, stage1Step, testStage1, meanMap } from '../lib/models/hrpro/train_stage1';
-import { stage2Losses, testStage2, ProposalsFile } from '../lib/models/hrpro/train_stage2';
+import { stage1Step } from '../lib/models/hrpro/train_stage1';
+import { pointMatrix } from '../lib/models/hrpro/videos';
+import { testStage1, meanMap } from '../lib/models/hrpro/evaluate';
+import { stage2Losses } from '../lib/models/hrpro/train_stage2';
+import { testStage2 } from '../lib/models/hrpro/evaluate';
+import { ProposalsFile } from '../lib/models/hrpro/proposals';
 import { groupByClass, rankVideo, seedRuns, Span } from '../lib/models/hrpro/ranking';
-import { stage1ConfigFrom } from '../lib/models/hrpro/pipeline';
-import { stage2ConfigFrom, stageContext } from '../lib/models/hrpro/run';
+import { stage1ConfigFrom } from '../lib/models/hrpro/config';
+import { stageContext } from '../lib/models/hrpro/run';
+import { stage2ConfigFrom } from '../lib/models/hrpro/config';
 import { refineProposals } from '../lib/models/hrpro/stage2';
 import { Adam } from '../lib/nn/optim';
 import { Tensor, tidy } from '../lib/tensor/tensor';
@@ -275,4 +280,30 @@ test('stage 2: a test pass with fixed weights gives the reference detections and
   sameDetections(t, pass.results, E.stage2_test.detections, 'stage-2 detections');
   t.true(worst(pass.evaluation!.map, E.stage2_test.map, 1e-9, 1e-9) < 1, `mAP ${pass.evaluation!.map} vs ${E.stage2_test.map}`);
   model.dispose();
+});
+
+test('pstal import of the reference\'s own torch.save checkpoints, then pstal test, prints the reference\'s mAP tables', (t) => {
+  const { spawnSync } = require('child_process') as typeof import('child_process');
+  const bin = path.resolve(__dirname, '..', 'bin', 'pstal.js');
+  const run = fs.mkdtempSync(path.join(os.tmpdir(), 'pstal-ref-import-'));
+  const pstal = (args: string[]) => spawnSync(process.execPath, [bin, ...args], { encoding: 'utf8' });
+  try {
+    for (const stage of ['1', '2']) {
+      const r = pstal(['import', '--from', path.join(DIR, `model${stage}.pkl`), '--stage', stage, '--config', 'thumos14', '--dim', String(E.D), '--out', run]);
+      t.is(r.status, 0, r.stderr);
+    }
+    for (const [stage, want] of [['1', E.stage1_test], ['2', E.stage2_test]] as const) {
+      const results = path.join(run, `test${stage}.json`);
+      const r = pstal(['test', '--model', run, '--data', path.join(DIR, 'data'), '--stage', stage, '--out-results', results]);
+      t.is(r.status, 0, r.stderr);
+      const row = r.stdout.split('\n').find((l) => /^\|\s+[\d.]+ \|/.test(l))!;
+      const printed = row.split('|').map((c) => c.trim()).filter(Boolean).map(Number);
+      const expected = [...want.map, ...[[0, 5], [2, 7], [0, 7]].map(([a, b]) => want.map.slice(a, b).reduce((x, y) => x + y, 0) / (b - a))].map((x) => Number((100 * x).toFixed(2)));
+      t.deepEqual(printed, expected, `stage ${stage}: the printed table`);
+      const dets = JSON.parse(fs.readFileSync(results, 'utf8')).results as DetectionResults;
+      sameDetections(t, dets, want.detections, `stage ${stage} detections of the imported checkpoint`);
+    }
+  } finally {
+    fs.rmSync(run, { recursive: true, force: true });
+  }
 });

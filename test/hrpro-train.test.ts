@@ -8,8 +8,11 @@ import * as os from 'os';
 import * as path from 'path';
 import { synthesizeDataset } from '../lib/data/synth';
 import { loadConfig, loadDataset, Dataset } from '../lib/data';
-import { trainStage1, stage1Paths, MetricsLine, testStage1 } from '../lib/models/hrpro/train_stage1';
-import { finishStage1, stage1ConfigFrom } from '../lib/models/hrpro/pipeline';
+import { trainStage1, MetricsLine } from '../lib/models/hrpro/train_stage1';
+import { stage1Paths } from '../lib/models/hrpro/checkpoint';
+import { testStage1 } from '../lib/models/hrpro/evaluate';
+import { finishStage1 } from '../lib/models/hrpro/pipeline';
+import { stage1ConfigFrom } from '../lib/models/hrpro/config';
 import { loadSafetensors } from '../lib/io/safetensors';
 
 const D = 32;

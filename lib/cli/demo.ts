@@ -59,7 +59,7 @@ export async function main(argv: string[]): Promise<number> {
   const written: string[] = [];
   try {
     for (const v of dataset.test.slice(0, DEMO.plots)) {
-      const d = await detect(model, v.features, { name: v.name });
+      const d = detect(model, v.features, { name: v.name });
       written.push(...plotVideo(path.join(plotDir, v.name), `${v.name}: detections of HR-Pro (pstal demo)`, d, model.classNames, model.cfg1.secondsPerSnippet, v.gt));
     }
   } finally {

@@ -45,7 +45,7 @@ export async function main(argv: string[]): Promise<number> {
       const arr = readNpy(file);
       if (arr.shape.length !== 2 || arr.shape[1] !== model.featureDim)
         throw new Error(`${file}: features of shape [${arr.shape.join(', ')}] do not fit the model (expected [T, ${model.featureDim}])`);
-      const r = await detect(model, { data: arr.data, shape: arr.shape }, { name });
+      const r = detect(model, { data: arr.data, shape: arr.shape }, { name });
       const dets = a.top ? r.detections.slice(0, a.top as number) : r.detections;
       results[name] = dets;
       console.error(`${name}: ${arr.shape[0]} snippets, ${r.detections.length} detections` + (dets[0] ? `, best ${dets[0].label} ${dets[0].segment[0].toFixed(1)}-${dets[0].segment[1].toFixed(1)} s (${dets[0].score.toFixed(3)})` : ''));

@@ -3,10 +3,10 @@
  * checkpoint (the reference's S_Model / I_Model state dict as torch.save writes it, or a safetensors
  * export) into a run folder: RUN/stage{1,2}_best.safetensors and the configuration the loaders read
  * (config.json / stage2_config.json), so `pstal test`, `pstal detect` and the library's loadHrPro
- * use it as if it had been trained here (lib/models/hrpro_import.ts).
+ * use it as if it had been trained here (lib/models/hrpro/import_checkpoint.ts).
  */
 import { parseArgs, CliError, OptionSpec } from './args';
-import { importHrPro, classNamesOf } from '../models/hrpro_import';
+import { importHrPro, classNamesOf } from '../models/hrpro/import_checkpoint';
 
 export const IMPORT_OPTIONS: Record<string, OptionSpec> = {
   from: { type: 'string', describe: 'the checkpoint: torch.save(model.state_dict(), path) (torch >= 1.6), or a .safetensors export', required: true },

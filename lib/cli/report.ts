@@ -170,7 +170,7 @@ export async function main(argv: string[]): Promise<number> {
     const model = loadHrPro(run, { device: a.device as string });
     try {
       for (const v of videos) {
-        const r = await detect(model, v.features, { name: v.name, ambiguous: dataset!.ambiguous });
+        const r = detect(model, v.features, { name: v.name, ambiguous: dataset!.ambiguous });
         const runDetections = v.split === 'test' && results?.[v.name];
         const dets = runDetections || r.detections;
         const points = v.points.map((p) => ({ label: classNames[p.classIndex] ?? String(p.classIndex), time: p.time }));

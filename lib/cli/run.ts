@@ -4,8 +4,8 @@
  */
 import { parseArgs, OptionSpec } from './args';
 import { COMMON_OPTIONS, STAGE1_OPTIONS, STAGE2_OPTIONS, setup, withSigint } from './train';
-import { STAGE1_TRAIN_DEFAULTS } from '../models/hrpro/train_stage1';
-import { STAGE2_TRAIN_DEFAULTS } from '../models/hrpro/train_stage2';
+import { STAGE1_TRAIN_DEFAULTS } from '../models/hrpro/config';
+import { STAGE2_TRAIN_DEFAULTS } from '../models/hrpro/config';
 import { runHrPro } from '../models/hrpro/run';
 
 export const RUN_OPTIONS: Record<string, OptionSpec> = {

@@ -1,12 +1,12 @@
 /**
  * `pstal test --model RUN --data DIR [--stage 1|2] [--config NAME] [--out-results FILE]`: a run's best
  * checkpoint (trained, or imported with `pstal import`) on the test split of DIR, through the test
- * passes training uses (lib/models/hrpro_evaluate.ts). Prints the mAP table (per tIoU and the three
+ * passes training uses (lib/models/hrpro/evaluate_run.ts). Prints the mAP table (per tIoU and the three
  * averages) on stdout; --out-results writes the detections (ActivityNet format).
  */
 import { parseArgs, CliError, OptionSpec } from './args';
 import { loadConfig, loadDataset } from '../data';
-import { evaluateRun } from '../models/hrpro_evaluate';
+import { evaluateRun } from '../models/hrpro/evaluate_run';
 import { writeFileAtomic } from '../util/fs';
 import { setNumThreads } from '../runtime/native';
 import * as fs from 'fs';

@@ -7,10 +7,15 @@
  */
 import { parseArgs, CliError, OptionSpec, Parsed } from './args';
 import { loadConfig, loadDataset, Dataset, DatasetConfig } from '../data';
-import { STAGE1_TRAIN_DEFAULTS, Stage1TrainConfig, trainStage1 } from '../models/hrpro/train_stage1';
-import { finishStage1, stage1ConfigFrom } from '../models/hrpro/pipeline';
-import { STAGE2_TRAIN_DEFAULTS, Stage2TrainConfig, trainStage2, readProposalsFile } from '../models/hrpro/train_stage2';
-import { stage2ConfigFrom, stageContext } from '../models/hrpro/run';
+import { trainStage1 } from '../models/hrpro/train_stage1';
+import { STAGE1_TRAIN_DEFAULTS, Stage1TrainConfig } from '../models/hrpro/config';
+import { finishStage1 } from '../models/hrpro/pipeline';
+import { stage1ConfigFrom } from '../models/hrpro/config';
+import { trainStage2 } from '../models/hrpro/train_stage2';
+import { STAGE2_TRAIN_DEFAULTS, Stage2TrainConfig } from '../models/hrpro/config';
+import { readProposalsFile } from '../models/hrpro/proposals';
+import { stageContext } from '../models/hrpro/run';
+import { stage2ConfigFrom } from '../models/hrpro/config';
 import { formatMapTable } from '../eval/detection';
 import { setNumThreads } from '../runtime/native';
 import { checkDevice, Device } from '../runtime/backend';

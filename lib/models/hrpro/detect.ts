@@ -10,10 +10,11 @@ import { Rng } from '../../util/rng';
 import { checkDevice, Device } from '../../runtime/backend';
 import type { Detection } from '../../eval/detection';
 import { Stage1Model } from './stage1';
-import { Stage1Scores, scoreVideo, stage1Candidates, stage1Detections } from './inference';
-import { STAGE1_TRAIN_DEFAULTS, Stage1TrainConfig, loadStage1Weights, stage1Paths } from './train_stage1';
+import { Stage1Scores, scoreVideo, stage1Candidates, stage1Detections, stage2Detect } from './inference';
+import { STAGE1_TRAIN_DEFAULTS, Stage1TrainConfig, STAGE2_TRAIN_DEFAULTS, Stage2TrainConfig } from './config';
+import { loadStage1Weights, loadStage2Weights, stage1Paths, stage2Paths } from './checkpoint';
 import { Stage2Model } from './stage2';
-import { STAGE2_TRAIN_DEFAULTS, Stage2TrainConfig, loadStage2Weights, stage2Paths, stage2Detect, testProposals } from './train_stage2';
+import { testProposals } from './proposals';
 import { groupByClass } from './ranking';
 
 export interface HrProModel {
@@ -81,8 +82,8 @@ export interface VideoDetections {
 
 export type FeatureInput = Float32Array | { data: Float32Array; shape: number[] };
 
-/** Detections in one video's features ([T, D] rows, e.g. readNpy's result). */
-export async function detect(model: HrProModel, features: FeatureInput, options: { name?: string; ambiguous?: Map<string, [number, number][]> } = {}): Promise<VideoDetections> {
+/** Detections in one video's features ([T, D] rows, e.g. readNpy's result). Synchronous: the work is native and CPU-bound. */
+export function detect(model: HrProModel, features: FeatureInput, options: { name?: string; ambiguous?: Map<string, [number, number][]> } = {}): VideoDetections {
   const D = model.featureDim;
   const data = features instanceof Float32Array ? features : features.data;
   if (!(features instanceof Float32Array) && (features.shape.length !== 2 || features.shape[1] !== D))

@@ -1,10 +1,15 @@
 /**
- * inference.ts: HR-Pro stage-1 inference (SPEC §2 "Stage-1 inference") on one video at a time:
+ * inference.ts: HR-Pro inference on one video at a time, both stages.
+ * Stage 1 (SPEC §2 "Stage-1 inference"):
  *   scores  = the model in eval mode: cas_P [T, C], cas_S [T, C], bkg [T], video scores [C]
  *   classes = video score >= classThreshold, or the argmax when none is
  *   candidates = multi-threshold OIC proposals on the x2-upsampled cas_P and agnostic score
  *                (native kernels, lib/postprocess): the raw proposals stage 2 and ranking use
  *   detections = class-wise Gaussian soft-NMS, then the ambiguous-segment filter (THUMOS14)
+ * Stage 2 (SPEC §4 "Inference"): each PP scored with the completeness of the original and of the
+ *   refined proposal, added to its OIC score; the union through soft-NMS and the ambiguous filter.
+ *   Refined proposals that end before they start are dropped (the reference keeps them; they can
+ *   only be false positives).
  */
 import { Tensor, noGrad, tidy } from '../../tensor/tensor';
 import { generateProposals, predictClasses, softNms, Proposal } from '../../postprocess';
@@ -13,6 +18,7 @@ export { predictClasses };
 import { filterAmbiguous } from '../../eval/ambiguous';
 import type { Detection } from '../../eval/detection';
 import { Stage1Model } from './stage1';
+import { Stage2Model, refineProposals } from './stage2';
 
 export interface Stage1Scores {
   T: number;
@@ -101,4 +107,53 @@ export function stage1Detections(
   const kept = candidates.length ? softNms(candidates, { sigma: o.softNmsSigma, exactIoU: o.exactIoU }) : [];
   const dets: Detection[] = kept.map((p) => ({ label: classNames[p.classIndex], score: p.score, segment: [p.start, p.end] }));
   return ambiguous ? filterAmbiguous(video, dets, ambiguous) : dets;
+}
+
+/** Detections of one test video (seconds): original and refined proposals, fused scores, soft-NMS. */
+export function stage2Detect(
+  model: Stage2Model,
+  v: { features: Float32Array; T: number; name: string },
+  pp: { proposals: Float32Array; classIndex: Int32Array; score: Float32Array },
+  classNames: string[],
+  cfg: { secondsPerSnippet: number; softNmsSigma: number; exactIoU: boolean; maxProposals: number },
+  ambiguous?: Map<string, [number, number][]>,
+): { detections: ReturnType<typeof stage1Detections>; candidates: Proposal[] } {
+  const M = pp.proposals.length / 2;
+  const sps = cfg.secondsPerSnippet;
+  const candidates: Proposal[] = [];
+  const refinedAll: Proposal[] = [];
+  const wasTraining = model.training;
+  model.eval();
+  try {
+    // chunks bound the RoI tensor (chunk x bins x D floats)
+    const chunk = Math.max(1, cfg.maxProposals);
+    for (let lo = 0; lo < M; lo += chunk) {
+      const hi = Math.min(M, lo + chunk);
+      const props = pp.proposals.subarray(2 * lo, 2 * hi);
+      noGrad(() =>
+        tidy(() => {
+          const out = model.forward(model.proposalFeatures(v.features, v.T, props));
+          const ref = refineProposals(props, out);
+          const s1 = ref.start.toArray();
+          const e1 = ref.end.toArray();
+          const refined = new Float32Array(2 * (hi - lo));
+          for (let i = 0; i < hi - lo; i++) {
+            refined[2 * i] = s1[i];
+            refined[2 * i + 1] = e1[i];
+          }
+          const c0 = out.completeness.toArray();
+          const c1 = model.forward(model.proposalFeatures(v.features, v.T, refined)).completeness.toArray();
+          for (let i = 0; i < hi - lo; i++) {
+            const m = lo + i;
+            candidates.push({ classIndex: pp.classIndex[m], score: c0[i] + pp.score[m], start: props[2 * i] * sps, end: props[2 * i + 1] * sps });
+            if (e1[i] >= s1[i]) refinedAll.push({ classIndex: pp.classIndex[m], score: c1[i] + pp.score[m], start: s1[i] * sps, end: e1[i] * sps });
+          }
+        }),
+      );
+    }
+  } finally {
+    model.train(wasTraining);
+  }
+  candidates.push(...refinedAll);
+  return { detections: stage1Detections(v.name, candidates, classNames, cfg, ambiguous), candidates };
 }

@@ -9,40 +9,15 @@ import * as path from 'path';
 import { Rng } from '../../util/rng';
 import { writeFileAtomic } from '../../util/fs';
 import { formatMapTable } from '../../eval/detection';
-import type { DatasetConfig } from '../../data';
 import { Stage1Model } from './stage1';
 import { selectSeed } from './pseudo_labels';
 import { groupByClass, rankVideo, RankedProposals, Span } from './ranking';
-import { Stage1Context, Stage1TrainConfig, STAGE1_TRAIN_DEFAULTS, loadStage1Weights, pointMatrix, stage1Paths, testStage1 } from './train_stage1';
-
-/** The stage-1 training configuration from a dataset config, then explicit overrides. */
-export function stage1ConfigFrom(config: DatasetConfig, overrides: Partial<Stage1TrainConfig> = {}): Stage1TrainConfig {
-  const s = config.stage1;
-  const fromConfig: Partial<Stage1TrainConfig> = {
-    iterations: s.iterations,
-    testEvery: s.testEvery,
-    batchSize: s.batchSize,
-    lr: s.lr,
-    weightDecay: s.weightDecay,
-    actThreshold: s.actThreshold,
-    bkgThreshold: s.bkgThreshold,
-    classThreshold: s.classThreshold,
-    casThresholds: s.casThresholds,
-    agnosticThresholds: s.agnosticThresholds,
-    lambda: s.lambda,
-    gamma: s.gamma,
-    scale: s.scale,
-    softNmsSigma: s.softNmsSigma,
-    lossWeights: s.lambdas
-      ? { video: s.lambdas[0], frame: s.lambdas[1], background: s.lambdas[2], contrastive: s.lambdas[3] }
-      : STAGE1_TRAIN_DEFAULTS.lossWeights,
-    secondsPerSnippet: config.snippetFrames / config.featureFps,
-    tiou: config.tiou,
-    model: { rAct: s.rAct, dropout: s.dropout },
-  };
-  const defined = Object.fromEntries(Object.entries(fromConfig).filter(([, v]) => v !== undefined));
-  return { ...STAGE1_TRAIN_DEFAULTS, ...defined, ...overrides };
-}
+import type { Stage1Context } from './context';
+import type { Stage1TrainConfig } from './config';
+import { loadStage1Weights, stage1Paths } from './checkpoint';
+import { testStage1 } from './evaluate';
+import { pointMatrix } from './videos';
+import { writeResults } from '../../train/loop';
 
 export interface Stage1Finish {
   table: string;
@@ -56,7 +31,7 @@ export function finishStage1(ctx: Stage1Context, cfg: Stage1TrainConfig, model: 
   loadStage1Weights(model, paths.best);
   const C = ctx.classNames.length;
   const test = testStage1(model, ctx.test, ctx.classNames, cfg, { ambiguous: ctx.ambiguous, blockedVideos: ctx.blockedVideos, groundTruth: ctx.testGroundTruth });
-  writeFileAtomic(paths.results, JSON.stringify({ version: 'VERSION 1.3', results: test.results, external_data: { used: true, details: 'pstal stage 1' } }));
+  writeResults(paths.results, test.results, 'pstal stage 1');
   const train = testStage1(model, ctx.train, ctx.classNames, cfg, { evaluate: false });
   const rng = new Rng(cfg.seed + 2);
   const trainOut: Record<string, RankedProposals> = {};

@@ -5,34 +5,18 @@
  * training resumes from its last state, so an interrupted run goes on where it stopped.
  */
 import * as fs from 'fs';
-import type { Dataset, DatasetConfig } from '../../data';
+import type { Dataset } from '../../data';
 import { loadGroundTruth, formatMapTable } from '../../eval/detection';
 import type { EvalResult } from '../../eval/detection';
 import { Device } from '../../runtime/backend';
-import { Stage1TrainConfig, trainStage1, stage1Paths, Stage1Context } from './train_stage1';
-import { finishStage1, stage1ConfigFrom } from './pipeline';
-import { Stage2TrainConfig, STAGE2_TRAIN_DEFAULTS, trainStage2, readProposalsFile, Stage2Context, loadStage2Weights, stage2Paths, testStage2 } from './train_stage2';
+import { trainStage1, Stage1Context } from './train_stage1';
+import { finishStage1 } from './pipeline';
+import { trainStage2, Stage2Context } from './train_stage2';
+import { Stage1TrainConfig, Stage2TrainConfig, stage1ConfigFrom, stage2ConfigFrom } from './config';
+import { loadStage2Weights, stage1Paths, stage2Paths } from './checkpoint';
+import { readProposalsFile } from './proposals';
+import { testStage2 } from './evaluate';
 import * as path from 'path';
-
-/** The stage-2 training configuration from a dataset config, then explicit overrides. */
-export function stage2ConfigFrom(config: DatasetConfig, overrides: Partial<Stage2TrainConfig> = {}): Stage2TrainConfig {
-  const s = config.stage2;
-  const fromConfig: Partial<Stage2TrainConfig> = {
-    epochs: s.epochs,
-    testEvery: s.testEvery,
-    batchSize: s.batchSize,
-    maxProposals: s.maxProposals,
-    lr: s.lr,
-    weightDecay: s.weightDecay,
-    iouThreshold: s.iouThreshold,
-    softNmsSigma: config.stage1.softNmsSigma,
-    secondsPerSnippet: config.snippetFrames / config.featureFps,
-    tiou: config.tiou,
-    model: { roiBins: s.roiBins, extension: s.extension, dropout: s.dropout },
-  };
-  const defined = Object.fromEntries(Object.entries(fromConfig).filter(([, v]) => v !== undefined));
-  return { ...STAGE2_TRAIN_DEFAULTS, ...defined, ...overrides, model: { ...(defined.model as object), ...(overrides.model ?? {}) } };
-}
 
 export interface RunOptions {
   dataset: Dataset;

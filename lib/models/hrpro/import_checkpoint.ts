@@ -1,5 +1,5 @@
 /**
- * hrpro_import.ts: a PyTorch HR-Pro checkpoint (the reference's S_Model or I_Model state dict,
+ * import_checkpoint.ts: a PyTorch HR-Pro checkpoint (the reference's S_Model or I_Model state dict,
  * torch.save'd, or a safetensors export of it) made into a run folder our loaders read:
  *   stage 1: RUN/stage1_best.safetensors + RUN/config.json   (what loadHrPro, `pstal detect` and
  *   stage 2: RUN/stage2_best.safetensors + RUN/stage2_config.json    `pstal test` read)
@@ -12,19 +12,19 @@
  */
 import * as fs from 'fs';
 import * as path from 'path';
-import { Rng } from '../util/rng';
-import { writeFileAtomic } from '../util/fs';
-import { loadSafetensors, StoredTensor } from '../io/safetensors';
-import { readTorchCheckpoint, TorchDtype } from '../io/torch';
-import { loadConfig, DatasetConfig } from '../data/config';
-import { readGroundTruth } from '../data/dataset';
-import type { Module } from '../nn/module';
-import { Stage1Model } from './hrpro/stage1';
-import { Stage2Model } from './hrpro/stage2';
-import { saveStage1Model, stage1Paths } from './hrpro/train_stage1';
-import { saveStage2Model, stage2Paths } from './hrpro/train_stage2';
-import { stage1ConfigFrom } from './hrpro/pipeline';
-import { stage2ConfigFrom } from './hrpro/run';
+import { Rng } from '../../util/rng';
+import { writeFileAtomic } from '../../util/fs';
+import { loadSafetensors, StoredTensor } from '../../io/safetensors';
+import { readTorchCheckpoint, TorchDtype } from '../../io/torch';
+import { loadConfig, DatasetConfig } from '../../data/config';
+import { readGroundTruth } from '../../data/dataset';
+import type { Module } from '../../nn/module';
+import { Stage1Model } from './stage1';
+import { Stage2Model } from './stage2';
+import { saveStage1Model, stage1Paths } from './checkpoint';
+import { saveStage2Model, stage2Paths } from './checkpoint';
+import { stage1ConfigFrom } from './config';
+import { stage2ConfigFrom } from './config';
 
 export interface ImportOptions {
   /** a torch.save'd state dict (.pt/.pth/.pkl, torch >= 1.6 zip format) or a .safetensors export */

@@ -1,5 +1,5 @@
 /**
- * hrpro_evaluate.ts: a run's best checkpoint (trained, or imported by importHrPro) evaluated on a
+ * evaluate_run.ts: a run's best checkpoint (trained, or imported by importHrPro) evaluated on a
  * dataset's test split, by the very test passes training uses (testStage1, testStage2): what
  * `pstal test` prints. Stage 2 scores stage-1 proposals: the run's proposals.json when present
  * (the test PP its stage 1 wrote), else the test PP of the run's stage-1 checkpoint, grouped by
@@ -9,17 +9,21 @@
  */
 import * as fs from 'fs';
 import * as path from 'path';
-import type { Dataset } from '../data';
-import type { DetectionResults, EvalResult } from '../eval/detection';
-import { formatMapTable } from '../eval/detection';
-import { Rng } from '../util/rng';
-import { checkDevice, Device } from '../runtime/backend';
-import { loadHrPro, HrProModel } from './hrpro/detect';
-import { stageContext } from './hrpro/run';
-import { stage1Paths, testStage1 } from './hrpro/train_stage1';
-import { STAGE2_TRAIN_DEFAULTS, Stage2TrainConfig, ProposalsFile, readProposalsFile, stage2Paths, testStage2, loadStage2Weights } from './hrpro/train_stage2';
-import { Stage2Model } from './hrpro/stage2';
-import { groupByClass, Span } from './hrpro/ranking';
+import type { Dataset } from '../../data';
+import type { DetectionResults, EvalResult } from '../../eval/detection';
+import { formatMapTable } from '../../eval/detection';
+import { Rng } from '../../util/rng';
+import { checkDevice, Device } from '../../runtime/backend';
+import { loadHrPro, HrProModel } from './detect';
+import { stageContext } from './run';
+import { stage1Paths } from './checkpoint';
+import { testStage1 } from './evaluate';
+import { STAGE2_TRAIN_DEFAULTS, Stage2TrainConfig } from './config';
+import { ProposalsFile, readProposalsFile } from './proposals';
+import { stage2Paths, loadStage2Weights } from './checkpoint';
+import { testStage2 } from './evaluate';
+import { Stage2Model } from './stage2';
+import { groupByClass, Span } from './ranking';
 
 export interface EvaluateRunOptions {
   /** the run folder */

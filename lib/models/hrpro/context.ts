@@ -1,0 +1,66 @@
+/**
+ * context.ts: what a training run of either stage is given (the videos, the run folder, the
+ * evaluation's ground truth, resume and stop switches) and the per-step losses it reports.
+ */
+import type { GroundTruth } from '../../eval/detection';
+import type { Device } from '../../runtime/backend';
+import type { ProposalsFile } from './proposals';
+import type { Stage1Video } from './videos';
+
+export interface Stage1Context {
+  out: string;
+  classNames: string[];
+  train: Stage1Video[];
+  test: Stage1Video[];
+  ambiguous?: Map<string, [number, number][]>;
+  /** test videos left out of evaluation (THUMOS14's three) */
+  blockedVideos?: string[];
+  /**
+   * The test subset's ground truth as the evaluator reads it from gt_full.json (every video of the
+   * subset, as the reference scores it, so a video without features counts as missed). Default:
+   * built from the test videos' own annotations.
+   */
+  testGroundTruth?: GroundTruth;
+  device?: Device;
+  resume?: boolean;
+  quiet?: boolean;
+  /** where tables and messages go (default: stderr through the progress bar) */
+  log?: (text: string) => void;
+  /** set `stop` to end after the current step, saving the training state */
+  signal?: { stop: boolean };
+  /** called after every step (before any test of that step) */
+  onIteration?: (iteration: number, losses: StepLosses) => void;
+}
+
+export interface StepLosses {
+  total: number;
+  video: number;
+  frame: number;
+  background: number;
+  contrastive: number;
+}
+
+export interface Stage2Context {
+  out: string;
+  classNames: string[];
+  train: Stage1Video[];
+  test: Stage1Video[];
+  proposals: ProposalsFile;
+  ambiguous?: Map<string, [number, number][]>;
+  blockedVideos?: string[];
+  testGroundTruth?: GroundTruth;
+  device?: Device;
+  resume?: boolean;
+  quiet?: boolean;
+  log?: (text: string) => void;
+  /** set `stop` to end after the current batch, saving the training state */
+  signal?: { stop: boolean };
+  /** called after every batch (its 1-based number in the whole run) */
+  onBatch?: (batch: number, losses: Stage2Losses) => void;
+}
+
+export interface Stage2Losses {
+  total: number;
+  score: number;
+  reg: number;
+}

@@ -1,0 +1,209 @@
+/**
+ * loop.ts: the training loop every method shares. A method supplies its model and optimizer, a
+ * `step()` (one optimizer step: a stage-1 iteration, a stage-2 batch, a TSPNet iteration), an
+ * `evaluate()` (a test pass and its selection criterion), and says when to test and checkpoint;
+ * the loop owns the run folder's files:
+ *
+ *   <prefix>_config.json (or the name given)   the configuration used
+ *   <prefix>_metrics.jsonl                      one JSON line per test, appended
+ *   <prefix>_best.safetensors                   the best checkpoint by the criterion (atomic)
+ *   <prefix>_last.safetensors                   model, Adam moments, RNG streams, counters: an exact resume
+ *   <prefix>_results.json                       the best checkpoint's detections, ActivityNet format
+ *   metrics.svg                                 the learning curves, redrawn after each test
+ *
+ * plus resume, the progress bar, and stop requests (Ctrl-C) between steps, which save the state.
+ */
+import * as fs from 'fs';
+import { Module } from '../nn/module';
+import { Adam } from '../nn/optim';
+import { Rng } from '../util/rng';
+import { writeFileAtomic } from '../util/fs';
+import { ProgressBar } from '../util/progress';
+import { writeMetricsPlot } from '../plot/metrics';
+import { loadTrainState, saveTrainState } from '../models/train_state';
+import { formatMapTable } from '../eval/detection';
+import type { DetectionResults, EvalResult } from '../eval/detection';
+
+export interface RunFiles {
+  config: string;
+  metrics: string;
+  best: string;
+  last: string;
+  results: string;
+}
+
+/** What a test gives the loop. */
+export interface Evaluation {
+  /** the selection criterion (higher is better): the test's or a held-out split's average mAP */
+  criterion: number;
+  /** the test split's evaluation, kept with the best checkpoint */
+  evaluation: EvalResult;
+  /** the test split's detections, written as the results file when the criterion improves */
+  results: DetectionResults;
+  /** extra lines for the log after the mAP table */
+  note?: string;
+  /** wall time of the test pass */
+  seconds: number;
+}
+
+/** The loop's own counters, saved in the last checkpoint with the method's `extra` state. */
+export interface LoopState<X> {
+  loop: 1;
+  step: number;
+  adamStep: number;
+  rngs: number[][];
+  best: number;
+  bestStep: number;
+  elapsed: number;
+  extra: X;
+}
+
+export interface LoopLine {
+  step: number;
+  elapsed: number;
+  evaluation: Evaluation;
+  best: number;
+  bestStep: number;
+}
+
+export interface TrainingMethod<X, L extends { total: number }> {
+  /** shown on the progress bar and in messages: 'stage 1' */
+  label: string;
+  /** the progress bar's unit: 'it', 'batch' */
+  unit: string;
+  /** the kind recorded in the last checkpoint (refused when it differs on resume) */
+  kind: string;
+  files: RunFiles;
+  model: Module;
+  adam: Adam;
+  /** every random stream the method draws from, saved and restored in this order */
+  rngs: Rng[];
+  totalSteps: number;
+  /** the configuration file's content */
+  config: object;
+  /** the method's own resumable state (data order, cursors, running sums): plain JSON */
+  extra: X;
+  /** called once on a fresh (not resumed) run, before the first step (e.g. memory initialisation) */
+  start?(log: (text: string) => void): void;
+  /** one optimizer step; `step` is the number of steps done before it */
+  step(step: number): L;
+  /** test after this many steps? */
+  testAfter(step: number): boolean;
+  /** also save the training state after this many steps (always after tests and the last step) */
+  checkpointAfter?(step: number): boolean;
+  evaluate(step: number): Evaluation;
+  /** the metrics line of a test, in the method's words (iteration or epoch) */
+  metricsLine(line: LoopLine, lastLosses: L): object;
+  /** the step a metrics line was written at (resume keeps the lines up to the resumed step) */
+  lineStep(line: Record<string, unknown>): number;
+  /** where a test is in the method's words: 'iteration 50', 'epoch 3' */
+  where(step: number): string;
+  /** writes the best checkpoint (`criterion`: its selection value) */
+  saveBest(file: string, step: number, criterion: number): void;
+  /** what the results file says in external_data.details */
+  resultsDetails: string;
+}
+
+export interface LoopOptions<L> {
+  out: string;
+  resume?: boolean;
+  quiet?: boolean;
+  log?: (text: string) => void;
+  signal?: { stop: boolean };
+  onStep?: (step: number, losses: L) => void;
+}
+
+export interface LoopResult {
+  step: number;
+  best: number;
+  bestStep: number;
+  bestEvaluation: EvalResult | null;
+  interrupted: boolean;
+}
+
+export function meanMap(r: EvalResult): number {
+  return r.map.reduce((a: number, b: number) => a + b, 0) / Math.max(1, r.map.length);
+}
+
+/** Writes a results file in the ActivityNet format, atomically. */
+export function writeResults(file: string, results: DetectionResults, details: string): void {
+  writeFileAtomic(file, JSON.stringify({ version: 'VERSION 1.3', results, external_data: { used: true, details } }));
+}
+
+function metricsUpTo(file: string, step: number, lineStep: (l: Record<string, unknown>) => number): string[] {
+  if (!fs.existsSync(file)) return [];
+  return fs
+    .readFileSync(file, 'utf8')
+    .split('\n')
+    .filter((l) => l.trim() && lineStep(JSON.parse(l) as Record<string, unknown>) <= step);
+}
+
+export async function runTrainingLoop<X, L extends { total: number }>(m: TrainingMethod<X, L>, o: LoopOptions<L>): Promise<LoopResult> {
+  fs.mkdirSync(o.out, { recursive: true });
+  const bar = new ProgressBar(m.label, m.totalSteps, { quiet: o.quiet, unit: m.unit });
+  const log = o.log ?? ((s: string) => bar.log(s));
+  let state: LoopState<X> = { loop: 1, step: 0, adamStep: 0, rngs: [], best: -1, bestStep: 0, elapsed: 0, extra: m.extra };
+  let lines: string[] = [];
+  if (o.resume && fs.existsSync(m.files.last)) {
+    state = loadTrainState<LoopState<X>>(m.files.last, m.kind, m.model, m.adam);
+    if (state.loop !== 1) throw new Error(`${m.files.last}: a training state of an older pstal; train afresh, or resume with the version that wrote it`);
+    m.rngs.forEach((r, i) => r.setState(state.rngs[i]));
+    m.extra = state.extra;
+    lines = metricsUpTo(m.files.metrics, state.step, m.lineStep);
+    log(`${m.label}: resuming from ${m.files.last} at ${m.where(state.step)} (best avg mAP ${(100 * Math.max(0, state.best)).toFixed(2)} at ${m.where(state.bestStep)})`);
+  } else {
+    if (o.resume) log(`${m.label}: nothing to resume in ${o.out}; starting fresh`);
+    m.start?.(log);
+  }
+  writeFileAtomic(m.files.metrics, lines.map((l) => l + '\n').join(''));
+  writeFileAtomic(m.files.config, JSON.stringify(m.config, null, 2));
+
+  const t0 = Date.now() - state.elapsed * 1000;
+  const saveState = (): void => {
+    state.adamStep = m.adam.stepCount;
+    state.rngs = m.rngs.map((r) => r.getState());
+    state.extra = m.extra;
+    state.elapsed = (Date.now() - t0) / 1000;
+    saveTrainState(m.files.last, m.kind, m.model, m.adam, state);
+  };
+  let bestEvaluation: EvalResult | null = null;
+  let interrupted = false;
+  bar.update(state.step);
+  while (state.step < m.totalSteps) {
+    const losses = m.step(state.step);
+    state.step++;
+    bar.update(state.step, { loss: losses.total });
+    o.onStep?.(state.step, losses);
+    const testNow = m.testAfter(state.step) || state.step === m.totalSteps;
+    if (testNow) {
+      const e = m.evaluate(state.step);
+      const improved = e.criterion > state.best;
+      if (improved) {
+        state.best = e.criterion;
+        state.bestStep = state.step;
+        bestEvaluation = e.evaluation;
+        m.saveBest(m.files.best, state.step, e.criterion);
+        writeResults(m.files.results, e.results, m.resultsDetails);
+      }
+      const line = m.metricsLine({ step: state.step, elapsed: (Date.now() - t0) / 1000, evaluation: e, best: state.best, bestStep: state.bestStep }, losses);
+      fs.appendFileSync(m.files.metrics, JSON.stringify(line) + '\n');
+      writeMetricsPlot(o.out);
+      log(
+        `\n${m.label}, ${m.where(state.step)}: test pass ${e.seconds.toFixed(1)} s\n${formatMapTable(e.evaluation)}` +
+          (e.note ? `\n${e.note}` : '') +
+          `\nbest avg mAP ${(100 * state.best).toFixed(2)} at ${m.where(state.bestStep)}${improved ? ' (new best, saved)' : ''}`,
+      );
+    }
+    const checkpointNow = testNow || Boolean(m.checkpointAfter?.(state.step));
+    if (checkpointNow || state.step === m.totalSteps) saveState();
+    await new Promise((r) => setImmediate(r)); // let Ctrl-C be seen between steps
+    if (o.signal?.stop && state.step < m.totalSteps) {
+      if (!checkpointNow) saveState();
+      log(`\n${m.label}: stopped at ${m.where(state.step)}; state saved to ${m.files.last} (continue with --resume)`);
+      interrupted = true;
+      break;
+    }
+  }
+  m.adam.dispose();
+  return { step: state.step, best: state.best, bestStep: state.bestStep, bestEvaluation, interrupted };
+}
