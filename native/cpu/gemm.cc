@@ -256,7 +256,11 @@ void scale_c(int64_t M, int64_t N, float beta, float* C, int64_t ldc) {
     for (int64_t j = 0; j < N; j++) C[i * ldc + j] = beta == 0.f ? 0.f : beta * C[i * ldc + j];
 }
 
-// ---- OpenBLAS, loaded at run time (never needed to build or to run) --------------------------------
+// ---- OpenBLAS: benchmarks only --------------------------------------------------------------------
+// The shipped GEMM is ours alone. A build made for benchmarks/ops.ts with PSTAL_BENCH_OPENBLAS=1
+// (binding.gyp then defines PSTAL_WITH_OPENBLAS) can also load OpenBLAS at run time to compare
+// against it (PSTAL_GEMM=openblas or set_gemm_impl('openblas')); nothing else uses it.
+#if PSTAL_WITH_OPENBLAS
 
 using cblas_sgemm_fn = void (*)(int, int, int, int, int, int, float, const float*, int, const float*, int, float,
                                 float*, int);
@@ -285,6 +289,15 @@ bool use_openblas = [] {
   const char* e = std::getenv("PSTAL_GEMM");
   return e && std::string(e) == "openblas" && openblas() != nullptr;
 }();
+#else
+struct OpenBlas {
+  void (*sgemm)(int, int, int, int, int, int, float, const float*, int, const float*, int, float, float*, int);
+  void (*set_threads)(int);
+  int threads;
+};
+OpenBlas* openblas() { return nullptr; }
+constexpr bool use_openblas = false;
+#endif
 
 }  // namespace
 
@@ -333,12 +346,14 @@ void sgemm(bool ta, bool tb, int64_t M, int64_t N, int64_t K, float alpha, const
 }
 
 bool set_gemm_impl(const std::string& name) {
+#if PSTAL_WITH_OPENBLAS
   if (name == "openblas") {
     if (!openblas()) return false;
     use_openblas = true;
     return true;
   }
   use_openblas = false;
+#endif
   return name == "pstal";
 }
 std::string gemm_impl() { return use_openblas ? "openblas" : "pstal"; }
@@ -385,7 +400,12 @@ PSTAL_OP(gemm_info) {
 PSTAL_OP(set_gemm_impl) {
   std::string name = args.str(0, "impl");
   PSTAL_CHECK(args, name == "pstal" || name == "openblas", "impl must be 'pstal' or 'openblas', received '" + name + "'");
+#if PSTAL_WITH_OPENBLAS
   PSTAL_CHECK(args, set_gemm_impl(name), "OpenBLAS (libopenblas.so.0) could not be loaded");
+#else
+  PSTAL_CHECK(args, set_gemm_impl(name),
+              "OpenBLAS is for benchmarks only: rebuild with PSTAL_BENCH_OPENBLAS=1 (npx node-gyp rebuild) to compare with it");
+#endif
   return args.env().Undefined();
 }
 
