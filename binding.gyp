@@ -12,9 +12,9 @@
     "defines": ["NAPI_VERSION=8", "NAPI_CPP_EXCEPTIONS", "<!(node -p \"'PSTAL_WITH_OPENBLAS=' + (process.env.PSTAL_BENCH_OPENBLAS === '1' ? 1 : 0)\")"],
     "cflags!": ["-fno-exceptions", "-O2"],
     "cflags_cc!": ["-fno-exceptions", "-fno-rtti", "-O2"],
-    "cflags_cc": ["-std=c++17", "-O3", "-fexceptions", "-ffp-contract=fast", "-fno-math-errno", "-pthread"],
+    "cflags_cc": ["-std=c++20", "-O3", "-fexceptions", "-ffp-contract=fast", "-fno-math-errno", "-pthread"],
     "ldflags": ["-pthread", "-ldl"],
     "libraries": ["-ldl"],
-    "xcode_settings": {"GCC_ENABLE_CPP_EXCEPTIONS": "YES", "OTHER_CPLUSPLUSFLAGS": ["-std=c++17", "-O3"]}
+    "xcode_settings": {"GCC_ENABLE_CPP_EXCEPTIONS": "YES", "OTHER_CPLUSPLUSFLAGS": ["-std=c++20", "-O3"]}
   }]
 }

@@ -7,7 +7,7 @@
 //   1. the CUDA toolkit beside nvcc (include/cublas_v2.h, lib64/libcublas.so*);
 //   2. CUBLAS_ROOT (its include/ and lib/ or lib64/);
 //   3. an NVIDIA pip wheel in any site-packages of python3 (nvidia/cu13/, nvidia/cublas/: where
-//      PyTorch users have it) or in this package's own venv, build-cuda/cublas-venv;
+//      PyTorch users have it) or in this package's own venv, build-cublas/venv;
 //   4. failing all three, that venv is created and the wheel pip-installed into it
 //      (`nvidia-cublas==<major>.*` for CUDA 13+, `nvidia-cublas-cu12` before; PSTAL_CUBLAS_PIP_SPEC
 //      overrides the requirement, PSTAL_CUBLAS_PIP=0 turns this step off).
@@ -30,7 +30,8 @@ const path = require('path');
 const root = path.resolve(__dirname, '..');
 const optional = process.argv.includes('--optional');
 const prebuild = process.argv.includes('--prebuild');
-const VENV = path.join(root, 'build-cuda', 'cublas-venv');
+// Not under build-cuda/, which cmake-js deletes when it falls back to a full rebuild.
+const VENV = path.join(root, 'build-cublas', 'venv');
 const PREBUILD_NAME = 'pstal_cuda.napi.cuda';
 
 function skip(why) {

@@ -1,10 +1,12 @@
 /**
- * The CUDA sources compile: every native/cuda/*.cu is compiled (nvcc -c, sm_90) wherever nvcc is
- * installed, GPU or not, so a syntax or type error in a kernel never lands unseen on machines
- * that cannot run it. Sources that include cuBLAS are compiled only where the toolkit has its
- * header, and are otherwise listed as skipped with that reason. One test per file, so a failure
+ * The CUDA sources compile: every native/cuda/*.cu and native/ops/*.cu is compiled (nvcc -c, sm_90)
+ * wherever nvcc is installed, GPU or not, so a syntax or type error in a kernel never lands unseen
+ * on machines that cannot run it. Sources that include cuBLAS are compiled where its header is
+ * found as the build finds it (toolkit, CUBLAS_ROOT, pip wheel), and are otherwise listed as
+ * skipped with that reason. One test per file, so a failure
  * names the file; at most two compiles run at once (nvcc takes a core and ~5-10 s per file).
- * Also, without nvcc: native/cuda registers every op name the CPU addon registers.
+ * Also, without nvcc: the CUDA addon registers every op name the CPU addon registers, and the
+ * unary kinds agree between lib/ops/elementwise.ts, native/cpu and native/cuda.
  */
 import test from 'ava';
 import { execFile, execFileSync } from 'child_process';
@@ -158,7 +160,7 @@ if (!nvcc) {
     test(`nvcc compiles native/${file}`, async (t) => {
       outDir ??= fs.mkdtempSync(path.join(os.tmpdir(), 'pstal-nvcc-'));
       const args = [
-        '-std=c++17', '-c', '-arch=sm_90', '-o', path.join(outDir, `${file.replace(/\//g, '_')}.o`),
+        '-std=c++20', '-c', '-arch=sm_90', '-o', path.join(outDir, `${file.replace(/\//g, '_')}.o`),
         '-I', path.join(ROOT, 'native'), '-I', addonApi, '-I', nodeHeaders,
         '-DNAPI_VERSION=8', '-DNAPI_CPP_EXCEPTIONS', '-DPSTAL_CUDA=1',
         ...(needsCublas && cublas ? ['-I', cublas] : []),

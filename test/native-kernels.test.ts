@@ -21,7 +21,7 @@ if (!cxx) {
     try {
       const exe = path.join(dir, 'kernels_test');
       const sources = ['test/native/kernels_test.cc', 'native/cpu/elementwise.cc', 'native/cpu/tensor.cc', 'native/common/parallel.cc'];
-      execFileSync(cxx, ['-std=c++17', '-O1', '-pthread', '-Inative', '-o', exe, ...sources], { cwd: ROOT, stdio: 'pipe' });
+      execFileSync(cxx, ['-std=c++20', '-O1', '-pthread', '-Inative', '-o', exe, ...sources], { cwd: ROOT, stdio: 'pipe' });
       const r = spawnSync(exe, [], { encoding: 'utf8' });
       t.is(r.status, 0, r.stdout + r.stderr);
       t.notRegex(r.stdout, /FAIL/);

@@ -40,7 +40,7 @@ export function loadCudaAddon(file: string): NativeAddon {
     return m.exports;
   } catch (e) {
     const msg = (e as Error).message;
-    // The addon refuses to initialise where no GPU or driver can be used (native/cuda/addon.cu).
+    // The addon refuses to initialise where no GPU or driver can be used (mem::init in native/cuda/memory.cu).
     const why = /no usable CUDA device/.test(msg) ? `no CUDA device on this machine: ${msg}` : msg;
     throw new Error(`pstal: device 'cuda' could not be loaded from ${file}: ${why}`);
   }

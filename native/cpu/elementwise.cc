@@ -103,33 +103,24 @@ inline float gelu_df(float x) {
   return cdf + x * pdf;
 }
 
-enum UnaryKind {
 #define PSTAL_X(name, f, df) UNARY_##name,
-  PSTAL_UNARY_CPU(PSTAL_X)
+enum UnaryKind { PSTAL_UNARY_CPU(PSTAL_X) UNARY_COUNT };
 #undef PSTAL_X
-  UNARY_COUNT
-};
 
-inline float unary_f(int kind, float x) {
-  switch (kind) {
-#define PSTAL_X(name, f, df) \
-  case UNARY_##name: return f;
-    PSTAL_UNARY_CPU(PSTAL_X)
-#undef PSTAL_X
-  }
-  return 0.f;
+// out[i] = f(x[i]); f is one kind's function, inlined into the loop.
+template <typename F>
+void map_unary(float* out, const float* x, int64_t n, F f) {
+  parallel_for(n, 1 << 14, [&](int64_t s, int64_t e) {
+    for (int64_t i = s; i < e; i++) out[i] = f(x[i]);
+  });
 }
 
-// d f(x) / dx, from the input x and the output y = f(x).
-inline float unary_df(int kind, float x, float y) {
-  (void)y;
-  switch (kind) {
-#define PSTAL_X(name, f, df) \
-  case UNARY_##name: return df;
-    PSTAL_UNARY_CPU(PSTAL_X)
-#undef PSTAL_X
-  }
-  return 0.f;
+// dx[i] = dy[i] * df(x[i], y[i]).
+template <typename DF>
+void map_unary_backward(float* dx, const float* dy, const float* x, const float* y, int64_t n, DF df) {
+  parallel_for(n, 1 << 14, [&](int64_t s, int64_t e) {
+    for (int64_t i = s; i < e; i++) dx[i] = dy[i] * df(x[i], y[i]);
+  });
 }
 
 }  // namespace
@@ -182,15 +173,22 @@ void sum_to(const SumTo& a) {
 int unary_kinds() { return UNARY_COUNT; }
 
 void unary_forward(const UnaryForward& a) {
-  parallel_for(a.n, 1 << 14, [&](int64_t s, int64_t e) {
-    for (int64_t i = s; i < e; i++) a.out[i] = unary_f(a.kind, a.x[i]);
-  });
+  switch (a.kind) {
+#define PSTAL_X(name, f, df) \
+  case UNARY_##name: return map_unary(a.out, a.x, a.n, [](float x) { return f; });
+    PSTAL_UNARY_CPU(PSTAL_X)
+#undef PSTAL_X
+  }
 }
 
 void unary_backward(const UnaryBackward& a) {
-  parallel_for(a.n, 1 << 14, [&](int64_t s, int64_t e) {
-    for (int64_t i = s; i < e; i++) a.dx[i] = a.dy[i] * unary_df(a.kind, a.x[i], a.y[i]);
-  });
+  switch (a.kind) {
+#define PSTAL_X(name, f, df) \
+  case UNARY_##name:         \
+    return map_unary_backward(a.dx, a.dy, a.x, a.y, a.n, []([[maybe_unused]] float x, [[maybe_unused]] float y) { return df; });
+    PSTAL_UNARY_CPU(PSTAL_X)
+#undef PSTAL_X
+  }
 }
 
 void affine(const Affine& a) {
