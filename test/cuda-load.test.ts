@@ -17,6 +17,23 @@ import { Linear } from '../lib/nn/layers';
 import { Rng } from '../lib/util/rng';
 
 const ROOT = path.resolve(__dirname, '..');
+
+test('node-gyp-build never takes the CUDA prebuild for the CPU addon', (t) => {
+  // A package whose prebuilds folder holds only the CUDA addon: node-gyp-build must find nothing
+  // (its `*.node` rule), so PREBUILDS_ONLY installs without a CPU prebuild fail clearly.
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'pstal-prebuild-name-'));
+  try {
+    fs.writeFileSync(path.join(dir, 'package.json'), JSON.stringify({ name: 'probe', version: '1.0.0' }));
+    const pre = path.join(dir, 'prebuilds', `${process.platform}-${process.arch}`);
+    fs.mkdirSync(pre, { recursive: true });
+    fs.writeFileSync(path.join(pre, path.basename(CUDA_PREBUILD_FILE)), 'not loaded');
+    // eslint-disable-next-line @typescript-eslint/no-var-requires
+    const ngb = require('node-gyp-build');
+    t.throws(() => ngb.path(dir), { message: /No native build was found/ });
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+});
 const built = [CUDA_ADDON_FILE, CUDA_PREBUILD_FILE].filter((f) => fs.existsSync(f));
 
 /** Whether this machine has a usable GPU: the addon itself decides (cudaGetDeviceCount). */

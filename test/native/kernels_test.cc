@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "ops/elementwise.h"
+#include "ops/norm.h"
 #include "ops/tensor.h"
 
 using namespace pstal;
@@ -49,5 +50,11 @@ int main() {
   check(y == std::vector<float>({-1, 0.5f, 1.5f, 3}), "axpy y -= x");
   y[2] = NAN;
   check(first_nonfinite(FirstNonfinite{y.data(), 4}) == 2, "first_nonfinite finds the NaN");
+
+  // softmax over the rows of [2, 3]: each row sums to 1, and [0, 0, 0] is uniform
+  std::vector<float> logits = {0, 0, 0, 1, 2, 3}, probs(6);
+  softmax_forward(SoftmaxForward{2, 3, false, probs.data(), logits.data()});
+  float row1 = probs[3] + probs[4] + probs[5];
+  check(std::fabs(probs[0] - 1.f / 3) < 1e-7f && std::fabs(row1 - 1.f) < 1e-6f && probs[5] > probs[4], "softmax_forward");
   return failures ? 1 : 0;
 }
