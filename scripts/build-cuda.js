@@ -14,7 +14,8 @@
 // The addon gets an rpath to the library folder found, so it loads without LD_LIBRARY_PATH.
 //
 // Environment: PSTAL_CUDA_BUILD=0 skips the CUDA backend altogether; PSTAL_CUDA_ARCH picks the
-// GPU architectures (CMAKE_CUDA_ARCHITECTURES syntax, e.g. `90` or `80-real;90-real;90-virtual`);
+// GPU architectures (CMAKE_CUDA_ARCHITECTURES syntax, e.g. `90-real` or `80-real;90-real;90-virtual`;
+// default: `80-virtual` at npm install, to keep its compile time short, else CMakeLists.txt's);
 // PSTAL_CUDA_JOBS the parallel compile jobs (default: the core count).
 //
 // Flags: --optional (npm install: never fail), --prebuild (also copy the addon, stripped, to
@@ -189,10 +190,18 @@ const defs = [
   `--CDPSTAL_CUBLAS_INCLUDE_DIR=${cublas.include}`,
   `--CDPSTAL_CUBLAS_LIBRARY=${cublas.library}`,
 ];
-if (process.env.PSTAL_CUDA_ARCH) defs.push(`--CDCMAKE_CUDA_ARCHITECTURES=${process.env.PSTAL_CUDA_ARCH}`);
+// npm install (--optional) compiles PTX for compute 8.0 only: one pass per file (no ptxas), and the
+// driver compiles it for any GPU from the A100 on when it first loads. An explicit build or a
+// prebuild takes CMakeLists.txt's list (sm_80 and sm_90 binaries plus PTX).
+const arch = process.env.PSTAL_CUDA_ARCH || (optional && !prebuild ? '80-virtual' : '');
+if (arch) defs.push(`--CDCMAKE_CUDA_ARCHITECTURES=${arch}`);
 const jobs = String(Number(process.env.PSTAL_CUDA_JOBS) || os.cpus().length || 1);
-const r = spawnSync(process.execPath, [cmakeJs, 'compile', '--out', 'build-cuda', '--parallel', jobs, ...defs], { cwd: root, stdio: 'inherit' });
-if (r.status !== 0) fail('the CUDA build failed (see above); the CPU backend is unaffected');
+// configure every time (so a changed PSTAL_CUDA_ARCH or cuBLAS takes effect; cmake keeps what is
+// unchanged), then build incrementally.
+for (const step of [['configure', ...defs], ['build', '--parallel', jobs]]) {
+  const r = spawnSync(process.execPath, [cmakeJs, ...step, '--out', 'build-cuda'], { cwd: root, stdio: 'inherit' });
+  if (r.status !== 0) fail(`the CUDA build failed at cmake-js ${step[0]} (see above); the CPU backend is unaffected`);
+}
 const built = path.join(root, 'build-cuda', 'Release', 'pstal_cuda.node');
 if (!fs.existsSync(built)) fail(`the build made no ${built}`);
 
