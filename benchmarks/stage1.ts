@@ -24,7 +24,7 @@ import { getNumThreads } from '../lib/runtime/native';
 import { cudaSynchronize, Device } from '../lib/runtime/backend';
 
 const ANNOTATIONS = process.env.PSTAL_THUMOS14 ?? path.resolve(__dirname, '..', '..', 'shared', 'data', 'THUMOS14');
-const REFERENCE = process.env.PSTAL_REFERENCE ?? '/work/.mirror/pipixin321+HR-Pro/repo';
+const REFERENCE = process.env.PSTAL_REFERENCE;
 
 interface ReferenceTiming {
   train_iteration_s: number[];
@@ -38,8 +38,8 @@ function median(xs: number[]): number {
 }
 
 function runReference(dir: string, iterations: number, withTest: boolean): ReferenceTiming | null {
-  if (!fs.existsSync(REFERENCE)) {
-    console.error(`bench stage1: no reference at ${REFERENCE} (set PSTAL_REFERENCE); reporting ours only`);
+  if (!REFERENCE || !fs.existsSync(REFERENCE)) {
+    console.error(`bench stage1: ${REFERENCE ? `no reference at ${REFERENCE}` : 'PSTAL_REFERENCE is not set'} (a clone of pipixin321/HR-Pro); reporting ours only`);
     return null;
   }
   const args = [path.join(__dirname, '..', 'scripts', 'bench-reference-stage1.py'), '--data', dir, '--reference', REFERENCE,

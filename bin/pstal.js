@@ -1,33 +1,24 @@
 #!/usr/bin/env node
 // The pstal command: runs the compiled CLI (dist/), or the TypeScript sources through ts-node when
-// there is no compiled copy, when it is older than the sources (a development checkout edited since
-// its last build), or when PSTAL_TS is set.
+// there is no compiled copy, when PSTAL_TS is set, or in a development checkout (a .git folder
+// beside lib/, with ts-node installed), whose sources may have been edited since the last build;
+// PSTAL_COMPILED=1 runs dist/ there anyway. Deciding costs a few existsSync calls: no source is
+// scanned at start.
 'use strict';
 const fs = require('fs');
 const path = require('path');
 const root = path.join(__dirname, '..');
 const compiled = path.join(root, 'dist', 'lib', 'cli', 'index.js');
 
-function newestSource(dir) {
-  let newest = 0;
-  for (const e of fs.readdirSync(dir, { withFileTypes: true })) {
-    const p = path.join(dir, e.name);
-    if (e.isDirectory()) newest = Math.max(newest, newestSource(p));
-    else if (e.name.endsWith('.ts')) newest = Math.max(newest, fs.statSync(p).mtimeMs);
-  }
-  return newest;
-}
-
 function useCompiled() {
   if (process.env.PSTAL_TS || !fs.existsSync(compiled)) return false;
-  let tsNode = true;
+  if (process.env.PSTAL_COMPILED === '1' || !fs.existsSync(path.join(root, '.git'))) return true;
   try {
     require.resolve('ts-node');
+    return false;
   } catch {
-    tsNode = false;
+    return true;
   }
-  if (!tsNode) return true;
-  return fs.statSync(compiled).mtimeMs >= newestSource(path.join(root, 'lib'));
 }
 
 let cli;

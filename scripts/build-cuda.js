@@ -1,18 +1,49 @@
 #!/usr/bin/env node
-// Builds the optional CUDA backend (CMakeLists.txt, through cmake-js) into build-cuda/ when a
-// CUDA toolkit with cuBLAS is present; otherwise says why it is skipped and exits 0, so that
-// `npm install` works the same on machines without a GPU toolkit.
+// Builds the optional CUDA backend (CMakeLists.txt, through cmake-js) into build-cuda/ when nvcc
+// and cuBLAS are present; otherwise says why it is skipped and exits 0 (with --optional), so that
+// `npm install` works the same on machines without a GPU toolkit. No GPU is needed to build.
+//
+// cuBLAS is looked for, in order, in:
+//   1. the CUDA toolkit beside nvcc (include/cublas_v2.h, lib64/libcublas.so*);
+//   2. CUBLAS_ROOT (its include/ and lib/ or lib64/);
+//   3. an NVIDIA pip wheel in any site-packages of python3 (nvidia/cu13/, nvidia/cublas/: where
+//      PyTorch users have it) or in this package's own venv, build-cublas/venv;
+//   4. failing all three, that venv is created and the wheel pip-installed into it
+//      (`nvidia-cublas==<major>.*` for CUDA 13+, `nvidia-cublas-cu12` before; PSTAL_CUBLAS_PIP_SPEC
+//      overrides the requirement, PSTAL_CUBLAS_PIP=0 turns this step off).
+// The addon gets an rpath to the library folder found, so it loads without LD_LIBRARY_PATH.
+//
+// Environment: PSTAL_CUDA_BUILD=0 skips the CUDA backend altogether; PSTAL_CUDA_ARCH picks the
+// GPU architectures (CMAKE_CUDA_ARCHITECTURES syntax, e.g. `90-real` or `80-real;90-real;90-virtual`;
+// default: `80-virtual` at npm install, to keep its compile time short, else CMakeLists.txt's);
+// PSTAL_CUDA_JOBS the parallel compile jobs (default: the core count).
+//
+// Flags: --optional (npm install: never fail), --prebuild (also copy the addon, stripped, to
+// prebuilds/<platform>-<arch>/pstal_cuda.napi.cuda: an extension node-gyp-build never selects,
+// loaded only by lib/runtime/backend.ts when device 'cuda' is asked for), --print-cublas (print
+// the cuBLAS found as JSON and exit).
 'use strict';
 const { execFileSync, spawnSync } = require('child_process');
 const fs = require('fs');
+const os = require('os');
 const path = require('path');
 
 const root = path.resolve(__dirname, '..');
 const optional = process.argv.includes('--optional');
+const prebuild = process.argv.includes('--prebuild');
+// Not under build-cuda/, which cmake-js deletes when it falls back to a full rebuild.
+const VENV = path.join(root, 'build-cublas', 'venv');
+const PREBUILD_NAME = 'pstal_cuda.napi.cuda';
 
 function skip(why) {
   console.log(`pstal: CUDA backend skipped: ${why}`);
   process.exit(0);
+}
+
+function fail(why) {
+  if (optional) skip(why);
+  console.error(`pstal: CUDA backend: ${why}`);
+  process.exit(1);
 }
 
 function findNvcc() {
@@ -23,22 +54,162 @@ function findNvcc() {
   return candidates.find((c) => c && fs.existsSync(c));
 }
 
+/** The toolkit's root and major version, from `nvcc --version` (nvcc may be a wrapper script). */
+function toolkit(nvcc) {
+  let major = 0;
+  try {
+    const m = /release (\d+)\.(\d+)/.exec(execFileSync(nvcc, ['--version'], { encoding: 'utf8' }));
+    if (m) major = Number(m[1]);
+  } catch {}
+  let dir = path.resolve(path.dirname(fs.realpathSync(nvcc)), '..');
+  // A wrapper such as /usr/local/bin/nvcc (`exec /usr/local/cuda-13.0/bin/nvcc "$@"`): follow it.
+  if (!fs.existsSync(path.join(dir, 'include', 'cuda_runtime.h'))) {
+    const text = fs.readFileSync(nvcc, 'utf8').slice(0, 4096);
+    const m = /(\/\S+)\/bin\/nvcc\b/.exec(text);
+    if (m && fs.existsSync(path.join(m[1], 'include', 'cuda_runtime.h'))) dir = m[1];
+  }
+  return { root: dir, major };
+}
+
+/** { include, library } when `dir` holds cuBLAS's header and a libcublas.so[.major] for this CUDA major. */
+function cublasIn(dir, major) {
+  if (!dir || !fs.existsSync(dir)) return undefined;
+  const sub = (names) => names.map((d) => path.join(dir, d)).filter((d) => fs.existsSync(d));
+  const include = sub(['include', 'targets/x86_64-linux/include', 'targets/sbsa-linux/include']).find((d) =>
+    fs.existsSync(path.join(d, 'cublas_v2.h')),
+  );
+  if (!include) return undefined;
+  for (const lib of sub(['lib64', 'lib', 'targets/x86_64-linux/lib', 'targets/sbsa-linux/lib'])) {
+    const files = fs.readdirSync(lib).filter((f) => /^libcublas\.so(\.\d+)*$/.test(f));
+    // The versioned name of this major first (wheels ship only libcublas.so.13), then the plain one.
+    const pick = files.find((f) => major && f === `libcublas.so.${major}`) || files.find((f) => f === 'libcublas.so');
+    if (pick) return { include, library: path.join(lib, pick), libdir: lib };
+  }
+  return undefined;
+}
+
+function sitePackages(python) {
+  try {
+    const out = execFileSync(
+      python,
+      ['-c', 'import sys, site, json; print(json.dumps(sys.path + [site.getusersitepackages()]))'],
+      { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'], timeout: 20000 },
+    );
+    return JSON.parse(out).filter((d) => d && fs.existsSync(d));
+  } catch {
+    return [];
+  }
+}
+
+function venvSites() {
+  const lib = path.join(VENV, 'lib');
+  if (!fs.existsSync(lib)) return [];
+  return fs.readdirSync(lib).map((p) => path.join(lib, p, 'site-packages')).filter((d) => fs.existsSync(d));
+}
+
+/** cuBLAS from a wheel under any of these site-packages folders. */
+function cublasInWheels(sites, major) {
+  const layouts = [major ? `nvidia/cu${major}` : undefined, 'nvidia/cublas'].filter(Boolean);
+  for (const site of sites)
+    for (const l of layouts) {
+      const found = cublasIn(path.join(site, l), major);
+      if (found) return { ...found, from: `the pip wheel in ${site}` };
+    }
+  return undefined;
+}
+
+function findCublas(tk, { install }) {
+  const inToolkit = cublasIn(tk.root, tk.major);
+  if (inToolkit) return { ...inToolkit, from: `the CUDA toolkit at ${tk.root}` };
+  if (process.env.CUBLAS_ROOT) {
+    const r = cublasIn(process.env.CUBLAS_ROOT, tk.major);
+    if (r) return { ...r, from: `CUBLAS_ROOT=${process.env.CUBLAS_ROOT}` };
+    console.log(`pstal: CUBLAS_ROOT=${process.env.CUBLAS_ROOT} has no include/cublas_v2.h with lib/libcublas.so*`);
+  }
+  const pythons = [process.env.PYTHON, 'python3'].filter(Boolean);
+  const sites = [...new Set([...venvSites(), ...pythons.flatMap(sitePackages)])];
+  const wheel = cublasInWheels(sites, tk.major);
+  if (wheel || !install) return wheel;
+  if (process.env.PSTAL_CUBLAS_PIP === '0') return undefined;
+  const spec = process.env.PSTAL_CUBLAS_PIP_SPEC || (tk.major >= 13 ? `nvidia-cublas==${tk.major}.*` : `nvidia-cublas-cu${tk.major || 12}`);
+  console.log(`pstal: no cuBLAS in the toolkit, CUBLAS_ROOT or python3's site-packages; installing ${spec} into ${VENV}`);
+  const py = pythons.find((p) => spawnSync(p, ['--version'], { stdio: 'ignore' }).status === 0);
+  if (!py) return undefined;
+  if (!fs.existsSync(path.join(VENV, 'bin', 'pip'))) {
+    fs.mkdirSync(path.dirname(VENV), { recursive: true });
+    const v = spawnSync(py, ['-m', 'venv', VENV], { stdio: 'inherit' });
+    if (v.status !== 0) {
+      console.log('pstal: `python3 -m venv` failed (is the venv module installed?)');
+      return undefined;
+    }
+  }
+  const p = spawnSync(path.join(VENV, 'bin', 'pip'), ['install', '--disable-pip-version-check', '-q', spec], {
+    stdio: 'inherit',
+    timeout: 15 * 60 * 1000,
+  });
+  if (p.status !== 0) {
+    console.log(`pstal: pip install ${spec} failed`);
+    return undefined;
+  }
+  return cublasInWheels(venvSites(), tk.major);
+}
+
+// ---- main ------------------------------------------------------------------------------------
+
+if (process.env.PSTAL_CUDA_BUILD === '0') skip('PSTAL_CUDA_BUILD=0');
 const nvcc = findNvcc();
-if (!nvcc) skip('nvcc was not found (set CUDA_HOME or put nvcc on PATH)');
-const cudaRoot = path.resolve(path.dirname(fs.realpathSync(nvcc)), '..');
-const libDirs = ['lib64', 'lib', 'targets/x86_64-linux/lib', 'targets/sbsa-linux/lib'].map((d) => path.join(cudaRoot, d));
-const hasCublas = libDirs.some((d) => fs.existsSync(d) && fs.readdirSync(d).some((f) => /^libcublas\.so/.test(f)));
-if (!hasCublas) skip(`the CUDA toolkit at ${cudaRoot} has no cuBLAS (libcublas.so)`);
+if (!nvcc) {
+  const pre = path.join(root, 'prebuilds', `${process.platform}-${process.arch}`, PREBUILD_NAME);
+  skip(fs.existsSync(pre) ? `nvcc was not found; the prebuilt ${path.relative(root, pre)} serves device 'cuda'` : 'nvcc was not found (set CUDA_HOME or put nvcc on PATH)');
+}
+const tk = toolkit(nvcc);
+if (process.argv.includes('--print-cublas')) {
+  console.log(JSON.stringify(findCublas(tk, { install: false }) || null));
+  process.exit(0);
+}
 const cuSources = fs.existsSync(path.join(root, 'native', 'cuda')) ? fs.readdirSync(path.join(root, 'native', 'cuda')).filter((f) => /\.(cu|cc)$/.test(f)) : [];
-if (cuSources.length === 0) skip('native/cuda has no sources yet');
+if (cuSources.length === 0) skip('native/cuda has no sources');
 let cmakeJs;
 try {
   cmakeJs = require.resolve('cmake-js/bin/cmake-js');
 } catch {
   skip('cmake-js is not installed (it is a development dependency: npm install in a checkout)');
 }
-const r = spawnSync(process.execPath, [cmakeJs, 'compile', '--out', 'build-cuda', '--CDCMAKE_CUDA_COMPILER=' + nvcc], { cwd: root, stdio: 'inherit' });
-if (r.status !== 0) {
-  if (optional) skip('the CUDA build failed (see above); the CPU backend is unaffected');
-  process.exit(r.status || 1);
+if (spawnSync('cmake', ['--version'], { stdio: 'ignore' }).status !== 0) skip('cmake was not found on PATH');
+const cublas = findCublas(tk, { install: true });
+if (!cublas)
+  fail(
+    `no cuBLAS was found for CUDA ${tk.major || '?'} (not in ${tk.root}, CUBLAS_ROOT or a pip wheel such as nvidia-cublas), ` +
+      'and none could be pip-installed; set CUBLAS_ROOT or `pip install nvidia-cublas`',
+  );
+console.log(`pstal: cuBLAS from ${cublas.from}: ${cublas.library}`);
+
+const defs = [
+  `--CDCMAKE_CUDA_COMPILER=${path.join(tk.root, 'bin', 'nvcc')}`,
+  `--CDCUDAToolkit_ROOT=${tk.root}`,
+  `--CDPSTAL_CUBLAS_INCLUDE_DIR=${cublas.include}`,
+  `--CDPSTAL_CUBLAS_LIBRARY=${cublas.library}`,
+];
+// npm install (--optional) compiles PTX for compute 8.0 only: one pass per file (no ptxas), and the
+// driver compiles it for any GPU from the A100 on when it first loads. An explicit build or a
+// prebuild takes CMakeLists.txt's list (sm_80 and sm_90 binaries plus PTX).
+const arch = process.env.PSTAL_CUDA_ARCH || (optional && !prebuild ? '80-virtual' : '');
+if (arch) defs.push(`--CDCMAKE_CUDA_ARCHITECTURES=${arch}`);
+const jobs = String(Number(process.env.PSTAL_CUDA_JOBS) || os.cpus().length || 1);
+// configure every time (so a changed PSTAL_CUDA_ARCH or cuBLAS takes effect; cmake keeps what is
+// unchanged), then build incrementally.
+for (const step of [['configure', ...defs], ['build', '--parallel', jobs]]) {
+  const r = spawnSync(process.execPath, [cmakeJs, ...step, '--out', 'build-cuda'], { cwd: root, stdio: 'inherit' });
+  if (r.status !== 0) fail(`the CUDA build failed at cmake-js ${step[0]} (see above); the CPU backend is unaffected`);
+}
+const built = path.join(root, 'build-cuda', 'Release', 'pstal_cuda.node');
+if (!fs.existsSync(built)) fail(`the build made no ${built}`);
+
+if (prebuild) {
+  const dir = path.join(root, 'prebuilds', `${process.platform}-${process.arch}`);
+  fs.mkdirSync(dir, { recursive: true });
+  const dest = path.join(dir, PREBUILD_NAME);
+  fs.copyFileSync(built, dest);
+  spawnSync('strip', ['--strip-unneeded', dest], { stdio: 'inherit' });
+  console.log(`pstal: CUDA prebuild ${path.relative(root, dest)} (needs ${path.basename(cublas.library)} at run time: rpath ${cublas.libdir})`);
 }

@@ -105,10 +105,17 @@ test('bad input throws an Error naming the op and shapes, never crashes', (t) =>
   });
 });
 
-test('device cuda without the CUDA backend is a clear error', (t) => {
-  if (cudaAvailable()) return t.pass();
-  t.throws(() => cuda(), { message: /device 'cuda' is not available/ });
-  t.throws(() => Tensor.zeros([2], 'cuda'), { message: /device 'cuda' is not available/ });
+test('device cuda without the CUDA backend is a clear error; with it, tensors live there', (t) => {
+  if (cudaAvailable()) {
+    t.is(cuda().backend, 'cuda');
+    const x = Tensor.from([1, -2, 3], [3], 'cuda');
+    t.is(x.device, 'cuda');
+    t.deepEqual(Array.from(ops.relu(x).toArray()), [1, 0, 3]);
+    return;
+  }
+  // not built here, or built but without a usable GPU (test/cuda-load.test.ts)
+  t.throws(() => cuda(), { message: /device 'cuda' (is not available|could not be loaded)/ });
+  t.throws(() => Tensor.zeros([2], 'cuda'), { message: /device 'cuda' (is not available|could not be loaded)/ });
 });
 
 test('anomaly detection names the first op that produced NaN/Inf', (t) => {

@@ -1,10 +1,12 @@
 /**
- * The CUDA sources compile: every native/cuda/*.cu is compiled (nvcc -c, sm_90) wherever nvcc is
- * installed, GPU or not, so a syntax or type error in a kernel never lands unseen on machines
- * that cannot run it. Sources that include cuBLAS are compiled only where the toolkit has its
- * header, and are otherwise listed as skipped with that reason. One test per file, so a failure
+ * The CUDA sources compile: every native/cuda/*.cu and native/ops/*.cu is compiled (nvcc -c, sm_90)
+ * wherever nvcc is installed, GPU or not, so a syntax or type error in a kernel never lands unseen
+ * on machines that cannot run it. Sources that include cuBLAS are compiled where its header is
+ * found as the build finds it (toolkit, CUBLAS_ROOT, pip wheel), and are otherwise listed as
+ * skipped with that reason. One test per file, so a failure
  * names the file; at most two compiles run at once (nvcc takes a core and ~5-10 s per file).
- * Also, without nvcc: native/cuda registers every op name the CPU addon registers.
+ * Also, without nvcc: the CUDA addon registers every op name the CPU addon registers, and the
+ * unary kinds agree between lib/ops/elementwise.ts, native/cpu and native/cuda.
  */
 import test from 'ava';
 import { execFile, execFileSync } from 'child_process';
@@ -47,18 +49,25 @@ function findAddonApi(): string | undefined {
   }
 }
 
-/** Whether the toolkit beside nvcc ships cuBLAS's header. */
-function hasCublasHeader(nvcc: string): boolean {
-  const cudaRoot = path.resolve(path.dirname(fs.realpathSync(nvcc)), '..');
-  const dirs = ['include', 'targets/x86_64-linux/include', 'targets/sbsa-linux/include'].map((d) => path.join(cudaRoot, d));
-  if (process.env.CUDA_HOME) dirs.push(path.join(process.env.CUDA_HOME, 'include'));
-  return dirs.some((d) => fs.existsSync(path.join(d, 'cublas_v2.h')));
+/**
+ * The folder holding cuBLAS's header, found as the build finds it (scripts/build-cuda.js: the
+ * toolkit, CUBLAS_ROOT, or a pip wheel such as the one the build installs into build-cuda/).
+ */
+function cublasInclude(): string | undefined {
+  try {
+    const out = execFileSync(process.execPath, [path.join(ROOT, 'scripts', 'build-cuda.js'), '--print-cublas'], { encoding: 'utf8' });
+    const found = JSON.parse(out.trim().split('\n').pop()!) as { include: string } | null;
+    return found?.include;
+  } catch {
+    return undefined;
+  }
 }
 
 const nvcc = findNvcc();
 const nodeHeaders = findNodeHeaders();
 const addonApi = findAddonApi();
-const sources = fs.existsSync(CUDA_DIR) ? fs.readdirSync(CUDA_DIR).filter((f) => f.endsWith('.cu')).sort() : [];
+const sources = [CUDA_DIR, path.join(ROOT, 'native', 'ops')]
+  .flatMap((d) => (fs.existsSync(d) ? fs.readdirSync(d).filter((f) => f.endsWith('.cu')).sort().map((f) => path.relative(path.join(ROOT, 'native'), path.join(d, f))) : []));
 
 // Two compiles at a time.
 let running = 0;
@@ -85,13 +94,46 @@ function registeredOps(files: string[]): Set<string> {
 const inDir = (dir: string, ext: string): string[] =>
   fs.existsSync(dir) ? fs.readdirSync(dir).filter((f) => f.endsWith(ext)).map((f) => path.join(dir, f)) : [];
 
-test('native/cuda registers every op of the CPU addon under the same name', (t) => {
-  const common = ['addon.cc', 'parallel.cc'].map((f) => path.join(ROOT, 'native', 'common', f));
-  const cpuOps = registeredOps([...inDir(path.join(ROOT, 'native', 'cpu'), '.cc'), ...common]);
-  const cudaOps = registeredOps([...inDir(CUDA_DIR, '.cu'), path.join(ROOT, 'native', 'common', 'parallel.cc')]);
+test('the CUDA addon registers every op of the CPU addon under the same name', (t) => {
+  // Ops are registered once, in native/ops/*.cc and native/common/*.cc (compiled into both addons);
+  // native/ops/*.cu holds the CUDA-only ones. None is registered in a backend folder.
+  const native = (d: string): string => path.join(ROOT, 'native', d);
+  const shared = [...inDir(native('common'), '.cc'), ...inDir(native('ops'), '.cc')];
+  const cpuOps = registeredOps([...shared, ...inDir(native('cpu'), '.cc')]);
+  const cudaOps = registeredOps([...shared, ...inDir(native('ops'), '.cu'), ...inDir(CUDA_DIR, '.cu')]);
   t.true(cpuOps.size > 10, 'found the CPU ops');
   const missing = [...cpuOps].filter((n) => !CPU_ONLY_OPS.has(n) && !cudaOps.has(n)).sort();
   t.deepEqual(missing, [], `ops with no CUDA version: ${missing.join(', ')}`);
+});
+
+/** The names of an X-macro list `#define NAME(X) X(a, ...) X(b, ...)` in a file, in order. */
+function xList(file: string, macro: string): string[] {
+  const text = fs.readFileSync(file, 'utf8');
+  const start = text.indexOf(`#define ${macro}(X)`);
+  if (start < 0) return [];
+  let end = start;
+  while (true) {
+    const nl = text.indexOf('\n', end);
+    if (nl < 0 || text[nl - 1] !== '\\') {
+      end = nl < 0 ? text.length : nl;
+      break;
+    }
+    end = nl + 1;
+  }
+  return [...text.slice(start, end).matchAll(/\bX\((\w+),/g)].map((m) => m[1]);
+}
+
+test('the unary kinds are the same list, in the same order, in TypeScript, native/cpu and native/cuda', (t) => {
+  const ts = fs.readFileSync(path.join(ROOT, 'lib', 'ops', 'elementwise.ts'), 'utf8');
+  const m = /const UNARY = \{([^}]*)\}/.exec(ts);
+  t.truthy(m, 'lib/ops/elementwise.ts has UNARY');
+  const tsList = [...m![1].matchAll(/(\w+): (\d+)/g)].sort((a, b) => Number(a[2]) - Number(b[2])).map((x) => x[1]);
+  t.deepEqual(tsList.map((_, i) => i), [...m![1].matchAll(/: (\d+)/g)].map((x) => Number(x[1])).sort((a, b) => a - b), 'kinds 0..n-1');
+  const cpuList = xList(path.join(ROOT, 'native', 'cpu', 'elementwise.cc'), 'PSTAL_UNARY_CPU');
+  const cudaList = xList(path.join(CUDA_DIR, 'elementwise.cu'), 'PSTAL_UNARY_CUDA');
+  t.true(cpuList.length > 5, cpuList.join(', '));
+  t.deepEqual(cpuList, tsList, 'native/cpu/elementwise.cc PSTAL_UNARY_CPU against lib/ops/elementwise.ts UNARY');
+  t.deepEqual(cudaList, tsList, 'native/cuda/elementwise.cu PSTAL_UNARY_CUDA against lib/ops/elementwise.ts UNARY');
 });
 
 let outDir: string | undefined;
@@ -106,22 +148,23 @@ if (!nvcc) {
 } else if (sources.length === 0) {
   test.skip('CUDA sources compile with nvcc (skipped: native/cuda has no .cu files)', () => {});
 } else {
-  const cublas = hasCublasHeader(nvcc);
+  const cublas = cublasInclude();
   const nice = fs.existsSync('/usr/bin/nice') ? ['/usr/bin/nice', '-n', '19'] : [];
   for (const file of sources) {
-    const text = fs.readFileSync(path.join(CUDA_DIR, file), 'utf8');
+    const text = fs.readFileSync(path.join(ROOT, 'native', file), 'utf8');
     const needsCublas = /^\s*#\s*include\s*[<"]cublas/m.test(text);
     if (needsCublas && !cublas) {
-      test.skip(`nvcc compiles native/cuda/${file} (skipped: it includes cuBLAS, whose header this toolkit lacks)`, () => {});
+      test.skip(`nvcc compiles native/${file} (skipped: it includes cuBLAS, whose header was found neither in the toolkit, CUBLAS_ROOT nor a pip wheel)`, () => {});
       continue;
     }
-    test(`nvcc compiles native/cuda/${file}`, async (t) => {
+    test(`nvcc compiles native/${file}`, async (t) => {
       outDir ??= fs.mkdtempSync(path.join(os.tmpdir(), 'pstal-nvcc-'));
       const args = [
-        '-std=c++17', '-c', '-arch=sm_90', '-o', path.join(outDir, `${file}.o`),
+        '-std=c++20', '-c', '-arch=sm_90', '-o', path.join(outDir, `${file.replace(/\//g, '_')}.o`),
         '-I', path.join(ROOT, 'native'), '-I', addonApi, '-I', nodeHeaders,
         '-DNAPI_VERSION=8', '-DNAPI_CPP_EXCEPTIONS', '-DPSTAL_CUDA=1',
-        path.join(CUDA_DIR, file),
+        ...(needsCublas && cublas ? ['-I', cublas] : []),
+        path.join(ROOT, 'native', file),
       ];
       const cmd = [...nice, nvcc, ...args];
       const result = await withSlot(
@@ -133,7 +176,7 @@ if (!nvcc) {
             );
           }),
       );
-      t.is(result.code, 0, `nvcc failed on native/cuda/${file}:\n${result.output.slice(-6000)}`);
+      t.is(result.code, 0, `nvcc failed on native/${file}:\n${result.output.slice(-6000)}`);
     });
   }
 }

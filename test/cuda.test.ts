@@ -223,8 +223,12 @@ function registerGpuSuite(): void {
     t.is(info.impl, 'cublas');
     t.is(info.tf32, false);
     for (const k of Object.keys(P.gemm_info())) t.true(k in info, `gemm_info has the CPU key ${k}`);
-    t.notThrows(() => C.set_gemm_impl('cublas'));
+    t.is(C.set_gemm_impl('cublas'), undefined);
+    t.is(C.gemm_info().impl, 'cublas', 'still cuBLAS after selecting it');
     t.throws(() => C.set_gemm_impl('pstal'), { message: /set_gemm_impl: .*cublas/ });
+    // and a product after selecting it is right (2x2 by hand)
+    const a = Tensor.from([1, 2, 3, 4], [2, 2], 'cuda');
+    t.deepEqual(Array.from(ops.matmul(a, a).toArray()), [7, 10, 15, 22]);
   });
 
   test('get_num_threads and set_num_threads (host threads, shared code)', (t) => {

@@ -25,7 +25,8 @@ test('npm pack tarball with prebuilds installs into an empty folder and loads th
     fs.rmSync(path.join(staging, 'prebuilds'), { recursive: true, force: true });
 
     // 2. `npm run prebuild` there
-    execFileSync('npm', ['run', 'prebuild', '--silent'], { cwd: staging, stdio: 'pipe' });
+    // PSTAL_CUDA_BUILD=0: the CUDA prebuild (minutes of nvcc) is test/cuda-load.test.ts's business.
+    execFileSync('npm', ['run', 'prebuild', '--silent'], { cwd: staging, stdio: 'pipe', env: { ...process.env, PSTAL_CUDA_BUILD: '0' } });
     const prebuildDir = path.join(staging, 'prebuilds', `${process.platform}-${process.arch}`);
     t.true(fs.existsSync(prebuildDir) && fs.readdirSync(prebuildDir).some((f) => f.endsWith('.node')), 'prebuilds/<platform>-<arch>/*.node exists');
 
@@ -44,7 +45,7 @@ test('npm pack tarball with prebuilds installs into an empty folder and loads th
     fs.mkdirSync(noCompilers);
     for (const tool of ['cc', 'c++', 'g++', 'gcc', 'make', 'node-gyp'])
       fs.writeFileSync(path.join(noCompilers, tool), '#!/bin/sh\necho "compiler called: $0" >&2; exit 1\n', { mode: 0o755 });
-    const env = { ...process.env, PATH: `${noCompilers}:${process.env.PATH}`, PREBUILDS_ONLY: '1', npm_config_build_from_source: 'false' };
+    const env = { ...process.env, PATH: `${noCompilers}:${process.env.PATH}`, PREBUILDS_ONLY: '1', PSTAL_CUDA_BUILD: '0', npm_config_build_from_source: 'false' };
     execFileSync('npm', ['install', '--no-audit', '--no-fund', '--prefer-offline', tarball], { cwd: app, env, stdio: 'pipe' });
     const out = execFileSync(
       process.execPath,

@@ -1,6 +1,6 @@
 /**
  * optim.ts: Adam as torch.optim.Adam (L2 weight decay added to the gradient), updating the
- * parameters' native buffers in place (native/cpu/adam.cc). Its state (moments, step) can be
+ * parameters' native buffers in place (native/ops/optim.h; kernels native/cpu/optim.cc, native/cuda/optim.cu). Its state (moments, step) can be
  * saved and restored so an interrupted run resumes exactly.
  */
 import { backend } from '../runtime/backend';

@@ -2,7 +2,7 @@
  * conv.ts: conv1d over time on time-major activations. x [T, Cin], weight [Cout, Cin, k] (PyTorch's
  * layout, so checkpoints load as they are), bias [Cout] -> [T + 2 pad - k + 1, Cout].
  * Note: PyTorch's Conv1d input is [B, Cin, T]; ours is [T, Cin] (one video, channels last), which
- * is what every consumer (attention, the classifier) wants. Native: native/cpu/conv1d.cc.
+ * is what every consumer (attention, the classifier) wants. Native: native/{ops,cpu,cuda}/conv.*.
  */
 import { record } from '../tensor/autograd';
 import { backend } from '../runtime/backend';

@@ -1,5 +1,5 @@
 /**
- * matmul.ts: matrix products on the native GEMM (native/cpu/gemm.cc).
+ * matmul.ts: matrix products on the native GEMM (native/ops/matmul.h; kernels native/cpu/matmul.cc, native/cuda/matmul.cu).
  *
  *   matmul(a [.., M, K], b [K, N])          one weight shared by every leading index
  *   matmul(a [B, M, K], b [B, K, N])        batched

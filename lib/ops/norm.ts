@@ -1,6 +1,6 @@
 /**
  * norm.ts: softmax / log-softmax over the last axis, LayerNorm, and row L2 normalisation.
- * Native: native/cpu/softmax.cc, layernorm.cc, index.cc (l2norm).
+ * Native: native/ops/norm.h (kernels native/cpu/norm.cc, native/cuda/norm.cu).
  */
 import { record } from '../tensor/autograd';
 import { backend } from '../runtime/backend';

@@ -1,6 +1,6 @@
 /**
  * shape.ts: ops that move values without arithmetic: row gather, concat and slice along any axis,
- * 2-D transpose. Native: native/cpu/index.cc.
+ * 2-D transpose. Native: native/ops/shape.h (kernels native/cpu/shape.cc, native/cuda/shape.cu).
  */
 import { record } from '../tensor/autograd';
 import { backend } from '../runtime/backend';

@@ -16,8 +16,15 @@ let cudaError: string | undefined;
 export const CUDA_ADDON_FILE = path.join(PACKAGE_ROOT, 'build-cuda', 'Release', 'pstal_cuda.node');
 
 /**
+ * The CUDA prebuild `npm run prebuild` makes (scripts/build-cuda.js --prebuild). Its extension is not
+ * `.node`, so node-gyp-build, which takes any `*.node` in prebuilds/<platform>-<arch>/, never mistakes
+ * it for the CPU addon; it is loaded here only, with process.dlopen.
+ */
+export const CUDA_PREBUILD_FILE = path.join(PACKAGE_ROOT, 'prebuilds', `${process.platform}-${process.arch}`, 'pstal_cuda.napi.cuda');
+
+/**
  * Loads a CUDA addon from `file`, or throws the user-facing error (what is missing and how to fix
- * it). Exported for tests; use `cuda()`, which loads the default file once and caches the outcome.
+ * it). Exported for tests; use `cuda()`, which tries the local build, then the prebuild, once.
  */
 export function loadCudaAddon(file: string): NativeAddon {
   if (!fs.existsSync(file)) {
@@ -28,22 +35,39 @@ export function loadCudaAddon(file: string): NativeAddon {
     );
   }
   try {
-    return require(file) as NativeAddon;
+    const m = { exports: {} as NativeAddon };
+    process.dlopen(m, file);
+    return m.exports;
   } catch (e) {
-    throw new Error(`pstal: device 'cuda' could not be loaded from ${file}: ${(e as Error).message}`);
+    const msg = (e as Error).message;
+    // The addon refuses to initialise where no GPU or driver can be used (mem::init in native/cuda/memory.cu).
+    const why = /no usable CUDA device/.test(msg) ? `no CUDA device on this machine: ${msg}` : msg;
+    throw new Error(`pstal: device 'cuda' could not be loaded from ${file}: ${why}`);
   }
 }
 
-/** The CUDA addon, loaded on first use; a clear error where there is none. */
+/** The CUDA addon, loaded on first use (local build, else prebuild); a clear error where there is none. */
 export function cuda(): NativeAddon {
   if (cudaAddon) return cudaAddon;
   if (cudaError) throw new Error(cudaError);
+  const files = [CUDA_ADDON_FILE, CUDA_PREBUILD_FILE];
+  const present = files.filter((f) => fs.existsSync(f));
   try {
-    cudaAddon = loadCudaAddon(CUDA_ADDON_FILE);
+    // A build that is there but fails to load is the error to report, not the absence of the other.
+    cudaAddon = loadCudaAddon(present[0] ?? files[0]);
     return cudaAddon;
   } catch (e) {
-    cudaError = (e as Error).message;
-    throw e;
+    const causes = [(e as Error).message];
+    for (const f of present.slice(1)) {
+      try {
+        cudaAddon = loadCudaAddon(f);
+        return cudaAddon;
+      } catch (e2) {
+        causes.push((e2 as Error).message);
+      }
+    }
+    cudaError = causes.join('\n');
+    throw new Error(cudaError);
   }
 }
 

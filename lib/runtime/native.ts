@@ -2,9 +2,10 @@
  * native.ts: the one loader of the native addons.
  *
  * The CPU addon is loaded with node-gyp-build, which prefers a local build (build/Release) and
- * falls back to a prebuilt binary under prebuilds/<platform>-<arch>/. With PREBUILDS_ONLY=1 only
- * the prebuild is accepted (a test proves an `npm pack` tarball loads without compiling). The CUDA
- * addon (build-cuda/) is loaded only when a tensor or model asks for device 'cuda'.
+ * falls back to a prebuilt binary under prebuilds/<platform>-<arch>/; node-gyp-build itself honours
+ * PREBUILDS_ONLY=1 (only the prebuild is accepted: test/package.test.ts proves an `npm pack` tarball
+ * loads without compiling). The CUDA addon (lib/runtime/backend.ts) is loaded only when a tensor
+ * or model asks for device 'cuda'.
  */
 import * as path from 'path';
 import * as fs from 'fs';
@@ -39,13 +40,6 @@ let cpuAddon: NativeAddon | undefined;
 export function cpu(): NativeAddon {
   if (cpuAddon) return cpuAddon;
   const causes: string[] = [];
-  if (process.env.PREBUILDS_ONLY === '1') {
-    const dir = path.join(PACKAGE_ROOT, 'prebuilds', `${process.platform}-${process.arch}`);
-    const file = fs.existsSync(dir) ? fs.readdirSync(dir).find((f) => f.endsWith('.node')) : undefined;
-    if (!file) throw new Error(`pstal: PREBUILDS_ONLY=1 but no prebuilt binary in ${dir}; run \`npm run prebuild\``);
-    cpuAddon = require(path.join(dir, file)) as NativeAddon;
-    return cpuAddon;
-  }
   try {
     // eslint-disable-next-line @typescript-eslint/no-var-requires
     cpuAddon = require('node-gyp-build')(PACKAGE_ROOT) as NativeAddon;

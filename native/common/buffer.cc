@@ -1,112 +1,36 @@
 // ---------------------------------------------------------------------------------------------
-// buffer.cc: NativeBuffer, the float32 storage behind every CPU tensor.
-//
-// Released deterministically by dispose() (TypeScript scopes call it when a step ends); the
-// finalizer is only a fallback. live_bytes/live_count let tests prove memory stays flat.
+// buffer.cc: NativeBuffer's JS methods, once for both addons, over the backend's allocator
+// (common/memory.h). Allocator errors (out of memory, a CUDA error) become JS Errors naming the
+// method; nothing here knows whether `data` is host or device memory.
 // ---------------------------------------------------------------------------------------------
-#include <algorithm>
-#include <cstdlib>
-#include <list>
-#include <cstring>
-#include <map>
-#include <vector>
-#if defined(__GLIBC__)
-#include <malloc.h>
-#endif
+#include "common/buffer.h"
 
-#include "common/op.h"
+#include <cmath>
+#include <string>
+
+#include "common/memory.h"
 
 namespace pstal {
-
-// ---- a caching allocator ---------------------------------------------------------------------
-// A training step allocates the same shapes every step. Freed blocks are kept by byte size and
-// handed out again, so steady-state steps make no malloc/free calls and touch no fresh pages
-// (a fresh multi-megabyte block costs a page fault per 4 KiB). PSTAL_BUFFER_CACHE_MB caps what
-// is kept (default 2048); release_cached() returns it all to the system.
-namespace {
-struct BlockCache {
-  BlockCache() {
-#if defined(__GLIBC__)
-    // glibc raises its mmap threshold each time a large mmapped block is freed (up to 32 MiB), after
-    // which blocks of a few MiB come from the heap, where videos of varying length fragment it:
-    // measured at D = 2048, stage-1 training grew to 12.6 GB resident against 4.4 GB with a fixed
-    // threshold (live tensors 1 GB, cache 2 GB). A fixed threshold makes every block of 1 MiB or
-    // more its own mapping, returned to the system when it is freed.
-    mallopt(M_MMAP_THRESHOLD, 1 << 20);
-#endif
-  }
-  // Free blocks, least recently released first, and by size for lookup. When the cap would be
-  // exceeded the oldest blocks go back to the system, so a run whose sizes drift (a test pass over
-  // videos of every length) keeps the sizes it uses now rather than the ones it used first.
-  struct Entry {
-    size_t bytes;
-    float* p;
-  };
-  std::list<Entry> lru;
-  std::map<size_t, std::vector<std::list<Entry>::iterator>> by_size;
-  size_t cached = 0;
-  size_t limit = [] {
-    const char* e = std::getenv("PSTAL_BUFFER_CACHE_MB");
-    return (size_t)(e && std::atoll(e) >= 0 ? std::atoll(e) : 2048) << 20;
-  }();
-  float* take(size_t bytes) {
-    auto it = by_size.find(bytes);
-    if (it == by_size.end() || it->second.empty()) return static_cast<float*>(std::aligned_alloc(64, bytes));
-    auto entry = it->second.back();
-    it->second.pop_back();
-    float* p = entry->p;
-    lru.erase(entry);
-    cached -= bytes;
-    return p;
-  }
-  void evict_oldest() {
-    auto& same = by_size[lru.front().bytes];
-    same.erase(std::find(same.begin(), same.end(), lru.begin()));
-    std::free(lru.front().p);
-    cached -= lru.front().bytes;
-    lru.pop_front();
-  }
-  void give(float* p, size_t bytes) {
-    if (bytes > limit) {
-      std::free(p);
-      return;
-    }
-    while (cached + bytes > limit) evict_oldest();
-    lru.push_back({bytes, p});
-    by_size[bytes].push_back(std::prev(lru.end()));
-    cached += bytes;
-  }
-  void clear() {
-    for (Entry& e : lru) std::free(e.p);
-    lru.clear();
-    by_size.clear();
-    cached = 0;
-  }
-};
-BlockCache& cache() {
-  static BlockCache c;
-  return c;
-}
-// Size classes: 64-byte multiples below 64 KiB, then eighths of the next power of two (at most
-// 12.5 % slack), so that the tensors of videos of nearby lengths reuse each other's cached blocks.
-// (With exact sizes every new video length missed the cache: a D = 256 test pass spent a third of
-// its time allocating and page-faulting fresh blocks.)
-size_t block_bytes(int64_t size) {
-  size_t bytes = ((size_t)size * sizeof(float) + 63) / 64 * 64;
-  if (bytes < ((size_t)1 << 16)) return bytes ? bytes : 64;
-  size_t pow2 = (size_t)1 << 16;
-  while (pow2 < bytes) pow2 <<= 1;
-  size_t step = pow2 / 8;
-  return (bytes + step - 1) / step * step;
-}
-}  // namespace
-
-int64_t cached_bytes() { return (int64_t)cache().cached; }
-void release_cached() { cache().clear(); }
 
 Napi::FunctionReference* NativeBuffer::constructor = nullptr;
 int64_t NativeBuffer::live_bytes = 0;
 int64_t NativeBuffer::live_count = 0;
+
+namespace {
+
+// Runs fn, turning an allocator exception into a JS Error "<what>: <cause>".
+template <typename F>
+void guarded(Napi::Env env, const char* what, F&& fn) {
+  try {
+    fn();
+  } catch (const Napi::Error&) {
+    throw;
+  } catch (const std::exception& e) {
+    throw Napi::Error::New(env, std::string(what) + ": " + e.what());
+  }
+}
+
+}  // namespace
 
 Napi::Function NativeBuffer::Define(Napi::Env env) {
   Napi::Function fn = DefineClass(env, "NativeBuffer",
@@ -139,32 +63,38 @@ NativeBuffer::NativeBuffer(const Napi::CallbackInfo& info) : Napi::ObjectWrap<Na
   } else {
     throw Napi::TypeError::New(env, "NativeBuffer: expected a size or a Float32Array");
   }
-  size_t bytes = block_bytes(size);
-  data = cache().take(bytes);
-  if (!data) throw Napi::Error::New(env, "NativeBuffer: out of memory allocating " + std::to_string(bytes) + " bytes");
-  if (src) std::memcpy(data, src, (size_t)size * sizeof(float));
-  else std::memset(data, 0, (size_t)size * sizeof(float));
-  live_bytes += (int64_t)size * 4;
+  try {
+    data = mem::alloc(size);
+    if (src) mem::copy_in(data, src, size);
+    else mem::fill(data, size, 0.f);
+  } catch (const std::exception& e) {
+    if (data) mem::free(data, size);
+    data = nullptr;
+    disposed_ = true;  // so the destructor does not count it
+    throw Napi::Error::New(env, std::string("NativeBuffer: ") + e.what());
+  }
+  live_bytes += size * 4;
   live_count += 1;
-  Napi::MemoryManagement::AdjustExternalMemory(env, (int64_t)size * 4);
+  Napi::MemoryManagement::AdjustExternalMemory(env, size * 4);
 }
 
 void NativeBuffer::release(Napi::Env env) {
   if (disposed_) return;
   disposed_ = true;
-  cache().give(data, block_bytes(size));
+  mem::free(data, size);
   data = nullptr;
-  live_bytes -= (int64_t)size * 4;
+  live_bytes -= size * 4;
   live_count -= 1;
-  if (env != nullptr) Napi::MemoryManagement::AdjustExternalMemory(env, -(int64_t)size * 4);
+  if (env != nullptr) Napi::MemoryManagement::AdjustExternalMemory(env, -size * 4);
 }
 
 NativeBuffer::~NativeBuffer() {
   if (!disposed_) {
-    std::free(data);  // finalizer: may run at exit, after the cache is gone
+    // Finalizer: back to the cache, which outlives every buffer (never destroyed; see memory.*).
+    mem::free(data, size);
     data = nullptr;
     disposed_ = true;
-    live_bytes -= (int64_t)size * 4;
+    live_bytes -= size * 4;
     live_count -= 1;
   }
 }
@@ -174,7 +104,8 @@ Napi::Value NativeBuffer::Dispose(const Napi::CallbackInfo& info) {
   return info.Env().Undefined();
 }
 
-// read() -> Float32Array copy of the whole buffer; read(offset, count) -> a part.
+// read() -> Float32Array copy of the whole buffer; read(offset, count) -> a part. On the CUDA
+// backend the copy waits for every op queued before it.
 Napi::Value NativeBuffer::Read(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   if (disposed_) throw Napi::Error::New(env, "NativeBuffer.read: buffer was disposed");
@@ -187,7 +118,7 @@ Napi::Value NativeBuffer::Read(const Napi::CallbackInfo& info) {
                                            std::to_string(off + n) + ") outside buffer of " + std::to_string(size));
   }
   auto out = Napi::Float32Array::New(env, (size_t)n);
-  if (n) std::memcpy(out.Data(), data + off, (size_t)n * sizeof(float));
+  guarded(env, "NativeBuffer.read", [&] { mem::copy_out(out.Data(), data + off, n); });
   return out;
 }
 
@@ -204,15 +135,16 @@ Napi::Value NativeBuffer::Write(const Napi::CallbackInfo& info) {
   if (off < 0 || off + n > size)
     throw Napi::RangeError::New(env, "NativeBuffer.write: " + std::to_string(n) + " values at offset " +
                                          std::to_string(off) + " do not fit a buffer of " + std::to_string(size));
-  if (n) std::memcpy(data + off, arr.Data(), (size_t)n * sizeof(float));
+  guarded(env, "NativeBuffer.write", [&] { mem::copy_in(data + off, arr.Data(), n); });
   return env.Undefined();
 }
 
 Napi::Value NativeBuffer::Fill(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   if (disposed_) throw Napi::Error::New(env, "NativeBuffer.fill: buffer was disposed");
+  if (info.Length() < 1 || !info[0].IsNumber()) throw Napi::TypeError::New(env, "NativeBuffer.fill: expected a number");
   float v = (float)info[0].As<Napi::Number>().DoubleValue();
-  for (int64_t i = 0; i < size; i++) data[i] = v;
+  guarded(env, "NativeBuffer.fill", [&] { mem::fill(data, size, v); });
   return env.Undefined();
 }
 

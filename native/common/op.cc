@@ -96,6 +96,16 @@ std::vector<int64_t> Args::ints(size_t i, const char* name) const {
   return out;
 }
 
+Napi::Object to_js(Napi::Env env, const Info& info) {
+  Napi::Object o = Napi::Object::New(env);
+  for (const Info::Field& f : info.fields) {
+    if (f.kind == Info::STR) o.Set(f.key, Napi::String::New(env, f.str));
+    else if (f.kind == Info::NUM) o.Set(f.key, Napi::Number::New(env, f.num));
+    else o.Set(f.key, Napi::Boolean::New(env, f.num != 0));
+  }
+  return o;
+}
+
 void install_ops(Napi::Env env, Napi::Object exports) {
   for (auto& [name, fn] : registry()) {
     std::string op_name = name;

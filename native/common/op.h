@@ -1,7 +1,10 @@
 // ---------------------------------------------------------------------------------------------
 // op.h: how a native op is declared, how it reads its arguments, and how it fails.
 //
-// Every op is a function `Napi::Value op(Args&)` registered by name with PSTAL_OP. Its JS
+// Every op is a function `Napi::Value op(Args&)` registered by name with PSTAL_OP, once for both
+// addons, in native/ops/<family>.cc: it reads and checks the JS arguments into the plain argument
+// struct of native/ops/<family>.h and calls the backend's Napi-free kernel of that name
+// (native/cpu/<family>.cc or native/cuda/<family>.cu, whichever addon is being built). Its JS
 // arguments are native buffers (NativeBuffer handles), numbers, booleans and typed arrays; the
 // Args accessors check each one and throw OpError, which the registry turns into a JS Error whose
 // message starts with the op's name. No op may crash the process on bad input: every buffer is
@@ -10,48 +13,16 @@
 #pragma once
 #include <napi.h>
 
+#include "common/buffer.h"
+#include "common/error.h"
+#include "common/info.h"
+
 #include <cstdint>
 #include <stdexcept>
 #include <string>
 #include <vector>
 
 namespace pstal {
-
-// An argument or shape error; the registry prefixes the op name.
-struct OpError : std::runtime_error {
-  using std::runtime_error::runtime_error;
-};
-
-// float32 storage in native memory, 64-byte aligned, freed by dispose() or, as a fallback, by
-// the garbage collector. Using a disposed buffer is an OpError, never a use-after-free.
-class NativeBuffer : public Napi::ObjectWrap<NativeBuffer> {
- public:
-  static Napi::Function Define(Napi::Env env);
-  explicit NativeBuffer(const Napi::CallbackInfo& info);
-  ~NativeBuffer() override;
-
-  float* data = nullptr;
-  int64_t size = 0;
-  bool disposed() const { return disposed_; }
-
-  static Napi::FunctionReference* constructor;
-  static int64_t live_bytes;  // across all buffers: the memory test reads it
-  static int64_t live_count;
-
- private:
-  bool disposed_ = false;
-  void release(Napi::Env env);
-  Napi::Value Dispose(const Napi::CallbackInfo& info);
-  Napi::Value Read(const Napi::CallbackInfo& info);
-  Napi::Value Write(const Napi::CallbackInfo& info);
-  Napi::Value Fill(const Napi::CallbackInfo& info);
-  Napi::Value GetSize(const Napi::CallbackInfo& info);
-  Napi::Value GetDisposed(const Napi::CallbackInfo& info);
-};
-
-// The buffer cache (buffer.cc): bytes held for reuse, and a way to give them back.
-int64_t cached_bytes();
-void release_cached();
 
 // Checked access to an op's arguments.
 class Args {
@@ -96,5 +67,8 @@ void install_ops(Napi::Env env, Napi::Object exports);
 
 // Shapes as text for error messages: [2, 3, 4]
 std::string shape_str(const std::vector<int64_t>& s);
+
+// A kernel's record (common/info.h) as a JS object.
+Napi::Object to_js(Napi::Env env, const Info& info);
 
 }  // namespace pstal

@@ -11,7 +11,6 @@
 #include <thread>
 #include <vector>
 
-#include "common/op.h"
 
 namespace pstal {
 namespace {
@@ -142,17 +141,6 @@ void parallel_for(int64_t n, int64_t grain, const std::function<void(int64_t, in
     int64_t b = n * i / t, e = n * (i + 1) / t;
     if (b < e) fn(b, e);
   });
-}
-
-// ---- ops: runtime settings --------------------------------------------------------------------
-
-PSTAL_OP(get_num_threads) { return Napi::Number::New(args.env(), num_threads()); }
-
-PSTAL_OP(set_num_threads) {
-  int64_t n = args.i64(0, "threads");
-  PSTAL_CHECK(args, n >= 1 && n <= 1024, "threads must be in [1, 1024], received " + std::to_string(n));
-  set_num_threads((int)n);
-  return args.env().Undefined();
 }
 
 }  // namespace pstal

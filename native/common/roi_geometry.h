@@ -1,6 +1,7 @@
 // ---------------------------------------------------------------------------------------------
 // roi_geometry.h: the geometry of 1-D RoI align (SPEC §4, torchvision's conventions along time),
-// one definition for native/cpu/roi_align.cc and native/cuda/roi_align.cu.
+// one definition for native/cpu/roi_align.cc and native/cuda/roi_align.cu (the bounds are checked
+// to be finite once, in native/ops/roi_align.cc).
 // ---------------------------------------------------------------------------------------------
 #pragma once
 #include <algorithm>
@@ -9,16 +10,9 @@
 #include <string>
 
 #include "common/hd.h"
-#include "common/op.h"
 
 namespace pstal {
 namespace roi {
-
-// A NaN or infinite bound would turn into an out-of-range row index in interp().
-inline void check_finite_rois(Args& args, const float* rois, int64_t R) {
-  for (int64_t r = 0; r < R; r++)
-    PSTAL_CHECK(args, std::isfinite(rois[2 * r]) && std::isfinite(rois[2 * r + 1]), "roi " + std::to_string(r) + " is not finite");
-}
 
 struct Geometry {
   float start, bin;

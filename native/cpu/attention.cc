@@ -10,12 +10,12 @@
 // ---------------------------------------------------------------------------------------------
 #include <cmath>
 
-#include "common/op.h"
 #include "common/parallel.h"
 #include "common/rng.h"
 #include "cpu/gemm.h"
 #include "cpu/scratch.h"
 #include "cpu/softmax.h"
+#include "ops/attention.h"
 
 namespace pstal {
 namespace {
@@ -51,18 +51,8 @@ const float* dropped(const float* P, int64_t h, int64_t L, float p, uint64_t see
 // attention_forward(out, probs, q, k, v, L, D, H, dropout_p, seed). probs may be null when no
 // gradient is needed (inference): each head's scores then live in a per-thread scratch, and the
 // [H, L, L] buffer (27 MB for an 900-snippet video) is neither allocated nor written.
-PSTAL_OP(attention_forward) {
-  int64_t L = args.i64(5, "L"), D = args.i64(6, "D"), H = args.i64(7, "heads");
-  double p = args.f64(8, "dropout_p");
-  uint64_t seed = (uint64_t)args.f64(9, "seed");
-  PSTAL_CHECK(args, L >= 1 && D >= 1 && H >= 1 && D % H == 0,
-              "heads (" + std::to_string(H) + ") must divide D (" + std::to_string(D) + ")");
-  PSTAL_CHECK(args, p >= 0 && p < 1, "dropout_p must be in [0, 1)");
-  float* out = args.buf(0, L * D, "out");
-  float* probs = args.has(1) ? args.buf(1, H * L * L, "probs") : nullptr;
-  const float* q = args.buf(2, L * D, "q");
-  const float* k = args.buf(3, L * D, "k");
-  const float* v = args.buf(4, L * D, "v");
+void attention_forward(const AttentionForward& op) {
+  const auto& [L, D, H, p, seed, out, probs, q, k, v] = op;
   int64_t dh = D / H;
   float scale = 1.f / std::sqrt((float)dh);
   parallel_for(H, 1, [&](int64_t h0, int64_t h1) {
@@ -74,23 +64,11 @@ PSTAL_OP(attention_forward) {
       sgemm_serial(false, false, L, dh, L, 1.f, Pd, L, v + h * dh, D, 0.f, out + h * dh, D);
     }
   });
-  return args.env().Undefined();
 }
 
 // attention_backward(dq, dk, dv, dout, probs, q, k, v, L, D, H, dropout_p, seed)
-PSTAL_OP(attention_backward) {
-  int64_t L = args.i64(8, "L"), D = args.i64(9, "D"), H = args.i64(10, "heads");
-  double p = args.f64(11, "dropout_p");
-  uint64_t seed = (uint64_t)args.f64(12, "seed");
-  PSTAL_CHECK(args, L >= 1 && D >= 1 && H >= 1 && D % H == 0, "heads must divide D");
-  float* dq = args.buf(0, L * D, "dq");
-  float* dk = args.buf(1, L * D, "dk");
-  float* dv = args.buf(2, L * D, "dv");
-  const float* dout = args.buf(3, L * D, "dout");
-  const float* probs = args.buf(4, H * L * L, "probs");
-  const float* q = args.buf(5, L * D, "q");
-  const float* k = args.buf(6, L * D, "k");
-  const float* v = args.buf(7, L * D, "v");
+void attention_backward(const AttentionBackward& op) {
+  const auto& [L, D, H, p, seed, dq, dk, dv, dout, probs, q, k, v] = op;
   int64_t dh = D / H;
   float scale = 1.f / std::sqrt((float)dh);
   parallel_for(H, 1, [&](int64_t h0, int64_t h1) {
@@ -110,7 +88,6 @@ PSTAL_OP(attention_backward) {
       sgemm_serial(true, false, L, dh, L, scale, dP, L, q + h * dh, D, 0.f, dk + h * dh, D);
     }
   });
-  return args.env().Undefined();
 }
 
 }  // namespace pstal

@@ -20,8 +20,8 @@
 #include <numeric>
 #include <vector>
 
-#include "common/op.h"
-#include "cpu/postprocess.h"
+#include "common/postprocess.h"
+#include "ops/boundary.h"
 
 namespace pstal {
 namespace {
@@ -84,15 +84,11 @@ void adapt_group(const double* rows, const std::vector<int64_t>& idx, double thr
 }  // namespace
 
 // boundary_adaptation(rows Float64Array [n*4], iou_thr) -> Float64Array [n*4], input order
-PSTAL_OP(boundary_adaptation) {
-  int64_t len;
-  const double* rows = post::f64_array(args, 0, "rows", &len);
-  double thr = args.f64(1, "iou_thr");
-  PSTAL_CHECK(args, std::isfinite(thr) && thr >= 0 && thr < 1, "iou_thr must be in [0, 1)");
-  const int64_t n = post::check_rows(args, rows, len, "rows");
+std::vector<double> boundary_adaptation(const BoundaryAdaptation& op) {
+  const auto& [rows, n, thr] = op;
   std::vector<double> out(rows, rows + n * kRow);
   for (const auto& g : post::group_by_class(rows, n)) adapt_group(rows, g, thr, out.data());
-  return post::to_js(args.env(), out);
+  return out;
 }
 
 }  // namespace pstal

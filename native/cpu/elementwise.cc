@@ -1,22 +1,35 @@
 // ---------------------------------------------------------------------------------------------
-// elementwise.cc: broadcasting binary arithmetic, unary functions (activations, exp/log) with
-// their derivatives, affine scaling, in-place accumulation, and seeded dropout.
+// elementwise.cc: the CPU kernels (the readable reference) of native/ops/elementwise.h:
+// broadcasting binary arithmetic, unary functions (activations, exp/log) with their derivatives,
+// affine scaling, in-place accumulation, and seeded dropout.
 //
 // Broadcasting is described by the output shape and, per operand, strides in output coordinates
 // (0 along a broadcast axis); lib/ops/elementwise.ts computes them. The backward of a broadcast is
 // sum_to: summing a gradient of the output's shape down to an operand's shape.
 // ---------------------------------------------------------------------------------------------
+#include "ops/elementwise.h"
+
 #include <algorithm>
 #include <cmath>
 
-#include "common/op.h"
 #include "common/parallel.h"
 #include "common/rng.h"
 
+// The unary functions, in kind order (lib/ops/elementwise.ts's UNARY): name, f(x), and f'(x) from
+// the input x and the output y = f(x). native/cuda/elementwise.cu's PSTAL_UNARY_CUDA is the twin.
+#define PSTAL_UNARY_CPU(X)                                                                     \
+  X(relu, x > 0.f ? x : 0.f, x > 0.f ? 1.f : 0.f)                                              \
+  X(gelu, 0.5f * x * (1.f + std::erf(x * 0.70710678118654752f)), gelu_df(x)) /* exact GELU */ \
+  X(sigmoid, 1.f / (1.f + std::exp(-x)), y * (1.f - y))                                        \
+  X(exp, std::exp(x), y)                                                                       \
+  X(log, std::log(x), 1.f / x)                                                                 \
+  X(tanh, std::tanh(x), 1.f - y * y)                                                           \
+  X(neg, -x, -1.f)                                                                             \
+  X(sqrt, std::sqrt(x), 0.5f / y)                                                              \
+  X(abs, std::fabs(x), x > 0.f ? 1.f : (x < 0.f ? -1.f : 0.f))
+
 namespace pstal {
 namespace {
-
-enum Binary { ADD = 0, SUB = 1, MUL = 2, DIV = 3, MAXIMUM = 4, MINIMUM = 5 };
 
 template <int OP>
 inline float apply(float a, float b) {
@@ -28,7 +41,6 @@ inline float apply(float a, float b) {
   return a < b ? a : b;
 }
 
-constexpr int MAX_DIMS = 8;
 
 // Offsets of output element `i` in a and b given the output shape and the operands' strides.
 struct Broadcast {
@@ -84,97 +96,61 @@ void binary_kernel(float* out, const float* a, const float* b, const Broadcast& 
   });
 }
 
-int64_t span(const std::vector<int64_t>& shape, const std::vector<int64_t>& strides) {
-  int64_t m = 0;
-  for (size_t d = 0; d < shape.size(); d++) {
-    if (shape[d] == 0) return 0;
-    m += (shape[d] - 1) * strides[d];
-  }
-  return m + 1;
+// d GELU(x) / dx = Phi(x) + x phi(x)
+inline float gelu_df(float x) {
+  float cdf = 0.5f * (1.f + std::erf(x * 0.70710678118654752f));
+  float pdf = 0.39894228040143268f * std::exp(-0.5f * x * x);
+  return cdf + x * pdf;
 }
 
-enum Unary { RELU = 0, GELU = 1, SIGMOID = 2, EXP = 3, LOG = 4, TANH = 5, NEG = 6, SQRT = 7, ABS = 8 };
+#define PSTAL_X(name, f, df) UNARY_##name,
+enum UnaryKind { PSTAL_UNARY_CPU(PSTAL_X) UNARY_COUNT };
+#undef PSTAL_X
 
-inline float unary_f(int kind, float x) {
-  switch (kind) {
-    case RELU: return x > 0.f ? x : 0.f;
-    case GELU: return 0.5f * x * (1.f + std::erf(x * 0.70710678118654752f));  // exact GELU, as PyTorch's default
-    case SIGMOID: return 1.f / (1.f + std::exp(-x));
-    case EXP: return std::exp(x);
-    case LOG: return std::log(x);
-    case TANH: return std::tanh(x);
-    case NEG: return -x;
-    case SQRT: return std::sqrt(x);
-    case ABS: return std::fabs(x);
-  }
-  return 0.f;
+// out[i] = f(x[i]); f is one kind's function, inlined into the loop.
+template <typename F>
+void map_unary(float* out, const float* x, int64_t n, F f) {
+  parallel_for(n, 1 << 14, [&](int64_t s, int64_t e) {
+    for (int64_t i = s; i < e; i++) out[i] = f(x[i]);
+  });
 }
 
-// d f(x) / dx, from the input x and the output y = f(x).
-inline float unary_df(int kind, float x, float y) {
-  switch (kind) {
-    case RELU: return x > 0.f ? 1.f : 0.f;
-    case GELU: {
-      float cdf = 0.5f * (1.f + std::erf(x * 0.70710678118654752f));
-      float pdf = 0.39894228040143268f * std::exp(-0.5f * x * x);
-      return cdf + x * pdf;
-    }
-    case SIGMOID: return y * (1.f - y);
-    case EXP: return y;
-    case LOG: return 1.f / x;
-    case TANH: return 1.f - y * y;
-    case NEG: return -1.f;
-    case SQRT: return 0.5f / y;
-    case ABS: return x > 0.f ? 1.f : (x < 0.f ? -1.f : 0.f);
-  }
-  return 0.f;
+// dx[i] = dy[i] * df(x[i], y[i]).
+template <typename DF>
+void map_unary_backward(float* dx, const float* dy, const float* x, const float* y, int64_t n, DF df) {
+  parallel_for(n, 1 << 14, [&](int64_t s, int64_t e) {
+    for (int64_t i = s; i < e; i++) dx[i] = dy[i] * df(x[i], y[i]);
+  });
 }
 
 }  // namespace
 
-// binary_forward(op, out, a, b, out_shape, a_strides, b_strides)
-PSTAL_OP(binary_forward) {
-  int64_t op = args.i64(0, "op");
-  std::vector<int64_t> shape = args.ints(4, "out_shape"), sa = args.ints(5, "a_strides"), sb = args.ints(6, "b_strides");
-  PSTAL_CHECK(args, op >= 0 && op <= 5, "unknown binary op " + std::to_string(op));
-  PSTAL_CHECK(args, shape.size() <= MAX_DIMS && sa.size() == shape.size() && sb.size() == shape.size(),
-              "shape and strides must have equal length <= 8");
-  int64_t n = 1;
-  for (int64_t s : shape) {
-    PSTAL_CHECK(args, s >= 0, "negative dimension in " + shape_str(shape));
-    n *= s;
-  }
-  float* out = args.buf(1, n, "out");
-  const float* a = args.buf(2, span(shape, sa), "a");
-  const float* b = args.buf(3, span(shape, sb), "b");
-  if (n == 0) return args.env().Undefined();
+// ---- kernels ----------------------------------------------------------------------------------
+
+void binary_forward(const BinaryForward& a) {
   Broadcast bc;
-  bc.nd = (int)shape.size();
-  for (int d = 0; d < bc.nd; d++) bc.shape[d] = shape[d], bc.sa[d] = sa[d], bc.sb[d] = sb[d];
-  switch (op) {
-    case ADD: binary_kernel<ADD>(out, a, b, bc, n); break;
-    case SUB: binary_kernel<SUB>(out, a, b, bc, n); break;
-    case MUL: binary_kernel<MUL>(out, a, b, bc, n); break;
-    case DIV: binary_kernel<DIV>(out, a, b, bc, n); break;
-    case MAXIMUM: binary_kernel<MAXIMUM>(out, a, b, bc, n); break;
-    default: binary_kernel<MINIMUM>(out, a, b, bc, n); break;
+  bc.nd = (int)a.shape.size();
+  for (int d = 0; d < bc.nd; d++) bc.shape[d] = a.shape[d], bc.sa[d] = a.sa[d], bc.sb[d] = a.sb[d];
+  switch (a.op) {
+    case ADD: binary_kernel<ADD>(a.out, a.a, a.b, bc, a.n); break;
+    case SUB: binary_kernel<SUB>(a.out, a.a, a.b, bc, a.n); break;
+    case MUL: binary_kernel<MUL>(a.out, a.a, a.b, bc, a.n); break;
+    case DIV: binary_kernel<DIV>(a.out, a.a, a.b, bc, a.n); break;
+    case MAXIMUM: binary_kernel<MAXIMUM>(a.out, a.a, a.b, bc, a.n); break;
+    default: binary_kernel<MINIMUM>(a.out, a.a, a.b, bc, a.n); break;
   }
-  return args.env().Undefined();
 }
 
-// sum_to(out, x, x_shape, out_strides): out (zeroed here) += x summed over axes where out_strides is 0.
-PSTAL_OP(sum_to) {
-  std::vector<int64_t> shape = args.ints(2, "x_shape"), so = args.ints(3, "out_strides");
-  PSTAL_CHECK(args, shape.size() == so.size() && shape.size() <= MAX_DIMS, "shape and strides must have equal length <= 8");
-  int64_t n = 1;
-  for (int64_t s : shape) n *= s;
-  int64_t out_n = span(shape, so);
-  float* out = args.buf(0, out_n, "out");
-  const float* x = args.buf(1, n, "x");
-  for (int64_t i = 0; i < out_n; i++) out[i] = 0.f;
+void sum_to(const SumTo& a) {
+  const std::vector<int64_t>& shape = a.shape;
+  const std::vector<int64_t>& so = a.so;
+  float* out = a.out;
+  const float* x = a.x;
+  int64_t n = a.n;
+  for (int64_t i = 0; i < a.out_n; i++) out[i] = 0.f;
   int nd = (int)shape.size();
   int64_t inner = nd ? shape[nd - 1] : 1, inner_stride = nd ? so[nd - 1] : 0;
-  if (inner == 0) return args.env().Undefined();
+  if (inner == 0) return;
   Broadcast bc;
   bc.nd = nd;
   for (int d = 0; d < nd; d++) bc.shape[d] = shape[d], bc.sa[d] = so[d], bc.sb[d] = 0;
@@ -192,70 +168,41 @@ PSTAL_OP(sum_to) {
       o[0] += (float)s;
     }
   }
-  return args.env().Undefined();
 }
 
-// unary_forward(kind, out, x, n)
-PSTAL_OP(unary_forward) {
-  int64_t kind = args.i64(0, "kind"), n = args.i64(3, "n");
-  PSTAL_CHECK(args, kind >= 0 && kind <= 8, "unknown unary kind " + std::to_string(kind));
-  float* out = args.buf(1, n, "out");
-  const float* x = args.buf(2, n, "x");
-  parallel_for(n, 1 << 14, [&](int64_t s, int64_t e) {
-    for (int64_t i = s; i < e; i++) out[i] = unary_f((int)kind, x[i]);
+int unary_kinds() { return UNARY_COUNT; }
+
+void unary_forward(const UnaryForward& a) {
+  switch (a.kind) {
+#define PSTAL_X(name, f, df) \
+  case UNARY_##name: return map_unary(a.out, a.x, a.n, [](float x) { return f; });
+    PSTAL_UNARY_CPU(PSTAL_X)
+#undef PSTAL_X
+  }
+}
+
+void unary_backward(const UnaryBackward& a) {
+  switch (a.kind) {
+#define PSTAL_X(name, f, df) \
+  case UNARY_##name:         \
+    return map_unary_backward(a.dx, a.dy, a.x, a.y, a.n, []([[maybe_unused]] float x, [[maybe_unused]] float y) { return df; });
+    PSTAL_UNARY_CPU(PSTAL_X)
+#undef PSTAL_X
+  }
+}
+
+void affine(const Affine& a) {
+  for (int64_t i = 0; i < a.n; i++) a.out[i] = a.alpha * a.x[i] + a.beta;
+}
+
+void axpy(const Axpy& a) {
+  for (int64_t i = 0; i < a.n; i++) a.y[i] += a.alpha * a.x[i];
+}
+
+void dropout(const Dropout& a) {
+  parallel_for(a.n, 1 << 14, [&](int64_t b, int64_t e) {
+    for (int64_t i = b; i < e; i++) a.out[i] = a.x[i] * dropout_scale(a.seed, (uint64_t)i, a.p);
   });
-  return args.env().Undefined();
-}
-
-// unary_backward(kind, dx, dy, x, y, n): dx = dy * f'(x)
-PSTAL_OP(unary_backward) {
-  int64_t kind = args.i64(0, "kind"), n = args.i64(5, "n");
-  PSTAL_CHECK(args, kind >= 0 && kind <= 8, "unknown unary kind " + std::to_string(kind));
-  float* dx = args.buf(1, n, "dx");
-  const float* dy = args.buf(2, n, "dy");
-  const float* x = args.buf(3, n, "x");
-  const float* y = args.buf(4, n, "y");
-  parallel_for(n, 1 << 14, [&](int64_t s, int64_t e) {
-    for (int64_t i = s; i < e; i++) dx[i] = dy[i] * unary_df((int)kind, x[i], y[i]);
-  });
-  return args.env().Undefined();
-}
-
-// affine(out, x, n, alpha, beta): out = alpha * x + beta (scalar arithmetic, scaling a gradient)
-PSTAL_OP(affine) {
-  int64_t n = args.i64(2, "n");
-  float alpha = (float)args.f64(3, "alpha"), beta = (float)args.f64(4, "beta");
-  float* out = args.buf(0, n, "out");
-  const float* x = args.buf(1, n, "x");
-  for (int64_t i = 0; i < n; i++) out[i] = alpha * x[i] + beta;
-  return args.env().Undefined();
-}
-
-// axpy(y, x, n, alpha): y += alpha * x (gradient accumulation, in place)
-PSTAL_OP(axpy) {
-  int64_t n = args.i64(2, "n");
-  float alpha = (float)args.f64(3, "alpha");
-  float* y = args.buf(0, n, "y");
-  const float* x = args.buf(1, n, "x");
-  for (int64_t i = 0; i < n; i++) y[i] += alpha * x[i];
-  return args.env().Undefined();
-}
-
-// dropout(out, x, n, p, seed): out = x * mask(seed), mask 0 w.p. p else 1/(1-p). The backward is the
-// same call on the gradient with the same seed (the mask is regenerated, never stored).
-PSTAL_OP(dropout) {
-  int64_t n = args.i64(2, "n");
-  double p = args.f64(3, "p");
-  double seed = args.f64(4, "seed");
-  PSTAL_CHECK(args, p >= 0 && p < 1, "p must be in [0, 1), received " + std::to_string(p));
-  float* out = args.buf(0, n, "out");
-  const float* x = args.buf(1, n, "x");
-  uint64_t s = (uint64_t)seed;
-  float pf = (float)p;
-  parallel_for(n, 1 << 14, [&](int64_t b, int64_t e) {
-    for (int64_t i = b; i < e; i++) out[i] = x[i] * dropout_scale(s, (uint64_t)i, pf);
-  });
-  return args.env().Undefined();
 }
 
 }  // namespace pstal

@@ -5,7 +5,8 @@
 //
 // op(X) = X or X^T; lda/ldb/ldc are row strides, so a column block of a wider matrix (one
 // attention head of [T, D]) is a valid operand. Our own kernel is always available; OpenBLAS is
-// used instead when PSTAL_GEMM=openblas (or set_gemm_impl) and libopenblas can be loaded.
+// used instead, for benchmarks only, in a build with PSTAL_BENCH_OPENBLAS=1 when PSTAL_GEMM=openblas
+// (or set_gemm_impl('openblas')) and libopenblas can be loaded.
 // ---------------------------------------------------------------------------------------------
 #pragma once
 #include <cstdint>
@@ -20,8 +21,8 @@ void sgemm(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float al
 void sgemm_serial(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float alpha, const float* A,
                   int64_t lda, const float* B, int64_t ldb, float beta, float* C, int64_t ldc);
 
-// "pstal" (ours) or "openblas"; returns false when OpenBLAS cannot be loaded.
-bool set_gemm_impl(const std::string& name);
+// "pstal" (ours) or "openblas" (benchmark builds only); returns false when it cannot be used.
+bool select_gemm_impl(const std::string& name);
 std::string gemm_impl();
 std::string gemm_kernel_name();  // "avx512" / "avx2" / "generic"
 

@@ -9,20 +9,15 @@
 #include <algorithm>
 #include <cmath>
 
-#include "common/op.h"
+#include "ops/loss.h"
 
 namespace pstal {
 
 enum Loss { BCE = 0, SMOOTH_L1 = 1, MSE = 2 };
 
 // loss_forward(kind, out, a, b, n, beta)   (BCE: a = p, b = target)
-PSTAL_OP(loss_forward) {
-  int64_t kind = args.i64(0, "kind"), n = args.i64(4, "n");
-  float beta = (float)args.f64(5, "beta");
-  PSTAL_CHECK(args, kind >= 0 && kind <= 2, "unknown loss kind " + std::to_string(kind));
-  float* out = args.buf(1, n, "out");
-  const float* a = args.buf(2, n, "a");
-  const float* b = args.buf(3, n, "b");
+void loss_forward(const LossForward& op) {
+  const auto& [kind, n, beta, out, a, b] = op;
   for (int64_t i = 0; i < n; i++) {
     if (kind == BCE) {
       float lp = std::max(std::log(a[i]), -100.f), lq = std::max(std::log(1.f - a[i]), -100.f);
@@ -32,18 +27,11 @@ PSTAL_OP(loss_forward) {
       out[i] = kind == MSE ? d * d : (ad < beta ? 0.5f * d * d / beta : ad - 0.5f * beta);
     }
   }
-  return args.env().Undefined();
 }
 
 // loss_backward(kind, da, dout, a, b, n, beta): gradient with respect to a (for b it is -da, except BCE)
-PSTAL_OP(loss_backward) {
-  int64_t kind = args.i64(0, "kind"), n = args.i64(5, "n");
-  float beta = (float)args.f64(6, "beta");
-  PSTAL_CHECK(args, kind >= 0 && kind <= 2, "unknown loss kind " + std::to_string(kind));
-  float* da = args.buf(1, n, "da");
-  const float* g = args.buf(2, n, "dout");
-  const float* a = args.buf(3, n, "a");
-  const float* b = args.buf(4, n, "b");
+void loss_backward(const LossBackward& op) {
+  const auto& [kind, n, beta, da, g, a, b] = op;
   for (int64_t i = 0; i < n; i++) {
     if (kind == BCE) {
       da[i] = g[i] * (a[i] - b[i]) / std::max((1.f - a[i]) * a[i], 1e-12f);
@@ -53,7 +41,6 @@ PSTAL_OP(loss_backward) {
       da[i] = g[i] * dd;
     }
   }
-  return args.env().Undefined();
 }
 
 }  // namespace pstal

@@ -21,9 +21,9 @@
 #include <utility>
 #include <vector>
 
-#include "common/op.h"
 #include "common/parallel.h"
-#include "cpu/postprocess.h"
+#include "common/postprocess.h"
+#include "ops/nms.h"
 
 #if defined(__clang__)
 #pragma clang fp contract(off)
@@ -37,11 +37,6 @@ namespace {
 using post::kRow;
 
 enum Method { kGaussian = 0, kLinear = 1, kHard = 2 };
-
-struct NmsParams {
-  int method;
-  double sigma, iou_thr, plus;  // plus: 1 for the "+1" convention, 0 for exact IoU
-};
 
 // Soft-NMS of one class's rows (indices into `rows`), written to out[0 .. n*4).
 void soft_nms_group(const double* rows, const std::vector<int64_t>& idx, const NmsParams& p, double* out) {
@@ -96,15 +91,8 @@ void soft_nms_group(const double* rows, const std::vector<int64_t>& idx, const N
 
 // soft_nms(rows Float64Array [n*4], method 0 gaussian | 1 linear | 2 hard, sigma, iou_thr, plus_one)
 //   -> Float64Array [n*4], grouped by class (first appearance), selection order within a class
-PSTAL_OP(soft_nms) {
-  int64_t len;
-  const double* rows = post::f64_array(args, 0, "rows", &len);
-  int64_t method = args.i64(1, "method");
-  NmsParams p{(int)method, args.f64(2, "sigma"), args.f64(3, "iou_thr"), args.flag(4, "plus_one") ? 1.0 : 0.0};
-  PSTAL_CHECK(args, method >= 0 && method <= 2, "method must be 0 (gaussian), 1 (linear) or 2 (hard)");
-  PSTAL_CHECK(args, std::isfinite(p.sigma) && p.sigma > 0, "sigma must be positive");
-  PSTAL_CHECK(args, std::isfinite(p.iou_thr) && p.iou_thr >= 0, "iou_thr must be a non-negative number");
-  const int64_t n = post::check_rows(args, rows, len, "rows");
+std::vector<double> soft_nms(const SoftNms& op) {
+  const auto& [rows, n, p] = op;
   auto groups = post::group_by_class(rows, n);
   std::vector<int64_t> offset(groups.size() + 1, 0);
   int64_t work = 0;
@@ -121,7 +109,7 @@ PSTAL_OP(soft_nms) {
     parallel_for((int64_t)groups.size(), 1, run);
   else
     run(0, (int64_t)groups.size());
-  return post::to_js(args.env(), out);
+  return out;
 }
 
 }  // namespace pstal

@@ -31,8 +31,8 @@
 #include <cmath>
 #include <vector>
 
-#include "common/op.h"
-#include "cpu/postprocess.h"
+#include "common/postprocess.h"
+#include "ops/proposals.h"
 
 // The formulas above are exact float64 operations; a fused multiply-add would change the last bit.
 #if defined(__clang__)
@@ -45,9 +45,6 @@ namespace pstal {
 namespace {
 
 using post::kRow;
-
-// numpy's arange(0, T, 1/scale) length.
-int64_t upsampled_length(int64_t T, double scale) { return (int64_t)std::ceil((double)T / (1.0 / scale)); }
 
 // Column `col` of x [T, C] upsampled into out[0..L) (see the file comment).
 void upsample_column(const float* x, int64_t T, int64_t C, int64_t col, double scale, int64_t L, double* out) {
@@ -68,10 +65,6 @@ void upsample_column(const float* x, int64_t T, int64_t C, int64_t col, double s
   }
 }
 
-struct OicParams {
-  double lambda, gamma, step_seconds;
-  bool any_quirk;
-};
 
 // Emits one row per run of `member` (mask over L steps) with scores measured on `seq`.
 void emit_runs(const uint8_t* member, const double* seq, int64_t L, double cls, double vid_score, const OicParams& p,
@@ -110,52 +103,22 @@ void emit_runs(const uint8_t* member, const double* seq, int64_t L, double cls, 
 }  // namespace
 
 // upsample_linear(x Float32Array [T*C], T, C, scale) -> Float64Array [L*C], L = T*scale
-PSTAL_OP(upsample_linear) {
-  int64_t n, T = args.i64(1, "T"), C = args.i64(2, "C");
-  double scale = args.f64(3, "scale");
-  const float* x = args.f32(0, "x", &n);
-  PSTAL_CHECK(args, T >= 1 && C >= 1, "need T >= 1 and C >= 1");
-  PSTAL_CHECK(args, n == T * C, "x holds " + std::to_string(n) + " values, expected T*C = " + std::to_string(T * C));
-  PSTAL_CHECK(args, std::isfinite(scale) && scale > 0, "scale must be positive");
-  int64_t L = upsampled_length(T, scale);
-  PSTAL_CHECK(args, L >= 1 && L <= (int64_t)1 << 31, "upsampled length out of range");
+std::vector<double> upsample_linear(const UpsampleLinear& op) {
+  const auto& [x, T, C, scale, L] = op;
   std::vector<double> col(L), out(L * C);
   for (int64_t c = 0; c < C; c++) {
     upsample_column(x, T, C, c, scale, L, col.data());
     for (int64_t i = 0; i < L; i++) out[i * C + c] = col[i];
   }
-  return post::to_js(args.env(), out);
+  return out;
 }
 
 // oic_proposals(cas Float32Array [T*C], agnostic Float32Array [T], T, C, classes Int32Array [K],
 //               vid_score Float32Array [C], cas_thresholds Float64Array, agnostic_thresholds
 //               Float64Array, lambda, gamma, scale, step_seconds, any_quirk)
 //   -> Float64Array of [start, end, class, score] rows (order: see the file comment)
-PSTAL_OP(oic_proposals) {
-  int64_t ncas, nagn, K, nvid, ncth, nath;
-  const float* cas = args.f32(0, "cas", &ncas);
-  const float* agnostic = args.f32(1, "agnostic", &nagn);
-  int64_t T = args.i64(2, "T"), C = args.i64(3, "C");
-  const int32_t* classes = args.i32(4, "classes", &K);
-  const float* vid = args.f32(5, "vid_score", &nvid);
-  const double* cth = post::f64_array(args, 6, "cas_thresholds", &ncth);
-  const double* ath = post::f64_array(args, 7, "agnostic_thresholds", &nath);
-  OicParams p{args.f64(8, "lambda"), args.f64(9, "gamma"), args.f64(11, "step_seconds"), args.flag(12, "any_quirk")};
-  double scale = args.f64(10, "scale");
-  PSTAL_CHECK(args, T >= 1 && C >= 1, "need T >= 1 and C >= 1");
-  PSTAL_CHECK(args, ncas == T * C, "cas holds " + std::to_string(ncas) + " values, expected T*C = " + std::to_string(T * C));
-  PSTAL_CHECK(args, nagn == T, "agnostic holds " + std::to_string(nagn) + " values, expected T = " + std::to_string(T));
-  PSTAL_CHECK(args, nvid == C, "vid_score holds " + std::to_string(nvid) + " values, expected C = " + std::to_string(C));
-  for (int64_t k = 0; k < K; k++)
-    PSTAL_CHECK(args, classes[k] >= 0 && classes[k] < C, "classes[" + std::to_string(k) + "] = " + std::to_string(classes[k]) + " is outside [0, C)");
-  for (int64_t i = 0; i < ncth; i++) PSTAL_CHECK(args, !std::isnan(cth[i]), "cas_thresholds has NaN");
-  for (int64_t i = 0; i < nath; i++) PSTAL_CHECK(args, !std::isnan(ath[i]), "agnostic_thresholds has NaN");
-  PSTAL_CHECK(args, std::isfinite(scale) && scale > 0, "scale must be positive");
-  PSTAL_CHECK(args, std::isfinite(p.lambda) && p.lambda >= 0, "lambda must be a non-negative number");
-  PSTAL_CHECK(args, std::isfinite(p.gamma), "gamma must be finite");
-  PSTAL_CHECK(args, std::isfinite(p.step_seconds) && p.step_seconds > 0, "step_seconds must be positive");
-  int64_t L = upsampled_length(T, scale);
-  PSTAL_CHECK(args, L >= 1 && L <= (int64_t)1 << 31, "upsampled length out of range");
+std::vector<double> oic_proposals(const OicProposals& op) {
+  const auto& [cas, agnostic, T, C, classes, K, vid, cth, ncth, ath, nath, p, scale, L] = op;
 
   // Upsampled class scores of the predicted classes [K, L] and the agnostic score [L].
   std::vector<double> up(K * L), agn(L), seq(L), band(L);
@@ -185,7 +148,7 @@ PSTAL_OP(oic_proposals) {
     for (int64_t k = 0; k < K; k++)
       emit_runs(member.data(), up.data() + k * L, L, (double)classes[k], (double)vid[classes[k]], p, band, rows);
   }
-  return post::to_js(args.env(), rows);
+  return rows;
 }
 
 }  // namespace pstal

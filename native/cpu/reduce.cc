@@ -9,22 +9,16 @@
 #include <numeric>
 #include <vector>
 
-#include "common/op.h"
 #include "common/parallel.h"
+#include "ops/reduce.h"
 
 namespace pstal {
 
-enum Reduce { SUM = 0, MEAN = 1, MAX = 2 };
 
 // reduce_forward(kind, out, argmax, x, outer, len, inner): argmax (a buffer of [outer, inner]
 // indices stored as floats) is written for MAX only and may be null otherwise.
-PSTAL_OP(reduce_forward) {
-  int64_t kind = args.i64(0, "kind"), outer = args.i64(4, "outer"), len = args.i64(5, "len"), inner = args.i64(6, "inner");
-  PSTAL_CHECK(args, kind >= 0 && kind <= 2, "unknown reduction " + std::to_string(kind));
-  PSTAL_CHECK(args, outer >= 0 && len >= 1 && inner >= 0, "cannot reduce an empty axis");
-  float* out = args.buf(1, outer * inner, "out");
-  float* arg = kind == MAX ? args.buf(2, outer * inner, "argmax") : nullptr;
-  const float* x = args.buf(3, outer * len * inner, "x");
+void reduce_forward(const ReduceForward& op) {
+  const auto& [kind, outer, len, inner, out, arg, x] = op;
   parallel_for(outer, 1, [&](int64_t o0, int64_t o1) {
     std::vector<double> acc((size_t)inner);
     for (int64_t o = o0; o < o1; o++) {
@@ -45,16 +39,11 @@ PSTAL_OP(reduce_forward) {
       }
     }
   });
-  return args.env().Undefined();
 }
 
 // reduce_backward(kind, dx, dy, argmax, outer, len, inner)
-PSTAL_OP(reduce_backward) {
-  int64_t kind = args.i64(0, "kind"), outer = args.i64(4, "outer"), len = args.i64(5, "len"), inner = args.i64(6, "inner");
-  PSTAL_CHECK(args, kind >= 0 && kind <= 2, "unknown reduction " + std::to_string(kind));
-  float* dx = args.buf(1, outer * len * inner, "dx");
-  const float* dy = args.buf(2, outer * inner, "dy");
-  const float* arg = kind == MAX ? args.buf(3, outer * inner, "argmax") : nullptr;
+void reduce_backward(const ReduceBackward& op) {
+  const auto& [kind, outer, len, inner, dx, dy, arg] = op;
   float scale = kind == MEAN ? 1.f / (float)len : 1.f;
   parallel_for(outer, 1, [&](int64_t o0, int64_t o1) {
     for (int64_t o = o0; o < o1; o++) {
@@ -69,17 +58,12 @@ PSTAL_OP(reduce_backward) {
       }
     }
   });
-  return args.env().Undefined();
 }
 
 // topk_mean_forward(out, index, x, T, C, k): out[c] = mean of the k largest x[:, c]; index [k, C]
 // keeps the rows chosen (as floats) for the backward. Ties keep the earlier row.
-PSTAL_OP(topk_mean_forward) {
-  int64_t T = args.i64(3, "T"), C = args.i64(4, "C"), k = args.i64(5, "k");
-  PSTAL_CHECK(args, T >= 1 && C >= 0 && k >= 1 && k <= T, "need 1 <= k <= T, received k=" + std::to_string(k) + " T=" + std::to_string(T));
-  float* out = args.buf(0, C, "out");
-  float* index = args.buf(1, k * C, "index");
-  const float* x = args.buf(2, T * C, "x");
+void topk_mean_forward(const TopkMeanForward& op) {
+  const auto& [T, C, k, out, index, x] = op;
   std::vector<int64_t> order((size_t)T);
   for (int64_t c = 0; c < C; c++) {
     std::iota(order.begin(), order.end(), 0);
@@ -91,20 +75,14 @@ PSTAL_OP(topk_mean_forward) {
     for (int64_t i = 0; i < k; i++) s += x[order[i] * C + c], index[i * C + c] = (float)order[i];
     out[c] = (float)(s / (double)k);
   }
-  return args.env().Undefined();
 }
 
 // topk_mean_backward(dx, dy, index, T, C, k)
-PSTAL_OP(topk_mean_backward) {
-  int64_t T = args.i64(3, "T"), C = args.i64(4, "C"), k = args.i64(5, "k");
-  PSTAL_CHECK(args, T >= 1 && k >= 1 && k <= T, "need 1 <= k <= T");
-  float* dx = args.buf(0, T * C, "dx");
-  const float* dy = args.buf(1, C, "dy");
-  const float* index = args.buf(2, k * C, "index");
+void topk_mean_backward(const TopkMeanBackward& op) {
+  const auto& [T, C, k, dx, dy, index] = op;
   std::fill(dx, dx + T * C, 0.f);
   for (int64_t i = 0; i < k; i++)
     for (int64_t c = 0; c < C; c++) dx[(int64_t)index[i * C + c] * C + c] += dy[c] / (float)k;
-  return args.env().Undefined();
 }
 
 }  // namespace pstal

@@ -10,28 +10,19 @@
 #include <algorithm>
 #include <cmath>
 
-#include "common/op.h"
 #include "common/parallel.h"
 #include "common/roi_geometry.h"
+#include "ops/roi_align.h"
 
 namespace pstal {
-using roi::check_finite_rois;
 using roi::geometry;
 using roi::interp;
 using roi::Sample;
 using RoiGeometry = roi::Geometry;
 
 // roi_align_forward(out, x, rois Float32Array [R*2], T, D, bins, sampling_ratio, aligned)
-PSTAL_OP(roi_align_forward) {
-  int64_t nr, T = args.i64(3, "T"), D = args.i64(4, "D"), bins = args.i64(5, "bins"), sr = args.i64(6, "sampling_ratio");
-  bool aligned = args.flag(7, "aligned");
-  const float* rois = args.f32(2, "rois", &nr);
-  PSTAL_CHECK(args, nr % 2 == 0, "rois must hold [start, end] pairs");
-  PSTAL_CHECK(args, T >= 1 && D >= 1 && bins >= 1, "need T >= 1, D >= 1, bins >= 1");
-  int64_t R = nr / 2;
-  check_finite_rois(args, rois, R);
-  float* out = args.buf(0, R * bins * D, "out");
-  const float* x = args.buf(1, T * D, "x");
+void roi_align_forward(const RoiAlignForward& op) {
+  const auto& [nr, T, D, bins, sr, aligned, rois, R, out, x] = op;
   parallel_for(R, 4, [&](int64_t r0, int64_t r1) {
     for (int64_t r = r0; r < r1; r++) {
       RoiGeometry g = geometry(rois[2 * r], rois[2 * r + 1], bins, sr, aligned);
@@ -51,19 +42,11 @@ PSTAL_OP(roi_align_forward) {
       }
     }
   });
-  return args.env().Undefined();
 }
 
 // roi_align_backward(dx, dy, rois, T, D, bins, sampling_ratio, aligned): dx [T, D] (overwritten)
-PSTAL_OP(roi_align_backward) {
-  int64_t nr, T = args.i64(3, "T"), D = args.i64(4, "D"), bins = args.i64(5, "bins"), sr = args.i64(6, "sampling_ratio");
-  bool aligned = args.flag(7, "aligned");
-  const float* rois = args.f32(2, "rois", &nr);
-  PSTAL_CHECK(args, nr % 2 == 0 && T >= 1 && D >= 1 && bins >= 1, "invalid roi_align geometry");
-  int64_t R = nr / 2;
-  check_finite_rois(args, rois, R);
-  float* dx = args.buf(0, T * D, "dx");
-  const float* dy = args.buf(1, R * bins * D, "dy");
+void roi_align_backward(const RoiAlignBackward& op) {
+  const auto& [nr, T, D, bins, sr, aligned, rois, R, dx, dy] = op;
   std::fill(dx, dx + T * D, 0.f);
   for (int64_t r = 0; r < R; r++) {
     RoiGeometry g = geometry(rois[2 * r], rois[2 * r + 1], bins, sr, aligned);
@@ -83,7 +66,6 @@ PSTAL_OP(roi_align_backward) {
       }
     }
   }
-  return args.env().Undefined();
 }
 
 }  // namespace pstal

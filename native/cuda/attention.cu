@@ -22,10 +22,10 @@
 #include <cstdint>
 #include <string>
 
-#include "common/op.h"
 #include "common/rng.h"
 #include "cuda/common.cuh"
 #include "cuda/gemm.h"
+#include "ops/attention.h"
 
 namespace pstal {
 namespace {
@@ -106,20 +106,11 @@ __global__ void softmax_dropout_backward_kernel(float* dP, const float* __restri
 }  // namespace
 
 // attention_forward(out, probs, q, k, v, L, D, H, dropout_p, seed)
-PSTAL_OP(attention_forward) {
-  int64_t L = args.i64(5, "L"), D = args.i64(6, "D"), H = args.i64(7, "heads");
-  double p = args.f64(8, "dropout_p");
-  uint64_t seed = (uint64_t)args.f64(9, "seed");
-  PSTAL_CHECK(args, L >= 1 && D >= 1 && H >= 1 && D % H == 0,
-              "heads (" + std::to_string(H) + ") must divide D (" + std::to_string(D) + ")");
-  PSTAL_CHECK(args, p >= 0 && p < 1, "dropout_p must be in [0, 1)");
-  float* out = args.buf(0, L * D, "out");
-  // probs may be null when no gradient is needed (inference): the scores then live in scratch.
-  cuda::DeviceScratch probs_scratch(args.has(1) ? 0 : (size_t)(H * L * L) * sizeof(float));
-  float* probs = args.has(1) ? args.buf(1, H * L * L, "probs") : probs_scratch.as<float>();
-  const float* q = args.buf(2, L * D, "q");
-  const float* k = args.buf(3, L * D, "k");
-  const float* v = args.buf(4, L * D, "v");
+void attention_forward(const AttentionForward& op) {
+  const auto& [L, D, H, p, seed, out, given_probs, q, k, v] = op;
+  // Without a probs buffer (inference) the scores live in scratch.
+  cuda::DeviceScratch probs_scratch(given_probs ? 0 : (size_t)(H * L * L) * sizeof(float));
+  float* probs = given_probs ? given_probs : probs_scratch.as<float>();
   const int64_t dh = D / H;
   const float scale = 1.f / std::sqrt((float)dh);
   const float pf = (float)p;
@@ -132,23 +123,11 @@ PSTAL_OP(attention_forward) {
   PSTAL_CUDA_LAUNCH();
   // O_h = Pd_h V_h, written into the column block of out.
   cuda::sgemm_strided_batched(false, false, L, dh, L, 1.f, drop ? pd : probs, L, L * L, v, D, dh, 0.f, out, D, dh, H);
-  return args.env().Undefined();
 }
 
 // attention_backward(dq, dk, dv, dout, probs, q, k, v, L, D, H, dropout_p, seed)
-PSTAL_OP(attention_backward) {
-  int64_t L = args.i64(8, "L"), D = args.i64(9, "D"), H = args.i64(10, "heads");
-  double p = args.f64(11, "dropout_p");
-  uint64_t seed = (uint64_t)args.f64(12, "seed");
-  PSTAL_CHECK(args, L >= 1 && D >= 1 && H >= 1 && D % H == 0, "heads must divide D");
-  float* dq = args.buf(0, L * D, "dq");
-  float* dk = args.buf(1, L * D, "dk");
-  float* dv = args.buf(2, L * D, "dv");
-  const float* dout = args.buf(3, L * D, "dout");
-  const float* probs = args.buf(4, H * L * L, "probs");
-  const float* q = args.buf(5, L * D, "q");
-  const float* k = args.buf(6, L * D, "k");
-  const float* v = args.buf(7, L * D, "v");
+void attention_backward(const AttentionBackward& op) {
+  const auto& [L, D, H, p, seed, dq, dk, dv, dout, probs, q, k, v] = op;
   const int64_t dh = D / H;
   const float scale = 1.f / std::sqrt((float)dh);
   const float pf = (float)p;
@@ -173,7 +152,6 @@ PSTAL_OP(attention_backward) {
   // dQ_h = dS_h K_h * scale, dK_h = dS_h^T Q_h * scale
   cuda::sgemm_strided_batched(false, false, L, dh, L, scale, work, L, L * L, k, D, dh, 0.f, dq, D, dh, H);
   cuda::sgemm_strided_batched(true, false, L, dh, L, scale, work, L, L * L, q, D, dh, 0.f, dk, D, dh, H);
-  return args.env().Undefined();
 }
 
 }  // namespace pstal

@@ -22,9 +22,9 @@
 #include <string>
 #include <vector>
 
-#include "common/op.h"
-#include "cpu/postprocess.h"
+#include "common/postprocess.h"
 #include "cuda/common.cuh"
+#include "ops/boundary.h"
 
 namespace pstal {
 namespace {
@@ -121,13 +121,9 @@ __global__ void __launch_bounds__(kThreads) boundary_adaptation_kernel(double* _
 }  // namespace
 
 // boundary_adaptation(rows Float64Array [n*4], iou_thr) -> Float64Array [n*4], input order
-PSTAL_OP(boundary_adaptation) {
-  int64_t len;
-  const double* rows = post::f64_array(args, 0, "rows", &len);
-  double thr = args.f64(1, "iou_thr");
-  PSTAL_CHECK(args, std::isfinite(thr) && thr >= 0 && thr < 1, "iou_thr must be in [0, 1)");
-  const int64_t n = post::check_rows(args, rows, len, "rows");
-  auto out = Napi::Float64Array::New(args.env(), (size_t)(n * kRow));
+std::vector<double> boundary_adaptation(const BoundaryAdaptation& op) {
+  const auto& [rows, n, thr] = op;
+  std::vector<double> out((size_t)(n * kRow));
   if (n == 0) return out;
   auto groups = post::group_by_class(rows, n);
   const int64_t G = (int64_t)groups.size();
@@ -167,7 +163,7 @@ PSTAL_OP(boundary_adaptation) {
   boundary_adaptation_kernel<<<blocks, kThreads, 0, st>>>(d_out.as<double>(), d_visited.as<uint8_t>(), d_list.as<int64_t>(),
                                                           d_iou.as<double>(), P);
   PSTAL_CUDA_LAUNCH();
-  cuda::download(out.Data(), d_out.as<double>(), n * kRow);
+  cuda::download(out.data(), d_out.as<double>(), n * kRow);
   return out;
 }
 

@@ -1,8 +1,9 @@
 // ---------------------------------------------------------------------------------------------
-// common.cuh: what every CUDA op file shares. The CUDA backend mirrors native/cpu/ file by file
-// and op by op (same PSTAL_OP names and argument order), so lib/ops calls `backend(device).op(...)`
-// without knowing which backend runs. NativeBuffer::data is a device pointer here (buffer.cu);
-// Args::buf checks sizes exactly as on the CPU and never dereferences it.
+// common.cuh: what every CUDA kernel file shares. The CUDA backend implements the kernels declared
+// in native/ops/<family>.h file by file (native/cuda/<family>.cu beside native/cpu/<family>.cc);
+// their arguments were read and checked once, in native/ops/<family>.cc, so lib/ops calls
+// `backend(device).op(...)` without knowing which backend runs. NativeBuffer::data is a device
+// pointer here (memory.cu), and argument checks never dereference it. Napi-free.
 //
 // - One stream for everything (stream()): ops are ordered without explicit synchronisation, and
 //   a host read (NativeBuffer.read, a scalar result) synchronises by copying on that stream.
@@ -18,7 +19,7 @@
 #include <cstdint>
 #include <string>
 
-#include "common/op.h"
+#include "common/error.h"
 
 namespace pstal {
 namespace cuda {
@@ -46,7 +47,7 @@ inline unsigned blocks_for(int64_t n, int threads = 256) {
   return (unsigned)b;
 }
 
-// Device memory from the caching allocator (buffer.cu). Sizes in bytes.
+// Device memory from the caching allocator (memory.cu). Sizes in bytes.
 void* device_alloc(size_t bytes);
 void device_free(void* p, size_t bytes);
 

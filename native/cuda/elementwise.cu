@@ -1,7 +1,7 @@
 // ---------------------------------------------------------------------------------------------
-// elementwise.cu: the CUDA twin of native/cpu/elementwise.cc (the readable reference): broadcasting
-// binary arithmetic, sum_to, unary functions with their derivatives, affine, axpy and dropout.
-// Same op names, argument order, checks and error messages as the CPU file.
+// elementwise.cu: the CUDA kernels of native/ops/elementwise.h, twins of native/cpu/elementwise.cc
+// (the readable reference): broadcasting binary arithmetic, sum_to, unary functions with their
+// derivatives, affine, axpy and dropout. Arguments are read and checked once, in ops/elementwise.cc.
 //
 // Invariants:
 // - Every kernel computes each output with the same float operations in the same order as the CPU
@@ -21,13 +21,25 @@
 
 #include "common/rng.h"
 #include "cuda/common.cuh"
+#include "ops/elementwise.h"
+
+// The unary functions, in kind order (lib/ops/elementwise.ts's UNARY; native/cpu/elementwise.cc's
+// PSTAL_UNARY_CPU is the reference): name, f(x), and f'(x) from the input x and the output y = f(x).
+#define PSTAL_UNARY_CUDA(X)                                                                           \
+  X(relu, x > 0.f ? x : 0.f, x > 0.f ? 1.f : 0.f)                                                     \
+  X(gelu, __fmul_rn(__fmul_rn(0.5f, x), __fadd_rn(1.f, erff(__fmul_rn(x, 0.70710678118654752f)))), gelu_df(x)) \
+  X(sigmoid, __fdiv_rn(1.f, __fadd_rn(1.f, expf(-x))), __fmul_rn(y, __fsub_rn(1.f, y)))               \
+  X(exp, expf(x), y)                                                                                  \
+  X(log, logf(x), __fdiv_rn(1.f, x))                                                                  \
+  X(tanh, tanhf(x), __fsub_rn(1.f, __fmul_rn(y, y)))                                                  \
+  X(neg, -x, -1.f)                                                                                    \
+  X(sqrt, sqrtf(x), __fdiv_rn(0.5f, y))                                                               \
+  X(abs, fabsf(x), x > 0.f ? 1.f : (x < 0.f ? -1.f : 0.f))
 
 namespace pstal {
 namespace {
 
 // ---- binary ---------------------------------------------------------------------------------
-
-enum Binary { ADD = 0, SUB = 1, MUL = 2, DIV = 3, MAXIMUM = 4, MINIMUM = 5 };
 
 template <int OP>
 __device__ __forceinline__ float apply(float a, float b) {
@@ -38,8 +50,6 @@ __device__ __forceinline__ float apply(float a, float b) {
   if (OP == MAXIMUM) return a > b ? a : b;
   return a < b ? a : b;
 }
-
-constexpr int MAX_DIMS = 8;
 
 // Output shape and operand strides (in output coordinates), right-aligned in the arrays: axis d of
 // nd lives at MAX_DIMS - nd + d, so the unrolled decode loops index them with constants (kept in
@@ -114,15 +124,6 @@ void binary_launch(float* out, const float* a, const float* b, const std::vector
   PSTAL_CUDA_LAUNCH();
 }
 
-int64_t span(const std::vector<int64_t>& shape, const std::vector<int64_t>& strides) {
-  int64_t m = 0;
-  for (size_t d = 0; d < shape.size(); d++) {
-    if (shape[d] == 0) return 0;
-    m += (shape[d] - 1) * strides[d];
-  }
-  return m + 1;
-}
-
 // ---- sum_to ---------------------------------------------------------------------------------
 // The CPU walks the rows of x (its last axis is a row) in order and adds each into the output.
 // Here one thread owns one output position (a tuple of kept coordinates) and walks the summed
@@ -130,7 +131,7 @@ int64_t span(const std::vector<int64_t>& shape, const std::vector<int64_t>& stri
 //   rows mode (last out stride 1): out[o + j] += x[row, j], in float, over rows.
 //   sums mode (otherwise):         out[o] += (float)(double sum of x[row, :]), over rows.
 
-struct SumTo {
+struct SumToPlan {
   int nk, nr;                                            // kept and summed axes (size-1 axes dropped)
   int64_t kshape[MAX_DIMS], kx[MAX_DIMS], ko[MAX_DIMS];  // kept: extent, x stride, out stride
   int64_t rshape[MAX_DIMS], rx[MAX_DIMS];                // summed: extent, x stride
@@ -141,7 +142,7 @@ struct SumTo {
 
 constexpr int SUM_TO_BATCH = 8;
 
-__global__ void sum_to_kernel(float* out, const float* x, SumTo st) {
+__global__ void sum_to_kernel(float* out, const float* x, SumToPlan st) {
   for (int64_t e = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; e < st.K; e += (int64_t)gridDim.x * blockDim.x) {
     int64_t rem = e, xo = 0, oo = 0;
 #pragma unroll
@@ -193,20 +194,27 @@ __global__ void sum_to_kernel(float* out, const float* x, SumTo st) {
 
 // ---- unary ----------------------------------------------------------------------------------
 
-enum Unary { RELU = 0, GELU = 1, SIGMOID = 2, EXP = 3, LOG = 4, TANH = 5, NEG = 6, SQRT = 7, ABS = 8 };
+enum UnaryKind {
+#define PSTAL_X(name, f, df) UNARY_##name,
+  PSTAL_UNARY_CUDA(PSTAL_X)
+#undef PSTAL_X
+  UNARY_COUNT
+};
+
+// d GELU(x) / dx = Phi(x) + x phi(x)
+__device__ __forceinline__ float gelu_df(float x) {
+  float cdf = __fmul_rn(0.5f, __fadd_rn(1.f, erff(__fmul_rn(x, 0.70710678118654752f))));
+  float pdf = __fmul_rn(0.39894228040143268f, expf(__fmul_rn(__fmul_rn(-0.5f, x), x)));
+  return __fadd_rn(cdf, __fmul_rn(x, pdf));
+}
 
 template <int KIND>
 __device__ __forceinline__ float unary_f(float x) {
   switch (KIND) {
-    case RELU: return x > 0.f ? x : 0.f;
-    case GELU: return __fmul_rn(__fmul_rn(0.5f, x), __fadd_rn(1.f, erff(__fmul_rn(x, 0.70710678118654752f))));
-    case SIGMOID: return __fdiv_rn(1.f, __fadd_rn(1.f, expf(-x)));
-    case EXP: return expf(x);
-    case LOG: return logf(x);
-    case TANH: return tanhf(x);
-    case NEG: return -x;
-    case SQRT: return sqrtf(x);
-    case ABS: return fabsf(x);
+#define PSTAL_X(name, f, df) \
+  case UNARY_##name: return f;
+    PSTAL_UNARY_CUDA(PSTAL_X)
+#undef PSTAL_X
   }
   return 0.f;
 }
@@ -215,19 +223,10 @@ __device__ __forceinline__ float unary_f(float x) {
 template <int KIND>
 __device__ __forceinline__ float unary_df(float x, float y) {
   switch (KIND) {
-    case RELU: return x > 0.f ? 1.f : 0.f;
-    case GELU: {
-      float cdf = __fmul_rn(0.5f, __fadd_rn(1.f, erff(__fmul_rn(x, 0.70710678118654752f))));
-      float pdf = __fmul_rn(0.39894228040143268f, expf(__fmul_rn(__fmul_rn(-0.5f, x), x)));
-      return __fadd_rn(cdf, __fmul_rn(x, pdf));
-    }
-    case SIGMOID: return __fmul_rn(y, __fsub_rn(1.f, y));
-    case EXP: return y;
-    case LOG: return __fdiv_rn(1.f, x);
-    case TANH: return __fsub_rn(1.f, __fmul_rn(y, y));
-    case NEG: return -1.f;
-    case SQRT: return __fdiv_rn(0.5f, y);
-    case ABS: return x > 0.f ? 1.f : (x < 0.f ? -1.f : 0.f);
+#define PSTAL_X(name, f, df) \
+  case UNARY_##name: return df;
+    PSTAL_UNARY_CUDA(PSTAL_X)
+#undef PSTAL_X
   }
   return 0.f;
 }
@@ -256,15 +255,10 @@ void unary_launch(bool backward, float* out, const float* a, const float* x, con
 // forward: out = f(a); backward: out = a * f'(x, y)
 void unary_dispatch(int kind, bool backward, float* out, const float* a, const float* x, const float* y, int64_t n) {
   switch (kind) {
-    case RELU: unary_launch<RELU>(backward, out, a, x, y, n); break;
-    case GELU: unary_launch<GELU>(backward, out, a, x, y, n); break;
-    case SIGMOID: unary_launch<SIGMOID>(backward, out, a, x, y, n); break;
-    case EXP: unary_launch<EXP>(backward, out, a, x, y, n); break;
-    case LOG: unary_launch<LOG>(backward, out, a, x, y, n); break;
-    case TANH: unary_launch<TANH>(backward, out, a, x, y, n); break;
-    case NEG: unary_launch<NEG>(backward, out, a, x, y, n); break;
-    case SQRT: unary_launch<SQRT>(backward, out, a, x, y, n); break;
-    default: unary_launch<ABS>(backward, out, a, x, y, n); break;
+#define PSTAL_X(name, f, df) \
+  case UNARY_##name: unary_launch<UNARY_##name>(backward, out, a, x, y, n); break;
+    PSTAL_UNARY_CUDA(PSTAL_X)
+#undef PSTAL_X
   }
 }
 
@@ -292,50 +286,27 @@ __global__ void dropout_kernel(float* out, const float* x, int64_t n, uint64_t s
 
 }  // namespace
 
-// ---- ops ------------------------------------------------------------------------------------
+// ---- kernels ----------------------------------------------------------------------------------
 
-// binary_forward(op, out, a, b, out_shape, a_strides, b_strides)
-PSTAL_OP(binary_forward) {
-  int64_t op = args.i64(0, "op");
-  std::vector<int64_t> shape = args.ints(4, "out_shape"), sa = args.ints(5, "a_strides"), sb = args.ints(6, "b_strides");
-  PSTAL_CHECK(args, op >= 0 && op <= 5, "unknown binary op " + std::to_string(op));
-  PSTAL_CHECK(args, shape.size() <= MAX_DIMS && sa.size() == shape.size() && sb.size() == shape.size(),
-              "shape and strides must have equal length <= 8");
-  int64_t n = 1;
-  for (int64_t s : shape) {
-    PSTAL_CHECK(args, s >= 0, "negative dimension in " + shape_str(shape));
-    n *= s;
+void binary_forward(const BinaryForward& a) {
+  switch (a.op) {
+    case ADD: binary_launch<ADD>(a.out, a.a, a.b, a.shape, a.sa, a.sb, a.n, a.span_a, a.span_b); break;
+    case SUB: binary_launch<SUB>(a.out, a.a, a.b, a.shape, a.sa, a.sb, a.n, a.span_a, a.span_b); break;
+    case MUL: binary_launch<MUL>(a.out, a.a, a.b, a.shape, a.sa, a.sb, a.n, a.span_a, a.span_b); break;
+    case DIV: binary_launch<DIV>(a.out, a.a, a.b, a.shape, a.sa, a.sb, a.n, a.span_a, a.span_b); break;
+    case MAXIMUM: binary_launch<MAXIMUM>(a.out, a.a, a.b, a.shape, a.sa, a.sb, a.n, a.span_a, a.span_b); break;
+    default: binary_launch<MINIMUM>(a.out, a.a, a.b, a.shape, a.sa, a.sb, a.n, a.span_a, a.span_b); break;
   }
-  int64_t span_a = span(shape, sa), span_b = span(shape, sb);
-  float* out = args.buf(1, n, "out");
-  const float* a = args.buf(2, span_a, "a");
-  const float* b = args.buf(3, span_b, "b");
-  if (n == 0) return args.env().Undefined();
-  switch (op) {
-    case ADD: binary_launch<ADD>(out, a, b, shape, sa, sb, n, span_a, span_b); break;
-    case SUB: binary_launch<SUB>(out, a, b, shape, sa, sb, n, span_a, span_b); break;
-    case MUL: binary_launch<MUL>(out, a, b, shape, sa, sb, n, span_a, span_b); break;
-    case DIV: binary_launch<DIV>(out, a, b, shape, sa, sb, n, span_a, span_b); break;
-    case MAXIMUM: binary_launch<MAXIMUM>(out, a, b, shape, sa, sb, n, span_a, span_b); break;
-    default: binary_launch<MINIMUM>(out, a, b, shape, sa, sb, n, span_a, span_b); break;
-  }
-  return args.env().Undefined();
 }
 
-// sum_to(out, x, x_shape, out_strides): out (zeroed here) += x summed over axes where out_strides is 0.
-PSTAL_OP(sum_to) {
-  std::vector<int64_t> shape = args.ints(2, "x_shape"), so = args.ints(3, "out_strides");
-  PSTAL_CHECK(args, shape.size() == so.size() && shape.size() <= MAX_DIMS, "shape and strides must have equal length <= 8");
-  int64_t n = 1;
-  for (int64_t s : shape) n *= s;
-  int64_t out_n = span(shape, so);
-  float* out = args.buf(0, out_n, "out");
-  const float* x = args.buf(1, n, "x");
-  if (out_n > 0) PSTAL_CUDA_CHECK(cudaMemsetAsync(out, 0, (size_t)out_n * sizeof(float), cuda::stream()));
+void sum_to(const SumTo& a) {
+  const std::vector<int64_t>& shape = a.shape;
+  const std::vector<int64_t>& so = a.so;
+  if (a.out_n > 0) PSTAL_CUDA_CHECK(cudaMemsetAsync(a.out, 0, (size_t)a.out_n * sizeof(float), cuda::stream()));
   int nd = (int)shape.size();
   int64_t inner = nd ? shape[nd - 1] : 1, inner_stride = nd ? so[nd - 1] : 0;
-  if (inner == 0 || n <= 0) return args.env().Undefined();
-  SumTo st{};
+  if (inner == 0 || a.n <= 0) return;
+  SumToPlan st{};
   st.rows_mode = inner_stride == 1;
   st.inner = st.rows_mode ? 1 : inner;
   int walked = st.rows_mode ? nd : nd - 1;  // sums mode: the last axis is summed inside each row
@@ -354,76 +325,30 @@ PSTAL_OP(sum_to) {
       st.R *= shape[d];
     }
   }
-  sum_to_kernel<<<cuda::blocks_for(st.K), 256, 0, cuda::stream()>>>(out, x, st);
+  sum_to_kernel<<<cuda::blocks_for(st.K), 256, 0, cuda::stream()>>>(a.out, a.x, st);
   PSTAL_CUDA_LAUNCH();
-  return args.env().Undefined();
 }
 
-// unary_forward(kind, out, x, n)
-PSTAL_OP(unary_forward) {
-  int64_t kind = args.i64(0, "kind"), n = args.i64(3, "n");
-  PSTAL_CHECK(args, kind >= 0 && kind <= 8, "unknown unary kind " + std::to_string(kind));
-  float* out = args.buf(1, n, "out");
-  const float* x = args.buf(2, n, "x");
-  if (n > 0) unary_dispatch((int)kind, false, out, x, nullptr, nullptr, n);
-  return args.env().Undefined();
+int unary_kinds() { return UNARY_COUNT; }
+
+void unary_forward(const UnaryForward& a) { unary_dispatch(a.kind, false, a.out, a.x, nullptr, nullptr, a.n); }
+
+void unary_backward(const UnaryBackward& a) { unary_dispatch(a.kind, true, a.dx, a.dy, a.x, a.y, a.n); }
+
+void affine(const Affine& a) {
+  affine_kernel<<<cuda::blocks_for(a.n), 256, 0, cuda::stream()>>>(a.out, a.x, a.n, a.alpha, a.beta);
+  PSTAL_CUDA_LAUNCH();
 }
 
-// unary_backward(kind, dx, dy, x, y, n): dx = dy * f'(x)
-PSTAL_OP(unary_backward) {
-  int64_t kind = args.i64(0, "kind"), n = args.i64(5, "n");
-  PSTAL_CHECK(args, kind >= 0 && kind <= 8, "unknown unary kind " + std::to_string(kind));
-  float* dx = args.buf(1, n, "dx");
-  const float* dy = args.buf(2, n, "dy");
-  const float* x = args.buf(3, n, "x");
-  const float* y = args.buf(4, n, "y");
-  if (n > 0) unary_dispatch((int)kind, true, dx, dy, x, y, n);
-  return args.env().Undefined();
+void axpy(const Axpy& a) {
+  axpy_kernel<<<cuda::blocks_for(a.n), 256, 0, cuda::stream()>>>(a.y, a.x, a.n, a.alpha);
+  PSTAL_CUDA_LAUNCH();
 }
 
-// affine(out, x, n, alpha, beta): out = alpha * x + beta (scalar arithmetic, scaling a gradient)
-PSTAL_OP(affine) {
-  int64_t n = args.i64(2, "n");
-  float alpha = (float)args.f64(3, "alpha"), beta = (float)args.f64(4, "beta");
-  float* out = args.buf(0, n, "out");
-  const float* x = args.buf(1, n, "x");
-  if (n > 0) {
-    affine_kernel<<<cuda::blocks_for(n), 256, 0, cuda::stream()>>>(out, x, n, alpha, beta);
-    PSTAL_CUDA_LAUNCH();
-  }
-  return args.env().Undefined();
-}
-
-// axpy(y, x, n, alpha): y += alpha * x (gradient accumulation, in place)
-PSTAL_OP(axpy) {
-  int64_t n = args.i64(2, "n");
-  float alpha = (float)args.f64(3, "alpha");
-  float* y = args.buf(0, n, "y");
-  const float* x = args.buf(1, n, "x");
-  if (n > 0) {
-    axpy_kernel<<<cuda::blocks_for(n), 256, 0, cuda::stream()>>>(y, x, n, alpha);
-    PSTAL_CUDA_LAUNCH();
-  }
-  return args.env().Undefined();
-}
-
-// dropout(out, x, n, p, seed): out = x * mask(seed), mask 0 w.p. p else 1/(1-p). The backward is the
-// same call on the gradient with the same seed (the mask is regenerated, never stored).
-PSTAL_OP(dropout) {
-  int64_t n = args.i64(2, "n");
-  double p = args.f64(3, "p");
-  double seed = args.f64(4, "seed");
-  PSTAL_CHECK(args, p >= 0 && p < 1, "p must be in [0, 1), received " + std::to_string(p));
-  float* out = args.buf(0, n, "out");
-  const float* x = args.buf(1, n, "x");
-  uint64_t s = (uint64_t)seed;
-  float pf = (float)p;
-  float keep = 1.f / (1.f - pf);
-  if (n > 0) {
-    dropout_kernel<<<cuda::blocks_for(n), 256, 0, cuda::stream()>>>(out, x, n, s, pf, keep);
-    PSTAL_CUDA_LAUNCH();
-  }
-  return args.env().Undefined();
+void dropout(const Dropout& a) {
+  float keep = 1.f / (1.f - a.p);
+  dropout_kernel<<<cuda::blocks_for(a.n), 256, 0, cuda::stream()>>>(a.out, a.x, a.n, a.seed, a.p, keep);
+  PSTAL_CUDA_LAUNCH();
 }
 
 }  // namespace pstal

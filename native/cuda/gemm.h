@@ -1,5 +1,5 @@
 // ---------------------------------------------------------------------------------------------
-// gemm.h: the CUDA backend's float32 matrix multiplies, through cuBLAS (gemm.cu is the only file
+// gemm.h: the CUDA backend's float32 matrix multiplies, through cuBLAS (matmul.cu is the only file
 // that includes cuBLAS, so every other .cu compiles where the toolkit has no cuBLAS).
 //
 // Same contract as native/cpu/gemm.h, row-major throughout:

@@ -5,7 +5,7 @@
 //   BCE       l = -(y log p + (1 - y) log(1 - p)), each log clamped at -100 as PyTorch does
 //   smooth L1 l = 0.5 d^2 / beta if |d| < beta else |d| - 0.5 beta, d = a - b
 //   MSE       l = d^2
-// Same op names, argument order, checks and error messages as the CPU file. Float operations are
+// Arguments are read and checked once, in native/ops/. Float operations are
 // the CPU's in the CPU's order (no FMA contraction); clamps use the CPU's std::max semantics (a NaN
 // first argument passes through). BCE's logf is CUDA's, within 1 ulp of glibc's.
 // ---------------------------------------------------------------------------------------------
@@ -13,6 +13,7 @@
 #include <string>
 
 #include "cuda/common.cuh"
+#include "ops/loss.h"
 
 namespace pstal {
 namespace {
@@ -54,14 +55,9 @@ __global__ void loss_backward_kernel(float* da, const float* g, const float* a, 
 }  // namespace
 
 // loss_forward(kind, out, a, b, n, beta)   (BCE: a = p, b = target)
-PSTAL_OP(loss_forward) {
-  int64_t kind = args.i64(0, "kind"), n = args.i64(4, "n");
-  float beta = (float)args.f64(5, "beta");
-  PSTAL_CHECK(args, kind >= 0 && kind <= 2, "unknown loss kind " + std::to_string(kind));
-  float* out = args.buf(1, n, "out");
-  const float* a = args.buf(2, n, "a");
-  const float* b = args.buf(3, n, "b");
-  if (n <= 0) return args.env().Undefined();
+void loss_forward(const LossForward& op) {
+  const auto& [kind, n, beta, out, a, b] = op;
+  if (n <= 0) return;
   unsigned grid = cuda::blocks_for(n);
   if (kind == BCE)
     loss_forward_kernel<BCE><<<grid, 256, 0, cuda::stream()>>>(out, a, b, n, beta);
@@ -70,19 +66,12 @@ PSTAL_OP(loss_forward) {
   else
     loss_forward_kernel<MSE><<<grid, 256, 0, cuda::stream()>>>(out, a, b, n, beta);
   PSTAL_CUDA_LAUNCH();
-  return args.env().Undefined();
 }
 
 // loss_backward(kind, da, dout, a, b, n, beta): gradient with respect to a (for b it is -da, except BCE)
-PSTAL_OP(loss_backward) {
-  int64_t kind = args.i64(0, "kind"), n = args.i64(5, "n");
-  float beta = (float)args.f64(6, "beta");
-  PSTAL_CHECK(args, kind >= 0 && kind <= 2, "unknown loss kind " + std::to_string(kind));
-  float* da = args.buf(1, n, "da");
-  const float* g = args.buf(2, n, "dout");
-  const float* a = args.buf(3, n, "a");
-  const float* b = args.buf(4, n, "b");
-  if (n <= 0) return args.env().Undefined();
+void loss_backward(const LossBackward& op) {
+  const auto& [kind, n, beta, da, g, a, b] = op;
+  if (n <= 0) return;
   unsigned grid = cuda::blocks_for(n);
   if (kind == BCE)
     loss_backward_kernel<BCE><<<grid, 256, 0, cuda::stream()>>>(da, g, a, b, n, beta);
@@ -91,7 +80,6 @@ PSTAL_OP(loss_backward) {
   else
     loss_backward_kernel<MSE><<<grid, 256, 0, cuda::stream()>>>(da, g, a, b, n, beta);
   PSTAL_CUDA_LAUNCH();
-  return args.env().Undefined();
 }
 
 }  // namespace pstal

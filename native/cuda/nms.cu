@@ -24,9 +24,9 @@
 #include <string>
 #include <vector>
 
-#include "common/op.h"
-#include "cpu/postprocess.h"
+#include "common/postprocess.h"
 #include "cuda/common.cuh"
+#include "ops/nms.h"
 
 namespace pstal {
 namespace {
@@ -34,11 +34,6 @@ namespace {
 using post::kRow;
 
 enum Method { kGaussian = 0, kLinear = 1, kHard = 2 };
-
-struct NmsParams {
-  int method;
-  double sigma, iou_thr, plus;  // plus: 1 for the "+1" convention, 0 for exact IoU
-};
 
 constexpr int kThreads = 512, kWarps = kThreads / 32;
 constexpr int64_t kNone = INT64_MAX;
@@ -150,16 +145,9 @@ __global__ void __launch_bounds__(kThreads) soft_nms_kernel(double* __restrict__
 
 // soft_nms(rows Float64Array [n*4], method 0 gaussian | 1 linear | 2 hard, sigma, iou_thr, plus_one)
 //   -> Float64Array [n*4], grouped by class (first appearance), selection order within a class
-PSTAL_OP(soft_nms) {
-  int64_t len;
-  const double* rows = post::f64_array(args, 0, "rows", &len);
-  int64_t method = args.i64(1, "method");
-  NmsParams p{(int)method, args.f64(2, "sigma"), args.f64(3, "iou_thr"), args.flag(4, "plus_one") ? 1.0 : 0.0};
-  PSTAL_CHECK(args, method >= 0 && method <= 2, "method must be 0 (gaussian), 1 (linear) or 2 (hard)");
-  PSTAL_CHECK(args, std::isfinite(p.sigma) && p.sigma > 0, "sigma must be positive");
-  PSTAL_CHECK(args, std::isfinite(p.iou_thr) && p.iou_thr >= 0, "iou_thr must be a non-negative number");
-  const int64_t n = post::check_rows(args, rows, len, "rows");
-  auto out = Napi::Float64Array::New(args.env(), (size_t)(n * kRow));
+std::vector<double> soft_nms(const SoftNms& op) {
+  const auto& [rows, n, p] = op;
+  std::vector<double> out((size_t)(n * kRow));
   if (n == 0) return out;
   auto groups = post::group_by_class(rows, n);
   const int64_t G = (int64_t)groups.size();
@@ -187,7 +175,7 @@ PSTAL_OP(soft_nms) {
   soft_nms_kernel<<<blocks, kThreads, 0, cuda::stream()>>>(d_out.as<double>(), st, st + n, st + 2 * n, st + 3 * n,
                                                             d_offsets.as<int64_t>(), d_cls.as<double>(), G, p);
   PSTAL_CUDA_LAUNCH();
-  cuda::download(out.Data(), d_out.as<double>(), n * kRow);
+  cuda::download(out.data(), d_out.as<double>(), n * kRow);
   return out;
 }
 

@@ -25,9 +25,9 @@
 #include <string>
 #include <vector>
 
-#include "common/op.h"
-#include "cpu/postprocess.h"
+#include "common/postprocess.h"
 #include "cuda/common.cuh"
+#include "ops/proposals.h"
 
 namespace pstal {
 namespace {
@@ -35,9 +35,6 @@ namespace {
 using post::kRow;
 
 constexpr int kThreads = 256, kWarps = kThreads / 32;
-
-// numpy's arange(0, T, 1/scale) length (the CPU's upsampled_length).
-int64_t upsampled_length(int64_t T, double scale) { return (int64_t)std::ceil((double)T / (1.0 / scale)); }
 
 unsigned capped_blocks(int64_t n) {
   if (n < 1) n = 1;
@@ -287,22 +284,15 @@ __global__ void __launch_bounds__(kThreads) emit_runs_kernel(double* __restrict_
 }  // namespace
 
 // upsample_linear(x Float32Array [T*C], T, C, scale) -> Float64Array [L*C], L = T*scale
-PSTAL_OP(upsample_linear) {
-  int64_t n, T = args.i64(1, "T"), C = args.i64(2, "C");
-  double scale = args.f64(3, "scale");
-  const float* x = args.f32(0, "x", &n);
-  PSTAL_CHECK(args, T >= 1 && C >= 1, "need T >= 1 and C >= 1");
-  PSTAL_CHECK(args, n == T * C, "x holds " + std::to_string(n) + " values, expected T*C = " + std::to_string(T * C));
-  PSTAL_CHECK(args, std::isfinite(scale) && scale > 0, "scale must be positive");
-  int64_t L = upsampled_length(T, scale);
-  PSTAL_CHECK(args, L >= 1 && L <= (int64_t)1 << 31, "upsampled length out of range");
+std::vector<double> upsample_linear(const UpsampleLinear& op) {
+  const auto& [x, T, C, scale, L] = op;
   cuda::DeviceScratch dx = cuda::upload(x, T * C);
   cuda::DeviceScratch dout((size_t)(L * C) * sizeof(double));
   upsample_interleaved_kernel<<<cuda::blocks_for(L * C), kThreads, 0, cuda::stream()>>>(dout.as<double>(), dx.as<float>(), T, C,
                                                                                           1.0 / scale, L);
   PSTAL_CUDA_LAUNCH();
-  auto out = Napi::Float64Array::New(args.env(), (size_t)(L * C));
-  cuda::download(out.Data(), dout.as<double>(), L * C);
+  std::vector<double> out((size_t)(L * C));
+  cuda::download(out.data(), dout.as<double>(), L * C);
   return out;
 }
 
@@ -310,35 +300,13 @@ PSTAL_OP(upsample_linear) {
 //               vid_score Float32Array [C], cas_thresholds Float64Array, agnostic_thresholds
 //               Float64Array, lambda, gamma, scale, step_seconds, any_quirk)
 //   -> Float64Array of [start, end, class, score] rows (order: see native/cpu/proposals.cc)
-PSTAL_OP(oic_proposals) {
-  int64_t ncas, nagn, K, nvid, ncth, nath;
-  const float* cas = args.f32(0, "cas", &ncas);
-  const float* agnostic = args.f32(1, "agnostic", &nagn);
-  int64_t T = args.i64(2, "T"), C = args.i64(3, "C");
-  const int32_t* classes = args.i32(4, "classes", &K);
-  const float* vid = args.f32(5, "vid_score", &nvid);
-  const double* cth = post::f64_array(args, 6, "cas_thresholds", &ncth);
-  const double* ath = post::f64_array(args, 7, "agnostic_thresholds", &nath);
-  const double lambda = args.f64(8, "lambda"), gamma = args.f64(9, "gamma"), step_seconds = args.f64(11, "step_seconds");
-  const bool any_quirk = args.flag(12, "any_quirk");
-  double scale = args.f64(10, "scale");
-  PSTAL_CHECK(args, T >= 1 && C >= 1, "need T >= 1 and C >= 1");
-  PSTAL_CHECK(args, ncas == T * C, "cas holds " + std::to_string(ncas) + " values, expected T*C = " + std::to_string(T * C));
-  PSTAL_CHECK(args, nagn == T, "agnostic holds " + std::to_string(nagn) + " values, expected T = " + std::to_string(T));
-  PSTAL_CHECK(args, nvid == C, "vid_score holds " + std::to_string(nvid) + " values, expected C = " + std::to_string(C));
-  for (int64_t k = 0; k < K; k++)
-    PSTAL_CHECK(args, classes[k] >= 0 && classes[k] < C, "classes[" + std::to_string(k) + "] = " + std::to_string(classes[k]) + " is outside [0, C)");
-  for (int64_t i = 0; i < ncth; i++) PSTAL_CHECK(args, !std::isnan(cth[i]), "cas_thresholds has NaN");
-  for (int64_t i = 0; i < nath; i++) PSTAL_CHECK(args, !std::isnan(ath[i]), "agnostic_thresholds has NaN");
-  PSTAL_CHECK(args, std::isfinite(scale) && scale > 0, "scale must be positive");
-  PSTAL_CHECK(args, std::isfinite(lambda) && lambda >= 0, "lambda must be a non-negative number");
-  PSTAL_CHECK(args, std::isfinite(gamma), "gamma must be finite");
-  PSTAL_CHECK(args, std::isfinite(step_seconds) && step_seconds > 0, "step_seconds must be positive");
-  int64_t L = upsampled_length(T, scale);
-  PSTAL_CHECK(args, L >= 1 && L <= (int64_t)1 << 31, "upsampled length out of range");
+std::vector<double> oic_proposals(const OicProposals& op) {
+  const auto& [cas, agnostic, T, C, classes, K, vid, cth, ncth, ath, nath, p, scale, L] = op;
+  const double lambda = p.lambda, gamma = p.gamma, step_seconds = p.step_seconds;
+  const bool any_quirk = p.any_quirk;
 
   const int64_t pairs = (ncth + nath) * K;
-  if (pairs == 0) return Napi::Float64Array::New(args.env(), 0);
+  if (pairs == 0) return {};
   cudaStream_t st = cuda::stream();
 
   // Small per-call tables, on the host until uploaded (they outlive the final download).
@@ -373,7 +341,7 @@ PSTAL_OP(oic_proposals) {
   cuda::download(offsets.data() + 1, d_counts.as<int64_t>(), pairs);
   for (int64_t p = 0; p < pairs; p++) offsets[(size_t)p + 1] += offsets[(size_t)p];
   const int64_t total = offsets[(size_t)pairs];
-  auto out = Napi::Float64Array::New(args.env(), (size_t)(total * kRow));
+  std::vector<double> out((size_t)(total * kRow));
   if (total == 0) return out;
 
   // 3. Rows in place.
@@ -381,7 +349,7 @@ PSTAL_OP(oic_proposals) {
   cuda::DeviceScratch d_rows((size_t)(total * kRow) * sizeof(double));
   emit_runs_kernel<<<capped_blocks(pairs), kThreads, 0, st>>>(d_rows.as<double>(), d_offsets.as<int64_t>(), P);
   PSTAL_CUDA_LAUNCH();
-  cuda::download(out.Data(), d_rows.as<double>(), total * kRow);
+  cuda::download(out.data(), d_rows.as<double>(), total * kRow);
   return out;
 }
 

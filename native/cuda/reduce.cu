@@ -23,11 +23,11 @@
 #include <string>
 
 #include "cuda/common.cuh"
+#include "ops/reduce.h"
 
 namespace pstal {
 namespace {
 
-enum Reduce { SUM = 0, MEAN = 1, MAX = 2 };
 
 constexpr int64_t MAX_GRID = 65535 * 8;
 
@@ -279,69 +279,48 @@ __global__ void topk_backward_kernel(float* dx, const float* dy, const float* in
 
 // reduce_forward(kind, out, argmax, x, outer, len, inner): argmax (a buffer of [outer, inner]
 // indices stored as floats) is written for MAX only and may be null otherwise.
-PSTAL_OP(reduce_forward) {
-  int64_t kind = args.i64(0, "kind"), outer = args.i64(4, "outer"), len = args.i64(5, "len"), inner = args.i64(6, "inner");
-  PSTAL_CHECK(args, kind >= 0 && kind <= 2, "unknown reduction " + std::to_string(kind));
-  PSTAL_CHECK(args, outer >= 0 && len >= 1 && inner >= 0, "cannot reduce an empty axis");
-  float* out = args.buf(1, outer * inner, "out");
-  float* arg = kind == MAX ? args.buf(2, outer * inner, "argmax") : nullptr;
-  const float* x = args.buf(3, outer * len * inner, "x");
-  if (outer * inner == 0) return args.env().Undefined();
+void reduce_forward(const ReduceForward& op) {
+  const auto& [kind, outer, len, inner, out, arg, x] = op;
+  if (outer * inner == 0) return;
   double scale = kind == MEAN ? 1.0 / (double)len : 1.0;
   if (kind == MAX)
     reduce_launch<MAX>(out, arg, x, outer, len, inner, scale);
   else
     reduce_launch<SUM>(out, arg, x, outer, len, inner, scale);
-  return args.env().Undefined();
 }
 
 // reduce_backward(kind, dx, dy, argmax, outer, len, inner)
-PSTAL_OP(reduce_backward) {
-  int64_t kind = args.i64(0, "kind"), outer = args.i64(4, "outer"), len = args.i64(5, "len"), inner = args.i64(6, "inner");
-  PSTAL_CHECK(args, kind >= 0 && kind <= 2, "unknown reduction " + std::to_string(kind));
-  float* dx = args.buf(1, outer * len * inner, "dx");
-  const float* dy = args.buf(2, outer * inner, "dy");
-  const float* arg = kind == MAX ? args.buf(3, outer * inner, "argmax") : nullptr;
+void reduce_backward(const ReduceBackward& op) {
+  const auto& [kind, outer, len, inner, dx, dy, arg] = op;
   float scale = kind == MEAN ? 1.f / (float)len : 1.f;
-  if (outer <= 0 || len <= 0 || inner <= 0) return args.env().Undefined();
+  if (outer <= 0 || len <= 0 || inner <= 0) return;
   int64_t n = outer * len * inner;
   if (kind == MAX)
     reduce_backward_kernel<MAX><<<cuda::blocks_for(n), 256, 0, cuda::stream()>>>(dx, dy, arg, outer, len, inner, scale);
   else
     reduce_backward_kernel<SUM><<<cuda::blocks_for(n), 256, 0, cuda::stream()>>>(dx, dy, arg, outer, len, inner, scale);
   PSTAL_CUDA_LAUNCH();
-  return args.env().Undefined();
 }
 
 // topk_mean_forward(out, index, x, T, C, k): out[c] = mean of the k largest x[:, c]; index [k, C]
 // keeps the rows chosen (as floats) for the backward. Ties keep the earlier row.
-PSTAL_OP(topk_mean_forward) {
-  int64_t T = args.i64(3, "T"), C = args.i64(4, "C"), k = args.i64(5, "k");
-  PSTAL_CHECK(args, T >= 1 && C >= 0 && k >= 1 && k <= T, "need 1 <= k <= T, received k=" + std::to_string(k) + " T=" + std::to_string(T));
-  float* out = args.buf(0, C, "out");
-  float* index = args.buf(1, k * C, "index");
-  const float* x = args.buf(2, T * C, "x");
-  if (C == 0) return args.env().Undefined();
+void topk_mean_forward(const TopkMeanForward& op) {
+  const auto& [T, C, k, out, index, x] = op;
+  if (C == 0) return;
   int64_t tiles = (T + TOPK_THREADS - 1) / TOPK_THREADS;
   topk_rank_kernel<<<grid_for_blocks(C * tiles), TOPK_THREADS, 0, cuda::stream()>>>(index, x, T, C, k, tiles);
   PSTAL_CUDA_LAUNCH();
   topk_sum_kernel<<<grid_for_blocks(C), TOPK_THREADS, 0, cuda::stream()>>>(out, index, x, T, C, k);
   PSTAL_CUDA_LAUNCH();
-  return args.env().Undefined();
 }
 
 // topk_mean_backward(dx, dy, index, T, C, k)
-PSTAL_OP(topk_mean_backward) {
-  int64_t T = args.i64(3, "T"), C = args.i64(4, "C"), k = args.i64(5, "k");
-  PSTAL_CHECK(args, T >= 1 && k >= 1 && k <= T, "need 1 <= k <= T");
-  float* dx = args.buf(0, T * C, "dx");
-  const float* dy = args.buf(1, C, "dy");
-  const float* index = args.buf(2, k * C, "index");
-  if (C <= 0) return args.env().Undefined();
+void topk_mean_backward(const TopkMeanBackward& op) {
+  const auto& [T, C, k, dx, dy, index] = op;
+  if (C <= 0) return;
   PSTAL_CUDA_CHECK(cudaMemsetAsync(dx, 0, (size_t)(T * C) * sizeof(float), cuda::stream()));
   topk_backward_kernel<<<cuda::blocks_for(k * C), 256, 0, cuda::stream()>>>(dx, dy, index, T, C, k);
   PSTAL_CUDA_LAUNCH();
-  return args.env().Undefined();
 }
 
 }  // namespace pstal

@@ -23,9 +23,9 @@
 #include <string>
 #include <vector>
 
-#include "common/op.h"
 #include "common/roi_geometry.h"
 #include "cuda/common.cuh"
+#include "ops/roi_align.h"
 
 namespace pstal {
 namespace {
@@ -81,47 +81,29 @@ __global__ void roi_align_backward_kernel(float* dx, const float* __restrict__ d
 
 }  // namespace
 
-using roi::check_finite_rois;
 
 // roi_align_forward(out, x, rois Float32Array [R*2], T, D, bins, sampling_ratio, aligned)
-PSTAL_OP(roi_align_forward) {
-  int64_t nr, T = args.i64(3, "T"), D = args.i64(4, "D"), bins = args.i64(5, "bins"), sr = args.i64(6, "sampling_ratio");
-  bool aligned = args.flag(7, "aligned");
-  const float* rois = args.f32(2, "rois", &nr);
-  PSTAL_CHECK(args, nr % 2 == 0, "rois must hold [start, end] pairs");
-  PSTAL_CHECK(args, T >= 1 && D >= 1 && bins >= 1, "need T >= 1, D >= 1, bins >= 1");
-  int64_t R = nr / 2;
-  check_finite_rois(args, rois, R);
-  float* out = args.buf(0, R * bins * D, "out");
-  const float* x = args.buf(1, T * D, "x");
-  if (R == 0) return args.env().Undefined();
+void roi_align_forward(const RoiAlignForward& op) {
+  const auto& [nr, T, D, bins, sr, aligned, rois, R, out, x] = op;
+  if (R == 0) return;
   std::vector<RoiGeometry> g = geometries(rois, R, bins, sr, aligned);
   cuda::DeviceScratch geo = cuda::upload(g.data(), R);
   roi_align_forward_kernel<<<cuda::blocks_for(R * bins * D), 256, 0, cuda::stream()>>>(out, x, geo.as<RoiGeometry>(), R, T, D, bins);
   PSTAL_CUDA_LAUNCH();
   PSTAL_CUDA_CHECK(cudaStreamSynchronize(cuda::stream()));  // `g` is about to go
-  return args.env().Undefined();
 }
 
 // roi_align_backward(dx, dy, rois, T, D, bins, sampling_ratio, aligned): dx [T, D] (overwritten)
-PSTAL_OP(roi_align_backward) {
-  int64_t nr, T = args.i64(3, "T"), D = args.i64(4, "D"), bins = args.i64(5, "bins"), sr = args.i64(6, "sampling_ratio");
-  bool aligned = args.flag(7, "aligned");
-  const float* rois = args.f32(2, "rois", &nr);
-  PSTAL_CHECK(args, nr % 2 == 0 && T >= 1 && D >= 1 && bins >= 1, "invalid roi_align geometry");
-  int64_t R = nr / 2;
-  check_finite_rois(args, rois, R);
-  float* dx = args.buf(0, T * D, "dx");
-  const float* dy = args.buf(1, R * bins * D, "dy");
+void roi_align_backward(const RoiAlignBackward& op) {
+  const auto& [nr, T, D, bins, sr, aligned, rois, R, dx, dy] = op;
   cudaStream_t st = cuda::stream();
   PSTAL_CUDA_CHECK(cudaMemsetAsync(dx, 0, (size_t)(T * D) * sizeof(float), st));
-  if (R == 0) return args.env().Undefined();
+  if (R == 0) return;
   std::vector<RoiGeometry> g = geometries(rois, R, bins, sr, aligned);
   cuda::DeviceScratch geo = cuda::upload(g.data(), R);
   roi_align_backward_kernel<<<cuda::blocks_for(R * bins * D), 256, 0, st>>>(dx, dy, geo.as<RoiGeometry>(), R, T, D, bins);
   PSTAL_CUDA_LAUNCH();
   PSTAL_CUDA_CHECK(cudaStreamSynchronize(st));  // `g` is about to go
-  return args.env().Undefined();
 }
 
 }  // namespace pstal

@@ -1,5 +1,5 @@
 // ---------------------------------------------------------------------------------------------
-// conv1d.cc: 1-D convolution over time with PyTorch's weight layout [Cout, Cin, k], on our
+// conv.cc: 1-D convolution over time with PyTorch's weight layout [Cout, Cin, k], on our
 // time-major activations x [T, Cin] -> y [T_out, Cout], T_out = T + 2 pad - k + 1.
 //
 // im2col turns it into one GEMM: X_col[t, i*k + j] = x[t + j - pad, i] (zero outside the video),
@@ -9,10 +9,10 @@
 #include <algorithm>
 #include <cstring>
 
-#include "common/op.h"
 #include "common/parallel.h"
 #include "cpu/gemm.h"
 #include "cpu/scratch.h"
+#include "ops/conv.h"
 
 namespace pstal {
 namespace {
@@ -39,16 +39,8 @@ void im2col(float* col, const float* x, int64_t T, int64_t Cin, int64_t k, int64
 }  // namespace
 
 // conv1d_forward(out, x, weight, bias | null, T, Cin, Cout, k, pad)
-PSTAL_OP(conv1d_forward) {
-  int64_t T = args.i64(4, "T"), Cin = args.i64(5, "Cin"), Cout = args.i64(6, "Cout"), k = args.i64(7, "k"), pad = args.i64(8, "pad");
-  PSTAL_CHECK(args, T >= 0 && Cin >= 1 && Cout >= 1 && k >= 1 && pad >= 0, "invalid conv1d dimensions");
-  int64_t T_out = T + 2 * pad - k + 1;
-  PSTAL_CHECK(args, T_out >= 0, "kernel " + std::to_string(k) + " longer than the padded input of " + std::to_string(T));
-  float* out = args.buf(0, T_out * Cout, "out");
-  const float* x = args.buf(1, T * Cin, "x");
-  const float* w = args.buf(2, Cout * Cin * k, "weight");
-  const float* bias = args.has(3) ? args.buf(3, Cout, "bias") : nullptr;
-  if (T_out == 0) return args.env().Undefined();
+void conv1d_forward(const Conv1dForward& op) {
+  const auto& [T, Cin, Cout, k, pad, T_out, out, x, w, bias] = op;
   const float* col = x;
   if (!(k == 1 && pad == 0)) {
     float* c = col_scratch.get((size_t)(T_out * Cin * k));
@@ -61,20 +53,11 @@ PSTAL_OP(conv1d_forward) {
     beta = 1.f;
   }
   sgemm(false, true, T_out, Cout, Cin * k, 1.f, col, Cin * k, w, Cin * k, beta, out, Cout);
-  return args.env().Undefined();
 }
 
 // conv1d_backward(dx | null, dweight | null, dbias | null, dy, x, weight, T, Cin, Cout, k, pad)
-PSTAL_OP(conv1d_backward) {
-  int64_t T = args.i64(6, "T"), Cin = args.i64(7, "Cin"), Cout = args.i64(8, "Cout"), k = args.i64(9, "k"), pad = args.i64(10, "pad");
-  int64_t T_out = T + 2 * pad - k + 1;
-  PSTAL_CHECK(args, T >= 0 && Cin >= 1 && Cout >= 1 && k >= 1 && pad >= 0 && T_out >= 0, "invalid conv1d dimensions");
-  float* dx = args.has(0) ? args.buf(0, T * Cin, "dx") : nullptr;
-  float* dw = args.has(1) ? args.buf(1, Cout * Cin * k, "dweight") : nullptr;
-  float* db = args.has(2) ? args.buf(2, Cout, "dbias") : nullptr;
-  const float* dy = args.buf(3, T_out * Cout, "dy");
-  const float* x = args.buf(4, T * Cin, "x");
-  const float* w = args.buf(5, Cout * Cin * k, "weight");
+void conv1d_backward(const Conv1dBackward& op) {
+  const auto& [T, Cin, Cout, k, pad, T_out, dx, dw, db, dy, x, w] = op;
   bool direct = k == 1 && pad == 0;
   if (db) {
     for (int64_t o = 0; o < Cout; o++) db[o] = 0.f;
@@ -111,7 +94,6 @@ PSTAL_OP(conv1d_backward) {
       });
     }
   }
-  return args.env().Undefined();
 }
 
 }  // namespace pstal

@@ -1,5 +1,5 @@
 // ---------------------------------------------------------------------------------------------
-// conv1d.cu: the CUDA twin of native/cpu/conv1d.cc (the readable reference: same ops, same
+// conv.cu: the CUDA twin of native/cpu/conv.cc (the readable reference: same ops, same
 // arguments, same checks and messages). 1-D convolution over time, weight [Cout, Cin, k],
 // time-major x [T, Cin] -> y [T_out, Cout], T_out = T + 2 pad - k + 1.
 //
@@ -15,9 +15,9 @@
 // ---------------------------------------------------------------------------------------------
 #include <string>
 
-#include "common/op.h"
 #include "cuda/common.cuh"
 #include "cuda/gemm.h"
+#include "ops/conv.h"
 
 namespace pstal {
 namespace {
@@ -83,16 +83,8 @@ void im2col(float* col, const float* x, int64_t T, int64_t Cin, int64_t k, int64
 }  // namespace
 
 // conv1d_forward(out, x, weight, bias | null, T, Cin, Cout, k, pad)
-PSTAL_OP(conv1d_forward) {
-  int64_t T = args.i64(4, "T"), Cin = args.i64(5, "Cin"), Cout = args.i64(6, "Cout"), k = args.i64(7, "k"), pad = args.i64(8, "pad");
-  PSTAL_CHECK(args, T >= 0 && Cin >= 1 && Cout >= 1 && k >= 1 && pad >= 0, "invalid conv1d dimensions");
-  int64_t T_out = T + 2 * pad - k + 1;
-  PSTAL_CHECK(args, T_out >= 0, "kernel " + std::to_string(k) + " longer than the padded input of " + std::to_string(T));
-  float* out = args.buf(0, T_out * Cout, "out");
-  const float* x = args.buf(1, T * Cin, "x");
-  const float* w = args.buf(2, Cout * Cin * k, "weight");
-  const float* bias = args.has(3) ? args.buf(3, Cout, "bias") : nullptr;
-  if (T_out == 0) return args.env().Undefined();
+void conv1d_forward(const Conv1dForward& op) {
+  const auto& [T, Cin, Cout, k, pad, T_out, out, x, w, bias] = op;
   const bool direct = k == 1 && pad == 0;
   cuda::DeviceScratch col_scratch(direct ? 0 : (size_t)(T_out * Cin * k) * sizeof(float));
   const float* col = x;
@@ -107,20 +99,11 @@ PSTAL_OP(conv1d_forward) {
     beta = 1.f;
   }
   cuda::sgemm(false, true, T_out, Cout, Cin * k, 1.f, col, Cin * k, w, Cin * k, beta, out, Cout);
-  return args.env().Undefined();
 }
 
 // conv1d_backward(dx | null, dweight | null, dbias | null, dy, x, weight, T, Cin, Cout, k, pad)
-PSTAL_OP(conv1d_backward) {
-  int64_t T = args.i64(6, "T"), Cin = args.i64(7, "Cin"), Cout = args.i64(8, "Cout"), k = args.i64(9, "k"), pad = args.i64(10, "pad");
-  int64_t T_out = T + 2 * pad - k + 1;
-  PSTAL_CHECK(args, T >= 0 && Cin >= 1 && Cout >= 1 && k >= 1 && pad >= 0 && T_out >= 0, "invalid conv1d dimensions");
-  float* dx = args.has(0) ? args.buf(0, T * Cin, "dx") : nullptr;
-  float* dw = args.has(1) ? args.buf(1, Cout * Cin * k, "dweight") : nullptr;
-  float* db = args.has(2) ? args.buf(2, Cout, "dbias") : nullptr;
-  const float* dy = args.buf(3, T_out * Cout, "dy");
-  const float* x = args.buf(4, T * Cin, "x");
-  const float* w = args.buf(5, Cout * Cin * k, "weight");
+void conv1d_backward(const Conv1dBackward& op) {
+  const auto& [T, Cin, Cout, k, pad, T_out, dx, dw, db, dy, x, w] = op;
   bool direct = k == 1 && pad == 0;
   cudaStream_t st = cuda::stream();
   if (db) {
@@ -155,7 +138,6 @@ PSTAL_OP(conv1d_backward) {
       PSTAL_CUDA_LAUNCH();
     }
   }
-  return args.env().Undefined();
 }
 
 }  // namespace pstal

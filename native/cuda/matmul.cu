@@ -1,6 +1,6 @@
 // ---------------------------------------------------------------------------------------------
-// gemm.cu: the CUDA backend's float32 GEMM on cuBLAS (the only file that includes cuBLAS), and
-// the ops of native/cpu/gemm.cc with the same names and arguments.
+// matmul.cu: the CUDA backend's float32 GEMM on cuBLAS (the only file that includes cuBLAS), and
+// the ops of native/cpu/matmul.cc with the same names and arguments.
 //
 // cuBLAS is column-major; our matrices are row-major. A row-major X [r, c] with row stride ld is
 // the column-major X^T [c, r] with leading dimension ld, so
@@ -22,6 +22,7 @@
 
 #include "common/parallel.h"
 #include "cuda/common.cuh"
+#include "ops/matmul.h"
 
 namespace pstal {
 namespace cuda {
@@ -29,7 +30,7 @@ namespace {
 
 [[noreturn]] void fail_cublas(cublasStatus_t s, const char* what, int line) {
   throw OpError(std::string("cuBLAS error ") + cublasGetStatusName(s) + " (" + cublasGetStatusString(s) + ") in " +
-                what + " at gemm.cu:" + std::to_string(line));
+                what + " at matmul.cu:" + std::to_string(line));
 }
 
 #define PSTAL_CUBLAS_CHECK(expr)                                                        \
@@ -128,48 +129,34 @@ void sgemm_strided_batched(bool trans_a, bool trans_b, int64_t M, int64_t N, int
 
 }  // namespace cuda
 
-// ---- ops (native/cpu/gemm.cc's, same arguments) -----------------------------------------------
+// ---- ops (native/cpu/matmul.cc's, same arguments) -----------------------------------------------
 
 // matmul_forward(out, a, b, batch, M, N, K, trans_a, trans_b, a_batch_stride, b_batch_stride, beta)
 //   out[bi] (M x N) = op(a[bi]) op(b[bi]) + beta * out[bi]; a batch stride of 0 broadcasts one
 //   operand over the batch. One strided-batched cuBLAS call for the whole batch.
-PSTAL_OP(matmul_forward) {
-  int64_t batch = args.i64(3, "batch"), M = args.i64(4, "M"), N = args.i64(5, "N"), K = args.i64(6, "K");
-  bool ta = args.flag(7, "trans_a"), tb = args.flag(8, "trans_b");
-  int64_t sa = args.i64(9, "a_batch_stride"), sb = args.i64(10, "b_batch_stride");
-  double beta = args.has(11) ? args.f64(11, "beta") : 0.0;
-  PSTAL_CHECK(args, batch >= 0 && M >= 0 && N >= 0 && K >= 0 && sa >= 0 && sb >= 0, "dimensions must be non-negative");
-  float* out = args.buf(0, batch * M * N, "out");
-  const float* a = args.buf(1, batch == 0 ? 0 : (batch - 1) * sa + M * K, "a");
-  const float* b = args.buf(2, batch == 0 ? 0 : (batch - 1) * sb + K * N, "b");
+void matmul_forward(const MatmulForward& op) {
+  const auto& [batch, M, N, K, ta, tb, sa, sb, beta, out, a, b] = op;
   // Leading dimensions at least 1, as cuBLAS requires (a 0 only occurs with an empty operand).
   int64_t lda = std::max<int64_t>(ta ? M : K, 1), ldb = std::max<int64_t>(tb ? K : N, 1);
   cuda::sgemm_strided_batched(ta, tb, M, N, K, 1.f, a, lda, sa, b, ldb, sb, (float)beta, out, std::max<int64_t>(N, 1),
                               M * N, batch);
-  return args.env().Undefined();
 }
 
 // Same keys as the CPU backend's where they mean something, plus tf32 and the cuBLAS version.
-PSTAL_OP(gemm_info) {
-  Napi::Env env = args.env();
+Info gemm_info() {
   int version = 0;
   cublasStatus_t s = cublasGetVersion(cuda::handle(), &version);
-  Napi::Object o = Napi::Object::New(env);
-  o.Set("impl", "cublas");
-  o.Set("kernel", cuda::tf32() ? "cublas-tf32" : "cublas-fp32");
-  o.Set("tf32", Napi::Boolean::New(env, cuda::tf32()));
-  o.Set("openblasAvailable", Napi::Boolean::New(env, false));
-  o.Set("threads", Napi::Number::New(env, num_threads()));  // host threads (parallel.cc), for parity
-  o.Set("cublasVersion", Napi::Number::New(env, s == CUBLAS_STATUS_SUCCESS ? version : 0));
-  return o;
+  Info i;
+  i.str("impl", "cublas").str("kernel", cuda::tf32() ? "cublas-tf32" : "cublas-fp32").flag("tf32", cuda::tf32());
+  i.flag("openblasAvailable", false).num("threads", num_threads());  // host threads (parallel.cc), for parity
+  i.num("cublasVersion", s == CUBLAS_STATUS_SUCCESS ? version : 0);
+  return i;
 }
 
-PSTAL_OP(set_gemm_impl) {
-  std::string name = args.str(0, "impl");
-  PSTAL_CHECK(args, name == "cublas",
-              "the CUDA backend's GEMM is cuBLAS: impl must be 'cublas', received '" + name +
+void set_gemm_impl(const std::string& name) {
+  if (name != "cublas")
+    throw OpError("the CUDA backend's GEMM is cuBLAS: impl must be 'cublas', received '" + name +
                   "' ('pstal' and 'openblas' are the CPU backend's; use set_tf32 for tensor cores)");
-  return args.env().Undefined();
 }
 
 }  // namespace pstal

@@ -1,5 +1,5 @@
 // ---------------------------------------------------------------------------------------------
-// gemm.cc: cache-blocked, packed, vectorised, multi-threaded sgemm (the BLIS loop order), and the
+// matmul.cc: cache-blocked, packed, vectorised, multi-threaded sgemm (the BLIS loop order), and the
 // matmul op built on it.
 //
 // Loops (outer to inner): jc over N by NC; pc over K by KC, packing a KC x NC block of op(B) into
@@ -19,7 +19,8 @@
 #include <cstring>
 #include <mutex>
 
-#include "common/op.h"
+#include "common/error.h"
+#include "ops/matmul.h"
 #include "common/parallel.h"
 
 #if defined(__x86_64__) || defined(__i386__)
@@ -256,7 +257,11 @@ void scale_c(int64_t M, int64_t N, float beta, float* C, int64_t ldc) {
     for (int64_t j = 0; j < N; j++) C[i * ldc + j] = beta == 0.f ? 0.f : beta * C[i * ldc + j];
 }
 
-// ---- OpenBLAS, loaded at run time (never needed to build or to run) --------------------------------
+// ---- OpenBLAS: benchmarks only --------------------------------------------------------------------
+// The shipped GEMM is ours alone. A build made for benchmarks/ops.ts with PSTAL_BENCH_OPENBLAS=1
+// (binding.gyp then defines PSTAL_WITH_OPENBLAS) can also load OpenBLAS at run time to compare
+// against it (PSTAL_GEMM=openblas or set_gemm_impl('openblas')); nothing else uses it.
+#if PSTAL_WITH_OPENBLAS
 
 using cblas_sgemm_fn = void (*)(int, int, int, int, int, int, float, const float*, int, const float*, int, float,
                                 float*, int);
@@ -285,6 +290,15 @@ bool use_openblas = [] {
   const char* e = std::getenv("PSTAL_GEMM");
   return e && std::string(e) == "openblas" && openblas() != nullptr;
 }();
+#else
+struct OpenBlas {
+  void (*sgemm)(int, int, int, int, int, int, float, const float*, int, const float*, int, float, float*, int);
+  void (*set_threads)(int);
+  int threads;
+};
+OpenBlas* openblas() { return nullptr; }
+constexpr bool use_openblas = false;
+#endif
 
 }  // namespace
 
@@ -332,13 +346,15 @@ void sgemm(bool ta, bool tb, int64_t M, int64_t N, int64_t K, float alpha, const
   });
 }
 
-bool set_gemm_impl(const std::string& name) {
+bool select_gemm_impl(const std::string& name) {
+#if PSTAL_WITH_OPENBLAS
   if (name == "openblas") {
     if (!openblas()) return false;
     use_openblas = true;
     return true;
   }
   use_openblas = false;
+#endif
   return name == "pstal";
 }
 std::string gemm_impl() { return use_openblas ? "openblas" : "pstal"; }
@@ -349,15 +365,8 @@ std::string gemm_kernel_name() { return kernel().name; }
 // matmul_forward(out, a, b, batch, M, N, K, trans_a, trans_b, a_batch_stride, b_batch_stride, beta)
 //   out[bi] (M x N) = op(a[bi]) op(b[bi]) + beta * out[bi]; a batch stride of 0 broadcasts one
 //   operand over the batch. Backward is two more matmuls (lib/ops/matmul.ts).
-PSTAL_OP(matmul_forward) {
-  int64_t batch = args.i64(3, "batch"), M = args.i64(4, "M"), N = args.i64(5, "N"), K = args.i64(6, "K");
-  bool ta = args.flag(7, "trans_a"), tb = args.flag(8, "trans_b");
-  int64_t sa = args.i64(9, "a_batch_stride"), sb = args.i64(10, "b_batch_stride");
-  double beta = args.has(11) ? args.f64(11, "beta") : 0.0;
-  PSTAL_CHECK(args, batch >= 0 && M >= 0 && N >= 0 && K >= 0 && sa >= 0 && sb >= 0, "dimensions must be non-negative");
-  float* out = args.buf(0, batch * M * N, "out");
-  const float* a = args.buf(1, batch == 0 ? 0 : (batch - 1) * sa + M * K, "a");
-  const float* b = args.buf(2, batch == 0 ? 0 : (batch - 1) * sb + K * N, "b");
+void matmul_forward(const MatmulForward& op) {
+  const auto& [batch, M, N, K, ta, tb, sa, sb, beta, out, a, b] = op;
   int64_t lda = ta ? M : K, ldb = tb ? K : N;
   double flops = 2.0 * (double)M * N * K;
   if (batch >= 2 && flops < 3e7 && num_threads() > 1) {
@@ -370,23 +379,24 @@ PSTAL_OP(matmul_forward) {
     for (int64_t bi = 0; bi < batch; bi++)
       sgemm(ta, tb, M, N, K, 1.f, a + bi * sa, lda, b + bi * sb, ldb, (float)beta, out + bi * M * N, N);
   }
-  return args.env().Undefined();
 }
 
-PSTAL_OP(gemm_info) {
-  Napi::Object o = Napi::Object::New(args.env());
-  o.Set("impl", gemm_impl());
-  o.Set("kernel", gemm_kernel_name());
-  o.Set("openblasAvailable", Napi::Boolean::New(args.env(), openblas() != nullptr));
-  o.Set("threads", Napi::Number::New(args.env(), num_threads()));
-  return o;
+Info gemm_info() {
+  Info i;
+  i.str("impl", gemm_impl()).str("kernel", gemm_kernel_name());
+  i.flag("openblasAvailable", openblas() != nullptr).num("threads", num_threads());
+  return i;
 }
 
-PSTAL_OP(set_gemm_impl) {
-  std::string name = args.str(0, "impl");
-  PSTAL_CHECK(args, name == "pstal" || name == "openblas", "impl must be 'pstal' or 'openblas', received '" + name + "'");
-  PSTAL_CHECK(args, set_gemm_impl(name), "OpenBLAS (libopenblas.so.0) could not be loaded");
-  return args.env().Undefined();
+void set_gemm_impl(const std::string& name) {
+  if (name != "pstal" && name != "openblas")
+    throw OpError("impl must be 'pstal' or 'openblas', received '" + name + "'");
+#if PSTAL_WITH_OPENBLAS
+  if (!select_gemm_impl(name)) throw OpError("OpenBLAS (libopenblas.so.0) could not be loaded");
+#else
+  if (!select_gemm_impl(name))
+    throw OpError("OpenBLAS is for benchmarks only: rebuild with PSTAL_BENCH_OPENBLAS=1 (npx node-gyp rebuild) to compare with it");
+#endif
 }
 
 }  // namespace pstal

@@ -1,0 +1,42 @@
+// ---------------------------------------------------------------------------------------------
+// buffer.h: NativeBuffer, the float32 storage behind every tensor, for both addons: the JS class
+// (common/buffer.cc) is written once over the backend's allocator (common/memory.h), so `data` is
+// a host pointer in the CPU addon and a device pointer in the CUDA addon.
+//
+// Released deterministically by dispose() (TypeScript scopes call it when a step ends); the
+// finalizer is only a fallback. Using a disposed buffer is an error, never a use-after-free.
+// live_bytes/live_count let tests prove memory stays flat.
+// ---------------------------------------------------------------------------------------------
+#pragma once
+#include <napi.h>
+
+#include <cstdint>
+
+namespace pstal {
+
+class NativeBuffer : public Napi::ObjectWrap<NativeBuffer> {
+ public:
+  static Napi::Function Define(Napi::Env env);
+  explicit NativeBuffer(const Napi::CallbackInfo& info);
+  ~NativeBuffer() override;
+
+  float* data = nullptr;
+  int64_t size = 0;
+  bool disposed() const { return disposed_; }
+
+  static Napi::FunctionReference* constructor;
+  static int64_t live_bytes;  // across all buffers: the memory test reads it
+  static int64_t live_count;
+
+ private:
+  bool disposed_ = false;
+  void release(Napi::Env env);
+  Napi::Value Dispose(const Napi::CallbackInfo& info);
+  Napi::Value Read(const Napi::CallbackInfo& info);
+  Napi::Value Write(const Napi::CallbackInfo& info);
+  Napi::Value Fill(const Napi::CallbackInfo& info);
+  Napi::Value GetSize(const Napi::CallbackInfo& info);
+  Napi::Value GetDisposed(const Napi::CallbackInfo& info);
+};
+
+}  // namespace pstal

@@ -1,0 +1,209 @@
+// ---------------------------------------------------------------------------------------------
+// norm.cc: the CPU kernels (the readable reference) of native/ops/norm.h: softmax and
+// log-softmax, LayerNorm (forward saves each row's mean and 1/std for the backward, llm.c's
+// layernorm habit; the RAB's norm1/norm2, SPEC §2) and row L2 normalisation, over the last axis
+// of [rows, cols]. The softmax row kernels are also used by attention.cc (softmax.h).
+// ---------------------------------------------------------------------------------------------
+#include "ops/norm.h"
+
+#include <cmath>
+#include <cstring>
+#include <vector>
+
+#include "common/parallel.h"
+#include "cpu/softmax.h"
+
+namespace pstal {
+namespace {
+
+// y[j] = exp(x[j] - shift) for a whole row, in a loop the compiler vectorizes (no libm call):
+// Cephes' expf, i.e. n = round(v log2 e) by the 1.5 * 2^23 trick, the remainder f = v - n ln 2 in two
+// parts, a degree-5 polynomial for exp(f), and 2^n from the exponent bits; about 1 ulp on
+// [-87, 88]. Softmax arguments are <= 0; below -87 the result (< 1.7e-38) is flushed to 0.
+// Measured: the per-element libm exp (twice per element, once in double) made the softmax of
+// attention 18 ns an element, the largest cost of a D = 256 test pass.
+__attribute__((target_clones("avx2", "default"))) void exp_shifted_row(float* y, const float* x, float shift,
+                                                                      int64_t n) {
+  for (int64_t j = 0; j < n; j++) {
+    float v = x[j] - shift;
+    bool underflow = v < -87.f;
+    v = underflow ? -87.f : (v > 88.f ? 88.f : v);
+    float r = (v * 1.44269504088896341f + 12582912.f) - 12582912.f;
+    float f = v - r * 0.693359375f;
+    f = f - r * -2.12194440e-4f;
+    float p = 1.9875691500e-4f;
+    p = p * f + 1.3981999507e-3f;
+    p = p * f + 8.3334519073e-3f;
+    p = p * f + 4.1665795894e-2f;
+    p = p * f + 1.6666665459e-1f;
+    p = p * f + 5.0000001201e-1f;
+    p = p * (f * f) + f + 1.f;
+    int32_t bits = ((int32_t)r + 127) << 23;
+    float scale;
+    std::memcpy(&scale, &bits, sizeof scale);
+    y[j] = underflow ? 0.f : p * scale;
+  }
+}
+
+// Sum of a row in double, four independent accumulators (no serial dependency chain).
+double sum_row(const float* y, int64_t n) {
+  double s0 = 0, s1 = 0, s2 = 0, s3 = 0;
+  int64_t j = 0;
+  for (; j + 4 <= n; j += 4) {
+    s0 += y[j];
+    s1 += y[j + 1];
+    s2 += y[j + 2];
+    s3 += y[j + 3];
+  }
+  for (; j < n; j++) s0 += y[j];
+  return (s0 + s1) + (s2 + s3);
+}
+
+}  // namespace
+
+// y may alias x (attention normalises its scores in place).
+void softmax_row(float* y, const float* x, int64_t n, bool log) {
+  float m = -INFINITY;
+  for (int64_t j = 0; j < n; j++) m = x[j] > m ? x[j] : m;
+  if (log) {
+    // y holds the exponentials only to sum them; in place there is nowhere to put them.
+    if (y == x) {
+      double s = 0;
+      for (int64_t j = 0; j < n; j++) s += std::exp((double)(x[j] - m));
+      float lse = m + (float)std::log(s);
+      for (int64_t j = 0; j < n; j++) y[j] = x[j] - lse;
+      return;
+    }
+    exp_shifted_row(y, x, m, n);
+    float lse = m + (float)std::log(sum_row(y, n));
+    for (int64_t j = 0; j < n; j++) y[j] = x[j] - lse;
+  } else {
+    exp_shifted_row(y, x, m, n);
+    float inv = (float)(1.0 / sum_row(y, n));
+    for (int64_t j = 0; j < n; j++) y[j] *= inv;
+  }
+}
+
+void softmax_row_backward(float* dx, const float* dy, const float* y, int64_t n, bool log) {
+  if (log) {  // dx = dy - softmax * sum(dy)
+    double s = 0;
+    for (int64_t j = 0; j < n; j++) s += dy[j];
+    for (int64_t j = 0; j < n; j++) dx[j] = dy[j] - std::exp(y[j]) * (float)s;
+  } else {  // dx = y * (dy - sum(dy * y))
+    double s = 0;
+    for (int64_t j = 0; j < n; j++) s += (double)dy[j] * y[j];
+    for (int64_t j = 0; j < n; j++) dx[j] = y[j] * (dy[j] - (float)s);
+  }
+}
+
+// softmax_forward(out, x, rows, cols, log)
+void softmax_forward(const SoftmaxForward& op) {
+  const auto& [rows, cols, log, y, x] = op;
+  parallel_for(rows, 16, [&](int64_t r0, int64_t r1) {
+    for (int64_t r = r0; r < r1; r++) softmax_row(y + r * cols, x + r * cols, cols, log);
+  });
+}
+
+// softmax_backward(dx, dy, y, rows, cols, log): y is the forward output
+void softmax_backward(const SoftmaxBackward& op) {
+  const auto& [rows, cols, log, dx, dy, y] = op;
+  parallel_for(rows, 16, [&](int64_t r0, int64_t r1) {
+    for (int64_t r = r0; r < r1; r++) softmax_row_backward(dx + r * cols, dy + r * cols, y + r * cols, cols, log);
+  });
+}
+
+// layernorm_forward(out, mean, rstd, x, weight, bias, rows, cols, eps)
+void layernorm_forward(const LayernormForward& op) {
+  const auto& [rows, cols, eps, out, mean, rstd, x, w, b] = op;
+  parallel_for(rows, 8, [&](int64_t r0, int64_t r1) {
+    for (int64_t r = r0; r < r1; r++) {
+      const float* xr = x + r * cols;
+      double s = 0;
+      for (int64_t j = 0; j < cols; j++) s += xr[j];
+      double m = s / cols, v = 0;
+      for (int64_t j = 0; j < cols; j++) v += ((double)xr[j] - m) * ((double)xr[j] - m);
+      float rs = (float)(1.0 / std::sqrt(v / cols + eps));
+      float mf = (float)m;
+      float* o = out + r * cols;
+      for (int64_t j = 0; j < cols; j++) o[j] = (xr[j] - mf) * rs * w[j] + b[j];
+      mean[r] = mf;
+      rstd[r] = rs;
+    }
+  });
+}
+
+// layernorm_backward(dx, dweight, dbias, dy, x, mean, rstd, weight, rows, cols)
+void layernorm_backward(const LayernormBackward& op) {
+  const auto& [rows, cols, dx, dw, db, dy, x, mean, rstd, w] = op;
+  int nt = num_threads();
+  std::vector<double> dw_part((size_t)(nt * cols), 0.0), db_part((size_t)(nt * cols), 0.0);
+  parallel_run(nt, [&](int t, int tasks) {
+    int64_t r0 = rows * t / tasks, r1 = rows * (t + 1) / tasks;
+    double* dwp = dw_part.data() + t * cols;
+    double* dbp = db_part.data() + t * cols;
+    for (int64_t r = r0; r < r1; r++) {
+      const float* xr = x + r * cols;
+      const float* dyr = dy + r * cols;
+      float m = mean[r], rs = rstd[r];
+      // dx = rstd * (g - mean(g) - xhat * mean(g * xhat)), g = dy * w
+      double sg = 0, sgx = 0;
+      for (int64_t j = 0; j < cols; j++) {
+        float xhat = (xr[j] - m) * rs;
+        float g = dyr[j] * w[j];
+        sg += g;
+        sgx += (double)g * xhat;
+        dwp[j] += (double)dyr[j] * xhat;
+        dbp[j] += dyr[j];
+      }
+      float mg = (float)(sg / cols), mgx = (float)(sgx / cols);
+      float* dxr = dx + r * cols;
+      for (int64_t j = 0; j < cols; j++) {
+        float xhat = (xr[j] - m) * rs;
+        dxr[j] = rs * (dyr[j] * w[j] - mg - xhat * mgx);
+      }
+    }
+  });
+  for (int64_t j = 0; j < cols; j++) {
+    double a = 0, b = 0;
+    for (int t = 0; t < nt; t++) a += dw_part[t * cols + j], b += db_part[t * cols + j];
+    dw[j] = (float)a;
+    db[j] = (float)b;
+  }
+}
+
+// l2norm_forward(out, norm, x, rows, cols, eps): out = x / max(||x||, eps) per row
+void l2norm_forward(const L2normForward& op) {
+  const auto& [rows, cols, eps, out, norm, x] = op;
+  parallel_for(rows, 16, [&](int64_t r0, int64_t r1) {
+    for (int64_t r = r0; r < r1; r++) {
+      double s = 0;
+      for (int64_t j = 0; j < cols; j++) s += (double)x[r * cols + j] * x[r * cols + j];
+      float n = (float)std::sqrt(s);
+      norm[r] = n;
+      float inv = 1.f / std::max(n, eps);
+      for (int64_t j = 0; j < cols; j++) out[r * cols + j] = x[r * cols + j] * inv;
+    }
+  });
+}
+
+// l2norm_backward(dx, dy, x, norm, rows, cols, eps)
+void l2norm_backward(const L2normBackward& op) {
+  const auto& [rows, cols, eps, dx, dy, x, norm] = op;
+  parallel_for(rows, 16, [&](int64_t r0, int64_t r1) {
+    for (int64_t r = r0; r < r1; r++) {
+      const float* xr = x + r * cols;
+      const float* g = dy + r * cols;
+      float n = norm[r];
+      if (n > eps) {  // d(x/n) = (g - xhat (xhat . g)) / n
+        double dot = 0;
+        for (int64_t j = 0; j < cols; j++) dot += (double)g[j] * xr[j];
+        float c = (float)(dot / ((double)n * n));
+        for (int64_t j = 0; j < cols; j++) dx[r * cols + j] = (g[j] - xr[j] * c) / n;
+      } else {
+        for (int64_t j = 0; j < cols; j++) dx[r * cols + j] = g[j] / eps;
+      }
+    }
+  });
+}
+
+}  // namespace pstal

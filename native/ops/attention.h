@@ -1,0 +1,47 @@
+// ---------------------------------------------------------------------------------------------
+// attention.h: multi-head scaled-dot-product attention with dropout on the weights (lib/ops/attention.ts).
+// The arguments of each op as a plain struct, read and checked once for both addons by
+// ops/attention.cc; the kernels behind these signatures are native/cpu/attention.cc (the reference) and
+// native/cuda/attention.cu. Napi-free.
+// ---------------------------------------------------------------------------------------------
+#pragma once
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace pstal {
+
+// attention_forward(out, probs, q, k, v, L, D, H, dropout_p, seed). probs may be null when no
+// gradient is needed (inference): the scores then live in scratch, and the [H, L, L] buffer is
+// neither allocated nor written.
+struct AttentionForward {
+  int64_t L, D, H;
+  double p;
+  uint64_t seed;
+  float* out;
+  float* probs;  // may be null
+  const float* q;
+  const float* k;
+  const float* v;
+};
+void attention_forward(const AttentionForward& a);
+
+// attention_backward(dq, dk, dv, dout, probs, q, k, v, L, D, H, dropout_p, seed)
+struct AttentionBackward {
+  int64_t L;
+  int64_t D;
+  int64_t H;
+  double p;
+  uint64_t seed;
+  float* dq;
+  float* dk;
+  float* dv;
+  const float* dout;
+  const float* probs;
+  const float* q;
+  const float* k;
+  const float* v;
+};
+void attention_backward(const AttentionBackward& a);
+
+}  // namespace pstal

@@ -1,0 +1,35 @@
+// loss.cc: the arguments of the ops of ops/loss.h, read and checked once for both addons.
+#include "ops/loss.h"
+
+#include <string>
+
+#include "common/op.h"
+
+namespace pstal {
+
+// loss_forward(kind, out, a, b, n, beta)   (BCE: a = p, b = target)
+PSTAL_OP(loss_forward) {
+  int64_t kind = args.i64(0, "kind"), n = args.i64(4, "n");
+  float beta = (float)args.f64(5, "beta");
+  PSTAL_CHECK(args, kind >= 0 && kind <= 2, "unknown loss kind " + std::to_string(kind));
+  float* out = args.buf(1, n, "out");
+  const float* a = args.buf(2, n, "a");
+  const float* b = args.buf(3, n, "b");
+  loss_forward(LossForward{kind, n, beta, out, a, b});
+  return args.env().Undefined();
+}
+
+// loss_backward(kind, da, dout, a, b, n, beta): gradient with respect to a (for b it is -da, except BCE)
+PSTAL_OP(loss_backward) {
+  int64_t kind = args.i64(0, "kind"), n = args.i64(5, "n");
+  float beta = (float)args.f64(6, "beta");
+  PSTAL_CHECK(args, kind >= 0 && kind <= 2, "unknown loss kind " + std::to_string(kind));
+  float* da = args.buf(1, n, "da");
+  const float* g = args.buf(2, n, "dout");
+  const float* a = args.buf(3, n, "a");
+  const float* b = args.buf(4, n, "b");
+  loss_backward(LossBackward{kind, n, beta, da, g, a, b});
+  return args.env().Undefined();
+}
+
+}  // namespace pstal

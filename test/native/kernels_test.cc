@@ -1,0 +1,60 @@
+// kernels_test.cc: the CPU kernels called from plain C++, without Node (test/native-kernels.test.ts
+// builds and runs it). Proves that native/cpu holds Napi-free kernels behind the signatures of
+// native/ops/*.h. Prints one line per check, "ok ..." or "FAIL ...", and exits 1 on any failure.
+#include <cmath>
+#include <cstdio>
+#include <vector>
+
+#include "ops/elementwise.h"
+#include "ops/norm.h"
+#include "ops/tensor.h"
+
+using namespace pstal;
+
+static int failures = 0;
+
+static void check(bool ok, const char* what) {
+  std::printf("%s %s\n", ok ? "ok" : "FAIL", what);
+  if (!ok) failures++;
+}
+
+int main() {
+  // binary_forward: [2, 3] + [3] broadcast along the rows
+  std::vector<float> a = {1, 2, 3, 4, 5, 6}, b = {10, 20, 30}, out(6);
+  BinaryForward bf{ADD, out.data(), a.data(), b.data(), {2, 3}, {3, 1}, {0, 1}, 6, 6, 3};
+  binary_forward(bf);
+  check(out == std::vector<float>({11, 22, 33, 14, 25, 36}), "binary_forward add broadcasts [3] over [2, 3]");
+
+  // sum_to: the backward of that broadcast sums the rows back to [3]
+  std::vector<float> g(3, -1.f);
+  SumTo st{g.data(), out.data(), {2, 3}, {0, 1}, 6, 3};
+  sum_to(st);
+  check(g == std::vector<float>({25, 47, 69}), "sum_to sums [2, 3] down to [3]");
+
+  // unary kinds: relu (kind 0) forward and backward; tanh (kind 5) against libm
+  check(unary_kinds() == 9, "nine unary kinds");
+  std::vector<float> x = {-2, -0.5f, 0.5f, 2}, y(4), dx(4), dy(4, 1.f);
+  unary_forward(UnaryForward{0, y.data(), x.data(), 4});
+  check(y == std::vector<float>({0, 0, 0.5f, 2}), "relu forward");
+  unary_backward(UnaryBackward{0, dx.data(), dy.data(), x.data(), y.data(), 4});
+  check(dx == std::vector<float>({0, 0, 1, 1}), "relu backward");
+  unary_forward(UnaryForward{5, y.data(), x.data(), 4});
+  bool close = true;
+  for (int i = 0; i < 4; i++) close = close && std::fabs(y[i] - std::tanh(x[i])) <= 1e-7f;
+  check(close, "tanh forward matches libm");
+
+  // affine, axpy, first_nonfinite
+  affine(Affine{y.data(), x.data(), 4, 2.f, 1.f});
+  check(y == std::vector<float>({-3, 0, 2, 5}), "affine 2x + 1");
+  axpy(Axpy{y.data(), x.data(), 4, -1.f});
+  check(y == std::vector<float>({-1, 0.5f, 1.5f, 3}), "axpy y -= x");
+  y[2] = NAN;
+  check(first_nonfinite(FirstNonfinite{y.data(), 4}) == 2, "first_nonfinite finds the NaN");
+
+  // softmax over the rows of [2, 3]: each row sums to 1, and [0, 0, 0] is uniform
+  std::vector<float> logits = {0, 0, 0, 1, 2, 3}, probs(6);
+  softmax_forward(SoftmaxForward{2, 3, false, probs.data(), logits.data()});
+  float row1 = probs[3] + probs[4] + probs[5];
+  check(std::fabs(probs[0] - 1.f / 3) < 1e-7f && std::fabs(row1 - 1.f) < 1e-6f && probs[5] > probs[4], "softmax_forward");
+  return failures ? 1 : 0;
+}
