@@ -7,7 +7,8 @@ import type { Device } from '../../runtime/backend';
 import type { ProposalsFile } from './proposals';
 import type { Stage1Video } from './videos';
 
-export interface Stage1Context {
+/** What every HR-Pro training run is given: the split's videos, the run folder, the evaluation's setting. */
+export interface RunContext {
   out: string;
   classNames: string[];
   train: Stage1Video[];
@@ -28,7 +29,10 @@ export interface Stage1Context {
   log?: (text: string) => void;
   /** set `stop` to end after the current step, saving the training state */
   signal?: { stop: boolean };
-  /** called after every step (before any test of that step) */
+}
+
+export interface Stage1Context extends RunContext {
+  /** called after every iteration (before any test of that iteration) */
   onIteration?: (iteration: number, losses: StepLosses) => void;
 }
 
@@ -40,21 +44,9 @@ export interface StepLosses {
   contrastive: number;
 }
 
-export interface Stage2Context {
-  out: string;
-  classNames: string[];
-  train: Stage1Video[];
-  test: Stage1Video[];
+export interface Stage2Context extends RunContext {
+  /** stage 1's RUN/proposals.json */
   proposals: ProposalsFile;
-  ambiguous?: Map<string, [number, number][]>;
-  blockedVideos?: string[];
-  testGroundTruth?: GroundTruth;
-  device?: Device;
-  resume?: boolean;
-  quiet?: boolean;
-  log?: (text: string) => void;
-  /** set `stop` to end after the current batch, saving the training state */
-  signal?: { stop: boolean };
   /** called after every batch (its 1-based number in the whole run) */
   onBatch?: (batch: number, losses: Stage2Losses) => void;
 }
