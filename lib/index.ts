@@ -20,6 +20,7 @@ export type { CudaDeviceInfo } from './runtime/backend';
 export type { Device } from './runtime/backend';
 export * as native from './runtime/native';
 export * as hrpro from './models/hrpro';
+export * as tspnet from './models/tspnet';
 export * as data from './data';
 export * as postprocess from './postprocess';
 export * as evaluation from './eval';
