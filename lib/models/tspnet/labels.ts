@@ -98,17 +98,31 @@ export function updatedPoints(
   reference: boolean,
 ): number[] {
   const M = proposals.length / 2;
-  const sum = new Float64Array(points.length);
-  const weighted = new Float64Array(points.length);
-  for (let m = 0; m < M; m++) {
-    const j = pointId[m];
-    if (j < 0 || !(centerScore[m] > threshold)) continue;
-    sum[j] += centerScore[m];
-    weighted[j] += centerScore[m] * ((proposals[2 * m] + proposals[2 * m + 1]) / 2);
-  }
+  const groups: number[][] = points.map(() => []);
+  for (let m = 0; m < M; m++) if (pointId[m] >= 0 && centerScore[m] > threshold) groups[pointId[m]].push(m);
   return points.map((p, j) => {
-    if (!(sum[j] > 0)) return reference ? p.original : p.current;
-    const c = weighted[j] / sum[j];
-    return reference ? p.original + (c - p.current) : c;
+    const g = groups[j];
+    if (!g.length) return reference ? p.original : p.current;
+    if (reference) {
+      // the reference's arithmetic: float32 scores, centers and moved point (its numpy arrays), the
+      // offset from the moved point added to the original annotation in double
+      const f = Math.fround;
+      let sum = 0;
+      for (const m of g) sum = f(sum + centerScore[m]);
+      const at = f(p.current);
+      let delta = 0;
+      for (const m of g) {
+        const center = f(f(f(proposals[2 * m + 1]) + f(proposals[2 * m])) / 2);
+        delta = f(delta + f(f(center - at) * f(centerScore[m] / sum)));
+      }
+      return p.original + delta;
+    }
+    let sum = 0;
+    let weighted = 0;
+    for (const m of g) {
+      sum += centerScore[m];
+      weighted += centerScore[m] * ((proposals[2 * m] + proposals[2 * m + 1]) / 2);
+    }
+    return weighted / sum;
   });
 }

@@ -109,6 +109,47 @@ function subset(p: VideoProposals, l: ProposalLabels, idx: number[], C: number):
   return { props, labels: { label, center, pointId } };
 }
 
+/** One training item: a video, the proposals it trains on (snippets, float32) and their labels. */
+export interface TrainItem {
+  v: { name: string; features: Float32Array; T: number };
+  props: Float32Array;
+  labels: Pick<ProposalLabels, 'label' | 'center'>;
+}
+
+/**
+ * One optimizer step (the reference's train_one_proposal_batch): the mean over the items of
+ * pointWeight x point + saliencyWeight x saliency, backpropagated one video at a time, one Adam step.
+ */
+export function batchStep(model: TspNetModel, adam: Adam, items: TrainItem[], cfg: Pick<TspNetConfig, 'pointWeight' | 'saliencyWeight'>): TspNetLosses {
+  adam.zeroGrad();
+  const parts: TspNetLosses = { total: 0, point: 0, saliency: 0 };
+  for (const { v, props, labels } of items) {
+    tidy(() => {
+      const r = tspnetLosses(model.run(v.features, v.T, props), labels, cfg);
+      if (!Number.isFinite(r.point + r.saliency)) throw new Error(`tspnet: the loss of video ${v.name} is not finite`);
+      backward(ops.mulScalar(r.total, 1 / items.length));
+      parts.point += r.point / items.length;
+      parts.saliency += r.saliency / items.length;
+    });
+  }
+  parts.total = cfg.pointWeight * parts.point + cfg.saliencyWeight * parts.saliency;
+  adam.step();
+  return parts;
+}
+
+/** The saliency point update of one training video (eval mode, every proposal): the points' new times. */
+export function videoPointUpdate(
+  model: TspNetModel,
+  v: { features: Float32Array; T: number },
+  proposals: VideoProposals,
+  points: TspPoint[],
+  labels: Pick<ProposalLabels, 'pointId'>,
+  cfg: Pick<TspNetConfig, 'chunk' | 'updateThreshold' | 'referencePointUpdate'>,
+): number[] {
+  const s = scoreProposals(model, v, proposals.snippets32, cfg.chunk);
+  return updatedPoints(points, proposals.snippets, labels.pointId, s.z, cfg.updateThreshold, cfg.referencePointUpdate);
+}
+
 export async function trainTspNet(ctx: TspNetContext, config: Partial<TspNetConfig> = {}): Promise<TspNetTrainResult> {
   const cfg: TspNetConfig = { ...TSPNET_DEFAULTS, ...config, model: { ...(config.model ?? {}) } };
   checkConfig(cfg);
@@ -139,9 +180,7 @@ export async function trainTspNet(ctx: TspNetContext, config: Partial<TspNetConf
     ensureLabels(e);
     const moved: TspNetExtra['points'] = {};
     ctx.train.forEach((v, i) => {
-      const p = ctx.proposals.train.get(v.name)!;
-      const s = scoreProposals(model, v, p.snippets32, cfg.chunk);
-      moved[v.name] = updatedPoints(currentPoints(e, v.name), p.snippets, labels[i].pointId, s.z, cfg.updateThreshold, cfg.referencePointUpdate);
+      moved[v.name] = videoPointUpdate(model, v, ctx.proposals.train.get(v.name)!, currentPoints(e, v.name), labels[i], cfg);
     });
     e.points = moved;
     e.updates++;
@@ -166,23 +205,14 @@ export async function trainTspNet(ctx: TspNetContext, config: Partial<TspNetConf
       const b = done % perEpoch;
       if (b === 0) e.order = dataRng.shuffle(ctx.train.map((_, i) => i));
       const idx = e.order.slice(b * B, (b + 1) * B);
-      adam.zeroGrad();
-      const parts: TspNetLosses = { total: 0, point: 0, saliency: 0 };
-      for (const i of idx) {
+      const items: TrainItem[] = idx.map((i) => {
         const v = ctx.train[i];
         const p = ctx.proposals.train.get(v.name)!;
         const M = p.snippets32.length / 2;
-        const { props, labels: l } = M > cfg.maxProposals ? subset(p, labels[i], sample(M, cfg.maxProposals, dataRng), C) : { props: p.snippets32, labels: labels[i] };
-        tidy(() => {
-          const r = tspnetLosses(model.run(v.features, v.T, props), l, cfg);
-          if (!Number.isFinite(r.point + r.saliency)) throw new Error(`tspnet: the loss of video ${v.name} is not finite`);
-          backward(ops.mulScalar(r.total, 1 / idx.length));
-          parts.point += r.point / idx.length;
-          parts.saliency += r.saliency / idx.length;
-        });
-      }
-      parts.total = cfg.pointWeight * parts.point + cfg.saliencyWeight * parts.saliency;
-      adam.step();
+        if (M <= cfg.maxProposals) return { v, props: p.snippets32, labels: labels[i] };
+        return { v, ...subset(p, labels[i], sample(M, cfg.maxProposals, dataRng), C) };
+      });
+      const parts = batchStep(model, adam, items, cfg);
       e.sum.total += parts.total;
       e.sum.point += parts.point;
       e.sum.saliency += parts.saliency;
