@@ -7,7 +7,10 @@
  */
 import * as fs from 'fs';
 import * as path from 'path';
-import { parseArgs, CliError, OptionSpec } from './args';
+import { parseArgs, CliError, OptionSpec, Parsed } from './args';
+import { loadTspNet, detect as tspnetDetectVideo } from '../models/tspnet/run';
+import { tspnetPaths } from '../models/tspnet/checkpoint';
+import type { BaseProposal } from '../models/tspnet/proposals';
 import { readNpy } from '../data/npy';
 import { loadHrPro, detect } from '../models/hrpro/detect';
 import { writeFileAtomic } from '../util/fs';
@@ -22,6 +25,7 @@ export const DETECT_OPTIONS: Record<string, OptionSpec> = {
   gt: { type: 'string', describe: 'a gt_full.json whose annotations of these videos are drawn in the plots' },
   top: { type: 'number', describe: 'keep the N best detections a video (default: all)' },
   device: { type: 'string', describe: "'cpu' or 'cuda'", default: 'cpu' },
+  proposals: { type: 'string', describe: "a TSPNet run trained on proposals files: the new videos' base proposals (ActivityNet JSON, seconds)" },
 };
 
 export async function main(argv: string[]): Promise<number> {
@@ -37,6 +41,8 @@ export async function main(argv: string[]): Promise<number> {
       throw new CliError(`--gt ${a.gt}: ${(e as Error).message}`);
     }
   }
+  if (fs.existsSync(tspnetPaths(a.model as string).best)) return detectTspNet(a, files, gt);
+  if (a.proposals !== undefined) throw new CliError('--proposals is for TSPNet runs (pstal train --method tspnet)');
   const model = loadHrPro(a.model as string, { device: a.device as string });
   try {
     const results: DetectionResults = {};
@@ -57,6 +63,53 @@ export async function main(argv: string[]): Promise<number> {
       }
     }
     const json = JSON.stringify({ version: 'VERSION 1.3', results, external_data: { used: true, details: `pstal detect, model ${model.run}` } });
+    if (a.out) writeFileAtomic(a.out as string, json);
+    else console.log(json);
+    return 0;
+  } finally {
+    model.dispose();
+  }
+}
+
+/** `pstal detect` with a TSPNet run: the base (its HR-Pro run, or --proposals) then the plug-in. */
+function detectTspNet(a: Parsed, files: string[], gt: Record<string, { annotations?: { label: string; segment: [number, number] }[] }>): number {
+  const model = loadTspNet(a.model as string, { device: a.device as string });
+  try {
+    let given: Record<string, BaseProposal[]> | undefined;
+    if (a.proposals !== undefined) {
+      try {
+        given = (JSON.parse(fs.readFileSync(a.proposals as string, 'utf8')) as { results: Record<string, BaseProposal[]> }).results;
+      } catch (e) {
+        throw new CliError(`--proposals ${a.proposals}: ${(e as Error).message}`);
+      }
+      if (!given || typeof given !== 'object') throw new CliError(`--proposals ${a.proposals}: expected {"results": {video: [{"segment": [s, e]}]}}`);
+    }
+    const results: DetectionResults = {};
+    for (const file of files) {
+      const name = path.basename(file).replace(/\.npy$/, '');
+      const arr = readNpy(file);
+      if (arr.shape.length !== 2 || arr.shape[1] !== model.featureDim)
+        throw new Error(`${file}: features of shape [${arr.shape.join(', ')}] do not fit the model (expected [T, ${model.featureDim}])`);
+      let proposals: BaseProposal[] | undefined;
+      if (given) {
+        proposals = given[name];
+        if (!Array.isArray(proposals) || !proposals.length) throw new Error(`${a.proposals}: no proposals for video ${name}`);
+        const bad = proposals.findIndex((q) => !Array.isArray(q?.segment) || !(q.segment[1] >= q.segment[0]) || !(q.segment[0] >= 0));
+        if (bad >= 0) throw new Error(`${a.proposals}: results["${name}"][${bad}]: segment must be [start, end] seconds, start >= 0, end >= start`);
+      }
+      const r = tspnetDetectVideo(model, { data: arr.data, shape: arr.shape }, { name, proposals });
+      const dets = a.top ? r.detections.slice(0, a.top as number) : r.detections;
+      results[name] = dets;
+      console.error(`${name}: ${arr.shape[0]} snippets, ${r.proposals} base proposals, ${r.detections.length} detections` + (dets[0] ? `, best ${dets[0].label} ${dets[0].segment[0].toFixed(1)}-${dets[0].segment[1].toFixed(1)} s (${dets[0].score.toFixed(3)})` : ''));
+      if (a.plot) {
+        if (!r.scores) throw new CliError('--plot needs the HR-Pro base run (its stage-1 scores are drawn): not available with --proposals');
+        fs.mkdirSync(a.plot as string, { recursive: true });
+        const known: Segment[] | undefined = gt[name]?.annotations?.map((g) => ({ label: g.label, segment: [g.segment[0], g.segment[1]] }));
+        const written = plotVideo(path.join(a.plot as string, name), name, { detections: dets, scores: r.scores }, model.classNames, model.cfg.snippetFrames / model.cfg.featureFps, known);
+        console.error(`  plot: ${written.join(', ')}`);
+      }
+    }
+    const json = JSON.stringify({ version: 'VERSION 1.3', results, external_data: { used: true, details: `pstal detect, TSPNet model ${model.run}` } });
     if (a.out) writeFileAtomic(a.out as string, json);
     else console.log(json);
     return 0;

@@ -17,6 +17,8 @@ export const EXAMPLES: Record<string, string[]> = {
   train: [
     'pstal train --stage 1 --data data/gtea32 --config gtea --out runs/g32 --iterations 200',
     'pstal train --stage 2 --data data/gtea32 --config gtea --out runs/g32 --epochs 5',
+    'pstal train --method tspnet --data data/gtea32 --config gtea --base runs/g32 --base-stage 2 --out runs/g32-tsp',
+    'pstal train --method tspnet --data data/thumos --proposals-train lacp_train.json --proposals-test lacp_test.json --out runs/lacp-tsp',
   ],
   run: [
     'pstal run --data data/gtea32 --config gtea --out runs/g32                         # --dim: the data\'s width',
@@ -24,6 +26,7 @@ export const EXAMPLES: Record<string, string[]> = {
   ],
   detect: [
     'pstal detect --model runs/g32 --features data/gtea32/features/test/S1_Tea_C1.npy --out det.json --plot plots/',
+    'pstal detect --model runs/g32-tsp --features new.npy --out det.json             # HR-Pro base + TSPNet plug-in',
   ],
   eval: [
     'pstal eval --gt data/gtea32/gt_full.json --pred runs/g32/stage2_results.json --subset validation --per-class',

@@ -12,7 +12,7 @@ const COMMANDS: Record<string, string> = {
   points: 'simulate point labels from full annotations (gt_full.json)',
   check: 'validate a dataset folder before training',
   eval: 'score detections against ground truth (mAP at tIoU thresholds)',
-  train: 'train HR-Pro stage 1 or stage 2',
+  train: 'train HR-Pro stage 1 or stage 2, or the TSPNet plug-in (--method tspnet)',
   run: 'stage 1, ranking, stage 2 and evaluation in one go',
   detect: 'detect actions in new videos with a trained model',
   test: "evaluate a run's best checkpoint on a dataset's test split",

@@ -23,6 +23,8 @@ import * as path from 'path';
 import * as fs from 'fs';
 import { checkDataset, dataFeatureWidth, formatProblems } from '../data/check';
 import { writeFileAtomic } from '../util/fs';
+import { mainTspNet } from './tspnet';
+import { TSPNET_DEFAULTS } from '../models/tspnet/config';
 
 /** Options every training command takes. */
 export const COMMON_OPTIONS: Record<string, OptionSpec> = {
@@ -53,14 +55,31 @@ export const STAGE2_OPTIONS: Record<string, OptionSpec> = {
   'max-proposals': { type: 'number', describe: `stage 2: proposals a training video (${STAGE2_TRAIN_DEFAULTS.maxProposals})` },
 };
 
+/** Options of `pstal train --method tspnet` only (it also takes the common ones and the ones below). */
+export const TSPNET_OPTIONS: Record<string, OptionSpec> = {
+  base: { type: 'string', describe: 'tspnet: an HR-Pro run folder whose best checkpoints give the base proposals' },
+  'base-stage': { type: 'number', describe: "tspnet: the base run's stage: 1 (raw stage-1 candidates) or 2 (stage-2 detections)", default: 1 },
+  'proposals-train': { type: 'string', describe: 'tspnet: base proposals of the training subset (ActivityNet JSON, seconds) instead of --base' },
+  'proposals-test': { type: 'string', describe: 'tspnet: base proposals of the test subset (ActivityNet JSON, seconds)' },
+  'update-every': { type: 'number', describe: `tspnet: saliency point update every N iterations (${TSPNET_DEFAULTS.updateEvery}; 0: never)` },
+  'reference-point-update': { type: 'boolean', describe: "tspnet: the reference's point update (offset added to the original point; parity runs)" },
+  'keep-duplicates': { type: 'boolean', describe: 'tspnet: keep a segment listed once per class as several proposals (the reference; parity runs)' },
+};
+
 export const TRAIN_OPTIONS: Record<string, OptionSpec> = {
+  method: { type: 'string', describe: "'hrpro' (one stage, --stage) or 'tspnet' (the plug-in on a base's proposals: --base or --proposals-train/-test)", default: 'hrpro' },
   stage: { type: 'number', describe: 'which HR-Pro stage to train: 1, or 2 (from RUN/proposals.json)', default: 1 },
   ...COMMON_OPTIONS,
   'batch-size': { type: 'number', describe: `videos per step (stage 1: ${STAGE1_TRAIN_DEFAULTS.batchSize}, stage 2: ${STAGE2_TRAIN_DEFAULTS.batchSize})` },
   lr: { type: 'number', describe: `Adam learning rate (stage 1: ${STAGE1_TRAIN_DEFAULTS.lr}, stage 2: ${STAGE2_TRAIN_DEFAULTS.lr})` },
   ...STAGE1_OPTIONS,
   ...STAGE2_OPTIONS,
+  // the same options for tspnet, with its defaults in the help
+  iterations: { type: 'number', describe: `training iterations (stage 1: ${STAGE1_TRAIN_DEFAULTS.iterations}, tspnet: ${TSPNET_DEFAULTS.iterations})` },
+  'test-every': { type: 'number', describe: `test every N iterations (stage 1: ${STAGE1_TRAIN_DEFAULTS.testEvery}, tspnet: ${TSPNET_DEFAULTS.testEvery})` },
+  'max-proposals': { type: 'number', describe: `proposals a training video, drawn at random beyond (stage 2: ${STAGE2_TRAIN_DEFAULTS.maxProposals}, tspnet: ${TSPNET_DEFAULTS.maxProposals})` },
   'no-ranking': { type: 'boolean', describe: 'stage 1: skip the final inference and reliability ranking' },
+  ...TSPNET_OPTIONS,
 };
 
 const num = (a: Parsed, k: string): number | undefined => (a[k] !== undefined ? (a[k] as number) : undefined);
@@ -156,6 +175,9 @@ export function withSigint<T>(run: (signal: { stop: boolean }) => Promise<T>): P
 export async function main(argv: string[]): Promise<number> {
   const a = parseArgs('train', argv, TRAIN_OPTIONS);
   if (!a) return 0;
+  if (a.method === 'tspnet') return mainTspNet(a);
+  if (a.method !== 'hrpro') throw new CliError(`--method must be 'hrpro' or 'tspnet', received '${a.method}'`);
+  for (const k of Object.keys(TSPNET_OPTIONS)) if (a[k] !== undefined && a[k] !== TSPNET_OPTIONS[k].default) throw new CliError(`--${k} is a --method tspnet option`);
   if (a.stage !== 1 && a.stage !== 2) throw new CliError(`--stage must be 1 or 2, received ${a.stage}`);
   const { device, dataset, stage1, stage2 } = setup(a);
   const out = a.out as string;

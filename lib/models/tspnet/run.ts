@@ -23,9 +23,9 @@ import { BaseProposal, BaseStage, hrproProposals, loadProposalsFor, readBaseProp
 import { tspnetPaths, loadTspNetWeights } from './checkpoint';
 import { trainTspNet, TspNetContext, TspNetLosses } from './train';
 import { testTspNet } from './evaluate';
-import { tspnetDetect } from './inference';
+import { ambiguousInSnippets, tspnetDetect } from './inference';
 import { HrProModel, loadHrPro } from '../hrpro/detect';
-import { scoreVideo, stage1Candidates, stage2Detect } from '../hrpro/inference';
+import { scoreVideo, stage1Candidates, stage2Detect, Stage1Scores } from '../hrpro/inference';
 import { testProposals } from '../hrpro/proposals';
 import { groupByClass } from '../hrpro/ranking';
 
@@ -195,7 +195,7 @@ export function detect(
   r: TspNetRun,
   features: Float32Array | { data: Float32Array; shape: number[] },
   options: { name?: string; proposals?: BaseProposal[]; ambiguous?: Map<string, [number, number][]> } = {},
-): { detections: Detection[]; proposals: number } {
+): { detections: Detection[]; proposals: number; scores?: Stage1Scores } {
   const D = r.featureDim;
   const data = features instanceof Float32Array ? features : features.data;
   if (!(features instanceof Float32Array) && (features.shape.length !== 2 || features.shape[1] !== D))
@@ -204,9 +204,11 @@ export function detect(
   const T = data.length / D;
   const name = options.name ?? 'video';
   let list = options.proposals;
+  let scores: Stage1Scores | undefined;
   if (!list) {
     if (!r.base) throw new Error(`${r.run}: trained on proposals files, not an HR-Pro run: pass the new video's base proposals`);
-    const cands = stage1Candidates(scoreVideo(r.base.stage1, data, T), r.base.cfg1);
+    scores = scoreVideo(r.base.stage1, data, T);
+    const cands = stage1Candidates(scores, r.base.cfg1);
     let props = cands;
     if (r.baseStage === 2) {
       const pp = testProposals(groupByClass(cands, r.classNames), r.classNames, 1 / r.base.cfg2.secondsPerSnippet);
@@ -217,8 +219,8 @@ export function detect(
     const end = T * r.base.cfg1.secondsPerSnippet;
     list = props.filter((p) => Math.min(end, p.end) > Math.max(0, p.start)).map((p) => ({ segment: [Math.max(0, p.start), Math.min(end, p.end)] as [number, number] }));
   }
-  if (!list.length) return { detections: [], proposals: 0 };
+  if (!list.length) return { detections: [], proposals: 0, scores };
   const vp = toSnippets(list, snippetsPerSecond(r.cfg), r.cfg.keepDuplicates);
-  const amb = options.ambiguous ? new Map([...options.ambiguous].map(([k, l]) => [k, l.map(([s, e]) => [(s * r.cfg.featureFps) / r.cfg.snippetFrames, (e * r.cfg.featureFps) / r.cfg.snippetFrames] as [number, number])])) : undefined;
-  return { detections: tspnetDetect(r.model, { features: data, T, name }, vp, r.classNames, r.cfg, amb).detections, proposals: vp.snippets.length / 2 };
+  const amb = ambiguousInSnippets(options.ambiguous, r.cfg);
+  return { detections: tspnetDetect(r.model, { features: data, T, name }, vp, r.classNames, r.cfg, amb).detections, proposals: vp.snippets.length / 2, scores };
 }
