@@ -1,0 +1,84 @@
+/**
+ * `pstal train --method tspnet` and `pstal detect` on its run, as a user meets them: proposals files
+ * in, the run folder and the table out; bad input gets an error naming the option or file.
+ */
+import test from 'ava';
+import { spawnSync } from 'child_process';
+import * as fs from 'fs';
+import * as os from 'os';
+import * as path from 'path';
+
+const bin = path.resolve(__dirname, '..', 'bin', 'pstal.js');
+const pstal = (args: string[], cwd: string) => spawnSync(process.execPath, [bin, ...args], { cwd, encoding: 'utf8', env: { ...process.env, PSTAL_TS: '1' } });
+
+/** Proposals around each ground-truth segment, in seconds, for every video of a subset. */
+function proposalsOf(data: string, subset: string): object {
+  const db = JSON.parse(fs.readFileSync(path.join(data, 'gt_full.json'), 'utf8')).database as Record<string, { subset: string; duration: number; annotations: { label: string; segment: [number, number] }[] }>;
+  const results: Record<string, { segment: [number, number]; label?: string }[]> = {};
+  for (const [name, v] of Object.entries(db)) {
+    if (v.subset !== subset) continue;
+    const list: { segment: [number, number]; label?: string }[] = [];
+    for (const a of v.annotations) {
+      const [s, e] = a.segment;
+      const w = e - s;
+      list.push({ segment: [s, e], label: a.label }, { segment: [Math.max(0, s - 0.2 * w), e - 0.1 * w] }, { segment: [s + 0.2 * w, Math.min(v.duration, e + 0.3 * w)] });
+    }
+    list.push({ segment: [0, Math.min(2, v.duration)] });
+    results[name] = list;
+  }
+  return { results };
+}
+
+test('pstal train --method tspnet on proposals files, then pstal detect with it; bad input named', (t) => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'pstal-tspcli-'));
+  try {
+    let r = pstal(['synth', '--out', 'data', '--videos', '16', '--dim', '16', '--duration-scale', '0.2', '--seed', '4'], dir);
+    t.is(r.status, 0, r.stderr);
+    const gt = JSON.parse(fs.readFileSync(path.join(dir, 'data', 'gt_full.json'), 'utf8')).database;
+    const subsets = [...new Set(Object.values(gt).map((v) => (v as { subset: string }).subset))];
+    const trainSubset = subsets.find((s) => /valid|train/i.test(s))!;
+    const testSubset = subsets.find((s) => s !== trainSubset)!;
+    fs.writeFileSync(path.join(dir, 'ptrain.json'), JSON.stringify(proposalsOf(path.join(dir, 'data'), trainSubset)));
+    fs.writeFileSync(path.join(dir, 'ptest.json'), JSON.stringify(proposalsOf(path.join(dir, 'data'), testSubset)));
+    const common = ['train', '--method', 'tspnet', '--data', 'data', '--quiet'];
+    r = pstal([...common, '--proposals-train', 'ptrain.json', '--proposals-test', 'ptest.json', '--out', 'run', '--iterations', '4', '--test-every', '2', '--batch-size', '4', '--lr', '1e-3'], dir);
+    t.is(r.status, 0, r.stderr.slice(-3000));
+    t.regex(r.stderr, /tspnet: best checkpoint \(iteration \d\) on the test videos\n.*@0\.1/s);
+    for (const f of ['tspnet_best.safetensors', 'tspnet_last.safetensors', 'tspnet_metrics.jsonl', 'tspnet_results.json', 'tspnet_config.json', 'proposals_train.json', 'proposals_test.json'])
+      t.true(fs.existsSync(path.join(dir, 'run', f)), f);
+    const video = fs.readFileSync(path.join(dir, 'data', 'split_test.txt'), 'utf8').split('\n')[0].trim();
+    const d = pstal(['detect', '--model', 'run', '--features', `data/features/test/${video}.npy`, '--proposals', 'ptest.json', '--out', 'det.json'], dir);
+    t.is(d.status, 0, d.stderr);
+    t.true(JSON.parse(fs.readFileSync(path.join(dir, 'det.json'), 'utf8')).results[video].length > 0);
+    const noProps = pstal(['detect', '--model', 'run', '--features', `data/features/test/${video}.npy`], dir);
+    t.is(noProps.status, 1);
+    t.regex(noProps.stderr, /pass the new video's base proposals/);
+
+    // usage errors: exit 2, naming the options
+    r = pstal([...common, '--out', 'x'], dir);
+    t.is(r.status, 2);
+    t.regex(r.stderr, /--method tspnet needs --base RUN/);
+    r = pstal([...common, '--out', 'x', '--base', 'run', '--proposals-train', 'ptrain.json'], dir);
+    t.is(r.status, 2);
+    t.regex(r.stderr, /either --base or --proposals-train/);
+    r = pstal([...common, '--out', 'x', '--base', 'run', '--base-stage', '3'], dir);
+    t.is(r.status, 2);
+    t.regex(r.stderr, /--base-stage must be 1 or 2/);
+    r = pstal(['train', '--method', 'frob', '--data', 'data', '--out', 'x'], dir);
+    t.is(r.status, 2);
+    t.regex(r.stderr, /--method must be 'hrpro' or 'tspnet'/);
+    // a bad file: exit 1, naming it
+    const bad = proposalsOf(path.join(dir, 'data'), trainSubset) as { results: Record<string, unknown[]> };
+    delete bad.results[Object.keys(bad.results)[0]];
+    fs.writeFileSync(path.join(dir, 'bad.json'), JSON.stringify(bad));
+    r = pstal([...common, '--proposals-train', 'bad.json', '--proposals-test', 'ptest.json', '--out', 'y'], dir);
+    t.is(r.status, 1);
+    t.regex(r.stderr, /bad\.json: no proposals for 1 video\(s\) of the split/);
+    // an HR-Pro base run that is not one
+    r = pstal([...common, '--base', 'run', '--out', 'z'], dir);
+    t.is(r.status, 1);
+    t.regex(r.stderr, /run: no stage-1 checkpoint/);
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+});
