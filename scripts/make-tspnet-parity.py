@@ -14,7 +14,7 @@ reference wants them (tspnet_reference.make_data_folder). With the reference's f
   2. one training video in train mode (dropout set to identity): the three heads' outputs, both
      losses, every parameter's gradient (initial weights from torch.manual_seed(0));
   3. one train_one_proposal_batch step on 10 videos in a fixed order: the weights after it;
-  4. with weights trained a little (its own loop: 60 batches, lr 1e-3, dropout on), two consecutive
+  4. with weights trained a little (its own loop: TRAIN_ITERS = 1000 batches, lr 1e-3, dropout on), two consecutive
      saliency point updates (its update_label): every point's time and the rebuilt labels after each;
   5. a test_proposal pass with those weights: every detection (converted to seconds) and the mAP;
   6. what it does with more proposals than max_proposal in training (the error it raises).

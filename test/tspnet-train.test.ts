@@ -14,6 +14,7 @@ import { train, loadTspNet, detect } from '../lib/models/tspnet/run';
 import { tspnetPaths } from '../lib/models/tspnet/checkpoint';
 import { readBaseProposals, toSnippets, pyRound, BaseProposal } from '../lib/models/tspnet/proposals';
 import { proposalLabels, updatedPoints, TspPoint } from '../lib/models/tspnet/labels';
+import { sample, subset } from '../lib/models/tspnet/train';
 import type { TspNetMetricsLine } from '../lib/models/tspnet/train';
 import { runHrPro } from '../lib/models/hrpro/run';
 import { Rng } from '../lib/util/rng';
@@ -201,4 +202,62 @@ test("point update: the paper's moves a point to the weighted center and stays t
   const low = Float32Array.from([0.5, 0.5]);
   t.is(updatedPoints([{ classIndex: 0, original: 4, current: 6 }], props, Int32Array.from([0, 0]), low, 0.8, false)[0], 6);
   t.is(updatedPoints([{ classIndex: 0, original: 4, current: 6 }], props, Int32Array.from([0, 0]), low, 0.8, true)[0], 4);
+});
+
+test('a capped video trains on a random subset of its proposals, each with its own labels', (t) => {
+  const v = ds.train.find((x) => x.points.length > 0)!;
+  const list = makeProposals([v], 4)[v.name];
+  const p = toSnippets(list, 25 / 16, false);
+  const pts: TspPoint[] = v.points.map((q) => ({ classIndex: q.classIndex, original: (q.frame * 25) / (v.fps * 16), current: (q.frame * 25) / (v.fps * 16) }));
+  const C = ds.classNames.length;
+  const all = proposalLabels(p.snippets, pts, C, 0.4);
+  const M = p.snippets.length / 2;
+  const idx = sample(M, 5, new Rng(1));
+  t.is(idx.length, 5);
+  t.true(idx.every((m, i) => m >= 0 && m < M && (i === 0 || m > idx[i - 1])));
+  const s = subset(p, all, idx, C);
+  const direct = proposalLabels(Float64Array.from(idx.flatMap((m) => [p.snippets[2 * m], p.snippets[2 * m + 1]])), pts, C, 0.4);
+  t.deepEqual([...s.labels.label], [...direct.label]);
+  t.deepEqual([...s.labels.center], [...direct.center]);
+  t.deepEqual([...s.props], idx.flatMap((m) => [p.snippets32[2 * m], p.snippets32[2 * m + 1]]));
+});
+
+test.serial('it learns the synthetic task: average mAP(0.1:0.7) above the measured floor', async (t) => {
+  // 100 videos of D = 32 (24 of D = 16 are too few to learn 20 classes from: measured ~0%). lr 1e-3:
+  // the reference's 5e-5 is for D = 2048 and barely moves a D = 32 model in a test's budget.
+  // Measured: 2.9% at iteration 50 (the untrained level), 25.1% best at 400.
+  const data = path.join(root, 'learn-data');
+  await synthesizeDataset({ out: data, dim: 32, seed: 3, videos: 100, knobs: CLEAN });
+  const big = loadDataset(data, loadConfig('thumos14', { featureDim: 32 }));
+  const pt = path.join(root, 'learn-train.json');
+  const pe = path.join(root, 'learn-test.json');
+  const jitter = (videos: Dataset['train'], seed: number) => {
+    const rng = new Rng(seed);
+    return Object.fromEntries(
+      videos.map((v) => {
+        const end = v.T * 0.64;
+        const list: BaseProposal[] = [];
+        for (const g of v.gt)
+          for (let k = 0; k < 6; k++) {
+            const s = Math.max(0, g.segment[0] + rng.normal());
+            const e = Math.min(end, g.segment[1] + rng.normal());
+            if (e - s > 0.3) list.push({ segment: [s, e] });
+          }
+        for (let k = 0; k < 10; k++) {
+          const s = rng.uniform() * (end - 1);
+          list.push({ segment: [s, Math.min(end, s + 0.5 + rng.uniform() * 4)] });
+        }
+        return [v.name, list];
+      }),
+    );
+  };
+  fs.writeFileSync(pt, JSON.stringify({ results: jitter(big.train, 1) }));
+  fs.writeFileSync(pe, JSON.stringify({ results: jitter(big.test, 2) }));
+  const out = path.join(root, 'learn');
+  const r = await train({ dataset: big, out, proposalsTrain: pt, proposalsTest: pe, config: { iterations: 400, testEvery: 50, batchSize: 4, lr: 1e-3, seed: 1 }, quiet: true, log: () => {} });
+  const m = metrics(out);
+  t.log(`avg mAP by test: ${m.map((l) => (100 * l.test!.average).toFixed(1)).join(', ')}; best ${(100 * r.bestMap).toFixed(1)} at ${r.bestIteration}`);
+  t.true(r.bestMap > 0.15, `best average mAP ${r.bestMap}`);
+  t.true(m[0].test!.average < r.bestMap / 2, 'mAP improves with training');
+  t.true(m[m.length - 1].loss < m[0].loss, 'the loss goes down');
 });

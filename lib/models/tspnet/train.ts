@@ -87,14 +87,15 @@ export interface TspNetTrainResult {
 }
 
 /** Indices of `keep` of `M` proposals drawn at random, in ascending order. */
-function sample(M: number, keep: number, rng: Rng): number[] {
+export function sample(M: number, keep: number, rng: Rng): number[] {
   return rng
     .shuffle(Array.from({ length: M }, (_, m) => m))
     .slice(0, keep)
     .sort((a, b) => a - b);
 }
 
-function subset(p: VideoProposals, l: ProposalLabels, idx: number[], C: number): { props: Float32Array; labels: ProposalLabels } {
+/** The proposals at `idx` with their own labels (labels follow their proposals when sampled). */
+export function subset(p: VideoProposals, l: ProposalLabels, idx: number[], C: number): { props: Float32Array; labels: ProposalLabels } {
   const props = new Float32Array(2 * idx.length);
   const label = new Float32Array(idx.length * C);
   const center = new Float32Array(idx.length);
