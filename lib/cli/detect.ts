@@ -8,7 +8,7 @@
 import * as fs from 'fs';
 import * as path from 'path';
 import { parseArgs, CliError, OptionSpec } from './args';
-import { readNpy } from '../data/npy';
+import { readNpy, assertFiniteFeatures } from '../data/npy';
 import { loadHrPro, detect } from '../models/hrpro/detect';
 import { writeFileAtomic } from '../util/fs';
 import type { DetectionResults, Segment } from '../eval/detection';
@@ -45,6 +45,8 @@ export async function main(argv: string[]): Promise<number> {
       const arr = readNpy(file);
       if (arr.shape.length !== 2 || arr.shape[1] !== model.featureDim)
         throw new Error(`${file}: features of shape [${arr.shape.join(', ')}] do not fit the model (expected [T, ${model.featureDim}])`);
+      if (arr.shape[0] === 0) throw new Error(`${file}: no rows (shape [0, ${arr.shape[1]}]); a video needs at least one snippet of features`);
+      assertFiniteFeatures(file, arr.data, model.featureDim);
       const r = detect(model, { data: arr.data, shape: arr.shape }, { name });
       const dets = a.top ? r.detections.slice(0, a.top as number) : r.detections;
       results[name] = dets;

@@ -23,6 +23,7 @@ import * as path from 'path';
 import * as fs from 'fs';
 import { checkDataset, dataFeatureWidth, formatProblems } from '../data/check';
 import { writeFileAtomic } from '../util/fs';
+import { lockRunFolder } from '../util/lock';
 
 /** Options every training command takes. */
 export const COMMON_OPTIONS: Record<string, OptionSpec> = {
@@ -72,6 +73,8 @@ export function setup(a: Parsed, lr1Key = 'lr', lr2Key = 'lr', batch1Key = 'batc
     throw new CliError(`--selection must be 'test' or 'holdout', received '${a.selection}'`);
   if (a.threads !== undefined) setNumThreads(a.threads as number);
   const device: Device = checkDevice(a.device);
+  // one writer a run folder: refused at once when another process trains in it (held until exit)
+  if (a.out !== undefined) lockRunFolder(a.out as string);
   const data = a.data as string;
   const featureDim = resolveDim(data, a.dim as number | undefined);
   const config = loadConfig(a.config as string, { featureDim });

@@ -18,7 +18,7 @@
  */
 import * as fs from 'fs';
 import * as path from 'path';
-import { readNpy } from './npy';
+import { readNpy, assertFiniteFeatures } from './npy';
 import type { DatasetConfig } from './config';
 
 export type Split = 'train' | 'test';
@@ -308,6 +308,7 @@ export function loadDataset(root: string, config: DatasetConfig, opts: LoadDatas
         throw new Error(`${file}: feature width ${D} does not match the config's featureDim ${config.featureDim}`);
       }
       if (T === 0) throw new Error(`${file}: features must have at least one row, found shape [0, ${D}]`);
+      assertFiniteFeatures(file, data, D);
       const info = gt.get(name)!;
 
       const videoLabel = new Float32Array(C);
