@@ -63,8 +63,8 @@ export function loadSafetensors(file: string): SafetensorsFile {
   } catch {
     return bad('the header is not JSON');
   }
-  if (typeof header !== 'object' || header === null || Array.isArray(header)) bad('the header is not a JSON object');
-  const meta = header.__metadata__;
+  if (typeof header !== 'object' || header === null || Array.isArray(header)) return bad('the header is not a JSON object');
+  const meta = (header as Record<string, unknown>).__metadata__ as Record<string, unknown> | undefined;
   if (meta !== undefined && (typeof meta !== 'object' || meta === null || Array.isArray(meta) || !Object.values(meta).every((v) => typeof v === 'string')))
     bad('__metadata__ is not an object of strings');
   const base = 8 + n;
@@ -93,7 +93,7 @@ export function loadSafetensors(file: string): SafetensorsFile {
     }
     tensors.set(name, { shape: shape as number[], data });
   }
-  return { tensors, metadata: (header.__metadata__ as Record<string, string>) ?? {} };
+  return { tensors, metadata: (meta as Record<string, string> | undefined) ?? {} };
 }
 
 function halfToFloat(h: number): number {
