@@ -301,10 +301,6 @@ export function loadDataset(root: string, config: DatasetConfig, opts: LoadDatas
     else rowsByVideo.set(r.video, [r]);
   }
 
-  const unknownPointVideos = [...rowsByVideo.keys()].filter((v) => !gt.has(v));
-  if (unknownPointVideos.length)
-    warn(`${pointFile}: ${unknownPointVideos.length} video id(s) not in ${gtFile}, their points ignored: ${preview(unknownPointVideos)}`);
-
   const unknownClassCounts = new Map<string, number>();
   const unknownGtLabels = new Map<string, number>();
   const subsets: Record<Split, string> = { train: '', test: '' };
@@ -387,6 +383,10 @@ export function loadDataset(root: string, config: DatasetConfig, opts: LoadDatas
   for (const [label, count] of unknownGtLabels) {
     warn(`${gtFile}: label "${label}" is not among the ${C} classes; ${count} annotation(s) left out of video labels`);
   }
+
+  const unknownPointVideos = [...rowsByVideo.keys()].filter((v) => !gt.has(v));
+  if (unknownPointVideos.length)
+    warn(`${pointFile}: ${unknownPointVideos.length} video id(s) not in ${gtFile}, their points ignored: ${preview(unknownPointVideos)}`);
 
   return {
     root, config, classNames, train: records.train, test: records.test, ambiguous, gtFile,
