@@ -132,8 +132,12 @@ export function readTorchCheckpoint(file: string): TorchCheckpoint {
     // so an archive that claims far more than its own size is damaged (or a zip bomb)
     const limit = 4 * buf.length + (1 << 20);
     let declared = 0;
+    let entries = 0;
     files = unzipSync(new Uint8Array(buf.buffer, buf.byteOffset, buf.byteLength), {
       filter: (f) => {
+        // a central-directory entry takes at least 46 bytes: a damaged entry count (zip64's is 8 bytes)
+        // would otherwise walk garbage for billions of iterations
+        if (++entries > buf.length / 46) throw new Error(`its directory claims more entries than a file of ${buf.length} bytes can hold`);
         declared += f.originalSize;
         if (!(declared <= limit)) throw new Error(`its entries claim ${declared} bytes uncompressed, more than 4x the file's ${buf.length}`);
         return true;
