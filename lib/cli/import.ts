@@ -1,5 +1,6 @@
 /**
- * `pstal import --from model.pkl --stage 1|2 --config thumos14 [--dim D] --out RUN`: a PyTorch HR-Pro
+ * `pstal import { lockRunFolder } from '../util/lock';
+import --from model.pkl --stage 1|2 --config thumos14 [--dim D] --out RUN`: a PyTorch HR-Pro
  * checkpoint (the reference's S_Model / I_Model state dict as torch.save writes it, or a safetensors
  * export) into a run folder: RUN/stage{1,2}_best.safetensors and the configuration the loaders read
  * (config.json / stage2_config.json), so `pstal test`, `pstal detect` and the library's loadHrPro
@@ -39,6 +40,7 @@ export async function main(argv: string[]): Promise<number> {
   if (!(Number.isInteger(a.heads as number) && (a.heads as number) >= 1)) throw new CliError(`--heads must be a positive integer, received ${a.heads}`);
   const tokens = a['prototype-tokens'];
   if (tokens !== 'reshape' && tokens !== 'per-class') throw new CliError(`--prototype-tokens must be 'reshape' or 'per-class', received '${tokens}'`);
+  lockRunFolder(a.out as string); // not while a training writes there (released at exit)
   const r = importHrPro({
     from: a.from as string,
     stage: a.stage,
