@@ -1,12 +1,12 @@
 /**
- * `pstal import { lockRunFolder } from '../util/lock';
-import --from model.pkl --stage 1|2 --config thumos14 [--dim D] --out RUN`: a PyTorch HR-Pro
+ * `pstal import --from model.pkl --stage 1|2 --config thumos14 [--dim D] --out RUN`: a PyTorch HR-Pro
  * checkpoint (the reference's S_Model / I_Model state dict as torch.save writes it, or a safetensors
  * export) into a run folder: RUN/stage{1,2}_best.safetensors and the configuration the loaders read
  * (config.json / stage2_config.json), so `pstal test`, `pstal detect` and the library's loadHrPro
  * use it as if it had been trained here (lib/models/hrpro/import_checkpoint.ts).
  */
 import { parseArgs, CliError, OptionSpec } from './args';
+import { lockRunFolder } from '../util/lock';
 import { importHrPro, classNamesOf } from '../models/hrpro/import_checkpoint';
 
 export const IMPORT_OPTIONS: Record<string, OptionSpec> = {
