@@ -22,6 +22,7 @@ import { loadSafetensors } from '../lib/io/safetensors';
 import { writeFileAtomic, setWriteHook, fsError, removeStaleTemps } from '../lib/util/fs';
 import { lockRunFolder, FolderLockedError, LOCK_FILE } from '../lib/util/lock';
 import { NumericalError } from '../lib/train/loop';
+import { setDetectAnomaly } from '../lib/tensor/tensor';
 import { loadGroundTruth, loadResults } from '../lib/eval/detection';
 import { ensureCompiled, BIN } from './helpers/killrun';
 
@@ -162,7 +163,29 @@ test.serial('two `pstal run` on one --out at once: the second is refused at once
   t.false(fs.existsSync(path.join(out, LOCK_FILE)));
 });
 
-// ---- numerical faults ----------------------------------------------------------------------------
+// ---- numerical faults ----
+
+test.serial('with anomaly detection (PSTAL_DETECT_ANOMALY=1 or setDetectAnomaly) the NaN stop names the op that made it', async (t) => {
+  const cfg = stage1ConfigFrom(ds.config, { ...CFG, iterations: 2 });
+  const copies = ds.train.map((v) => ({ ...v, features: Float32Array.from(v.features) }));
+  const poison = (it: number) => {
+    if (it === 1) for (const v of copies) v.features.fill(NaN, 0, D);
+  };
+  setDetectAnomaly(true);
+  try {
+    const e = await t.throwsAsync(trainStage1({ ...ctx(path.join(root, 'anomaly')), train: copies, onIteration: poison }, cfg), { instanceOf: NumericalError });
+    t.regex(e!.message, /^stage 1, iteration 2: \w+: produced NaN at flat index \d+ of its output \[/);
+    t.regex(e!.message, /the last good state is .*iteration 1/);
+    // NaN features at the start (the prototype memory's initialisation) are named too
+    const e0 = await t.throwsAsync(trainStage1({ ...ctx(path.join(root, 'anomaly0')), train: copies }, cfg), { instanceOf: NumericalError });
+    t.regex(e0!.message, /^stage 1, start \(before the first it\): \w+: produced NaN/);
+  } finally {
+    setDetectAnomaly(false);
+  }
+  for (const v of copies) v.features.set(ds.train.find((x) => x.name === v.name)!.features);
+  const e2 = await t.throwsAsync(trainStage1({ ...ctx(path.join(root, 'anomaly2')), train: copies, onIteration: poison }, cfg), { instanceOf: NumericalError });
+  t.regex(e2!.message, /PSTAL_DETECT_ANOMALY=1 with --resume names the op/);
+});
 
 test.serial('NaN in a training video\'s features: loading it is an error naming the file, row and column', (t) => {
   const dir = path.join(root, 'nan-data');

@@ -15,6 +15,8 @@
  */
 import * as fs from 'fs';
 import { Module } from '../nn/module';
+import { backend } from '../runtime/backend';
+import { isDetectAnomaly } from '../tensor/tensor';
 import { Adam } from '../nn/optim';
 import { Rng } from '../util/rng';
 import { writeFileAtomic } from '../util/fs';
@@ -167,6 +169,7 @@ export function nonFiniteParameter(model: Module): string | null {
   for (const [name, p] of model.namedParameters()) {
     for (const [what, t] of [['gradient', p.grad], ['value', p]] as const) {
       if (!t) continue;
+      if ((backend(t.device).first_nonfinite(t.buffer) as number) < 0) continue; // native scan, no copy
       const a = t.toArray();
       let bad = -1;
       let count = 0;
@@ -184,6 +187,16 @@ export function nonFiniteParameter(model: Module): string | null {
 
 /** A training step that produced NaN or Inf: the step, the loss term or tensor, the checkpoint kept. */
 export class NumericalError extends Error {}
+
+/** An error of a step (or the start) with where it happened and what is kept; NaN/Inf ones are NumericalErrors. */
+function stepError(where: string, e: unknown, kept: string): Error {
+  const msg = e instanceof Error ? e.message : String(e);
+  const numerical = /NaN|Infinity|non-finite/.test(msg);
+  const hint = numerical && !isDetectAnomaly() ? '; PSTAL_DETECT_ANOMALY=1 with --resume names the op that makes the first NaN/Inf' : '';
+  const err = new (numerical ? NumericalError : Error)(`${where}: ${msg}; ${kept}${hint}`);
+  (err as Error & { cause?: unknown }).cause = e;
+  return err;
+}
 
 export async function runTrainingLoop<X, L extends { total: number }>(m: TrainingMethod<X, L>, o: LoopOptions<L>): Promise<LoopResult> {
   // one writer a run folder (a second process is refused; a dead owner's lock and temporary files are cleaned)
@@ -210,7 +223,11 @@ async function trainingLoop<X, L extends { total: number }>(m: TrainingMethod<X,
     log(`${m.label}: resuming from ${m.files.last} at ${m.where(state.step)} (best avg mAP ${(100 * Math.max(0, state.best)).toFixed(2)} at ${m.where(state.bestStep)})`);
   } else {
     if (o.resume) log(`${m.label}: nothing to resume in ${o.out}; starting fresh`);
-    m.start?.(log);
+    try {
+      m.start?.(log);
+    } catch (e) {
+      throw stepError(`${m.label}, start (before the first ${m.unit})`, e, 'no training state was saved yet (nothing to resume)');
+    }
   }
   writeFileAtomic(m.files.metrics, lines.map((l) => l + '\n').join(''));
   writeFileAtomic(m.files.config, JSON.stringify(m.config, null, 2));
@@ -236,16 +253,15 @@ async function trainingLoop<X, L extends { total: number }>(m: TrainingMethod<X,
     try {
       losses = m.step(state.step);
     } catch (e) {
-      const err = new (e instanceof Error && /NaN|Infinity|non-finite/.test(e.message) ? NumericalError : Error)(`${m.label}, ${m.where(state.step + 1)}: ${(e as Error).message}; ${lastGood()}`);
-      (err as Error & { cause?: unknown }).cause = e;
-      throw err;
+      throw stepError(`${m.label}, ${m.where(state.step + 1)}`, e, lastGood());
     }
     const badLosses = nonFiniteLosses(losses);
     const badParam = badLosses.length ? null : nonFiniteParameter(m.model);
     if (badLosses.length || badParam)
       throw new NumericalError(
         `${m.label}, ${m.where(state.step + 1)}: ${badLosses.length ? `loss term(s) ${badLosses.join(', ')}` : badParam}; training stopped before saving it. ` +
-          `${lastGood()}. Check the input features for NaN/Inf (\`pstal check\`) or lower the learning rate.`,
+          `${lastGood()}. Check the input features for NaN/Inf (\`pstal check\`) or lower the learning rate` +
+          (isDetectAnomaly() ? '.' : '; PSTAL_DETECT_ANOMALY=1 with --resume names the op that makes the first NaN/Inf.'),
       );
     state.step++;
     bar.update(state.step, { loss: losses.total });

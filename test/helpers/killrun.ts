@@ -68,10 +68,28 @@ function newestSource(dir: string): number {
  * land in the work rather than in module loading.
  */
 export function ensureCompiled(): void {
-  if (fs.existsSync(COMPILED) && fs.statSync(COMPILED).mtimeMs >= newestSource(path.join(ROOT, 'lib'))) return;
-  const r = spawnSync(process.execPath, [require.resolve('typescript/bin/tsc'), '-p', path.join(ROOT, 'tsconfig.json')], { encoding: 'utf8', cwd: ROOT });
-  if (r.status !== 0) throw new Error(`tsc failed: ${r.stdout}${r.stderr}`);
-  fs.utimesSync(COMPILED, new Date(), new Date());
+  const fresh = (): boolean => fs.existsSync(COMPILED) && fs.statSync(COMPILED).mtimeMs >= newestSource(path.join(ROOT, 'lib'));
+  if (fresh()) return;
+  // test files run in parallel processes: one compiles, the others wait for it
+  const lock = path.join(ROOT, '.dist-compile.lock');
+  const sleep = (ms: number) => Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, ms);
+  for (let waited = 0; ; waited += 200) {
+    try {
+      fs.mkdirSync(lock);
+      break;
+    } catch {
+      if (waited > 300000 || Date.now() - fs.statSync(lock).mtimeMs > 300000) fs.rmSync(lock, { recursive: true, force: true });
+      else sleep(200);
+    }
+  }
+  try {
+    if (fresh()) return;
+    const r = spawnSync(process.execPath, [require.resolve('typescript/bin/tsc'), '-p', path.join(ROOT, 'tsconfig.json')], { encoding: 'utf8', cwd: ROOT });
+    if (r.status !== 0) throw new Error(`tsc failed: ${r.stdout}${r.stderr}`);
+    fs.utimesSync(COMPILED, new Date(), new Date());
+  } finally {
+    fs.rmSync(lock, { recursive: true, force: true });
+  }
 }
 
 const env = (): NodeJS.ProcessEnv => {
