@@ -25,6 +25,9 @@ import { NumericalError } from '../lib/train/loop';
 import { setDetectAnomaly } from '../lib/tensor/tensor';
 import { loadGroundTruth, loadResults } from '../lib/eval/detection';
 import { ensureCompiled, BIN } from './helpers/killrun';
+import { parseArgs, CliError } from '../lib/cli/args';
+import { RUN_OPTIONS } from '../lib/cli/run';
+import { checkNumericOptions } from '../lib/cli/train';
 
 const D = 16;
 let root: string;
@@ -356,4 +359,20 @@ test('YAML configs: a huge tiou num or arange, and huge size fields, are refused
   } finally {
     fs.rmSync(dir, { recursive: true, force: true });
   }
+});
+
+test('training options: non-integer or out-of-range counts, rates and seeds are usage errors naming the option', (t) => {
+  const parse = (...argv: string[]) => parseArgs('run', ['--data', 'd', '--out', 'o', ...argv], RUN_OPTIONS)!;
+  for (const [argv, msg] of [
+    [['--iterations', '1.5'], /--iterations must be a positive integer, received 1.5/],
+    [['--iterations', '-1'], /--iterations must be a positive integer/],
+    [['--test-every', '0'], /--test-every must be a positive integer/],
+    [['--checkpoint-every', '-2'], /--checkpoint-every must be a non-negative integer/],
+    [['--seed', '1.5'], /--seed must be an integer/],
+    [['--holdout-fraction', '5'], /--holdout-fraction must be a number between 0 and 1/],
+    [['--lr', '-1'], /--lr must be a positive number/],
+    [['--batch-size2', '1e300'], /--batch-size2 must be a positive integer/],
+  ] as [string[], RegExp][])
+    t.throws(() => checkNumericOptions(parse(...argv)), { instanceOf: CliError, message: msg }, argv.join(' '));
+  t.notThrows(() => checkNumericOptions(parse('--iterations', '10', '--seed', '-3', '--lr', '1e-4')));
 });

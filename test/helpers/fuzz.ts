@@ -22,6 +22,7 @@ import { loadConfig } from '../../lib/data/config';
 import { readProposalsFile } from '../../lib/models/hrpro/proposals';
 import { parseArgs, CliError } from '../../lib/cli/args';
 import { RUN_OPTIONS } from '../../lib/cli/run';
+import { checkNumericOptions } from '../../lib/cli/train';
 import { EVAL_OPTIONS } from '../../lib/cli/eval';
 
 const FIXTURES = path.resolve(__dirname, '..', 'fixtures');
@@ -371,7 +372,8 @@ export function fuzzArgs(o: { cases: number; seed: number }): FuzzFailure[] {
     }
     console.log = () => undefined; // --help prints
     try {
-      parseArgs(cmd, argv, spec as never);
+      const parsed = parseArgs(cmd, argv, spec as never);
+      if (parsed && cmd === 'run') checkNumericOptions(parsed);
     } catch (e) {
       if (!(e instanceof CliError)) failures.push({ target: `args ${cmd}`, caseIndex: i, why: `${(e as Error)?.constructor?.name}: ${(e as Error)?.message}`, input: JSON.stringify(argv) });
     } finally {
