@@ -53,7 +53,7 @@ const cliEnv = () => {
   delete e.PSTAL_TS;
   return e;
 };
-const pstal = (args: string[], cwd = root) => spawnSync(process.execPath, [BIN, ...args], { cwd, encoding: 'utf8', env: cliEnv() });
+const pstal = (args: string[], cwd = root) => (ensureCompiled(), spawnSync)(process.execPath, [BIN, ...args], { cwd, encoding: 'utf8', env: cliEnv() });
 
 // ---- failing writes ----------------------------------------------------------------------------
 
@@ -248,7 +248,8 @@ test.serial('a metrics file cut in the middle of a line (older versions appended
 // ---- detect: bad features, clipped output -----------------------------------------------------
 
 test.serial('detect: NaN/Inf features and zero rows are errors naming the input; output segments lie inside the video', async (t) => {
-  const out = path.join(root, 'nan-full'); // a stage-1 run from the test above; add its config for loadHrPro
+  const out = path.join(root, 'nan-full'); // the stage-1 run of the NaN test (trained here when run alone)
+  if (!fs.existsSync(stage1Paths(out).best)) (await trainStage1(ctx(out), stage1ConfigFrom(ds.config, CFG))).model.dispose();
   const model = loadHrPro(out);
   try {
     const v = ds.test[0];
@@ -286,6 +287,16 @@ test.serial('detect: NaN/Inf features and zero rows are errors naming the input;
   t.is(c.status, 1);
   t.regex(c.stderr, /inf\.npy: features hold 320 non-finite value/);
   t.notRegex(c.stderr, /offset is out of bounds|\n\s+at /);
+  fs.mkdirSync(path.join(root, 'other'), { recursive: true });
+  fs.copyFileSync(inf, path.join(root, 'other', 'inf.npy'));
+  c = pstal(['detect', '--model', out, '--features', inf, '--features', path.join(root, 'other', 'inf.npy')]);
+  t.is(c.status, 2);
+  t.regex(c.stderr, /are both video 'inf'/);
+  const badGt = path.join(root, 'bad-gt.json');
+  fs.writeFileSync(badGt, JSON.stringify({ database: { x: { subset: 'Test', duration: 5, fps: 30, annotations: [{ label: 'A' }] } } }));
+  c = pstal(['detect', '--model', out, '--features', empty, '--gt', badGt]);
+  t.is(c.status, 1);
+  t.regex(c.stderr, /bad-gt\.json: video "x": field "annotations\[0\]\.segment"/);
 });
 
 // ---- readers: eval, csv, splits, configs -------------------------------------------------------

@@ -9,6 +9,7 @@ import * as fs from 'fs';
 import * as path from 'path';
 import { parseArgs, CliError, OptionSpec } from './args';
 import { readNpy, assertFiniteFeatures } from '../data/npy';
+import { readGroundTruth } from '../data/dataset';
 import { loadHrPro, detect } from '../models/hrpro/detect';
 import { writeFileAtomic } from '../util/fs';
 import type { DetectionResults, Segment } from '../eval/detection';
@@ -29,14 +30,15 @@ export async function main(argv: string[]): Promise<number> {
   if (!a) return 0;
   const files = a.features as string[];
   if (a.top !== undefined && !(Number.isInteger(a.top as number) && (a.top as number) >= 1)) throw new CliError(`--top must be a positive integer, received ${a.top}`);
-  let gt: Record<string, { annotations?: { label: string; segment: [number, number] }[] }> = {};
-  if (a.gt) {
-    try {
-      gt = (JSON.parse(fs.readFileSync(a.gt as string, 'utf8')) as { database: typeof gt }).database ?? {};
-    } catch (e) {
-      throw new CliError(`--gt ${a.gt}: ${(e as Error).message}`);
-    }
+  // one entry a video in the results: two files of one name would overwrite each other's detections
+  const byName = new Map<string, string>();
+  for (const f of files) {
+    const n = path.basename(f).replace(/\.npy$/, '');
+    if (byName.has(n)) throw new CliError(`--features ${byName.get(n)} and ${f} are both video '${n}' (the file name without .npy names the video in the results)`);
+    byName.set(n, f);
   }
+  // the ground truth is checked field by field (errors name the file, video and field)
+  const gt = a.gt ? readGroundTruth(a.gt as string) : new Map<string, { annotations: { label: string; segment: [number, number] }[] }>();
   const model = loadHrPro(a.model as string, { device: a.device as string });
   try {
     const results: DetectionResults = {};
@@ -53,7 +55,7 @@ export async function main(argv: string[]): Promise<number> {
       console.error(`${name}: ${arr.shape[0]} snippets, ${r.detections.length} detections` + (dets[0] ? `, best ${dets[0].label} ${dets[0].segment[0].toFixed(1)}-${dets[0].segment[1].toFixed(1)} s (${dets[0].score.toFixed(3)})` : ''));
       if (a.plot) {
         fs.mkdirSync(a.plot as string, { recursive: true });
-        const known: Segment[] | undefined = gt[name]?.annotations?.map((g) => ({ label: g.label, segment: [g.segment[0], g.segment[1]] }));
+        const known: Segment[] | undefined = gt.get(name)?.annotations.map((g) => ({ label: g.label, segment: [g.segment[0], g.segment[1]] }));
         const written = plotVideo(path.join(a.plot as string, name), name, r, model.classNames, model.cfg1.secondsPerSnippet, known);
         console.error(`  plot: ${written.join(', ')}`);
       }
