@@ -97,10 +97,10 @@ export function setup(a: Parsed, lr1Key = 'lr', lr2Key = 'lr', batch1Key = 'batc
     throw new CliError(`--selection must be 'test' or 'holdout', received '${a.selection}'`);
   if (a.threads !== undefined) setNumThreads(a.threads as number);
   const device: Device = checkDevice(a.device);
-  // one writer a run folder: refused at once when another process trains in it (held until exit)
-  if (a.out !== undefined) lockRunFolder(a.out as string);
   const data = a.data as string;
   const featureDim = resolveDim(data, a.dim as number | undefined);
+  // one writer a run folder: refused before any work when another process trains in it (held until exit)
+  if (a.out !== undefined) lockRunFolder(a.out as string);
   const config = loadConfig(a.config as string, { featureDim });
   if (!a['no-check']) preflight(data, config, a.dim as number | undefined);
   const dataset: Dataset = loadDataset(data, config, { onWarning: (m) => console.error(`warning: ${m}`) });
