@@ -12,7 +12,8 @@ import * as os from 'os';
 import * as path from 'path';
 import { synthesizeDataset } from '../lib/data/synth';
 import { loadConfig, loadDataset, Dataset } from '../lib/data';
-import { readPointCsv, readSplit } from '../lib/data/dataset';
+import { readPointCsv, readSplit, readAmbiguous } from '../lib/data/dataset';
+import { loadAmbiguous } from '../lib/eval/ambiguous';
 import { writeNpy } from '../lib/data/npy';
 import { trainStage1 } from '../lib/models/hrpro/train_stage1';
 import { stage1ConfigFrom } from '../lib/models/hrpro/config';
@@ -348,6 +349,8 @@ test('point-label csv and split lists: no rows, repeated header, reversed start/
     t.throws(() => readSplit(w('s1.txt', 'a\nb\na\n')), { message: /s1\.txt: video "a" is listed twice \(entries 1 and 3\)/ });
     t.throws(() => readSplit(w('s2.txt', 'a\n../etc\n')), { message: /s2\.txt: entry 2 "\.\.\/etc" is not a video name/ });
     t.deepEqual(readSplit(w('s3.txt', '\ufeffa\r\nb\r\n')), ['a', 'b']);
+    t.throws(() => readAmbiguous(w('amb.txt', 'v1 1 2\nv2 5 3\n')), { message: /amb\.txt:2: \[5, 3\] is reversed/ });
+    t.throws(() => loadAmbiguous(w('amb2.txt', 'v1 -1 2\n')), { message: /amb2\.txt:1: \[-1, 2\] starts before 0 s/ });
   } finally {
     fs.rmSync(dir, { recursive: true, force: true });
   }
@@ -367,6 +370,8 @@ test('YAML configs: a huge tiou num or arange, and huge size fields, are refused
     t.throws(() => loadConfig(w('b.yaml', base.replace(/step: 0\.025}        # numpy arange/, 'step: 1e-12}'))), { message: /b\.yaml: field "stage1\.casThresholds" \{start, stop, step\} expands to/ });
     t.throws(() => loadConfig(w('c.yaml', base.replace(/scale: 2/, 'scale: 2000000'))), { message: /c\.yaml: field "stage1\.scale" is 2000000; at most 1000/ });
     t.true(Date.now() - t0 < 2000);
+    // a stray '!' (a YAML tag) used to print a warning and go on; now an error with its line
+    t.throws(() => loadConfig(w('d.yaml', base.replace(/lambdas: \[0, 0\.5, 1, 1\]/, 'lambdas: [0, 0.5, !1, 1]'))), { message: /d\.yaml: invalid YAML: Unresolved tag: !1 at line \d+/ });
   } finally {
     fs.rmSync(dir, { recursive: true, force: true });
   }

@@ -227,7 +227,11 @@ export function loadConfig(
   const size = fs.statSync(file).size;
   if (size > MAX_CONFIG_BYTES) throw new Error(`${file}: ${size} bytes is too large for a config (at most ${MAX_CONFIG_BYTES}); is it the right file?`);
   try {
-    raw = YAML.parse(fs.readFileSync(file, 'utf8').replace(/^\uFEFF/, ''), { maxAliasCount: 100 });
+    // warnings (an unresolved !tag: a stray '!') are errors too, named with their line, not printed
+    const doc = YAML.parseDocument(fs.readFileSync(file, 'utf8').replace(/^\uFEFF/, ''), { logLevel: 'silent' });
+    const first = doc.errors[0] ?? doc.warnings[0];
+    if (first) throw first;
+    raw = doc.toJS({ maxAliasCount: 100 });
   } catch (e) {
     throw new Error(`${file}: invalid YAML: ${(e as Error).message.split('\n')[0]}`);
   }

@@ -233,7 +233,7 @@ export function readPointCsv(file: string): PointRow[] {
 /** Ambiguous_test.txt: "video start end" a line (seconds, whitespace-separated). */
 export function readAmbiguous(file: string): Map<string, [number, number][]> {
   const out = new Map<string, [number, number][]>();
-  const lines = fs.readFileSync(file, 'utf8').split(/\r?\n/);
+  const lines = stripBom(fs.readFileSync(file, 'utf8')).split(/\r?\n/);
   lines.forEach((line, i) => {
     const tokens = line.trim().split(/\s+/).filter((t) => t.length > 0);
     if (tokens.length === 0) return;
@@ -242,6 +242,7 @@ export function readAmbiguous(file: string): Map<string, [number, number][]> {
     if (tokens.length !== 3 || !Number.isFinite(start) || !Number.isFinite(end)) {
       throw new Error(`${file}:${i + 1}: expected "video start end" (seconds), found ${JSON.stringify(line)}`);
     }
+    if (start > end || start < 0) throw new Error(`${file}:${i + 1}: [${start}, ${end}] ${start < 0 ? 'starts before 0 s' : 'is reversed (its start is after its end)'}`);
     const list = out.get(tokens[0]) ?? [];
     list.push([start, end]);
     out.set(tokens[0], list);

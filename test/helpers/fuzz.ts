@@ -77,6 +77,8 @@ const segProblem = (seg: unknown, gt: boolean): string | null => {
   return null;
 };
 const first = (xs: (string | null)[]): string | null => xs.find((x) => x) ?? null;
+const ambiguousProblem = (m: Map<string, [number, number][]>): string | null =>
+  first([...m.values()].flat().map(([a, b]) => (fin(a) && fin(b) && a >= 0 && a <= b ? null : `ambiguous segment [${a}, ${b}]`)));
 const shapeProblem = (shape: number[], n: number): string | null =>
   !shape.every((d) => Number.isInteger(d) && d >= 0) ? `shape ${JSON.stringify(shape)}` : shape.reduce((a, b) => a * b, 1) !== n ? `shape ${JSON.stringify(shape)} holds ${n} values` : null;
 
@@ -137,8 +139,8 @@ export function targets(tmp: string): Target[] {
       return { bytes: 0, problem: rows.length === 0 ? 'no rows' : first(rows.map((r) => (fin(r.frame) && r.frame >= 0 && r.video && r.label && r.label !== 'class' ? null : `row ${JSON.stringify(r)}`))) };
     } },
     { name: 'split list', ext: '.txt', text: true, seeds: [Buffer.from('v1\nv2\nvideo_test_0000004\n')], read: (f) => (readSplit(f), 0) },
-    { name: 'ambiguous (dataset)', ext: '.txt', text: true, seeds: [Buffer.from('v1 1.5 3.0\nv2 0 1\n')], read: (f) => (readAmbiguous(f), 0) },
-    { name: 'ambiguous (eval)', ext: '.txt', text: true, seeds: [Buffer.from('v1 1.5 3.0\nv2 0 1\n')], read: (f) => (loadAmbiguous(f), 0) },
+    { name: 'ambiguous (dataset)', ext: '.txt', text: true, seeds: [Buffer.from('v1 1.5 3.0\nv2 0 1\n')], read: (f) => ({ bytes: 0, problem: ambiguousProblem(readAmbiguous(f)) }) },
+    { name: 'ambiguous (eval)', ext: '.txt', text: true, seeds: [Buffer.from('v1 1.5 3.0\nv2 0 1\n')], read: (f) => ({ bytes: 0, problem: ambiguousProblem(loadAmbiguous(f)) }) },
     { name: 'yaml config', ext: '.yaml', text: true, seeds: ['gtea.yaml', 'thumos14.yaml'].map((c) => fs.readFileSync(path.join(CONFIGS, c))), read: (f) => {
       const c = loadConfig(f);
       const lists = [c.tiou, c.stage1.casThresholds, c.stage1.agnosticThresholds];
