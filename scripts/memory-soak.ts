@@ -13,7 +13,10 @@ import * as path from 'path';
 import { synthesizeDataset } from '../lib/data/synth';
 import { loadConfig, loadDataset } from '../lib/data';
 import { trainStage1 } from '../lib/models/hrpro/train_stage1';
-import { stage1ConfigFrom } from '../lib/models/hrpro/config';
+import { stage1ConfigFrom, stage2ConfigFrom } from '../lib/models/hrpro/config';
+import { finishStage1 } from '../lib/models/hrpro/pipeline';
+import { trainStage2 } from '../lib/models/hrpro/train_stage2';
+import { readProposalsFile } from '../lib/models/hrpro/proposals';
 import { loadHrPro, detect } from '../lib/models/hrpro/detect';
 import { setNumThreads } from '../lib/runtime/native';
 
@@ -102,9 +105,15 @@ async function main(): Promise<number> {
       },
       cfg,
     );
+    // stage 2 (one epoch) so that detect() runs both stages, as for a trained run
+    const ctx1 = { out: run, classNames: ds.classNames, train: ds.train, test: ds.test, ambiguous: ds.ambiguous, blockedVideos: [], quiet: true, log: () => undefined };
+    const f = finishStage1(ctx1, cfg, r.model);
     r.model.dispose();
+    const r2 = await trainStage2({ ...ctx1, proposals: readProposalsFile(f.proposalsFile) }, stage2ConfigFrom(ds.config, { epochs: 1, seed: 0 }));
+    r2.model.dispose();
     const trainSeconds = (Date.now() - t0) / 1000;
     const model = loadHrPro(run);
+    if (!model.stage2) throw new Error('memory-soak: the run has no stage-2 checkpoint');
     const t1 = Date.now();
     const dEvery = Math.max(1, Math.floor(detects / 200));
     for (let i = 1; i <= detects; i++) {
