@@ -226,6 +226,7 @@ export async function killAndResume(o: KillRunOptions): Promise<KillRunReport> {
   };
   log(`uninterrupted run: ${full.seconds.toFixed(1)} s (start-up ${full.firstOutput.toFixed(1)} s)`);
   let cycle = 0;
+  let scale = 1;
   let out = path.join(o.root, `cut-${cycle}`);
   fs.rmSync(out, { recursive: true, force: true });
   const finishCycle = (): void => {
@@ -241,12 +242,16 @@ export async function killAndResume(o: KillRunOptions): Promise<KillRunReport> {
     if (o.maxSeconds && (Date.now() - t0) / 1000 > o.maxSeconds) break;
     const resume = fs.existsSync(out);
     if (resume) report.resumes++;
-    // from shortly before the end of the start-up (loading the modules) to the end of a whole run
+    // from shortly before the end of the start-up (loading the modules) to the end of a whole run; the
+    // run's length is re-estimated as the machine's load changes (runs that end before their kill
+    // shrink it, kills grow it), so that most attempts are kills
     const startUp = Math.max(0.1, 0.8 * full.firstOutput);
-    const delay = startUp + rng.uniform() * (full.seconds - startUp);
+    const delay = startUp + rng.uniform() * Math.max(0.05, scale * full.seconds - startUp);
     const r = await runOnce(data, out, args, resume, delay);
     if (r.signal === 'SIGKILL') {
+      scale = Math.min(1.5, scale * 1.03);
       report.kills++;
+      if (report.kills % 20 === 0) log(`${report.kills} kills, ${report.completedCycles} completed runs, ${((Date.now() - t0) / 1000).toFixed(0)} s`);
       let phase = phaseOf(r.stderr);
       if (phase === 'stage 1' && stage1Done(out) && !fs.existsSync(path.join(out, 'proposals.json'))) phase = 'ranking';
       report.phases[phase] = (report.phases[phase] ?? 0) + 1;
@@ -259,6 +264,7 @@ export async function killAndResume(o: KillRunOptions): Promise<KillRunReport> {
       report.mismatches.push(`cycle ${cycle}: pstal run --resume exited ${r.code}: ${r.stderr.slice(-1500)}`);
       break;
     }
+    scale = Math.max(0.05, scale * 0.85);
     const left = fs.readdirSync(out).filter((n) => n.endsWith('.tmp'));
     report.staleTempsAfterResume.push(...left.map((n) => path.join(out, n)));
     finishCycle();
