@@ -15,6 +15,17 @@
     "cflags_cc": ["-std=c++20", "-O3", "-fexceptions", "-ffp-contract=fast", "-fno-math-errno", "-pthread"],
     "ldflags": ["-pthread", "-ldl"],
     "libraries": ["-ldl"],
-    "xcode_settings": {"GCC_ENABLE_CPP_EXCEPTIONS": "YES", "OTHER_CPLUSPLUSFLAGS": ["-std=c++20", "-O3"]}
-  }]
+    "xcode_settings": {"GCC_ENABLE_CPP_EXCEPTIONS": "YES", "OTHER_CPLUSPLUSFLAGS": ["-std=c++20", "-O3"]},
+    # PSTAL_SANITIZE=1 at build time (or `node-gyp rebuild -- -Dpstal_sanitize=1`): AddressSanitizer +
+    # UndefinedBehaviorSanitizer, -O1 -g; load it with LD_PRELOAD of libasan (scripts/asan.sh does it all)
+    "conditions": [
+      ["pstal_sanitize==1", {
+        "cflags_cc": ["-fsanitize=address,undefined", "-fno-sanitize-recover=undefined", "-fno-omit-frame-pointer", "-g", "-O1"],
+        "ldflags": ["-fsanitize=address,undefined"]
+      }]
+    ]
+  }],
+  "variables": {
+    "pstal_sanitize%": "<!(node -p \"process.env.PSTAL_SANITIZE === '1' ? 1 : 0\")"
+  }
 }

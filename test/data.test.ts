@@ -321,14 +321,15 @@ test('points of an unknown class: one warning per class with its count; other vi
       'Juggling,21,10,20,video_validation_0000051,15',
       'Juggling,21,30,40,video_test_0000004,35',
       'Skating,22,30,40,video_validation_0000052,35',
-      'Skating,22,30,40,video_validation_9999999,35', // not in a split: ignored
+      'Skating,22,30,40,video_validation_9999999,35', // not in gt_full.json: ignored, with a warning
       '',
     ].join('\n'),
   );
   const warnings: string[] = [];
   const ds = loadDataset(root, thumosConfig(), { onWarning: (m) => warnings.push(m) });
   t.is(ds.skipped.unknownClassPoints, 3);
-  t.is(warnings.length, 2);
+  t.is(warnings.length, 3);
+  t.regex(warnings[2], /point_gaussian\.csv: 1 video id\(s\) not in .*gt_full\.json, their points ignored: video_validation_9999999/);
   t.regex(warnings[0], /point_gaussian\.csv: class "Juggling" is not among the 20 classes; its 2 point\(s\) skipped/);
   t.regex(warnings[1], /class "Skating" is not among the 20 classes; its 1 point\(s\) skipped/);
   t.false(ds.train.some((v) => v.points.some((p) => p.classIndex < 0 || p.classIndex >= 20)));

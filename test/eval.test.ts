@@ -193,11 +193,11 @@ test('blocked videos: their gt and their detections are left out', (t) => {
 test('unknown labels and videos: error listing them, or ignored with checkUnknown false', (t) => {
   const gt = gtTwo();
   const e1 = t.throws(() => evaluateDetection(gt, { v1: [det('Z', 0.5, 0, 1), det('Y', 0.4, 0, 1)] }))!;
-  t.regex(e1.message, /labels not in the ground-truth classes: Z, Y \(2 in all\)/);
+  t.regex(e1.message, /labels not in the ground-truth classes: "Z", "Y" \(2 in all\)/);
   const many: DetectionResults = {};
   for (let i = 0; i < 12; i++) many[`ghost${i}`] = [det('A', 0.5, 0, 1)];
   const e2 = t.throws(() => evaluateDetection(gt, many))!;
-  t.regex(e2.message, /videos not in the ground truth: ghost0, .*ghost9, \.\.\. \(12 in all\)/);
+  t.regex(e2.message, /videos not in the ground truth: "ghost0", .*"ghost9", \.\.\. \(12 in all\)/);
   // lenient: unknown labels dropped, unknown videos scored as false positives
   const r = evaluateDetection(gt, { v1: [det('A', 0.9, 0, 10), det('Z', 0.95, 0, 10)], ghost: [det('A', 0.1, 0, 1)] }, { tiou: [0.5], checkUnknown: false });
   // ranks: .9 TP, .1 FP; precision 1, 1/2; recall 1/2, 1/2 -> AP 1/2

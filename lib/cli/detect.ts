@@ -11,7 +11,8 @@ import { parseArgs, CliError, OptionSpec, Parsed } from './args';
 import { loadTspNet, detect as tspnetDetectVideo } from '../models/tspnet/run';
 import { tspnetPaths } from '../models/tspnet/checkpoint';
 import type { BaseProposal } from '../models/tspnet/proposals';
-import { readNpy } from '../data/npy';
+import { readNpy, assertFiniteFeatures } from '../data/npy';
+import { readGroundTruth } from '../data/dataset';
 import { loadHrPro, detect } from '../models/hrpro/detect';
 import { writeFileAtomic } from '../util/fs';
 import type { DetectionResults, Segment } from '../eval/detection';
@@ -33,14 +34,15 @@ export async function main(argv: string[]): Promise<number> {
   if (!a) return 0;
   const files = a.features as string[];
   if (a.top !== undefined && !(Number.isInteger(a.top as number) && (a.top as number) >= 1)) throw new CliError(`--top must be a positive integer, received ${a.top}`);
-  let gt: Record<string, { annotations?: { label: string; segment: [number, number] }[] }> = {};
-  if (a.gt) {
-    try {
-      gt = (JSON.parse(fs.readFileSync(a.gt as string, 'utf8')) as { database: typeof gt }).database ?? {};
-    } catch (e) {
-      throw new CliError(`--gt ${a.gt}: ${(e as Error).message}`);
-    }
+  // one entry a video in the results: two files of one name would overwrite each other's detections
+  const byName = new Map<string, string>();
+  for (const f of files) {
+    const n = path.basename(f).replace(/\.npy$/, '');
+    if (byName.has(n)) throw new CliError(`--features ${byName.get(n)} and ${f} are both video '${n}' (the file name without .npy names the video in the results)`);
+    byName.set(n, f);
   }
+  // the ground truth is checked field by field (errors name the file, video and field)
+  const gt = a.gt ? readGroundTruth(a.gt as string) : new Map<string, { annotations: { label: string; segment: [number, number] }[] }>();
   if (fs.existsSync(tspnetPaths(a.model as string).best)) return detectTspNet(a, files, gt);
   if (a.proposals !== undefined) throw new CliError('--proposals is for TSPNet runs (pstal train --method tspnet)');
   const model = loadHrPro(a.model as string, { device: a.device as string });
@@ -51,13 +53,15 @@ export async function main(argv: string[]): Promise<number> {
       const arr = readNpy(file);
       if (arr.shape.length !== 2 || arr.shape[1] !== model.featureDim)
         throw new Error(`${file}: features of shape [${arr.shape.join(', ')}] do not fit the model (expected [T, ${model.featureDim}])`);
+      if (arr.shape[0] === 0) throw new Error(`${file}: no rows (shape [0, ${arr.shape[1]}]); a video needs at least one snippet of features`);
+      assertFiniteFeatures(file, arr.data, model.featureDim);
       const r = detect(model, { data: arr.data, shape: arr.shape }, { name });
       const dets = a.top ? r.detections.slice(0, a.top as number) : r.detections;
       results[name] = dets;
       console.error(`${name}: ${arr.shape[0]} snippets, ${r.detections.length} detections` + (dets[0] ? `, best ${dets[0].label} ${dets[0].segment[0].toFixed(1)}-${dets[0].segment[1].toFixed(1)} s (${dets[0].score.toFixed(3)})` : ''));
       if (a.plot) {
         fs.mkdirSync(a.plot as string, { recursive: true });
-        const known: Segment[] | undefined = gt[name]?.annotations?.map((g) => ({ label: g.label, segment: [g.segment[0], g.segment[1]] }));
+        const known: Segment[] | undefined = gt.get(name)?.annotations.map((g) => ({ label: g.label, segment: [g.segment[0], g.segment[1]] }));
         const written = plotVideo(path.join(a.plot as string, name), name, r, model.classNames, model.cfg1.secondsPerSnippet, known);
         console.error(`  plot: ${written.join(', ')}`);
       }
@@ -72,7 +76,7 @@ export async function main(argv: string[]): Promise<number> {
 }
 
 /** `pstal detect` with a TSPNet run: the base (its HR-Pro run, or --proposals) then the plug-in. */
-function detectTspNet(a: Parsed, files: string[], gt: Record<string, { annotations?: { label: string; segment: [number, number] }[] }>): number {
+function detectTspNet(a: Parsed, files: string[], gt: Map<string, { annotations: { label: string; segment: [number, number] }[] }>): number {
   const model = loadTspNet(a.model as string, { device: a.device as string });
   try {
     let given: Record<string, BaseProposal[]> | undefined;
@@ -104,7 +108,7 @@ function detectTspNet(a: Parsed, files: string[], gt: Record<string, { annotatio
       if (a.plot) {
         if (!r.scores) throw new CliError('--plot needs the HR-Pro base run (its stage-1 scores are drawn): not available with --proposals');
         fs.mkdirSync(a.plot as string, { recursive: true });
-        const known: Segment[] | undefined = gt[name]?.annotations?.map((g) => ({ label: g.label, segment: [g.segment[0], g.segment[1]] }));
+        const known: Segment[] | undefined = gt.get(name)?.annotations.map((g) => ({ label: g.label, segment: [g.segment[0], g.segment[1]] }));
         const written = plotVideo(path.join(a.plot as string, name), name, { detections: dets, scores: r.scores }, model.classNames, model.cfg.snippetFrames / model.cfg.featureFps, known);
         console.error(`  plot: ${written.join(', ')}`);
       }

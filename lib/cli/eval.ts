@@ -62,7 +62,13 @@ export async function main(argv: string[]): Promise<number> {
     }
     results = kept;
   }
-  const r: EvalResult = evaluateDetection(gt, results, { tiou, checkUnknown: !a['allow-unknown'] });
+  let r: EvalResult;
+  try {
+    r = evaluateDetection(gt, results, { tiou, checkUnknown: !a['allow-unknown'] });
+  } catch (e) {
+    // name both files: the results hold what the ground truth does not know
+    throw new Error(`results ${a.pred} against ground truth ${gtFile} (subset ${subset}): ${(e as Error).message.replace(/^evaluateDetection: /, '')}${/not in the ground/.test((e as Error).message) ? ' (--allow-unknown scores them anyway)' : ''}`);
+  }
   if (a.json) {
     console.log(
       JSON.stringify({

@@ -6,6 +6,7 @@
  * use it as if it had been trained here (lib/models/hrpro/import_checkpoint.ts).
  */
 import { parseArgs, CliError, OptionSpec } from './args';
+import { lockRunFolder } from '../util/lock';
 import { importHrPro, classNamesOf } from '../models/hrpro/import_checkpoint';
 
 export const IMPORT_OPTIONS: Record<string, OptionSpec> = {
@@ -39,6 +40,7 @@ export async function main(argv: string[]): Promise<number> {
   if (!(Number.isInteger(a.heads as number) && (a.heads as number) >= 1)) throw new CliError(`--heads must be a positive integer, received ${a.heads}`);
   const tokens = a['prototype-tokens'];
   if (tokens !== 'reshape' && tokens !== 'per-class') throw new CliError(`--prototype-tokens must be 'reshape' or 'per-class', received '${tokens}'`);
+  lockRunFolder(a.out as string); // not while a training writes there (released at exit)
   const r = importHrPro({
     from: a.from as string,
     stage: a.stage,

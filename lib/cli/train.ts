@@ -25,6 +25,7 @@ import { checkDataset, dataFeatureWidth, formatProblems } from '../data/check';
 import { writeFileAtomic } from '../util/fs';
 import { mainTspNet } from './tspnet';
 import { TSPNET_DEFAULTS } from '../models/tspnet/config';
+import { lockRunFolder } from '../util/lock';
 
 /** Options every training command takes. */
 export const COMMON_OPTIONS: Record<string, OptionSpec> = {
@@ -85,14 +86,40 @@ export const TRAIN_OPTIONS: Record<string, OptionSpec> = {
 const num = (a: Parsed, k: string): number | undefined => (a[k] !== undefined ? (a[k] as number) : undefined);
 const defined = <T extends object>(o: T): Partial<T> => Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined)) as Partial<T>;
 
+/** Numeric options of the training commands and what they must be (a usage error names the option otherwise). */
+const NUMERIC_RULES: Record<string, 'posInt' | 'nonNegInt' | 'int' | 'positive' | 'fraction'> = {
+  iterations: 'posInt', 'test-every': 'posInt', 'batch-size': 'posInt', 'batch-size2': 'posInt', epochs: 'posInt',
+  'max-proposals': 'posInt', threads: 'posInt', 'checkpoint-every': 'nonNegInt', seed: 'int', lr: 'positive', lr2: 'positive',
+  'holdout-fraction': 'fraction', dim: 'posInt',
+};
+
+export function checkNumericOptions(a: Parsed): void {
+  for (const [k, rule] of Object.entries(NUMERIC_RULES)) {
+    const v = a[k];
+    if (v === undefined) continue;
+    const n = v as number;
+    const ok =
+      rule === 'posInt' ? Number.isSafeInteger(n) && n >= 1
+      : rule === 'nonNegInt' ? Number.isSafeInteger(n) && n >= 0
+      : rule === 'int' ? Number.isSafeInteger(n)
+      : rule === 'positive' ? Number.isFinite(n) && n > 0
+      : Number.isFinite(n) && n > 0 && n < 1;
+    const want = { posInt: 'a positive integer', nonNegInt: 'a non-negative integer', int: 'an integer', positive: 'a positive number', fraction: 'a number between 0 and 1 (exclusive)' }[rule];
+    if (!ok) throw new CliError(`--${k} must be ${want}, received ${v}`);
+  }
+}
+
 /** The parts of the parsed options both training commands need: device, dataset, stage configs. */
 export function setup(a: Parsed, lr1Key = 'lr', lr2Key = 'lr', batch1Key = 'batch-size', batch2Key = 'batch-size') {
+  checkNumericOptions(a);
   if (a.selection !== undefined && a.selection !== 'test' && a.selection !== 'holdout')
     throw new CliError(`--selection must be 'test' or 'holdout', received '${a.selection}'`);
   if (a.threads !== undefined) setNumThreads(a.threads as number);
   const device: Device = checkDevice(a.device);
   const data = a.data as string;
   const featureDim = resolveDim(data, a.dim as number | undefined);
+  // one writer a run folder: refused before any work when another process trains in it (held until exit)
+  if (a.out !== undefined) lockRunFolder(a.out as string);
   const config = loadConfig(a.config as string, { featureDim });
   if (!a['no-check']) preflight(data, config, a.dim as number | undefined);
   const dataset: Dataset = loadDataset(data, config, { onWarning: (m) => console.error(`warning: ${m}`) });

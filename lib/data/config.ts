@@ -56,6 +56,11 @@ export function numpyLinspace(start: number, stop: number, num: number): number[
   return out;
 }
 
+/** The most values a threshold list (or a range spec's expansion) may hold: real lists hold about 10. */
+export const MAX_LIST_VALUES = 1000;
+/** The largest config file read (the shipped ones are about 2 KB). */
+export const MAX_CONFIG_BYTES = 1 << 20;
+
 type Kind = 'string' | 'number' | 'positive' | 'nonNegative' | 'int' | 'posInt' | 'strings' | 'numbers' | 'lambdas';
 
 const TOP: Record<string, Kind | 'stage1' | 'stage2'> = {
@@ -121,6 +126,7 @@ function checkValue(v: unknown, kind: Kind, where: string, field: string): unkno
       return [...(v as number[])];
     case 'numbers': {
       if (Array.isArray(v)) {
+        if (v.length > MAX_LIST_VALUES) bad(`a list of at most ${MAX_LIST_VALUES} numbers (it has ${v.length})`);
         if (!v.every(isNum)) bad('a list of numbers or a range {start, stop, step} / {start, stop, num}');
         return [...(v as number[])];
       }
@@ -135,14 +141,27 @@ function checkValue(v: unknown, kind: Kind, where: string, field: string): unkno
       }
       if ('step' in spec) {
         if (spec.step === 0) throw new Error(`${where}: field "${field}.step" must not be 0`);
+        const count = Math.ceil(((spec.stop as number) - (spec.start as number)) / (spec.step as number));
+        if (!(count <= MAX_LIST_VALUES))
+          throw new Error(`${where}: field "${field}" {start, stop, step} expands to ${count} values; at most ${MAX_LIST_VALUES} are allowed`);
         return numpyArange(spec.start as number, spec.stop as number, spec.step as number);
       }
       if (!Number.isInteger(spec.num) || (spec.num as number) < 1) {
         throw new Error(`${where}: field "${field}.num" must be a positive integer, received ${describe(spec.num)}`);
       }
+      if ((spec.num as number) > MAX_LIST_VALUES) throw new Error(`${where}: field "${field}.num" is ${spec.num}; at most ${MAX_LIST_VALUES} values are allowed`);
       return numpyLinspace(spec.start as number, spec.stop as number, spec.num as number);
     }
   }
+}
+
+/** Upper bounds of size fields that allocate in proportion (a typo such as 24000000 must not take the machine's memory). */
+const MAX_SIZE: Record<string, number> = { scale: 1000, roiBins: 1000, rAct: 100000, batchSize: 100000, maxProposals: 1000000, featureDim: 1 << 16, snippetFrames: 100000 };
+
+function checkMax(v: unknown, where: string, field: string): void {
+  const key = field.slice(field.lastIndexOf('.') + 1);
+  if (key in MAX_SIZE && typeof v === 'number' && v > MAX_SIZE[key])
+    throw new Error(`${where}: field "${field}" is ${v}; at most ${MAX_SIZE[key]} is allowed`);
 }
 
 function checkSection(raw: unknown, schema: Record<string, Kind>, where: string, section: string): Record<string, unknown> {
@@ -154,6 +173,7 @@ function checkSection(raw: unknown, schema: Record<string, Kind>, where: string,
   for (const [key, kind] of Object.entries(schema)) {
     if (!(key in raw) || raw[key] === undefined) throw new Error(`${where}: missing field "${section}.${key}"`);
     out[key] = checkValue(raw[key], kind, where, `${section}.${key}`);
+    checkMax(out[key], where, `${section}.${key}`);
   }
   return out;
 }
@@ -174,6 +194,7 @@ export function validateConfig(raw: unknown, where: string): DatasetConfig {
     if (kind === 'stage1') out[key] = checkSection(v, STAGE1, where, key);
     else if (kind === 'stage2') out[key] = checkSection(v, STAGE2, where, key);
     else out[key] = checkValue(v, kind, where, key);
+    checkMax(out[key], where, key);
   }
   const cfg = out as unknown as DatasetConfig;
   if (cfg.tiou.some((t) => t <= 0 || t > 1)) throw new Error(`${where}: field "tiou" values must lie in (0, 1]`);
@@ -203,8 +224,14 @@ export function loadConfig(
   const file = resolveConfigFile(nameOrPath);
   if (!fs.existsSync(file)) throw new Error(`config file not found: ${file}`);
   let raw: unknown;
+  const size = fs.statSync(file).size;
+  if (size > MAX_CONFIG_BYTES) throw new Error(`${file}: ${size} bytes is too large for a config (at most ${MAX_CONFIG_BYTES}); is it the right file?`);
   try {
-    raw = YAML.parse(fs.readFileSync(file, 'utf8'));
+    // warnings (an unresolved !tag: a stray '!') are errors too, named with their line, not printed
+    const doc = YAML.parseDocument(fs.readFileSync(file, 'utf8').replace(/^\uFEFF/, ''), { logLevel: 'silent' });
+    const first = doc.errors[0] ?? doc.warnings[0];
+    if (first) throw first;
+    raw = doc.toJS({ maxAliasCount: 100 });
   } catch (e) {
     throw new Error(`${file}: invalid YAML: ${(e as Error).message.split('\n')[0]}`);
   }

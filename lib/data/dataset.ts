@@ -18,7 +18,7 @@
  */
 import * as fs from 'fs';
 import * as path from 'path';
-import { readNpy } from './npy';
+import { readNpy, assertFiniteFeatures } from './npy';
 import type { DatasetConfig } from './config';
 
 export type Split = 'train' | 'test';
@@ -95,12 +95,16 @@ export const GT_FILE = 'gt_full.json';
 export const POINT_FILE = path.join('point_labels', 'point_gaussian.csv');
 export const AMBIGUOUS_FILE = 'Ambiguous_test.txt';
 
+function stripBom(text: string): string {
+  return text.charCodeAt(0) === 0xfeff ? text.slice(1) : text;
+}
+
 /** gt_full.json's database, checked field by field. */
 export function readGroundTruth(file: string): Map<string, GtVideo> {
   if (!fs.existsSync(file)) throw new Error(`ground-truth file not found: ${file}`);
   let json: unknown;
   try {
-    json = JSON.parse(fs.readFileSync(file, 'utf8'));
+    json = JSON.parse(stripBom(fs.readFileSync(file, 'utf8')));
   } catch (e) {
     throw new Error(`${file}: invalid JSON: ${(e as Error).message}`);
   }
@@ -135,11 +139,17 @@ export function readGroundTruth(file: string): Map<string, GtVideo> {
 /** split_<split>.txt: one video name a line (blank lines ignored). */
 export function readSplit(file: string): string[] {
   if (!fs.existsSync(file)) throw new Error(`split file not found: ${file}`);
-  return fs
-    .readFileSync(file, 'utf8')
+  const names = stripBom(fs.readFileSync(file, 'utf8'))
     .split(/\r?\n/)
     .map((s) => s.trim())
     .filter((s) => s.length > 0);
+  const seen = new Map<string, number>();
+  names.forEach((n, i) => {
+    if (/[\/\\]|^\.\.?$|\0/.test(n)) throw new Error(`${file}: entry ${i + 1} ${JSON.stringify(n)} is not a video name (it holds a path separator or is . or ..)`);
+    if (seen.has(n)) throw new Error(`${file}: video ${JSON.stringify(n)} is listed twice (entries ${seen.get(n)! + 1} and ${i + 1})`);
+    seen.set(n, i);
+  });
+  return names;
 }
 
 /** One csv line into fields; double-quoted fields may hold commas and "" for a quote. */
@@ -180,8 +190,9 @@ export interface PointRow {
  */
 export function readPointCsv(file: string): PointRow[] {
   if (!fs.existsSync(file)) throw new Error(`point-label file not found: ${file}`);
-  const lines = fs.readFileSync(file, 'utf8').split(/\r?\n/);
+  const lines = stripBom(fs.readFileSync(file, 'utf8')).split(/\r?\n/);
   const header = splitCsvLine(lines[0] ?? '').map((s) => s.trim());
+  if (new Set(header).size !== header.length) throw new Error(`${file}:1: the header names a column twice (header: ${header.join(',')})`);
   const col = (name: string): number => {
     const i = header.indexOf(name);
     if (i < 0) throw new Error(`${file}: missing column "${name}" (header: ${header.join(',')})`);
@@ -190,6 +201,8 @@ export function readPointCsv(file: string): PointRow[] {
   const iClass = col('class');
   const iVideo = col('video_id');
   const iPoint = col('point');
+  const iStart = header.indexOf('start_frame');
+  const iStop = header.indexOf('stop_frame');
   const rows: PointRow[] = [];
   for (let n = 1; n < lines.length; n++) {
     if (lines[n].trim().length === 0) continue;
@@ -197,19 +210,30 @@ export function readPointCsv(file: string): PointRow[] {
     if (f.length !== header.length) {
       throw new Error(`${file}:${n + 1}: expected ${header.length} fields, found ${f.length}`);
     }
+    if (f.every((x, i) => x.trim() === header[i])) throw new Error(`${file}:${n + 1}: the header line again (two files concatenated?)`);
+    if (f[iVideo].trim() === '') throw new Error(`${file}:${n + 1}: column "video_id" is empty`);
+    if (f[iClass].trim() === '') throw new Error(`${file}:${n + 1}: column "class" is empty`);
+    if (iStart >= 0 && iStop >= 0 && f[iStart].trim() !== '' && f[iStop].trim() !== '') {
+      const a = Number(f[iStart]);
+      const b = Number(f[iStop]);
+      if (!Number.isFinite(a) || !Number.isFinite(b) || a < 0 || b < 0)
+        throw new Error(`${file}:${n + 1}: columns "start_frame", "stop_frame" must be non-negative frame numbers, received ${JSON.stringify(f[iStart])}, ${JSON.stringify(f[iStop])}`);
+      if (a > b) throw new Error(`${file}:${n + 1}: "start_frame" ${a} is after "stop_frame" ${b} (reversed)`);
+    }
     const frame = Number(f[iPoint]);
     if (f[iPoint].trim() === '' || !Number.isFinite(frame) || frame < 0) {
       throw new Error(`${file}:${n + 1}: column "point" must be a non-negative frame number, received ${JSON.stringify(f[iPoint])}`);
     }
     rows.push({ line: n + 1, video: f[iVideo].trim(), label: f[iClass].trim(), frame });
   }
+  if (rows.length === 0) throw new Error(`${file}: no point labels (a header and no rows); every training video needs its points`);
   return rows;
 }
 
 /** Ambiguous_test.txt: "video start end" a line (seconds, whitespace-separated). */
 export function readAmbiguous(file: string): Map<string, [number, number][]> {
   const out = new Map<string, [number, number][]>();
-  const lines = fs.readFileSync(file, 'utf8').split(/\r?\n/);
+  const lines = stripBom(fs.readFileSync(file, 'utf8')).split(/\r?\n/);
   lines.forEach((line, i) => {
     const tokens = line.trim().split(/\s+/).filter((t) => t.length > 0);
     if (tokens.length === 0) return;
@@ -218,6 +242,7 @@ export function readAmbiguous(file: string): Map<string, [number, number][]> {
     if (tokens.length !== 3 || !Number.isFinite(start) || !Number.isFinite(end)) {
       throw new Error(`${file}:${i + 1}: expected "video start end" (seconds), found ${JSON.stringify(line)}`);
     }
+    if (start > end || start < 0) throw new Error(`${file}:${i + 1}: [${start}, ${end}] ${start < 0 ? 'starts before 0 s' : 'is reversed (its start is after its end)'}`);
     const list = out.get(tokens[0]) ?? [];
     list.push([start, end]);
     out.set(tokens[0], list);
@@ -308,6 +333,7 @@ export function loadDataset(root: string, config: DatasetConfig, opts: LoadDatas
         throw new Error(`${file}: feature width ${D} does not match the config's featureDim ${config.featureDim}`);
       }
       if (T === 0) throw new Error(`${file}: features must have at least one row, found shape [0, ${D}]`);
+      assertFiniteFeatures(file, data, D);
       const info = gt.get(name)!;
 
       const videoLabel = new Float32Array(C);
@@ -358,6 +384,10 @@ export function loadDataset(root: string, config: DatasetConfig, opts: LoadDatas
   for (const [label, count] of unknownGtLabels) {
     warn(`${gtFile}: label "${label}" is not among the ${C} classes; ${count} annotation(s) left out of video labels`);
   }
+
+  const unknownPointVideos = [...rowsByVideo.keys()].filter((v) => !gt.has(v));
+  if (unknownPointVideos.length)
+    warn(`${pointFile}: ${unknownPointVideos.length} video id(s) not in ${gtFile}, their points ignored: ${preview(unknownPointVideos)}`);
 
   return {
     root, config, classNames, train: records.train, test: records.test, ambiguous, gtFile,

@@ -137,6 +137,29 @@ export function readNpyHeader(file: string): NpyHeader {
   }
 }
 
+/**
+ * Features must be finite: the first NaN/Inf of a [T, D] array is an Error naming the file, the row
+ * (snippet) and column, and how many there are, since one NaN poisons every weight it reaches.
+ */
+export function assertFiniteFeatures(file: string, data: Float32Array, D: number): void {
+  let first = -1;
+  let count = 0;
+  for (let i = 0; i < data.length; i++) {
+    const x = data[i];
+    if (x - x !== 0) {
+      if (first < 0) first = i;
+      count++;
+    }
+  }
+  if (first >= 0) {
+    const row = Math.floor(first / Math.max(1, D));
+    throw new Error(
+      `${file}: features hold ${count} non-finite value(s) (NaN or Inf); the first, ${data[first]}, at row (snippet) ${row}, column ${first - row * D}. ` +
+        `Fix or re-extract this video's features (one NaN spreads to every weight it reaches)`,
+    );
+  }
+}
+
 /** IEEE 754 binary16 -> number. */
 export function halfToFloat(h: number): number {
   const s = h & 0x8000 ? -1 : 1;

@@ -21,7 +21,7 @@ export function roundHalfEven(x: number): number {
 export function loadAmbiguous(file: string): Map<string, [number, number][]> {
   let text: string;
   try {
-    text = fs.readFileSync(file, 'utf8');
+    text = fs.readFileSync(file, 'utf8').replace(/^\uFEFF/, '');
   } catch (e) {
     throw new Error(`ambiguous segments ${file}: cannot read (${(e as Error).message})`);
   }
@@ -34,6 +34,7 @@ export function loadAmbiguous(file: string): Map<string, [number, number][]> {
     const b = Number(parts[2]);
     if (parts.length !== 3 || !Number.isFinite(a) || !Number.isFinite(b))
       throw new Error(`ambiguous segments ${file}:${i + 1}: expected 'video start end', received '${line}'`);
+    if (a > b || a < 0) throw new Error(`ambiguous segments ${file}:${i + 1}: [${a}, ${b}] ${a < 0 ? 'starts before 0 s' : 'is reversed (its start is after its end)'}`);
     let list = out.get(parts[0]);
     if (!list) out.set(parts[0], (list = []));
     list.push([a, b]);

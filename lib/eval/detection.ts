@@ -71,7 +71,7 @@ function readJson(file: string, what: string): unknown {
     throw new Error(`${what} ${file}: cannot read (${(e as Error).message})`);
   }
   try {
-    return JSON.parse(text);
+    return JSON.parse(stripBom(text));
   } catch (e) {
     throw new Error(`${what} ${file}: malformed JSON (${(e as Error).message})`);
   }
@@ -81,13 +81,29 @@ function isObject(x: unknown): x is Record<string, unknown> {
   return typeof x === 'object' && x !== null && !Array.isArray(x);
 }
 
-function readSegment(x: unknown, where: string): [number, number] {
-  if (!Array.isArray(x) || x.length < 2) throw new Error(`${where}.segment: expected [start, end]`);
+/** Largest |time| in seconds a segment may hold (about 11 days): beyond it a value is an error, not a video. */
+export const MAX_SEGMENT_SECONDS = 1e6;
+
+/**
+ * A [start, end] segment in seconds: exactly two finite numbers (numeric strings accepted), start <=
+ * end, within +-MAX_SEGMENT_SECONDS. Ground truth must also start at 0 or later; detections may start
+ * before 0 (the reference's stage 2 writes such segments and its evaluation scores them as they are).
+ */
+function readSegment(x: unknown, where: string, kind: 'gt' | 'detection' = 'detection'): [number, number] {
+  if (!Array.isArray(x) || x.length !== 2) throw new Error(`${where}.segment: expected [start, end] (two numbers), received ${JSON.stringify(x)?.slice(0, 200)}`);
   const s = Number(x[0]);
   const e = Number(x[1]);
-  if (!Number.isFinite(s) || !Number.isFinite(e) || typeof x[0] === 'boolean' || typeof x[1] === 'boolean' || x[0] === null || x[1] === null)
+  if (!Number.isFinite(s) || !Number.isFinite(e) || typeof x[0] === 'boolean' || typeof x[1] === 'boolean' || x[0] === null || x[1] === null || x[0] === '' || x[1] === '')
     throw new Error(`${where}.segment: expected two finite numbers, received ${JSON.stringify(x)}`);
+  if (s > e) throw new Error(`${where}.segment: [${s}, ${e}] is reversed (its start is after its end)`);
+  if (Math.abs(s) > MAX_SEGMENT_SECONDS || Math.abs(e) > MAX_SEGMENT_SECONDS)
+    throw new Error(`${where}.segment: [${s}, ${e}] lies beyond ${MAX_SEGMENT_SECONDS} s; segments are seconds within a video`);
+  if (kind === 'gt' && s < 0) throw new Error(`${where}.segment: [${s}, ${e}] starts before 0 s`);
   return [s, e];
+}
+
+function stripBom(text: string): string {
+  return text.charCodeAt(0) === 0xfeff ? text.slice(1) : text;
 }
 
 /**
@@ -110,14 +126,18 @@ export function loadGroundTruth(gtFile: string, subset: string, opts: { blockedV
     if (typeof v.subset !== 'string') throw new Error(`${where}.subset: expected a string`);
     subsets.add(v.subset);
     if (v.subset !== subset || blocked.has(video)) continue;
-    const anns = v.annotations ?? [];
+    if (v.duration !== undefined && !(typeof v.duration === 'number' && Number.isFinite(v.duration) && v.duration >= 0))
+      throw new Error(`${where}.duration: expected a non-negative number of seconds, received ${JSON.stringify(v.duration)}`);
+    // a video without the field is an error, not a video without actions: that would change the score silently
+    if (!('annotations' in v)) throw new Error(`${where}: no "annotations" field (a video without actions has "annotations": [])`);
+    const anns = v.annotations;
     if (!Array.isArray(anns)) throw new Error(`${where}.annotations: expected an array`);
     const segs: Segment[] = [];
     anns.forEach((a, i) => {
       const w = `${where}.annotations[${i}]`;
       if (!isObject(a)) throw new Error(`${w}: expected an object`);
-      if (typeof a.label !== 'string') throw new Error(`${w}.label: expected a string`);
-      segs.push({ label: a.label, segment: readSegment(a.segment, w) });
+      if (typeof a.label !== 'string' || a.label.length === 0) throw new Error(`${w}.label: expected a non-empty string, received ${JSON.stringify(a.label)}`);
+      segs.push({ label: a.label, segment: readSegment(a.segment, w, 'gt') });
       if (!seen.has(a.label)) {
         seen.add(a.label);
         classes.push(a.label);
@@ -141,7 +161,7 @@ export function loadResults(file: string): DetectionResults {
     out[video] = list.map((d, i) => {
       const w = `${where}[${i}]`;
       if (!isObject(d)) throw new Error(`${w}: expected an object`);
-      if (typeof d.label !== 'string') throw new Error(`${w}.label: expected a string`);
+      if (typeof d.label !== 'string') throw new Error(`${w}.label: expected a string, received ${JSON.stringify(d.label)}`);
       const score = typeof d.score === 'string' ? Number(d.score) : d.score;
       if (typeof score !== 'number' || !Number.isFinite(score)) throw new Error(`${w}.score: expected a finite number, received ${JSON.stringify(d.score)}`);
       return { label: d.label, score, segment: readSegment(d.segment, w) };
@@ -172,7 +192,7 @@ export interface EvalResult {
 export const DEFAULT_TIOU: number[] = [0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7];
 
 function listSome(xs: string[]): string {
-  const head = xs.slice(0, 10).join(', ');
+  const head = xs.slice(0, 10).map((x) => JSON.stringify(x)).join(', ');
   return xs.length > 10 ? `${head}, ... (${xs.length} in all)` : `${head} (${xs.length} in all)`;
 }
 

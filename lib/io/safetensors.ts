@@ -63,6 +63,10 @@ export function loadSafetensors(file: string): SafetensorsFile {
   } catch {
     return bad('the header is not JSON');
   }
+  if (typeof header !== 'object' || header === null || Array.isArray(header)) return bad('the header is not a JSON object');
+  const meta = (header as Record<string, unknown>).__metadata__ as Record<string, unknown> | undefined;
+  if (meta !== undefined && (typeof meta !== 'object' || meta === null || Array.isArray(meta) || !Object.values(meta).every((v) => typeof v === 'string')))
+    bad('__metadata__ is not an object of strings');
   const base = 8 + n;
   const tensors = new Map<string, StoredTensor>();
   for (const [name, info] of Object.entries(header)) {
@@ -70,6 +74,8 @@ export function loadSafetensors(file: string): SafetensorsFile {
     const { dtype, shape, data_offsets: off } = info ?? {};
     if (!(dtype in DTYPE_BYTES)) bad(`tensor '${name}' has unsupported dtype ${dtype} (F32, F16, BF16, F64 are read)`);
     if (!Array.isArray(shape) || !Array.isArray(off) || off.length !== 2) bad(`tensor '${name}' lacks shape or data_offsets`);
+    if (!shape.every((d: unknown) => Number.isSafeInteger(d) && (d as number) >= 0)) bad(`tensor '${name}': shape ${JSON.stringify(shape)} is not a list of non-negative integers`);
+    if (!off.every((d: unknown) => Number.isSafeInteger(d) && (d as number) >= 0) || off[0] > off[1]) bad(`tensor '${name}': data_offsets ${JSON.stringify(off)} are not two increasing byte offsets`);
     const count = shapeSize(shape as Shape);
     if (off[1] - off[0] !== count * DTYPE_BYTES[dtype] || base + off[1] > buf.length)
       bad(`tensor '${name}' ${JSON.stringify(shape)} ${dtype}: data_offsets ${JSON.stringify(off)} do not match its size or the file`);
@@ -87,7 +93,7 @@ export function loadSafetensors(file: string): SafetensorsFile {
     }
     tensors.set(name, { shape: shape as number[], data });
   }
-  return { tensors, metadata: (header.__metadata__ as Record<string, string>) ?? {} };
+  return { tensors, metadata: (meta as Record<string, string> | undefined) ?? {} };
 }
 
 function halfToFloat(h: number): number {

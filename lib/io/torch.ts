@@ -128,7 +128,21 @@ export function readTorchCheckpoint(file: string): TorchCheckpoint {
 
   let files: Record<string, Uint8Array>;
   try {
-    files = unzipSync(new Uint8Array(buf.buffer, buf.byteOffset, buf.byteLength));
+    // the archive's declared sizes bound what is inflated: torch.save stores its entries uncompressed,
+    // so an archive that claims far more than its own size is damaged (or a zip bomb)
+    const limit = 4 * buf.length + (1 << 20);
+    let declared = 0;
+    let entries = 0;
+    files = unzipSync(new Uint8Array(buf.buffer, buf.byteOffset, buf.byteLength), {
+      filter: (f) => {
+        // a central-directory entry takes at least 46 bytes: a damaged entry count (zip64's is 8 bytes)
+        // would otherwise walk garbage for billions of iterations
+        if (++entries > buf.length / 46) throw new Error(`its directory claims more entries than a file of ${buf.length} bytes can hold`);
+        declared += f.originalSize;
+        if (!(declared <= limit)) throw new Error(`its entries claim ${declared} bytes uncompressed, more than 4x the file's ${buf.length}`);
+        return true;
+      },
+    });
   } catch (e) {
     return fail(`damaged or truncated zip archive (${(e as Error).message}); a PyTorch checkpoint is a complete zip file`);
   }
@@ -176,7 +190,7 @@ export function readTorchCheckpoint(file: string): TorchCheckpoint {
   for (const [name, t] of entries) {
     const bytes = files[`${prefix}data/${t.storage.key}`];
     if (!bytes) fail(`tensor '${name}': its storage ${prefix}data/${t.storage.key} is missing from the archive`);
-    tensors.set(name.slice(strippedPrefix.length), materialise(t, bytes, order === 'little', (why) => fail(`tensor '${name}': ${why}`)));
+    tensors.set(name.slice(strippedPrefix.length), materialise(t, bytes, order === 'little', (why) => fail(`tensor '${name}': ${why}`), 4 * buf.length + (1 << 20)));
   }
   return { file, tensors, wrapper, strippedPrefix, archiveVersion, byteorder: order as 'little' | 'big' };
 }
@@ -211,13 +225,15 @@ function findStateDict(top: unknown, file: string): { dict: Map<string, TensorRe
 }
 
 /** A view of a storage as a C-order float32 array. */
-function materialise(t: TensorRef, bytes: Uint8Array, little: boolean, fail: (why: string) => never): TorchTensor {
+function materialise(t: TensorRef, bytes: Uint8Array, little: boolean, fail: (why: string) => never, maxBytes = Infinity): TorchTensor {
   const { dtype, bytes: esize } = STORAGE_TYPES[t.storage.type];
   const shape = t.size;
   if (shape.some((s) => !Number.isInteger(s) || s < 0)) fail(`bad size [${shape.join(', ')}]`);
   if (t.stride.some((s) => !Number.isInteger(s) || s < 0) || !Number.isInteger(t.offset) || t.offset < 0)
     fail(`bad stride [${t.stride.join(', ')}] or storage offset ${t.offset}`);
   const count = shape.reduce((a, b) => a * b, 1);
+  // a view may repeat elements (stride 0), but not into more memory than a few times the file's size
+  if (!(count * 4 <= maxBytes)) fail(`size [${shape.join(', ')}] would take ${count * 4} bytes as float32, more than 4x the file's size (a damaged archive?)`);
   const elements = Math.floor(bytes.byteLength / esize);
   if (bytes.byteLength % esize) fail(`its storage has ${bytes.byteLength} bytes, not a whole number of ${dtype} elements`);
   const last = count === 0 ? -1 : t.offset + shape.reduce((a, s, i) => a + (s - 1) * t.stride[i], 0);

@@ -18,7 +18,14 @@ export function saveTrainState(file: string, kind: string, model: Module, adam: 
 export function loadTrainState<S extends { adamStep: number }>(file: string, kind: string, model: Module, adam: Adam): S {
   const f = loadSafetensors(file);
   if (f.metadata.pstal !== kind) throw new Error(`${file}: not a ${kind} file (it says '${f.metadata.pstal ?? 'nothing'}')`);
-  const state = JSON.parse(f.metadata.state) as S;
+  let state: S;
+  try {
+    state = JSON.parse(f.metadata.state) as S;
+  } catch (e) {
+    throw new Error(`${file}: the training state in its metadata is not JSON (${(e as Error).message}); a damaged file: train afresh without --resume`);
+  }
+  if (typeof state !== 'object' || state === null || !Number.isInteger(state.adamStep) || state.adamStep < 0)
+    throw new Error(`${file}: the training state in its metadata lacks its counters (adamStep); a damaged file: train afresh without --resume`);
   try {
     model.loadStateDict(new Map([...f.tensors].filter(([k]) => !k.startsWith('optimizer.'))));
     adam.loadState(state.adamStep, new Map([...f.tensors].filter(([k]) => k.startsWith('optimizer.')).map(([k, t]) => [k.slice('optimizer.'.length), t])));

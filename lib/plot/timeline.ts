@@ -4,7 +4,6 @@
  * score), and the ground truth as bars when it is known. SVG is written by hand (no dependency);
  * PNG goes through @resvg/resvg-js, an optional dependency, when it is installed.
  */
-import * as fs from 'fs';
 import { writeFileAtomic } from '../util/fs';
 import type { Detection, Segment } from '../eval/detection';
 
@@ -121,8 +120,7 @@ export function writeTimeline(fileBase: string, p: TimelineInput): string[] {
   }
   if (Resvg) {
     const png = new Resvg(svg, { background: 'white', font: { loadSystemFonts: true } }).render().asPng();
-    fs.writeFileSync(`${fileBase}.png.tmp`, png);
-    fs.renameSync(`${fileBase}.png.tmp`, `${fileBase}.png`);
+    writeFileAtomic(`${fileBase}.png`, png);
     written.push(`${fileBase}.png`);
   }
   return written;

@@ -40,6 +40,17 @@ let cpuAddon: NativeAddon | undefined;
 export function cpu(): NativeAddon {
   if (cpuAddon) return cpuAddon;
   const causes: string[] = [];
+  // PSTAL_ADDON=/path/pstal.node: this build of the addon instead (scripts/asan.sh: the sanitizer build)
+  const override = process.env.PSTAL_ADDON;
+  if (override) {
+    try {
+      // eslint-disable-next-line @typescript-eslint/no-var-requires
+      cpuAddon = require(path.resolve(override)) as NativeAddon;
+      return cpuAddon;
+    } catch (e) {
+      throw new Error(`pstal: PSTAL_ADDON=${override}: the addon could not be loaded: ${(e as Error).message.split('\n')[0]}`);
+    }
+  }
   try {
     // eslint-disable-next-line @typescript-eslint/no-var-requires
     cpuAddon = require('node-gyp-build')(PACKAGE_ROOT) as NativeAddon;

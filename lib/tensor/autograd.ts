@@ -5,7 +5,7 @@
  * run before one optimizer step (gradient accumulation).
  */
 import { backend } from '../runtime/backend';
-import { GradNode, Tensor, checkFinite, needsGrad, shapeStr, tidy } from './tensor';
+import { GradNode, Tensor, checkFinite, isDetectAnomaly, needsGrad, shapeStr, tidy } from './tensor';
 
 /** Attaches a backward rule to `out` when any input needs a gradient; checks for NaN/Inf. */
 export function record(op: string, out: Tensor, inputs: Tensor[], backward: GradNode['backward']): Tensor {
@@ -76,6 +76,7 @@ export function backward(loss: Tensor, grad?: Tensor): void {
         }
         if (gi.size !== inp.size)
           throw new Error(`backward of ${t.node!.op}: gradient ${shapeStr(gi.shape)} does not match input ${shapeStr(inp.shape)}`);
+        if (isDetectAnomaly()) checkFinite(`backward of ${t.node!.op} (the gradient of its input ${i})`, gi, [g]);
         const acc = grads.get(inp);
         if (acc) {
           accumulate(acc, gi);

@@ -32,7 +32,8 @@ class Storage {
 
 const scopes: Set<Tensor>[] = [];
 let gradEnabled = true;
-let anomalyDetection = false;
+// PSTAL_DETECT_ANOMALY=1: on from the start (a training run that stopped on NaN/Inf, rerun to name the op)
+let anomalyDetection = process.env.PSTAL_DETECT_ANOMALY === '1';
 
 export type Shape = readonly number[];
 
@@ -239,9 +240,16 @@ export function isGradEnabled(): boolean {
   return gradEnabled;
 }
 
-/** When on, every op checks its output for NaN/Inf and throws naming the first op that made one. */
+/**
+ * When on, every op checks its output (and, in backward, each gradient it passes on) for NaN/Inf and
+ * throws naming the first op that made one. Also on with PSTAL_DETECT_ANOMALY=1.
+ */
 export function setDetectAnomaly(on: boolean): void {
   anomalyDetection = on;
+}
+
+export function isDetectAnomaly(): boolean {
+  return anomalyDetection;
 }
 
 export function checkFinite(op: string, out: Tensor, inputs: Tensor[]): void {

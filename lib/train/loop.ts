@@ -15,9 +15,12 @@
  */
 import * as fs from 'fs';
 import { Module } from '../nn/module';
+import { backend } from '../runtime/backend';
+import { isDetectAnomaly } from '../tensor/tensor';
 import { Adam } from '../nn/optim';
 import { Rng } from '../util/rng';
 import { writeFileAtomic } from '../util/fs';
+import { lockRunFolder } from '../util/lock';
 import { ProgressBar } from '../util/progress';
 import { writeMetricsPlot } from '../plot/metrics';
 import { loadTrainState, saveTrainState } from '../models/train_state';
@@ -130,18 +133,85 @@ export function writeResults(file: string, results: DetectionResults, details: s
   writeFileAtomic(file, JSON.stringify({ version: 'VERSION 1.3', results, external_data: { used: true, details } }));
 }
 
-function metricsUpTo(file: string, step: number, lineStep: (l: Record<string, unknown>) => number): string[] {
+/**
+ * The metrics lines up to `step` (resume). The file is rewritten whole (atomically) after each test;
+ * a line that does not parse (a file cut by an older version's append) is dropped with a warning.
+ */
+function metricsUpTo(file: string, step: number, lineStep: (l: Record<string, unknown>) => number, log: (s: string) => void): string[] {
   if (!fs.existsSync(file)) return [];
-  return fs
-    .readFileSync(file, 'utf8')
-    .split('\n')
-    .filter((l) => l.trim() && lineStep(JSON.parse(l) as Record<string, unknown>) <= step);
+  const out: string[] = [];
+  let bad = 0;
+  for (const l of fs.readFileSync(file, 'utf8').split('\n')) {
+    if (!l.trim()) continue;
+    let parsed: Record<string, unknown>;
+    try {
+      parsed = JSON.parse(l) as Record<string, unknown>;
+    } catch {
+      bad++;
+      continue;
+    }
+    const s = lineStep(parsed);
+    if (typeof s === 'number' && s <= step) out.push(l);
+  }
+  if (bad) log(`warning: ${file}: ${bad} line(s) that are not JSON dropped (a write cut short); they are recomputed`);
+  return out;
+}
+
+/** The names of the non-finite numbers of a losses record ('total', 'video'...), with their values. */
+function nonFiniteLosses(losses: object): string[] {
+  return Object.entries(losses)
+    .filter(([, v]) => typeof v === 'number' && !Number.isFinite(v))
+    .map(([k, v]) => `${k} = ${v}`);
+}
+
+/** The first parameter whose gradient (or value) holds NaN or Inf after a step: its name, what, where. */
+export function nonFiniteParameter(model: Module): string | null {
+  for (const [name, p] of model.namedParameters()) {
+    for (const [what, t] of [['gradient', p.grad], ['value', p]] as const) {
+      if (!t) continue;
+      if ((backend(t.device).first_nonfinite(t.buffer) as number) < 0) continue; // native scan, no copy
+      const a = t.toArray();
+      let bad = -1;
+      let count = 0;
+      for (let i = 0; i < a.length; i++) {
+        if (!Number.isFinite(a[i])) {
+          if (bad < 0) bad = i;
+          count++;
+        }
+      }
+      if (bad >= 0) return `the ${what} of parameter '${name}' [${p.shape.join(', ')}] holds ${count} non-finite value(s) (first: ${a[bad]} at flat index ${bad})`;
+    }
+  }
+  return null;
+}
+
+/** A training step that produced NaN or Inf: the step, the loss term or tensor, the checkpoint kept. */
+export class NumericalError extends Error {}
+
+/** An error of a step (or the start) with where it happened and what is kept; NaN/Inf ones are NumericalErrors. */
+function stepError(where: string, e: unknown, kept: string): Error {
+  const msg = e instanceof Error ? e.message : String(e);
+  const numerical = /NaN|Infinity|non-finite/.test(msg);
+  const hint = numerical && !isDetectAnomaly() ? '; PSTAL_DETECT_ANOMALY=1 with --resume names the op that makes the first NaN/Inf' : '';
+  const err = new (numerical ? NumericalError : Error)(`${where}: ${msg}; ${kept}${hint}`);
+  (err as Error & { cause?: unknown }).cause = e;
+  return err;
 }
 
 export async function runTrainingLoop<X, L extends { total: number }>(m: TrainingMethod<X, L>, o: LoopOptions<L>): Promise<LoopResult> {
-  fs.mkdirSync(o.out, { recursive: true });
+  // one writer a run folder (a second process is refused; a dead owner's lock and temporary files are cleaned)
+  const lock = lockRunFolder(o.out);
+  try {
+    return await trainingLoop(m, o, lock.removedTemps);
+  } finally {
+    lock.release();
+  }
+}
+
+async function trainingLoop<X, L extends { total: number }>(m: TrainingMethod<X, L>, o: LoopOptions<L>, removedTemps: string[]): Promise<LoopResult> {
   const bar = new ProgressBar(m.label, m.totalSteps, { quiet: o.quiet, unit: m.unit });
   const log = o.log ?? ((s: string) => bar.log(s));
+  if (removedTemps.length) log(`${o.out}: removed ${removedTemps.length} temporary file(s) of writes cut short: ${removedTemps.join(', ')}`);
   let state: LoopState<X> = { loop: 1, step: 0, adamStep: 0, rngs: [], best: -1, bestStep: 0, elapsed: 0, extra: m.extra };
   let lines: string[] = [];
   if (o.resume && fs.existsSync(m.files.last)) {
@@ -149,11 +219,15 @@ export async function runTrainingLoop<X, L extends { total: number }>(m: Trainin
     if (state.loop !== 1) throw new Error(`${m.files.last}: a training state of an older pstal; train afresh, or resume with the version that wrote it`);
     m.rngs.forEach((r, i) => r.setState(state.rngs[i]));
     m.extra = state.extra;
-    lines = metricsUpTo(m.files.metrics, state.step, m.lineStep);
+    lines = metricsUpTo(m.files.metrics, state.step, m.lineStep, log);
     log(`${m.label}: resuming from ${m.files.last} at ${m.where(state.step)} (best avg mAP ${(100 * Math.max(0, state.best)).toFixed(2)} at ${m.where(state.bestStep)})`);
   } else {
     if (o.resume) log(`${m.label}: nothing to resume in ${o.out}; starting fresh`);
-    m.start?.(log);
+    try {
+      m.start?.(log);
+    } catch (e) {
+      throw stepError(`${m.label}, start (before the first ${m.unit})`, e, 'no training state was saved yet (nothing to resume)');
+    }
   }
   writeFileAtomic(m.files.metrics, lines.map((l) => l + '\n').join(''));
   writeFileAtomic(m.files.config, JSON.stringify(m.config, null, 2));
@@ -169,8 +243,26 @@ export async function runTrainingLoop<X, L extends { total: number }>(m: Trainin
   let bestEvaluation: EvalResult | null = null;
   let interrupted = false;
   bar.update(state.step);
+  let lastSaved = state.step;
+  const lastGood = (): string =>
+    lastSaved > 0 && fs.existsSync(m.files.last)
+      ? `the last good state is ${m.files.last} (${m.where(lastSaved)}), kept as it was; \`--resume\` goes on from it`
+      : `no training state was saved yet (nothing to resume)`;
   while (state.step < m.totalSteps) {
-    const losses = m.step(state.step);
+    let losses: L;
+    try {
+      losses = m.step(state.step);
+    } catch (e) {
+      throw stepError(`${m.label}, ${m.where(state.step + 1)}`, e, lastGood());
+    }
+    const badLosses = nonFiniteLosses(losses);
+    const badParam = badLosses.length ? null : nonFiniteParameter(m.model);
+    if (badLosses.length || badParam)
+      throw new NumericalError(
+        `${m.label}, ${m.where(state.step + 1)}: ${badLosses.length ? `loss term(s) ${badLosses.join(', ')}` : badParam}; training stopped before saving it. ` +
+          `${lastGood()}. Check the input features for NaN/Inf (\`pstal check\`) or lower the learning rate` +
+          (isDetectAnomaly() ? '.' : '; PSTAL_DETECT_ANOMALY=1 with --resume names the op that makes the first NaN/Inf.'),
+      );
     state.step++;
     bar.update(state.step, { loss: losses.total });
     o.onStep?.(state.step, losses);
@@ -186,7 +278,8 @@ export async function runTrainingLoop<X, L extends { total: number }>(m: Trainin
         writeResults(m.files.results, e.results, m.resultsDetails);
       }
       const line = m.metricsLine({ step: state.step, elapsed: (Date.now() - t0) / 1000, evaluation: e, best: state.best, bestStep: state.bestStep }, losses);
-      fs.appendFileSync(m.files.metrics, JSON.stringify(line) + '\n');
+      lines.push(JSON.stringify(line));
+      writeFileAtomic(m.files.metrics, lines.map((l) => l + '\n').join(''));
       writeMetricsPlot(o.out);
       log(
         `\n${m.label}, ${m.where(state.step)}: test pass ${e.seconds.toFixed(1)} s\n${formatMapTable(e.evaluation)}` +
@@ -195,10 +288,14 @@ export async function runTrainingLoop<X, L extends { total: number }>(m: Trainin
       );
     }
     const checkpointNow = testNow || Boolean(m.checkpointAfter?.(state.step));
-    if (checkpointNow || state.step === m.totalSteps) saveState();
+    if (checkpointNow || state.step === m.totalSteps) {
+      saveState();
+      lastSaved = state.step;
+    }
     await new Promise((r) => setImmediate(r)); // let Ctrl-C be seen between steps
     if (o.signal?.stop && state.step < m.totalSteps) {
       if (!checkpointNow) saveState();
+      lastSaved = state.step;
       log(`\n${m.label}: stopped at ${m.where(state.step)}; state saved to ${m.files.last} (continue with --resume)`);
       interrupted = true;
       break;

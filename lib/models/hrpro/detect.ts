@@ -16,6 +16,7 @@ import { loadStage1Weights, loadStage2Weights, stage1Paths, stage2Paths } from '
 import { Stage2Model } from './stage2';
 import { testProposals } from './proposals';
 import { groupByClass } from './ranking';
+import { assertFiniteFeatures } from '../../data/npy';
 
 export interface HrProModel {
   run: string;
@@ -83,20 +84,48 @@ export interface VideoDetections {
 export type FeatureInput = Float32Array | { data: Float32Array; shape: number[] };
 
 /** Detections in one video's features ([T, D] rows, e.g. readNpy's result). Synchronous: the work is native and CPU-bound. */
-export function detect(model: HrProModel, features: FeatureInput, options: { name?: string; ambiguous?: Map<string, [number, number][]> } = {}): VideoDetections {
+export function detect(
+  model: HrProModel,
+  features: FeatureInput,
+  options: { name?: string; ambiguous?: Map<string, [number, number][]>; clip?: boolean } = {},
+): VideoDetections {
   const D = model.featureDim;
   const data = features instanceof Float32Array ? features : features.data;
   if (!(features instanceof Float32Array) && (features.shape.length !== 2 || features.shape[1] !== D))
     throw new Error(`detect: features must be [T, ${D}] for this model, received [${features.shape.join(', ')}]`);
-  if (!(data instanceof Float32Array) || data.length === 0 || data.length % D !== 0)
-    throw new Error(`detect: ${data?.length} feature values are not a whole number of rows of D = ${D}`);
-  const T = data.length / D;
   const name = options.name ?? 'video';
+  if (!(data instanceof Float32Array)) throw new Error(`detect: ${name}: features must be a Float32Array`);
+  if (data.length === 0) throw new Error(`detect: ${name}: no feature rows (T = 0); a video needs at least one snippet`);
+  if (data.length % D !== 0) throw new Error(`detect: ${name}: ${data.length} feature values are not a whole number of rows of D = ${D}`);
+  const T = data.length / D;
+  assertFiniteFeatures(`detect: ${name}`, data, D);
   const scores = scoreVideo(model.stage1, data, T);
+  for (const [what, a] of [['class activation', scores.casP], ['background', scores.bkg], ['video', scores.vidScore]] as const)
+    if (a && !a.every(Number.isFinite)) throw new Error(`detect: ${name}: the model's ${what} scores are not finite (features of extreme magnitude?)`);
   const candidates = stage1Candidates(scores, model.cfg1);
-  if (!model.stage2) return { detections: stage1Detections(name, candidates, model.classNames, model.cfg1, options.ambiguous), scores };
-  // the same path as the pipeline: PP grouped by class (proposals.json), then snippets
-  const pp = testProposals(groupByClass(candidates, model.classNames), model.classNames, 1 / model.cfg2.secondsPerSnippet);
-  const { detections } = stage2Detect(model.stage2, { features: data, T, name }, pp, model.classNames, model.cfg2, options.ambiguous);
+  let detections: Detection[];
+  if (!model.stage2) detections = stage1Detections(name, candidates, model.classNames, model.cfg1, options.ambiguous);
+  else {
+    // the same path as the pipeline: PP grouped by class (proposals.json), then snippets
+    const pp = testProposals(groupByClass(candidates, model.classNames), model.classNames, 1 / model.cfg2.secondsPerSnippet);
+    detections = stage2Detect(model.stage2, { features: data, T, name }, pp, model.classNames, model.cfg2, options.ambiguous).detections;
+  }
+  // for users, segments inside the video (the evaluation passes keep the reference's unclipped ones)
+  if (options.clip !== false) detections = clipDetections(detections, T * model.cfg1.secondsPerSnippet);
   return { detections, scores };
+}
+
+/**
+ * Segments clipped to the video, [0, duration] seconds (stage 2's refinement and the proposals'
+ * extension can reach past either end; the evaluation keeps them as the reference does). A segment
+ * entirely outside is dropped. Order and scores are unchanged.
+ */
+export function clipDetections(detections: Detection[], duration: number): Detection[] {
+  const out: Detection[] = [];
+  for (const d of detections) {
+    const s = Math.min(Math.max(d.segment[0], 0), duration);
+    const e = Math.min(Math.max(d.segment[1], 0), duration);
+    if (e > s) out.push({ ...d, segment: [s, e] });
+  }
+  return out;
 }

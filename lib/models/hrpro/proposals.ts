@@ -20,7 +20,37 @@ export function readProposalsFile(file: string): ProposalsFile {
   } catch (e) {
     throw new Error(`${file}: cannot read stage-1 proposals (${(e as Error).message}); run stage 1 first`);
   }
-  if (!p || typeof p.train !== 'object' || typeof p.test !== 'object') throw new Error(`${file}: expected {"train": {...}, "test": {...}} as stage 1 writes it`);
+  const isObj = (x: unknown): x is Record<string, unknown> => typeof x === 'object' && x !== null && !Array.isArray(x);
+  if (!isObj(p) || !isObj(p.train) || !isObj(p.test)) throw new Error(`${file}: expected {"train": {...}, "test": {...}} as stage 1 writes it`);
+  const bad = (field: string, want: string, got: unknown): never => {
+    throw new Error(`${file}: field ${field} must be ${want}, received ${JSON.stringify(got)?.slice(0, 120)}; rerun stage 1 to rewrite it`);
+  };
+  // [start, end, score] with finite numbers (a span may be null in RP: a point without a match)
+  const span = (x: unknown, field: string, nullable = false): void => {
+    if (x === null && nullable) return;
+    if (!Array.isArray(x) || x.length !== 3 || !x.every((v) => typeof v === 'number' && Number.isFinite(v))) bad(field, '[start, end, score] (finite numbers)', x);
+    const [a, b] = x as number[];
+    if (a > b || Math.abs(a) > 1e7 || Math.abs(b) > 1e7) bad(field, 'a span with start <= end within 1e7', x);
+  };
+  const byClass = (x: unknown, field: string, nullable: boolean): void => {
+    if (!isObj(x)) bad(field, 'an object {class: [spans]}', x);
+    for (const [label, spans] of Object.entries(x as Record<string, unknown>)) {
+      if (!Array.isArray(spans)) bad(`${field}.${label}`, 'a list of spans', spans);
+      (spans as unknown[]).forEach((sp, i) => span(sp, `${field}.${label}[${i}]`, nullable));
+    }
+  };
+  for (const [video, r] of Object.entries(p.train)) {
+    const f = `train.${video}`;
+    if (!isObj(r)) bad(f, 'an object {PP, RP, NP}', r);
+    byClass(r.PP ?? {}, `${f}.PP`, false);
+    byClass(r.RP ?? {}, `${f}.RP`, true);
+    if (!Array.isArray(r.NP ?? [])) bad(`${f}.NP`, 'a list of spans', r.NP);
+    ((r.NP ?? []) as unknown[]).forEach((sp, i) => span(sp, `${f}.NP[${i}]`));
+  }
+  for (const [video, r] of Object.entries(p.test)) {
+    if (!isObj(r)) bad(`test.${video}`, 'an object {PP}', r);
+    byClass(r.PP ?? {}, `test.${video}.PP`, false);
+  }
   return p;
 }
 

@@ -18,6 +18,7 @@ import { loadStage2Weights, stage1Paths, stage2Paths } from './checkpoint';
 import { readProposalsFile } from './proposals';
 import { testStage2 } from './evaluate';
 import * as path from 'path';
+import { lockRunFolder } from '../../util/lock';
 
 export interface RunOptions {
   dataset: Dataset;
@@ -57,6 +58,15 @@ export function stageContext(dataset: Dataset, o: Pick<RunOptions, 'out' | 'devi
 }
 
 export async function runHrPro(o: RunOptions): Promise<RunResult> {
+  const lock = lockRunFolder(o.out); // held across both stages and the ranking
+  try {
+    return await runLocked(o);
+  } finally {
+    lock.release();
+  }
+}
+
+async function runLocked(o: RunOptions): Promise<RunResult> {
   const log = o.log ?? ((s: string) => console.error(s));
   const ctx = stageContext(o.dataset, o);
   const cfg1 = stage1ConfigFrom(o.dataset.config, o.stage1 ?? {});

@@ -113,7 +113,14 @@ export function proposalFeatures(
   if (proposals.length % 2) throw new Error('proposalFeatures: proposals must hold [start, end] pairs');
   const M = proposals.length / 2;
   let longest = -Infinity;
-  for (let m = 0; m < M; m++) longest = Math.max(longest, Math.fround(proposals[2 * m + 1] - proposals[2 * m]));
+  for (let m = 0; m < M; m++) {
+    const s = proposals[2 * m];
+    const e = proposals[2 * m + 1];
+    // NaN/Inf boundaries (from non-finite features or scores) would make the padding's size NaN or astronomically large
+    if (!Number.isFinite(s) || !Number.isFinite(e) || Math.abs(s) > 1e7 || Math.abs(e) > 1e7)
+      throw new Error(`proposalFeatures: proposal ${m} [${s}, ${e}] (snippets) is not finite or beyond 1e7 snippets; the features or model outputs hold NaN/Inf or huge values`);
+    longest = Math.max(longest, Math.fround(e - s));
+  }
   // at least one row: a set of inverted refined proposals would make the reference's pad negative
   const pad = M ? Math.max(1, Math.ceil(Math.fround(o.extension * longest)) + 1) : 1;
   const padded = new Float32Array((T + 2 * pad) * D);

@@ -120,7 +120,12 @@ export function stage1Step(
       const seeds = selectSeed(out.bkg.toArray(), points, C, cfg);
       const l = stage1Losses(out, points, v.videoLabel, seeds, model.memory.tensor, cfg.lossWeights);
       const total = l.total.item();
-      if (!Number.isFinite(total)) throw new Error(`stage 1: the loss of video ${v.name} is ${total}`);
+      if (!Number.isFinite(total)) {
+        const terms = Object.entries({ video: l.video, frame: l.frame, background: l.background, contrastive: l.contrastive })
+          .map(([k, x]) => `${k} = ${x}${Number.isFinite(x) ? '' : ' (non-finite)'}`)
+          .join(', ');
+        throw new Error(`the loss of video ${v.name} is ${total} (terms: ${terms})`);
+      }
       backward(ops.mulScalar(l.total, 1 / n));
       updateMemory(model.memory.tensor, out.embedded, seeds, v.videoLabel, cfg.memoryMomentum);
       parts.total += total / n;

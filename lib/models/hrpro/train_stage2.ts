@@ -144,7 +144,7 @@ export async function trainStage2(ctx: Stage2Context, config: Partial<Stage2Trai
         }
         tidy(() => {
           const l = stage2Losses(model, v, proposals, inputs[i].targets, cfg.iouThreshold, dataRng);
-          if (!Number.isFinite(l.score + l.reg)) throw new Error(`stage 2: the loss of video ${v.name} is not finite`);
+          if (!Number.isFinite(l.score + l.reg)) throw new Error(`the loss of video ${v.name} is not finite (terms: score = ${l.score}, reg = ${l.reg})`);
           if (l.total) backward(ops.mulScalar(l.total, 1 / idx.length));
           parts.score += l.score / idx.length;
           parts.reg += l.reg / idx.length;

@@ -1,0 +1,454 @@
+/**
+ * fuzz.ts: a seeded, reproducible fuzzer of every reader of outside data (test/fuzz.test.ts runs a
+ * few thousand cases, scripts/fuzz.ts 10^5). Each target starts from small valid files, mutates
+ * them (bit flips, byte overwrites, truncations, insertions, chunk repeats; for text formats also
+ * numbers replaced by NaN / Infinity / -1 / 1e300 / 2^53 / words, segments reversed, lines
+ * repeated or dropped, BOMs and CRLF; for .npy and safetensors headers huge shapes and wrong
+ * dtypes) and reads the result. The oracle: the reader returns, or throws an Error whose message
+ * names the file (command-line arguments: a usage error); never another exception type, a stack
+ * overflow, a case over 2 s (a hang), or a result larger than a few times the file (an allocation
+ * beyond the file's size). Case i of seed s is always the same input.
+ */
+import * as fs from 'fs';
+import * as path from 'path';
+import { Rng } from '../../lib/util/rng';
+import { readNpy, readNpyHeader, encodeNpy } from '../../lib/data/npy';
+import { loadSafetensors, saveSafetensors } from '../../lib/io/safetensors';
+import { readTorchCheckpoint } from '../../lib/io/torch';
+import { loadGroundTruth, loadResults } from '../../lib/eval/detection';
+import { loadAmbiguous } from '../../lib/eval/ambiguous';
+import { readGroundTruth, readPointCsv, readSplit, readAmbiguous } from '../../lib/data/dataset';
+import { loadConfig } from '../../lib/data/config';
+import { readProposalsFile } from '../../lib/models/hrpro/proposals';
+import { parseArgs, CliError } from '../../lib/cli/args';
+import { RUN_OPTIONS } from '../../lib/cli/run';
+import { checkNumericOptions } from '../../lib/cli/train';
+import { EVAL_OPTIONS } from '../../lib/cli/eval';
+
+const FIXTURES = path.resolve(__dirname, '..', 'fixtures');
+const CONFIGS = path.resolve(__dirname, '..', '..', 'configs');
+
+export interface Target {
+  name: string;
+  ext: string;
+  text: boolean;
+  seeds: Buffer[];
+  /**
+   * reads the file; returns the number of bytes its result holds (for the allocation bound), or
+   * that and a broken invariant of an accepted result (a reversed segment, a NaN...)
+   */
+  read(file: string): number | { bytes: number; problem?: string | null };
+  /** extra mutations of the format (on the text or bytes) */
+  mutate?(b: Buffer, rng: Rng): Buffer;
+}
+
+const bytesOf = (x: unknown): number => {
+  if (x instanceof Float32Array) return x.byteLength;
+  if (x instanceof Map) {
+    let n = 0;
+    for (const v of x.values()) n += bytesOf(v);
+    return n;
+  }
+  if (x && typeof x === 'object' && 'data' in (x as object)) return bytesOf((x as { data: unknown }).data);
+  return 0;
+};
+
+function npySeed(shape: number[], descr = '<f4'): Buffer {
+  const n = shape.reduce((a, b) => a * b, 1);
+  const parts = encodeNpy(Float32Array.from({ length: n }, (_, i) => Math.sin(i)), shape);
+  let b = Buffer.concat(parts.map((p) => Buffer.from(p.buffer, p.byteOffset, p.byteLength)));
+  if (descr !== '<f4') b = Buffer.from(b.toString('latin1').replace("'<f4'", `'${descr}'`), 'latin1');
+  return b;
+}
+
+function safetensorsSeed(tmp: string): Buffer {
+  const f = path.join(tmp, 'seed.safetensors');
+  saveSafetensors(f, new Map([['a.weight', { shape: [3, 4], data: Float32Array.from({ length: 12 }, (_, i) => i / 7) }], ['b', { shape: [2], data: Float32Array.of(1, -1) }]]), { pstal: 'x', state: '{"step":1}' });
+  return fs.readFileSync(f);
+}
+
+const json = (o: unknown): Buffer => Buffer.from(JSON.stringify(o, null, 1));
+
+const fin = (x: unknown): boolean => typeof x === 'number' && Number.isFinite(x);
+const segProblem = (seg: unknown, gt: boolean): string | null => {
+  if (!Array.isArray(seg) || seg.length !== 2 || !seg.every(fin)) return `segment ${JSON.stringify(seg)} is not two finite numbers`;
+  if (seg[0] > seg[1]) return `segment ${JSON.stringify(seg)} is reversed`;
+  if (gt && seg[0] < 0) return `ground-truth segment ${JSON.stringify(seg)} starts before 0`;
+  return null;
+};
+const first = (xs: (string | null)[]): string | null => xs.find((x) => x) ?? null;
+const ambiguousProblem = (m: Map<string, [number, number][]>): string | null =>
+  first([...m.values()].flat().map(([a, b]) => (fin(a) && fin(b) && a >= 0 && a <= b ? null : `ambiguous segment [${a}, ${b}]`)));
+const shapeProblem = (shape: number[], n: number): string | null =>
+  !shape.every((d) => Number.isInteger(d) && d >= 0) ? `shape ${JSON.stringify(shape)}` : shape.reduce((a, b) => a * b, 1) !== n ? `shape ${JSON.stringify(shape)} holds ${n} values` : null;
+
+export function targets(tmp: string): Target[] {
+  const gt = {
+    database: {
+      v1: { subset: 'Test', duration: 30.5, fps: 30, annotations: [{ label: 'A', segment: [1.5, 4] }, { label: 'B', segment: [10, 12.25] }] },
+      v2: { subset: 'Test', duration: 12, fps: 25, annotations: [{ label: 'A', segment: [0, 3] }] },
+      v3: { subset: 'Train', duration: 20, fps: 30, annotations: [] },
+    },
+  };
+  const results = { version: 'VERSION 1.3', results: { v1: [{ label: 'A', score: 0.9, segment: [1, 4] }, { label: 'B', score: 0.3, segment: [-0.5, 12] }], v2: [{ label: 'A', score: 0.5, segment: [0, 2] }] } };
+  const proposals = {
+    train: { v3: { PP: { A: [[1, 2, 0.5]] }, RP: { A: [[1, 2, 0.5], null] }, NP: [[5, 9, -0.1]] } },
+    test: { v1: { PP: { A: [[1, 4, 0.8]], B: [[10, 11, 0.2]] } } },
+  };
+  const csv = 'class,class_index,start_frame,stop_frame,video_id,point\nA,0,45,120,v1,80\nB,1,300,367,v1,330\nA,0,0,75,v2,40\n';
+  const torch = ['stage2.pt', 'stage1.pt', 'stage2_legacy.pt'].map((f) => fs.readFileSync(path.join(FIXTURES, 'torch', f)));
+  return [
+    { name: 'npy', ext: '.npy', text: false, seeds: [npySeed([5, 4]), npySeed([3]), npySeed([2, 3], '<f8'), npySeed([4, 2], '<f2'), npySeed([0, 4])], read: (f) => {
+      const a = readNpy(f);
+      return { bytes: bytesOf(a), problem: shapeProblem(a.shape, a.data.length) };
+    } },
+    { name: 'npy-header', ext: '.npy', text: false, seeds: [npySeed([5, 4]), npySeed([2, 3], '<f8')], read: (f) => (readNpyHeader(f), 0) },
+    { name: 'safetensors', ext: '.safetensors', text: false, seeds: [safetensorsSeed(tmp)], read: (f) => {
+      const st = loadSafetensors(f);
+      return {
+        bytes: bytesOf(st.tensors),
+        problem: first([...st.tensors].map(([k, v]) => shapeProblem(v.shape, v.data.length) && `tensor ${k}: ${shapeProblem(v.shape, v.data.length)}`).concat(Object.values(st.metadata).every((v) => typeof v === 'string') ? null : 'metadata not strings')),
+      };
+    } },
+    { name: 'torch', ext: '.pt', text: false, seeds: torch, read: (f) => bytesOf(new Map([...readTorchCheckpoint(f).tensors].map(([k, v]) => [k, v.data]))) },
+    { name: 'gt (eval)', ext: '.json', text: true, seeds: [json(gt)], read: (f) => {
+      const g = loadGroundTruth(f, 'Test');
+      return { bytes: 0, problem: first(Object.values(g.videos).flatMap((segs) => segs.map((x) => segProblem(x.segment, true) ?? (x.label ? null : 'empty label')))) };
+    } },
+    { name: 'gt (dataset)', ext: '.json', text: true, seeds: [json(gt)], read: (f) => {
+      const g = readGroundTruth(f);
+      return { bytes: 0, problem: first([...g.values()].flatMap((v) => [fin(v.duration) && v.duration >= 0 ? null : `duration ${v.duration}`, fin(v.fps) && v.fps > 0 ? null : `fps ${v.fps}`, ...v.annotations.map((a) => (Array.isArray(a.segment) && a.segment.length === 2 && a.segment.every(fin) ? null : `segment ${JSON.stringify(a.segment)}`))])) };
+    } },
+    { name: 'results', ext: '.json', text: true, seeds: [json(results)], read: (f) => {
+      const r = loadResults(f);
+      return { bytes: 0, problem: first(Object.values(r).flatMap((ds) => ds.map((d) => segProblem(d.segment, false) ?? (fin(d.score) ? null : `score ${d.score}`)))) };
+    } },
+    { name: 'proposals', ext: '.json', text: true, seeds: [json(proposals)], read: (f) => {
+      const p = readProposalsFile(f);
+      const spans: unknown[] = [];
+      for (const r of Object.values(p.train)) {
+        for (const l of Object.values(r.PP ?? {})) spans.push(...l);
+        for (const l of Object.values(r.RP ?? {})) spans.push(...l.filter((x) => x !== null));
+        spans.push(...(r.NP ?? []));
+      }
+      for (const r of Object.values(p.test)) for (const l of Object.values(r.PP ?? {})) spans.push(...l);
+      return { bytes: 0, problem: first(spans.map((x) => (Array.isArray(x) && x.length === 3 && x.every(fin) && x[0] <= x[1] ? null : `span ${JSON.stringify(x)}`))) };
+    } },
+    { name: 'point csv', ext: '.csv', text: true, seeds: [Buffer.from(csv)], read: (f) => {
+      const rows = readPointCsv(f);
+      return { bytes: 0, problem: rows.length === 0 ? 'no rows' : first(rows.map((r) => (fin(r.frame) && r.frame >= 0 && r.video && r.label && r.label !== 'class' ? null : `row ${JSON.stringify(r)}`))) };
+    } },
+    { name: 'split list', ext: '.txt', text: true, seeds: [Buffer.from('v1\nv2\nvideo_test_0000004\n')], read: (f) => (readSplit(f), 0) },
+    { name: 'ambiguous (dataset)', ext: '.txt', text: true, seeds: [Buffer.from('v1 1.5 3.0\nv2 0 1\n')], read: (f) => ({ bytes: 0, problem: ambiguousProblem(readAmbiguous(f)) }) },
+    { name: 'ambiguous (eval)', ext: '.txt', text: true, seeds: [Buffer.from('v1 1.5 3.0\nv2 0 1\n')], read: (f) => ({ bytes: 0, problem: ambiguousProblem(loadAmbiguous(f)) }) },
+    { name: 'yaml config', ext: '.yaml', text: true, seeds: ['gtea.yaml', 'thumos14.yaml'].map((c) => fs.readFileSync(path.join(CONFIGS, c))), read: (f) => {
+      const c = loadConfig(f);
+      const lists = [c.tiou, c.stage1.casThresholds, c.stage1.agnosticThresholds];
+      return { bytes: lists.reduce((a, l) => a + 8 * l.length, 0), problem: first(lists.map((l) => (l.length <= 1000 && l.every(fin) ? null : `a threshold list of ${l.length}`))) };
+    } },
+  ];
+}
+
+// ---- mutations -----------------------------------------------------------------------------------
+
+const SPECIAL = ['NaN', 'Infinity', '-Infinity', '-1', '-5', '0', '1e300', '-1e300', '9007199254740993', '100000000', '1e-320', '"x"', 'null', 'true', '[]', '{}', '""', '0.5', '3'];
+const NUMBER_RE = /-?\d+(\.\d+)?(e[-+]?\d+)?/gi;
+
+function pick<T>(rng: Rng, xs: T[]): T {
+  return xs[rng.int(xs.length)];
+}
+
+function mutateBytes(b: Buffer, rng: Rng): Buffer {
+  const out = Buffer.from(b);
+  const kind = rng.int(7);
+  if (out.length === 0) return Buffer.from([rng.int(256)]);
+  switch (kind) {
+    case 0: { // bit flips
+      const n = 1 + rng.int(8);
+      for (let i = 0; i < n; i++) {
+        const p = rng.int(out.length);
+        out[p] ^= 1 << rng.int(8);
+      }
+      return out;
+    }
+    case 1: { // byte overwrites with interesting values
+      const n = 1 + rng.int(4);
+      for (let i = 0; i < n; i++) out[rng.int(out.length)] = pick(rng, [0, 0xff, 0x7f, 0x80, 0x20, 0x0a, 0x22, 0x2c, 0x5b, 0x7b, rng.int(256)]);
+      return out;
+    }
+    case 2: // truncation
+      return out.subarray(0, rng.int(out.length));
+    case 3: { // insertion of random bytes
+      const p = rng.int(out.length + 1);
+      const ins = Buffer.from(Array.from({ length: 1 + rng.int(16) }, () => rng.int(256)));
+      return Buffer.concat([out.subarray(0, p), ins, out.subarray(p)]);
+    }
+    case 4: { // a chunk repeated
+      const a = rng.int(out.length);
+      const len = 1 + rng.int(Math.min(64, out.length - a));
+      const p = rng.int(out.length + 1);
+      return Buffer.concat([out.subarray(0, p), out.subarray(a, a + len), out.subarray(p)]);
+    }
+    case 5: { // a chunk removed
+      const a = rng.int(out.length);
+      return Buffer.concat([out.subarray(0, a), out.subarray(Math.min(out.length, a + 1 + rng.int(32)))]);
+    }
+    default: // 8-byte little-endian length fields set huge (safetensors header length, zip sizes)
+      if (out.length >= 8) {
+        const p = rng.int(Math.max(1, out.length - 8));
+        out.writeUInt32LE(pick(rng, [0xffffffff, 0x7fffffff, 0x10000000, out.length * 4, 0]), p);
+      }
+      return out;
+  }
+}
+
+function mutateText(s: string, rng: Rng): string {
+  const kind = rng.int(9);
+  switch (kind) {
+    case 0: { // a number replaced
+      const nums = [...s.matchAll(NUMBER_RE)];
+      if (!nums.length) return s + pick(rng, SPECIAL);
+      const m = pick(rng, nums);
+      return s.slice(0, m.index!) + pick(rng, SPECIAL) + s.slice(m.index! + m[0].length);
+    }
+    case 1: { // two adjacent numbers swapped (reversed segments, start/stop)
+      const m = [...s.matchAll(/(-?[\d.]+)(\s*,\s*|\s+)(-?[\d.]+)/g)];
+      if (!m.length) return s;
+      const x = pick(rng, m);
+      return s.slice(0, x.index!) + x[3] + x[2] + x[1] + s.slice(x.index! + x[0].length);
+    }
+    case 2: return '\ufeff' + s; // BOM
+    case 3: return s.replace(/\n/g, '\r\n'); // CRLF
+    case 4: { // a line repeated
+      const lines = s.split('\n');
+      const i = rng.int(lines.length);
+      lines.splice(i, 0, lines[i]);
+      return lines.join('\n');
+    }
+    case 5: { // a line dropped
+      const lines = s.split('\n');
+      lines.splice(rng.int(lines.length), 1);
+      return lines.join('\n');
+    }
+    case 6: { // a string value or key replaced (unknown classes, videos, fields)
+      const strs = [...s.matchAll(/"[^"\n]*"|[A-Za-z_][\w]*/g)];
+      if (!strs.length) return s;
+      const m = pick(rng, strs);
+      const rep = pick(rng, ['"Z"', '""', 'Z', '"__proto__"', '"constructor"', '"database"', '"v1"', '"segment"', '"annotations"', 'num', '"\\u0000"']);
+      return s.slice(0, m.index!) + rep + s.slice(m.index! + m[0].length);
+    }
+    case 7: { // an extra element in a list ([1,2] -> [1,2,3])
+      const i = s.indexOf(']', rng.int(Math.max(1, s.length)));
+      return i < 0 ? s : s.slice(0, i) + ', ' + pick(rng, SPECIAL) + s.slice(i);
+    }
+    default: return mutateBytes(Buffer.from(s, 'utf8'), rng).toString('utf8');
+  }
+}
+
+/** Header-aware mutations of .npy and safetensors: huge shapes, wrong dtypes, bad offsets. */
+function mutateHeader(b: Buffer, rng: Rng, target: string): Buffer | null {
+  if (target.startsWith('npy')) {
+    const text = b.toString('latin1');
+    const i = text.indexOf('{');
+    const j = text.indexOf('}');
+    if (i < 0 || j < 0) return null;
+    let head = text.slice(i, j + 1);
+    if (rng.uniform() < 0.5) head = head.replace(/'shape': \([^)]*\)/, `'shape': (${pick(rng, ['4294967296, 4', '99999999999, 99999999', '-1, 4', '5, 4, 3', '', '5,', '0, 4', '1e9, 2', '5 4', '9007199254740993, 1'])})`);
+    else head = head.replace(/'descr': '[^']*'/, `'descr': '${pick(rng, ['<i4', '>f4', '<f8', '|b1', '<c8', 'O', '<U3', '|f4', '<f2', '<f16', ''])}'`);
+    if (rng.uniform() < 0.3) head = head.replace(/'fortran_order': \w+/, `'fortran_order': ${pick(rng, ['True', 'false', '1'])}`);
+    // keep the header length field consistent half the time
+    const body = text.slice(0, i) + head + text.slice(j + 1);
+    return Buffer.from(body, 'latin1');
+  }
+  if (target === 'safetensors' && b.length > 8) {
+    const n = Number(b.readBigUInt64LE(0));
+    if (n > b.length - 8) return null;
+    let h = b.subarray(8, 8 + n).toString('utf8');
+    const choice = rng.int(4);
+    if (choice === 0) h = h.replace(/"shape":\[[^\]]*\]/, `"shape":[${pick(rng, ['4294967296,4294967296', '-3,-4', '1e300', '3.5,2', '"3"', '9007199254740993'])}]`);
+    else if (choice === 1) h = h.replace(/"dtype":"F32"/, `"dtype":"${pick(rng, ['I32', 'F64', 'BF16', 'F16', 'U8', 'constructor', ''])}"`);
+    else if (choice === 2) h = h.replace(/"data_offsets":\[\d+,\d+\]/, `"data_offsets":[${pick(rng, ['0,1e300', '-8,40', '40,0', '0,4294967296', '"0",48'])}]`);
+    else h = h.replace(/"__metadata__":\{[^}]*\}/, pick(rng, ['"__metadata__":null', '"__metadata__":{"state":5}', '"__metadata__":[]']));
+    const hb = Buffer.from(h, 'utf8');
+    const len = Buffer.alloc(8);
+    len.writeBigUInt64LE(BigInt(hb.length));
+    return Buffer.concat([len, hb, b.subarray(8 + n)]);
+  }
+  return null;
+}
+
+export function mutate(t: Target, seed: Buffer, rng: Rng): Buffer {
+  let b = seed;
+  const rounds = 1 + (rng.uniform() < 0.3 ? rng.int(3) : 0);
+  for (let r = 0; r < rounds; r++) {
+    const u = rng.uniform();
+    const h = u < 0.3 ? mutateHeader(b, rng, t.name) : null;
+    if (h) b = h;
+    else if (t.text && u < 0.85) b = Buffer.from(mutateText(b.toString('utf8'), rng), 'utf8');
+    else b = mutateBytes(b, rng);
+  }
+  return b;
+}
+
+// ---- the oracle ------------------------------------------------------------------------------------
+
+export interface FuzzFailure {
+  target: string;
+  caseIndex: number;
+  why: string;
+  /** the input, base64 (write it to a file to reproduce) */
+  input: string;
+}
+
+export interface FuzzReport {
+  cases: number;
+  byTarget: Record<string, { cases: number; accepted: number; rejected: number }>;
+  failures: FuzzFailure[];
+  slowest: { target: string; caseIndex: number; ms: number };
+  seconds: number;
+}
+
+/** Runs `cases` cases of every target (round-robin), seeded; stops collecting after `maxFailures`. */
+export function fuzz(o: { cases: number; seed: number; tmp: string; maxFailures?: number; only?: string[]; log?: (s: string) => void; progress?: Int32Array; start?: number }): FuzzReport {
+  fs.mkdirSync(o.tmp, { recursive: true });
+  const all = targets(o.tmp).filter((t) => !o.only || o.only.some((n) => t.name.includes(n)));
+  const report: FuzzReport = { cases: 0, byTarget: {}, failures: [], slowest: { target: '', caseIndex: -1, ms: 0 }, seconds: 0 };
+  const t0 = Date.now();
+  for (const t of all) report.byTarget[t.name] = { cases: 0, accepted: 0, rejected: 0 };
+  for (let i = o.start ?? 0; i < o.cases; i++) {
+    if (o.progress) Atomics.store(o.progress, 0, i);
+    const t = all[i % all.length];
+    // each case has its own stream: case i is reproducible alone
+    const rng = new Rng((o.seed * 1000003 + i) >>> 0);
+    const seed = t.seeds[rng.int(t.seeds.length)];
+    const input = mutate(t, seed, rng);
+    const file = path.join(o.tmp, `case-${t.name.replace(/\W+/g, '_')}${t.ext}`);
+    fs.writeFileSync(file, input);
+    const stat = report.byTarget[t.name];
+    stat.cases++;
+    report.cases++;
+    const fail = (why: string) => {
+      if (report.failures.length < (o.maxFailures ?? 50)) report.failures.push({ target: t.name, caseIndex: i, why, input: input.toString('base64') });
+    };
+    const c0 = process.hrtime.bigint();
+    try {
+      const got = t.read(file);
+      const bytes = typeof got === 'number' ? got : got.bytes;
+      stat.accepted++;
+      if (bytes > 8 * input.length + 4096) fail(`accepted, but its result takes ${bytes} bytes from a file of ${input.length}`);
+      if (typeof got !== 'number' && got.problem) fail(`accepted a bad value: ${got.problem}`);
+    } catch (e) {
+      stat.rejected++;
+      if (!(e instanceof Error)) fail(`threw a non-Error: ${String(e)}`);
+      else if (e.constructor !== Error && !(e.name === 'Error')) fail(`threw ${e.constructor.name}: ${e.message.slice(0, 300)}`);
+      else if (!e.message.includes(file)) fail(`error does not name the file: ${e.message.slice(0, 300)}`);
+    }
+    const ms = Number(process.hrtime.bigint() - c0) / 1e6;
+    if (ms > report.slowest.ms) report.slowest = { target: t.name, caseIndex: i, ms };
+    if (ms > 2000) fail(`took ${ms.toFixed(0)} ms (a hang?)`);
+    if (o.log && (i + 1) % 10000 === 0) o.log(`${i + 1} cases, ${report.failures.length} failures, ${((Date.now() - t0) / 1000).toFixed(0)} s`);
+  }
+  report.seconds = (Date.now() - t0) / 1000;
+  return report;
+}
+
+/** Command-line arguments: mutated argv for `run` and `eval`; every rejection is a usage error (CliError). */
+export function fuzzArgs(o: { cases: number; seed: number }): FuzzFailure[] {
+  const failures: FuzzFailure[] = [];
+  const base = [
+    ['run', RUN_OPTIONS, ['--data', 'd', '--out', 'o', '--iterations', '10', '--seed', '3', '--resume', '--dim', '16']],
+    ['eval', EVAL_OPTIONS, ['--gt', 'g.json', '--pred', 'p.json', '--subset', 'Test', '--tiou', '0.1:0.7:0.1']],
+  ] as const;
+  const noise = ['--', '-', '--=', '--iterations=', '--iterations', 'NaN', 'Infinity', '-1', '1e309', '--dim=0x10', '--help=no', '--resume=false', '--__proto__', '--constructor', '--toString', '\u0000', '', ' ', '--seed', '--seed=1=2', '--tiou'];
+  const log = console.log;
+  for (let i = 0; i < o.cases; i++) {
+    const rng = new Rng((o.seed * 7919 + i) >>> 0);
+    const [cmd, spec, args] = base[i % base.length];
+    const argv: string[] = [...args];
+    const n = 1 + rng.int(4);
+    for (let k = 0; k < n; k++) {
+      const op = rng.int(3);
+      if (op === 0) argv.splice(rng.int(argv.length + 1), 0, pick(rng, noise));
+      else if (op === 1 && argv.length) argv.splice(rng.int(argv.length), 1);
+      else if (argv.length) argv[rng.int(argv.length)] = pick(rng, noise);
+    }
+    console.log = () => undefined; // --help prints
+    try {
+      const parsed = parseArgs(cmd, argv, spec as never);
+      if (parsed && cmd === 'run') checkNumericOptions(parsed);
+    } catch (e) {
+      if (!(e instanceof CliError)) failures.push({ target: `args ${cmd}`, caseIndex: i, why: `${(e as Error)?.constructor?.name}: ${(e as Error)?.message}`, input: JSON.stringify(argv) });
+    } finally {
+      console.log = log;
+    }
+  }
+  return failures;
+}
+
+/**
+ * fuzz() in a worker thread under a watchdog: a case that runs longer than `hangMs` (an infinite
+ * loop in a reader blocks its thread, so no in-thread timer can see it) is reported as a hang with
+ * its target and case index, the worker is stopped and the fuzzing goes on with the next case.
+ */
+export async function fuzzWithWatchdog(o: { cases: number; seed: number; tmp: string; maxFailures?: number; only?: string[]; hangMs?: number; log?: (s: string) => void }): Promise<FuzzReport> {
+  // eslint-disable-next-line @typescript-eslint/no-var-requires
+  const { Worker } = require('worker_threads') as typeof import('worker_threads');
+  const hangMs = o.hangMs ?? 10000;
+  const total: FuzzReport = { cases: 0, byTarget: {}, failures: [], slowest: { target: '', caseIndex: -1, ms: 0 }, seconds: 0 };
+  const t0 = Date.now();
+  let start = 0;
+  while (start < o.cases) {
+    const shared = new Int32Array(new SharedArrayBuffer(4));
+    shared[0] = start;
+    const code = `
+      require('ts-node').register({ transpileOnly: true });
+      const { workerData, parentPort } = require('worker_threads');
+      const { fuzz } = require(${JSON.stringify(__filename)});
+      const r = fuzz({ ...workerData.o, progress: workerData.shared, start: workerData.start });
+      parentPort.postMessage(r);`;
+    const w = new Worker(code, { eval: true, workerData: { o: { cases: o.cases, seed: o.seed, tmp: o.tmp, maxFailures: o.maxFailures, only: o.only }, shared, start } });
+    const r = await new Promise<FuzzReport | { hang: number }>((resolve, reject) => {
+      let last = -1;
+      let since = Date.now();
+      const timer = setInterval(() => {
+        const now = Atomics.load(shared, 0);
+        if (now !== last) {
+          last = now;
+          since = Date.now();
+          if (o.log && now % 10000 === 0 && now > 0) o.log(`${now} cases`);
+        } else if (Date.now() - since > hangMs) {
+          clearInterval(timer);
+          void w.terminate();
+          resolve({ hang: now });
+        }
+      }, 100);
+      w.once('message', (m: FuzzReport) => {
+        clearInterval(timer);
+        resolve(m);
+      });
+      w.once('error', (e) => {
+        clearInterval(timer);
+        reject(e);
+      });
+    });
+    if ('hang' in r) {
+      const names = targets(o.tmp).filter((t) => !o.only || o.only.some((n) => t.name.includes(n))).map((t) => t.name);
+      total.failures.push({ target: names[r.hang % names.length], caseIndex: r.hang, why: `no result after ${hangMs} ms (a hang)`, input: '' });
+      total.cases += r.hang - start + 1;
+      start = r.hang + 1;
+      continue;
+    }
+    total.cases += r.cases;
+    for (const [k, v] of Object.entries(r.byTarget)) {
+      const s = (total.byTarget[k] ??= { cases: 0, accepted: 0, rejected: 0 });
+      s.cases += v.cases;
+      s.accepted += v.accepted;
+      s.rejected += v.rejected;
+    }
+    total.failures.push(...r.failures);
+    if (r.slowest.ms > total.slowest.ms) total.slowest = r.slowest;
+    start = o.cases;
+  }
+  total.seconds = (Date.now() - t0) / 1000;
+  return total;
+}
