@@ -30,13 +30,11 @@ function parseHeader(file: string, text: string): { descr: string; fortran: bool
   return { descr, fortran: fo === 'True', shape };
 }
 
-export function readNpy(file: string): NpyArray {
-  let buf: Buffer;
-  try {
-    buf = fs.readFileSync(file);
-  } catch (e) {
-    throw new Error(`${file}: cannot read: ${(e as Error).message}`);
-  }
+/**
+ * The magic string, version, header dict and dtype of a .npy file from its first bytes (the whole
+ * file, or just its head): where the data starts and how wide a value is. Errors name the file.
+ */
+function parsePreamble(file: string, buf: Buffer): { descr: string; shape: number[]; itemSize: number; dataStart: number } {
   if (buf.length < 10 || !buf.subarray(0, 6).equals(MAGIC)) throw new Error(`${file}: not a .npy file (bad magic string)`);
   const major = buf[6];
   let headerLen: number;
@@ -59,8 +57,18 @@ export function readNpy(file: string): NpyArray {
     const why = descr.startsWith('>') ? 'big-endian data is not supported' : 'only float32, float16 and float64 are read';
     throw new Error(`${file}: dtype '${descr}': ${why}`);
   }
+  return { descr, shape, itemSize, dataStart: offset + headerLen };
+}
+
+export function readNpy(file: string): NpyArray {
+  let buf: Buffer;
+  try {
+    buf = fs.readFileSync(file);
+  } catch (e) {
+    throw new Error(`${file}: cannot read: ${(e as Error).message}`);
+  }
+  const { shape, itemSize, dataStart: start } = parsePreamble(file, buf);
   const count = shape.reduce((a, b) => a * b, 1);
-  const start = offset + headerLen;
   const need = count * itemSize;
   if (buf.length - start < need)
     throw new Error(`${file}: truncated: shape (${shape.join(', ')}) needs ${need} bytes of data, the file has ${buf.length - start}`);
@@ -108,30 +116,9 @@ export function readNpyHeader(file: string): NpyHeader {
     const fileBytes = fs.fstatSync(fd).size;
     const head = Buffer.alloc(Math.min(fileBytes, 65536 + 12));
     fs.readSync(fd, head, 0, head.length, 0);
-    if (head.length < 10 || !head.subarray(0, 6).equals(MAGIC)) throw new Error(`${file}: not a .npy file (bad magic string)`);
-    const major = head[6];
-    let headerLen: number;
-    let offset: number;
-    if (major === 1) {
-      headerLen = head.readUInt16LE(8);
-      offset = 10;
-    } else if (major === 2 || major === 3) {
-      if (head.length < 12) throw new Error(`${file}: truncated .npy header`);
-      headerLen = head.readUInt32LE(8);
-      offset = 12;
-    } else throw new Error(`${file}: unsupported .npy format version ${major}.${head[7]} (1.0, 2.0 and 3.0 are read)`);
-    if (offset + headerLen > head.length) throw new Error(`${file}: truncated .npy header`);
-    const text = head.subarray(offset, offset + headerLen).toString(major === 3 ? 'utf8' : 'latin1');
-    const { descr, fortran, shape } = parseHeader(file, text);
-    if (fortran) throw new Error(`${file}: Fortran-order arrays are not supported; save it in C order (np.ascontiguousarray)`);
-    const kinds: Record<string, number> = { '<f4': 4, '<f2': 2, '<f8': 8, '|f4': 4, '=f4': 4, '=f8': 8, '=f2': 2 };
-    const itemSize = kinds[descr];
-    if (!itemSize) {
-      const why = descr.startsWith('>') ? 'big-endian data is not supported' : 'only float32, float16 and float64 are read';
-      throw new Error(`${file}: dtype '${descr}': ${why}`);
-    }
+    const { descr, shape, itemSize, dataStart } = parsePreamble(file, head);
     const count = shape.reduce((a, b) => a * b, 1);
-    return { shape, descr, itemSize, fileBytes, expectedBytes: offset + headerLen + count * itemSize };
+    return { shape, descr, itemSize, fileBytes, expectedBytes: dataStart + count * itemSize };
   } finally {
     fs.closeSync(fd);
   }
