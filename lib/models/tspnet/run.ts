@@ -12,7 +12,7 @@
 import * as fs from 'fs';
 import * as path from 'path';
 import type { Dataset } from '../../data';
-import { loadGroundTruth, formatMapTable } from '../../eval/detection';
+import { formatMapTable } from '../../eval/detection';
 import type { Detection, EvalResult } from '../../eval/detection';
 import { checkDevice, Device } from '../../runtime/backend';
 import { Rng } from '../../util/rng';
@@ -28,6 +28,7 @@ import { HrProModel, loadHrPro } from '../hrpro/detect';
 import { scoreVideo, stage1Candidates, stage2Detect, Stage1Scores } from '../hrpro/inference';
 import { testProposals } from '../hrpro/proposals';
 import { groupByClass } from '../hrpro/ranking';
+import { stageContext } from '../hrpro/run';
 
 export interface TspNetTrainOptions {
   dataset: Dataset;
@@ -92,10 +93,9 @@ const timeBase = (d: Dataset) => ({ featureFps: d.config.featureFps, snippetFram
 export function tspnetContext(o: TspNetTrainOptions, cfg: TspNetConfig, base: object): TspNetContext {
   const { dataset } = o;
   const files = tspnetPaths(o.out);
-  const config = dataset.config;
   return {
-    out: o.out,
-    classNames: dataset.classNames,
+    // the dataset's videos, ambiguous list, blocked videos and test ground truth as HR-Pro's stages get them
+    ...stageContext(dataset, o),
     train: dataset.train,
     test: dataset.test,
     points: readTspPoints(dataset.root, dataset.train, dataset.classNames, timeBase(dataset)),
@@ -103,14 +103,6 @@ export function tspnetContext(o: TspNetTrainOptions, cfg: TspNetConfig, base: ob
       train: loadProposalsFor(files.proposalsTrain, dataset.train, dataset.classNames, cfg),
       test: loadProposalsFor(files.proposalsTest, dataset.test, dataset.classNames, cfg),
     },
-    ambiguous: dataset.ambiguous.size ? dataset.ambiguous : undefined,
-    blockedVideos: config.blockedVideos,
-    testGroundTruth: loadGroundTruth(dataset.gtFile, dataset.testSubset, { blockedVideos: config.blockedVideos }),
-    device: o.device,
-    resume: o.resume,
-    quiet: o.quiet,
-    log: o.log,
-    signal: o.signal,
     base,
     onIteration: o.onIteration,
   };
