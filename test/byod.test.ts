@@ -235,3 +235,42 @@ test('--version prints package.json\'s version; every command\'s --help has an e
     t.regex(h.stdout, new RegExp(`examples?:\\n {2}pstal ${cmd} `), cmd);
   }
 });
+
+test('gt: ground truth from a point csv with start/stop frames (hand-computed), --holdout draws the test split', (t) => {
+  const dir = tmp('pstal-gt-');
+  fs.mkdirSync(path.join(dir, 'point_labels'));
+  fs.writeFileSync(
+    path.join(dir, 'point_labels', 'point_gaussian.csv'),
+    'class,start_frame,stop_frame,video_id,point\nA,30,90,v1,60\nB,150,300,v1,200\nA,0,45,v2,20\nB,10,20,v3,15\n',
+  );
+  fs.writeFileSync(path.join(dir, 'split_train.txt'), 'v1\nv2\nv4\n');
+  fs.writeFileSync(path.join(dir, 'split_test.txt'), 'v3\nv5\n');
+  const out = path.join(dir, 'out');
+  const r = pstal(['gt', '--annotations', dir, '--out', out, '--fps', '30', '--duration-margin', '0.2']);
+  t.is(r.status, 0, r.stderr);
+  t.regex(r.stderr, /left out 1 training and 1 test videos without a row/);
+  const db = JSON.parse(fs.readFileSync(path.join(out, 'gt_full.json'), 'utf8')).database;
+  t.deepEqual(Object.keys(db).sort(), ['v1', 'v2', 'v3']);
+  // v1: segments [30, 90] / 30 = [1, 3] s and [5, 10] s; duration 10 s x 1.2
+  t.deepEqual(db.v1.annotations, [{ label: 'A', segment: [1, 3] }, { label: 'B', segment: [5, 10] }]);
+  t.is(db.v1.duration, 12);
+  t.is(db.v1.subset, 'training');
+  t.is(db.v3.subset, 'validation');
+  t.deepEqual(db.v3.annotations, [{ label: 'B', segment: [10 / 30, 20 / 30] }]);
+  t.is(fs.readFileSync(path.join(out, 'split_test.txt'), 'utf8'), 'v3\n');
+
+  // the test split unlabelled (ActivityNet 1.3's case): refused without --holdout, drawn with it
+  fs.writeFileSync(path.join(dir, 'split_test.txt'), 'v5\n');
+  const refused = pstal(['gt', '--annotations', dir, '--out', out]);
+  t.not(refused.status, 0);
+  t.regex(refused.stderr, /split_test\.txt has a row in .*point_gaussian\.csv.*holdout/);
+  const held = pstal(['gt', '--annotations', dir, '--out', out, '--holdout', '0.34', '--seed', '3']);
+  t.is(held.status, 0, held.stderr);
+  const train = fs.readFileSync(path.join(out, 'split_train.txt'), 'utf8').trim().split('\n');
+  const testSplit = fs.readFileSync(path.join(out, 'split_test.txt'), 'utf8').trim().split('\n');
+  t.is(testSplit.length, 1);
+  t.deepEqual([...train, ...testSplit].sort(), ['v1', 'v2']);
+  // the dataset that results loads (synthetic features on it)
+  const db2 = JSON.parse(fs.readFileSync(path.join(out, 'gt_full.json'), 'utf8')).database;
+  t.is(db2[testSplit[0]].subset, 'validation');
+});

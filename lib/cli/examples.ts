@@ -10,6 +10,9 @@ export const EXAMPLES: Record<string, string[]> = {
     'pstal points --gt data/mine/gt_full.json --out data/mine/point_labels/point_gaussian.csv --seed 0',
     'pstal points --gt gt_full.json --out points.csv --distribution uniform --subset Validation',
   ],
+  gt: [
+    'pstal gt --annotations ../shared/data/ActivityNet1.3 --out data/anet-annotations --holdout 0.25   # ActivityNet 1.3: gt from its point labels',
+  ],
   check: [
     'pstal check --data data/mine --config gtea',
     'pstal check --data data/mine --dim 2048 --all                                     # every problem, not 20 of each kind',

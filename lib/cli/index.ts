@@ -10,6 +10,7 @@ import { CliError } from './args';
 const COMMANDS: Record<string, string> = {
   synth: 'write a synthetic dataset in the standard layout',
   points: 'simulate point labels from full annotations (gt_full.json)',
+  gt: 'ground truth (gt_full.json) from a point-label csv with start/stop frames (ActivityNet 1.3)',
   check: 'validate a dataset folder before training',
   eval: 'score detections against ground truth (mAP at tIoU thresholds)',
   train: 'train HR-Pro stage 1 or stage 2, or the TSPNet plug-in (--method tspnet)',

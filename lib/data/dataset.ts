@@ -181,6 +181,9 @@ export interface PointRow {
   video: string;
   label: string;
   frame: number;
+  /** the instance's start and stop frames, where the csv has `start_frame`/`stop_frame` (THUMOS14, GTEA, BEOID, ActivityNet all do) */
+  startFrame?: number;
+  stopFrame?: number;
 }
 
 /**
@@ -213,18 +216,22 @@ export function readPointCsv(file: string): PointRow[] {
     if (f.every((x, i) => x.trim() === header[i])) throw new Error(`${file}:${n + 1}: the header line again (two files concatenated?)`);
     if (f[iVideo].trim() === '') throw new Error(`${file}:${n + 1}: column "video_id" is empty`);
     if (f[iClass].trim() === '') throw new Error(`${file}:${n + 1}: column "class" is empty`);
+    let startFrame: number | undefined;
+    let stopFrame: number | undefined;
     if (iStart >= 0 && iStop >= 0 && f[iStart].trim() !== '' && f[iStop].trim() !== '') {
       const a = Number(f[iStart]);
       const b = Number(f[iStop]);
       if (!Number.isFinite(a) || !Number.isFinite(b) || a < 0 || b < 0)
         throw new Error(`${file}:${n + 1}: columns "start_frame", "stop_frame" must be non-negative frame numbers, received ${JSON.stringify(f[iStart])}, ${JSON.stringify(f[iStop])}`);
       if (a > b) throw new Error(`${file}:${n + 1}: "start_frame" ${a} is after "stop_frame" ${b} (reversed)`);
+      startFrame = a;
+      stopFrame = b;
     }
     const frame = Number(f[iPoint]);
     if (f[iPoint].trim() === '' || !Number.isFinite(frame) || frame < 0) {
       throw new Error(`${file}:${n + 1}: column "point" must be a non-negative frame number, received ${JSON.stringify(f[iPoint])}`);
     }
-    rows.push({ line: n + 1, video: f[iVideo].trim(), label: f[iClass].trim(), frame });
+    rows.push({ line: n + 1, video: f[iVideo].trim(), label: f[iClass].trim(), frame, startFrame, stopFrame });
   }
   if (rows.length === 0) throw new Error(`${file}: no point labels (a header and no rows); every training video needs its points`);
   return rows;

@@ -26,7 +26,7 @@
  */
 import * as fs from 'fs';
 import { Rng } from '../util/rng';
-import { readGroundTruth } from './dataset';
+import { PointRow, readGroundTruth, readPointCsv, readSplit } from './dataset';
 import { videoSeed } from './synth';
 
 export type PointDistribution = 'gaussian' | 'uniform' | 'center';
@@ -127,4 +127,83 @@ export function pointsCsv(points: SimulatedPoint[]): string {
   const rows = ['class,class_index,start_frame,stop_frame,video_id,point'];
   for (const p of points) rows.push([csvField(p.label), p.classIndex, p.startFrame, p.stopFrame, csvField(p.video), p.point].join(','));
   return rows.join('\n') + '\n';
+}
+
+export interface GroundTruthFromPointsOptions {
+  /** the videos' frame rate, for every video (the csv's frames are at the video's own fps, which it does not record) */
+  fps: number;
+  /** the video lasts this fraction longer than its last instance's end (a guess: the csv does not record durations) */
+  durationMargin?: number;
+  /**
+   * test videos drawn from the labelled training videos (this fraction, seeded): for csvs that
+   * label only the training split (ActivityNet 1.3's: its test videos have no row, so no ground truth)
+   */
+  holdout?: number;
+  seed?: number;
+  /** gt_full.json subset names of the two splits (ActivityNet's: 'training', 'validation') */
+  trainSubset?: string;
+  testSubset?: string;
+}
+
+export interface GroundTruthFromPoints {
+  /** gt_full.json's content: {database: {video: {subset, duration, fps, annotations}}} */
+  gt: { database: Record<string, { subset: string; duration: number; fps: number; annotations: { label: string; segment: [number, number] }[] }> };
+  /** the splits of the videos in gt (with `holdout`: the new ones) */
+  splits: Record<'train' | 'test', string[]>;
+  /** split videos without a point label (left out: no annotation of them exists) */
+  withoutPoints: Record<'train' | 'test', number>;
+  instances: number;
+}
+
+/**
+ * gt_full.json built from a point-label csv whose rows carry each instance's `start_frame` and
+ * `stop_frame` (ActivityNet 1.3's released labels: the only annotations of it we have). Each row
+ * is one instance: segment = [start_frame, stop_frame] / fps. What the csv does not say is
+ * guessed, and the options name the guess: one fps for every video, and a duration of the last
+ * instance's end (or the last point) times 1 + durationMargin. Videos without a row are left out.
+ */
+export function groundTruthFromPoints(csvFile: string, trainSplitFile: string, testSplitFile: string, opts: GroundTruthFromPointsOptions): GroundTruthFromPoints {
+  const fps = opts.fps;
+  const margin = opts.durationMargin ?? 0.1;
+  if (!(fps > 0 && Number.isFinite(fps))) throw new Error(`gt: fps must be a positive number, received ${fps}`);
+  if (!(margin >= 0 && Number.isFinite(margin))) throw new Error(`gt: durationMargin must be a non-negative number, received ${margin}`);
+  if (opts.holdout !== undefined && !(opts.holdout > 0 && opts.holdout < 1)) throw new Error(`gt: holdout must be a fraction in (0, 1), received ${opts.holdout}`);
+  const rows = readPointCsv(csvFile);
+  const byVideo = new Map<string, PointRow[]>();
+  for (const r of rows) {
+    if (r.startFrame === undefined || r.stopFrame === undefined)
+      throw new Error(`${csvFile}:${r.line}: no "start_frame"/"stop_frame": ground truth cannot be formed from this csv`);
+    let list = byVideo.get(r.video);
+    if (!list) byVideo.set(r.video, (list = []));
+    list.push(r);
+  }
+  const lists = { train: readSplit(trainSplitFile), test: readSplit(testSplitFile) };
+  for (const v of lists.train) if (lists.test.includes(v)) throw new Error(`gt: video "${v}" is in both ${trainSplitFile} and ${testSplitFile}`);
+  const withoutPoints = { train: 0, test: 0 };
+  const labelled = { train: [] as string[], test: [] as string[] };
+  for (const split of ['train', 'test'] as const)
+    for (const v of lists[split]) (byVideo.has(v) ? labelled[split] : (withoutPoints[split]++, [])).push(v);
+  let splits = labelled;
+  if (opts.holdout !== undefined) {
+    // a seeded draw of round(holdout * n) training videos, kept in split order
+    const rng = new Rng(videoSeed(opts.seed ?? 0, 'gt:holdout'));
+    const order = labelled.train.map((v, i) => ({ v, i, key: rng.uniform() })).sort((a, b) => a.key - b.key);
+    const chosen = new Set(order.slice(0, Math.round(opts.holdout * order.length)).map((o) => o.v));
+    splits = { train: labelled.train.filter((v) => !chosen.has(v)), test: labelled.train.filter((v) => chosen.has(v)) };
+  } else if (labelled.test.length === 0) {
+    throw new Error(`gt: no video of ${testSplitFile} has a row in ${csvFile}, so the test split would have no ground truth; draw test videos from the training split with a holdout fraction`);
+  }
+  const subsetOf = { train: opts.trainSubset ?? 'training', test: opts.testSubset ?? 'validation' };
+  const database: GroundTruthFromPoints['gt']['database'] = {};
+  let instances = 0;
+  for (const split of ['train', 'test'] as const) {
+    for (const name of splits[split]) {
+      const list = byVideo.get(name)!;
+      const annotations = list.map((r) => ({ label: r.label, segment: [r.startFrame! / fps, r.stopFrame! / fps] as [number, number] }));
+      const end = Math.max(...list.map((r) => Math.max(r.stopFrame!, r.frame))) / fps;
+      database[name] = { subset: subsetOf[split], duration: end * (1 + margin), fps, annotations };
+      instances += annotations.length;
+    }
+  }
+  return { gt: { database }, splits, withoutPoints, instances };
 }
