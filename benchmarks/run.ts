@@ -22,6 +22,7 @@ const SUITES: Record<string, () => Suite> = {
   synth: () => require('./synth').benchSynth,
   stage1: () => require('./stage1').benchStage1,
   stage2: () => require('./stage2').benchStage2,
+  tspnet: () => require('./tspnet').benchTspNet,
 };
 
 async function main(): Promise<void> {

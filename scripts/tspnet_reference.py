@@ -63,9 +63,10 @@ def load(repo=DEFAULT_MIRROR):
     return tmp
 
 
-def make_data_folder(data, work, classes, subsets, proposals):
+def make_data_folder(data, work, classes, subsets, proposals, only=None):
     """The reference's data layout under work/data/THUMOS14 from our dataset folder `data`.
-    subsets: {'train': our train subset name, 'test': ...}; proposals: {'train': file, 'test': file}."""
+    subsets: {'train': our train subset name, 'test': ...}; proposals: {'train': file, 'test': file};
+    only: {'train': names, 'test': names} to lay out those videos of each split alone (benchmarks)."""
     root = os.path.join(work, 'data', 'THUMOS14')
     if os.path.exists(work):
         shutil.rmtree(work)
@@ -77,6 +78,9 @@ def make_data_folder(data, work, classes, subsets, proposals):
     gt, fps = {}, {}
     for split in ('train', 'test'):
         names = [l.strip() for l in open(os.path.join(data, f'split_{split}.txt')) if l.strip()]
+        if only is not None:
+            keep = set(only[split])
+            names = [n for n in names if n in keep]
         for n in names:
             v = db[n]
             gt[n] = {'subset': ours[v['subset']], 'annotations': [{'segment': [str(s) for s in a['segment']], 'label': a['label']} for a in v['annotations']]}
@@ -95,14 +99,15 @@ def make_data_folder(data, work, classes, subsets, proposals):
     return root
 
 
-def ground_truth_loader(data, test_subset, classes, blocked=()):
-    """An _import_ground_truth for the reference's ANETdetection: our test subset in its units."""
+def ground_truth_loader(data, test_subset, classes, blocked=(), names=None):
+    """An _import_ground_truth for the reference's ANETdetection: our test subset in its units
+    (only the videos in `names` when given)."""
     import pandas as pd
 
     def _import_ground_truth(self, annotation_path):
         db = json.load(open(os.path.join(data, 'gt_full.json')))['database']
         rows = [(n, float(a['segment'][0]) * 25.0 / 16.0, float(a['segment'][1]) * 25.0 / 16.0, classes.index(a['label']))
-                for n, v in db.items() if v['subset'] == test_subset and n not in blocked for a in v['annotations']]
+                for n, v in db.items() if v['subset'] == test_subset and n not in blocked and (names is None or n in names) for a in v['annotations']]
         present = sorted({r[3] for r in rows})
         gtdf = pd.DataFrame({'video-id': [r[0] for r in rows], 't-start': [r[1] for r in rows], 't-end': [r[2] for r in rows], 'label': [r[3] for r in rows]})
         return gtdf, {classes[c]: c for c in present}

@@ -82,3 +82,57 @@ test('pstal train --method tspnet on proposals files, then pstal detect with it;
     fs.rmSync(dir, { recursive: true, force: true });
   }
 });
+
+test('pstal run --method hrpro+tspnet: stage 1, ranking, stage 2, then TSPNet in RUN/tspnet; --resume skips what is done; pstal detect on RUN/tspnet', (t) => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'pstal-tspchain-'));
+  try {
+    let r = pstal(['synth', '--out', 'data', '--videos', '16', '--dim', '16', '--duration-scale', '0.2', '--seed', '4'], dir);
+    t.is(r.status, 0, r.stderr);
+    const chain = ['run', '--method', 'hrpro+tspnet', '--data', 'data', '--out', 'run', '--quiet', '--iterations', '2', '--test-every', '2', '--batch-size', '4', '--epochs', '1',
+      '--tspnet-test-every', '2', '--tspnet-batch-size', '4', '--tspnet-lr', '1e-3'];
+    r = pstal([...chain, '--tspnet-iterations', '4'], dir);
+    t.is(r.status, 0, r.stderr.slice(-3000));
+    t.regex(r.stderr, /stage 1: best checkpoint .*stage 2: best checkpoint .*tspnet: base proposals from HR-Pro stage 2 of run -> run[\\/]tspnet\ntspnet: best checkpoint \(iteration \d\) on the test videos\n.*@0\.1/s);
+    for (const f of ['stage1_best.safetensors', 'proposals.json', 'stage2_best.safetensors', 'stage2_results.json']) t.true(fs.existsSync(path.join(dir, 'run', f)), f);
+    for (const f of ['tspnet_best.safetensors', 'tspnet_results.json', 'tspnet_config.json', 'proposals_train.json', 'proposals_test.json'])
+      t.true(fs.existsSync(path.join(dir, 'run', 'tspnet', f)), f);
+    const cfg = JSON.parse(fs.readFileSync(path.join(dir, 'run', 'tspnet', 'tspnet_config.json'), 'utf8'));
+    t.deepEqual(cfg.base, { run: path.join(fs.realpathSync(dir), 'run'), stage: 2 });
+    t.is(cfg.tspnet.iterations, 4);
+    t.is(cfg.tspnet.lr, 1e-3);
+    const results = JSON.parse(fs.readFileSync(path.join(dir, 'run', 'tspnet', 'tspnet_results.json'), 'utf8')).results;
+    t.true(Object.values(results).some((l) => (l as unknown[]).length > 0));
+
+    // --resume with more TSPNet iterations: the HR-Pro part is skipped, TSPNet goes on from iteration 4
+    const stage2Before = fs.statSync(path.join(dir, 'run', 'stage2_best.safetensors')).mtimeMs;
+    r = pstal([...chain, '--tspnet-iterations', '6', '--resume'], dir);
+    t.is(r.status, 0, r.stderr.slice(-3000));
+    t.regex(r.stderr, /hrpro: done in run \(tspnet\/ holds its base proposals\); going on to TSPNet/);
+    t.notRegex(r.stderr, /stage 1:|stage 2:/);
+    t.is(fs.statSync(path.join(dir, 'run', 'stage2_best.safetensors')).mtimeMs, stage2Before);
+    const lines = fs.readFileSync(path.join(dir, 'run', 'tspnet', 'tspnet_metrics.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l).iteration);
+    t.deepEqual(lines, [2, 4, 6]);
+
+    // the chain on a new video: the HR-Pro base, then the plug-in (no --proposals needed)
+    const video = fs.readFileSync(path.join(dir, 'data', 'split_test.txt'), 'utf8').split('\n')[0].trim();
+    const d = pstal(['detect', '--model', 'run/tspnet', '--features', `data/features/test/${video}.npy`, '--out', 'det.json'], dir);
+    t.is(d.status, 0, d.stderr);
+    t.true(JSON.parse(fs.readFileSync(path.join(dir, 'det.json'), 'utf8')).results[video].length > 0);
+
+    // usage errors name the option
+    r = pstal(['run', '--data', 'data', '--out', 'x', '--tspnet-iterations', '3'], dir);
+    t.is(r.status, 2);
+    t.regex(r.stderr, /--tspnet-iterations is a --method hrpro\+tspnet option/);
+    r = pstal(['run', '--method', 'hrpro+tspnet', '--data', 'data', '--out', 'x', '--tspnet-iterations', '0'], dir);
+    t.is(r.status, 2);
+    t.regex(r.stderr, /--tspnet-iterations must be a positive integer, received 0/);
+    r = pstal(['run', '--method', 'hrpro+tspnet', '--data', 'data', '--out', 'x', '--base-stage', '3'], dir);
+    t.is(r.status, 2);
+    t.regex(r.stderr, /--base-stage must be 1 or 2/);
+    r = pstal(['run', '--method', 'tspnet', '--data', 'data', '--out', 'x'], dir);
+    t.is(r.status, 2);
+    t.regex(r.stderr, /--method must be 'hrpro' or 'hrpro\+tspnet'/);
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+});

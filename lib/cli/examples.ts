@@ -26,6 +26,8 @@ export const EXAMPLES: Record<string, string[]> = {
   run: [
     'pstal run --data data/gtea32 --config gtea --out runs/g32                         # --dim: the data\'s width',
     'pstal run --data data/gtea32 --config gtea --out runs/g32 --iterations 100 --test-every 50 --epochs 3 --lr 1e-3 --lr2 1e-3',
+    'pstal run --method hrpro+tspnet --data data/gtea32 --config gtea --out runs/g32 --tspnet-iterations 500   # then TSPNet in runs/g32/tspnet',
+    'pstal detect --model runs/g32/tspnet --features new.npy --out det.json          # the chain on new videos',
   ],
   detect: [
     'pstal detect --model runs/g32 --features data/gtea32/features/test/S1_Tea_C1.npy --out det.json --plot plots/',

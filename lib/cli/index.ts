@@ -14,7 +14,7 @@ const COMMANDS: Record<string, string> = {
   check: 'validate a dataset folder before training',
   eval: 'score detections against ground truth (mAP at tIoU thresholds)',
   train: 'train HR-Pro stage 1 or stage 2, or the TSPNet plug-in (--method tspnet)',
-  run: 'stage 1, ranking, stage 2 and evaluation in one go',
+  run: 'stage 1, ranking, stage 2 and evaluation in one go (--method hrpro+tspnet: then TSPNet)',
   detect: 'detect actions in new videos with a trained model',
   test: "evaluate a run's best checkpoint on a dataset's test split",
   import: 'a PyTorch HR-Pro checkpoint (torch.save state dict) into a run folder',

@@ -90,7 +90,9 @@ const defined = <T extends object>(o: T): Partial<T> => Object.fromEntries(Objec
 const NUMERIC_RULES: Record<string, 'posInt' | 'nonNegInt' | 'int' | 'positive' | 'fraction'> = {
   iterations: 'posInt', 'test-every': 'posInt', 'batch-size': 'posInt', 'batch-size2': 'posInt', epochs: 'posInt',
   'max-proposals': 'posInt', threads: 'posInt', 'checkpoint-every': 'nonNegInt', seed: 'int', lr: 'positive', lr2: 'positive',
-  'holdout-fraction': 'fraction', dim: 'posInt',
+  'holdout-fraction': 'fraction', dim: 'posInt', 'update-every': 'nonNegInt',
+  // pstal run --method hrpro+tspnet
+  'tspnet-iterations': 'posInt', 'tspnet-test-every': 'posInt', 'tspnet-batch-size': 'posInt', 'tspnet-max-proposals': 'posInt', 'tspnet-lr': 'positive',
 };
 
 export function checkNumericOptions(a: Parsed): void {

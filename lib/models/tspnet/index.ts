@@ -12,3 +12,4 @@ export * from './checkpoint';
 export * from './evaluate';
 export * from './train';
 export * from './run';
+export * from './pipeline';
