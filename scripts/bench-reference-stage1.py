@@ -20,6 +20,7 @@ Prints one JSON object: {"train_iteration_s": [...], "test_pass_s": ..., "thread
 """
 import argparse
 import csv
+import importlib.machinery
 import json
 import math
 import os
@@ -55,10 +56,13 @@ def restore_numpy_aliases(tmp):
 
 def stub_modules():
     # progress bars, colours and tensorboard are not what we time
+    # (with a __spec__: torch 2.x asks importlib.util.find_spec about optional modules such as tqdm)
     tq = types.ModuleType('tqdm')
+    tq.__spec__ = importlib.machinery.ModuleSpec('tqdm', None)
     tq.tqdm = lambda it, *a, **k: it
     sys.modules.setdefault('tqdm', tq)
     tc = types.ModuleType('termcolor')
+    tc.__spec__ = importlib.machinery.ModuleSpec('termcolor', None)
     tc.colored = lambda text, *a, **k: text
     sys.modules.setdefault('termcolor', tc)
 
