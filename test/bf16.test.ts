@@ -7,6 +7,7 @@
 import test from 'ava';
 import { bf16Supported, setGemmPrecision, getGemmPrecision, cpu } from '../lib/runtime/native';
 import { gemmCases, opsCases, trainingCase } from './helpers/bf16';
+import { applyPrecision, CliError } from '../lib/cli/args';
 
 delete process.env.PSTAL_GEMM_BF16; // the real kernel only (read once, when the addon first picks it)
 const real = bf16Supported();
@@ -35,3 +36,12 @@ maybe('bf16 GEMM (avx512-bf16): every transposition and edge against float64', (
 });
 maybe('bf16 conv1d near fp32; fp32 again bit-identical', opsCases);
 maybe('bf16 training: a tiny stage-1 model, the loss goes down', trainingCase);
+
+test('--precision (train, run, test, detect): usage errors name the option', (t) => {
+  t.throws(() => applyPrecision('bf17'), { instanceOf: CliError, message: "--precision must be 'fp32' or 'bf16', received 'bf17'" });
+  t.throws(() => applyPrecision('bf16', 'cuda'), { instanceOf: CliError, message: /--precision bf16 is for --device cpu/ });
+  t.notThrows(() => applyPrecision('fp32'));
+  if (real) return;
+  t.throws(() => applyPrecision('bf16'), { instanceOf: CliError, message: /^--precision bf16: bf16 GEMM needs a CPU with AVX512-BF16/ });
+  t.is(getGemmPrecision(), 'fp32');
+});
