@@ -3,7 +3,26 @@
  * the machine description that goes beside every figure.
  */
 import * as os from 'os';
-import { cpu } from '../lib/runtime/native';
+import { cpu, GemmPrecision } from '../lib/runtime/native';
+import type { Device } from '../lib/runtime/backend';
+
+/** What `npm run bench` passes every suite (each reads what applies to it). */
+export interface SuiteOptions {
+  quick?: boolean;
+  device?: Device;
+  /** --threads 1,2: a row per thread count (stage1) */
+  threads?: number[];
+  /** --precision fp32,bf16: GEMM precisions (stage1: bf16 rows at D = 2048) */
+  precision?: GemmPrecision[];
+  /** --dims 256: feature widths (stage1) */
+  dims?: number[];
+  /** --iterations N: timed training iterations (stage1), for a quick check of the harness */
+  iterations?: number;
+  /** --test-videos N: the first N test videos only (stage1) */
+  testVideos?: number;
+  /** --torch-venv DIR: the reference's Python, a venv with PyTorch 2.13 CPU made when missing */
+  torchVenv?: string;
+}
 
 export interface BenchResult {
   name: string;

@@ -1,16 +1,18 @@
 /**
  * `npm run bench [-- --only ops,eval --quick --device cuda --out FILE]`: runs every benchmark suite,
+ * (stage1 also takes --threads 1,2 --precision fp32,bf16 --dims 256 --iterations N --test-videos N
+ * --torch-venv DIR: benchmarks/stage1.ts),
  * prints one table and writes the results with the machine description as JSON (default
  * .bench/results.json). Suites live beside this file, one per area; each exports an async function
  * returning rows. `--device cuda` runs the suites that have a GPU path (DEVICE_SUITES) on the GPU.
  */
 import * as fs from 'fs';
 import * as path from 'path';
-import { BenchResult, machine } from './harness';
+import { BenchResult, SuiteOptions, machine } from './harness';
 import { writeFileAtomic } from '../lib/util/fs';
 import { checkDevice, cuda, cudaDeviceInfo, Device } from '../lib/runtime/backend';
 
-type Suite = (options: { quick?: boolean; device?: Device }) => Promise<BenchResult[]>;
+type Suite = (options: SuiteOptions) => Promise<BenchResult[]>;
 
 /** Suites with a `--device cuda` path. */
 const DEVICE_SUITES = new Set(['ops', 'stage1']);
@@ -35,6 +37,25 @@ async function main(): Promise<void> {
   const quick = argv.includes('--quick');
   const out = opt('out') ?? path.join('.bench', 'results.json');
   const device = checkDevice(opt('device') ?? 'cpu');
+  const ints = (name: string): number[] | undefined => {
+    const v = opt(name);
+    if (v === undefined) return undefined;
+    const xs = v.split(',').map(Number);
+    if (!xs.every((x) => Number.isInteger(x) && x >= 1)) throw new Error(`bench: --${name} takes positive integers (comma-separated), received '${v}'`);
+    return xs;
+  };
+  const precision = opt('precision')?.split(',');
+  if (precision && !precision.every((p) => p === 'fp32' || p === 'bf16')) throw new Error(`bench: --precision takes fp32 and/or bf16, received '${opt('precision')}'`);
+  const suiteOptions: SuiteOptions = {
+    quick,
+    device,
+    threads: ints('threads'),
+    precision: precision as SuiteOptions['precision'],
+    dims: ints('dims'),
+    iterations: ints('iterations')?.[0],
+    testVideos: ints('test-videos')?.[0],
+    torchVenv: opt('torch-venv'),
+  };
   if (device === 'cuda') {
     try {
       cuda();
@@ -59,7 +80,7 @@ async function main(): Promise<void> {
       continue;
     }
     process.stderr.write(`bench: ${name}...\n`);
-    for (const r of await suite({ quick, device })) rows.push({ suite: name, ...r });
+    for (const r of await suite(suiteOptions)) rows.push({ suite: name, ...r });
   }
   const fmt = (v: number | undefined): string => (v === undefined ? '' : v >= 100 ? v.toFixed(1) : v >= 1 ? v.toFixed(2) : v.toPrecision(3));
   console.log('| suite | benchmark | value | unit | baseline (same run) | ratio |');

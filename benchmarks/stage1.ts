@@ -3,14 +3,21 @@
  * THUMOS14 annotations (../shared/data/THUMOS14, or PSTAL_THUMOS14) with synthetic features at
  * D = 2048 and D = 256, side by side in the same run with the PyTorch reference's own S_train and
  * S_test on the same files (scripts/bench-reference-stage1.py; needs python3 with torch, scipy,
- * pandas, and a clone or mirror of pipixin321/HR-Pro in PSTAL_REFERENCE). Without them only our
- * figures are reported. One iteration = 16 training videos in split order, as both sides use.
+ * pandas, joblib, and a clone or mirror of pipixin321/HR-Pro in PSTAL_REFERENCE). Without them only
+ * our figures are reported. One iteration = 16 training videos in split order, as both sides use.
+ *
+ * Rows for each thread count (--threads 1,2: ours with setNumThreads, the reference with
+ * torch.set_num_threads), and with --precision fp32,bf16 a bf16 row of ours (D = 2048 only, unless
+ * --dims says otherwise; skipped, saying why, on a CPU without AVX512-BF16). The reference's Python
+ * is PSTAL_PYTHON, or DIR/bin/python of --torch-venv DIR, which is created when missing
+ * (benchmarks/torch_venv.ts: PyTorch 2.13 CPU and the reference's scipy/pandas/joblib).
+ * --iterations N and --test-videos N shrink a run to check the harness.
  */
 import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
 import { spawnSync } from 'child_process';
-import { BenchResult } from './harness';
+import { BenchResult, SuiteOptions } from './harness';
 import { synthesizeDataset } from '../lib/data/synth';
 import { loadConfig, loadDataset } from '../lib/data';
 import { Stage1Model } from '../lib/models/hrpro/stage1';
@@ -20,8 +27,9 @@ import { pointMatrix } from '../lib/models/hrpro/videos';
 import { stage1ConfigFrom } from '../lib/models/hrpro/config';
 import { Adam } from '../lib/nn/optim';
 import { Rng } from '../lib/util/rng';
-import { getNumThreads } from '../lib/runtime/native';
+import { bf16Supported, getNumThreads, setGemmPrecision, setNumThreads, GemmPrecision } from '../lib/runtime/native';
 import { cudaSynchronize, Device } from '../lib/runtime/backend';
+import { ensureTorchVenv } from './torch_venv';
 
 const ANNOTATIONS = process.env.PSTAL_THUMOS14 ?? path.resolve(__dirname, '..', '..', 'shared', 'data', 'THUMOS14');
 const REFERENCE = process.env.PSTAL_REFERENCE;
@@ -30,6 +38,7 @@ interface ReferenceTiming {
   train_iteration_s: number[];
   test_pass_s?: number;
   threads: number;
+  torch?: string;
 }
 
 function median(xs: number[]): number {
@@ -37,15 +46,15 @@ function median(xs: number[]): number {
   return s[Math.floor(s.length / 2)];
 }
 
-function runReference(dir: string, iterations: number, withTest: boolean): ReferenceTiming | null {
+function runReference(python: string, dir: string, iterations: number, threads: number, testVideos: number | undefined): ReferenceTiming | null {
   if (!REFERENCE || !fs.existsSync(REFERENCE)) {
     console.error(`bench stage1: ${REFERENCE ? `no reference at ${REFERENCE}` : 'PSTAL_REFERENCE is not set'} (a clone of pipixin321/HR-Pro); reporting ours only`);
     return null;
   }
   const args = [path.join(__dirname, '..', 'scripts', 'bench-reference-stage1.py'), '--data', dir, '--reference', REFERENCE,
-    '--iterations', String(iterations), '--threads', String(getNumThreads())];
-  if (!withTest) args.push('--no-test');
-  const r = spawnSync(process.env.PSTAL_PYTHON ?? '/usr/bin/python3', args, { encoding: 'utf8', maxBuffer: 1 << 26 });
+    '--iterations', String(iterations), '--threads', String(threads)];
+  if (testVideos) args.push('--test-videos', String(testVideos));
+  const r = spawnSync(python, args, { encoding: 'utf8', maxBuffer: 1 << 26 });
   if (r.status !== 0) {
     console.error(`bench stage1: the PyTorch reference did not run (${(r.stderr || r.error?.message || '').trim().split('\n').pop()}); reporting ours only`);
     return null;
@@ -53,13 +62,18 @@ function runReference(dir: string, iterations: number, withTest: boolean): Refer
   return JSON.parse(r.stdout.trim().split('\n').pop()!) as ReferenceTiming;
 }
 
-export async function benchStage1(opts: { quick?: boolean; device?: Device }): Promise<BenchResult[]> {
+export async function benchStage1(opts: SuiteOptions): Promise<BenchResult[]> {
   const device: Device = opts.device ?? 'cpu';
   const sync = (): void => cudaSynchronize(); // GPU work is queued: wait for it before reading the clock
   if (!fs.existsSync(path.join(ANNOTATIONS, 'gt_full.json'))) throw new Error(`no THUMOS14 annotations at ${ANNOTATIONS} (set PSTAL_THUMOS14)`);
+  const python = opts.torchVenv ? ensureTorchVenv(opts.torchVenv) : process.env.PSTAL_PYTHON ?? '/usr/bin/python3';
+  const threadCounts = opts.threads ?? [getNumThreads()];
+  const precisions: GemmPrecision[] = opts.precision ?? ['fp32'];
+  const dims = opts.dims ?? (opts.quick ? [256] : [2048, 256]);
+  const savedThreads = getNumThreads();
   const rows: BenchResult[] = [];
-  for (const D of opts.quick ? [256] : [2048, 256]) {
-    const iterations = D >= 1024 ? 3 : 5;
+  for (const D of dims) {
+    const iterations = opts.iterations ?? (D >= 1024 ? 3 : 5);
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), `pstal-bench-stage1-${D}-`));
     try {
       await synthesizeDataset({ out: dir, annotations: ANNOTATIONS, dim: D, seed: 0 });
@@ -67,40 +81,63 @@ export async function benchStage1(opts: { quick?: boolean; device?: Device }): P
       const ds = loadDataset(dir, config);
       const cfg = stage1ConfigFrom(config);
       const C = ds.classNames.length;
-      const model = new Stage1Model({ featureDim: D, numClasses: C, device }, new Rng(0));
-      // a random memory, as the reference side (the memory initialisation is not what is timed)
-      const rng = new Rng(1);
-      model.memory.tensor.buffer.write(Float32Array.from({ length: C * D }, () => 0.1 * rng.normal()));
-      const adam = new Adam(model.parameters(), { lr: cfg.lr, weightDecay: cfg.weightDecay });
+      const testVideos = opts.testVideos ? ds.test.slice(0, opts.testVideos) : ds.test;
       const pointMats = new Map(ds.train.map((v) => [v.name, pointMatrix(v, C)]));
-      const times: number[] = [];
-      for (let i = 0; i < iterations + 1; i++) {
-        const batch = Array.from({ length: 16 }, (_, j) => ds.train[(16 * i + j) % ds.train.length]);
-        const t0 = process.hrtime.bigint();
-        stage1Step(model, adam, batch, pointMats, cfg);
-        sync();
-        if (i > 0) times.push(Number(process.hrtime.bigint() - t0) / 1e9);
+      for (const threads of threadCounts) {
+        setNumThreads(threads);
+        let ref: ReferenceTiming | null | undefined;
+        for (const precision of precisions) {
+          if (precision === 'bf16') {
+            if (!opts.dims && D < 1024) continue; // the bf16 rows are D = 2048's unless --dims asks
+            if (device !== 'cpu' || !bf16Supported()) {
+              console.error(`bench stage1: no bf16 row at D=${D}: ${device !== 'cpu' ? 'bf16 is the CPU backend\'s' : 'this CPU has no AVX512-BF16'}`);
+              continue;
+            }
+          }
+          setGemmPrecision(precision);
+          try {
+            const model = new Stage1Model({ featureDim: D, numClasses: C, device }, new Rng(0));
+            // a random memory, as the reference side (the memory initialisation is not what is timed)
+            const rng = new Rng(1);
+            model.memory.tensor.buffer.write(Float32Array.from({ length: C * D }, () => 0.1 * rng.normal()));
+            const adam = new Adam(model.parameters(), { lr: cfg.lr, weightDecay: cfg.weightDecay });
+            const times: number[] = [];
+            for (let i = 0; i < iterations + 1; i++) {
+              const batch = Array.from({ length: 16 }, (_, j) => ds.train[(16 * i + j) % ds.train.length]);
+              const t0 = process.hrtime.bigint();
+              stage1Step(model, adam, batch, pointMats, cfg);
+              sync();
+              if (i > 0) times.push(Number(process.hrtime.bigint() - t0) / 1e9);
+            }
+            const t0 = process.hrtime.bigint();
+            const pass = testStage1(model, testVideos, ds.classNames, cfg, { ambiguous: ds.ambiguous, blockedVideos: config.blockedVideos });
+            sync();
+            const testSeconds = Number(process.hrtime.bigint() - t0) / 1e9;
+            adam.dispose();
+            model.dispose();
+            // the reference once per thread count, beside the fp32 rows (it has no bf16 path)
+            if (ref === undefined) ref = precision === 'fp32' ? runReference(python, dir, iterations, threads, opts.testVideos) : null;
+            const base = precision === 'fp32' ? ref : null;
+            const label = `D=${D}, ${device}${device === 'cpu' ? `, ${threads} thread${threads > 1 ? 's' : ''}, ${precision}` : ''}`;
+            rows.push({
+              name: `stage-1 training iteration (16 THUMOS14 videos, ${label}), s/it (lower is better)`,
+              value: median(times),
+              unit: 's/it',
+              ...(base && { baseline: median(base.train_iteration_s), baselineName: `PyTorch ${base.torch ?? ''} ${base.threads} threads`.replace('  ', ' ') }),
+            });
+            rows.push({
+              name: `stage-1 test pass (${testVideos.length} videos: inference, proposals, soft-NMS, mAP; ${pass.evaluation ? 'evaluated' : ''}), ${label}`,
+              value: testSeconds,
+              unit: 's',
+              ...(base?.test_pass_s !== undefined && { baseline: base.test_pass_s, baselineName: `PyTorch ${base.torch ?? ''} ${base.threads} threads`.replace('  ', ' ') }),
+            });
+          } finally {
+            setGemmPrecision('fp32');
+          }
+        }
       }
-      const t0 = process.hrtime.bigint();
-      const pass = testStage1(model, ds.test, ds.classNames, cfg, { ambiguous: ds.ambiguous, blockedVideos: config.blockedVideos });
-      sync();
-      const testSeconds = Number(process.hrtime.bigint() - t0) / 1e9;
-      adam.dispose();
-      model.dispose();
-      const ref = runReference(dir, iterations, true);
-      rows.push({
-        name: `stage-1 training iteration (16 THUMOS14 videos, D=${D}, ${device}), s/it (lower is better)`,
-        value: median(times),
-        unit: 's/it',
-        ...(ref && { baseline: median(ref.train_iteration_s), baselineName: `PyTorch ${ref.threads} threads` }),
-      });
-      rows.push({
-        name: `stage-1 test pass (${ds.test.length} videos: inference, proposals, soft-NMS, mAP; ${pass.evaluation ? 'evaluated' : ''}), D=${D}, ${device}`,
-        value: testSeconds,
-        unit: 's',
-        ...(ref?.test_pass_s !== undefined && { baseline: ref.test_pass_s, baselineName: `PyTorch ${ref.threads} threads` }),
-      });
     } finally {
+      setNumThreads(savedThreads);
       fs.rmSync(dir, { recursive: true, force: true });
     }
   }

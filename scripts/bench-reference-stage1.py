@@ -14,10 +14,13 @@ Needs torch, numpy, scipy, pandas (Debian: python3-torch python3-scipy python3-p
 Prints one JSON object: {"train_iteration_s": [...], "test_pass_s": ..., "threads": ...}.
 
   /usr/bin/python3 scripts/bench-reference-stage1.py --data DIR --reference /path/to/HR-Pro \
-      [--iterations 3] [--warmup 1] [--no-test] [--threads N]
+      [--iterations 3] [--warmup 1] [--no-test] [--threads N] [--test-videos N]
+
+--test-videos N times the test pass on the first N test videos only (a quick check of the harness).
 """
 import argparse
 import csv
+import importlib.machinery
 import json
 import math
 import os
@@ -53,10 +56,13 @@ def restore_numpy_aliases(tmp):
 
 def stub_modules():
     # progress bars, colours and tensorboard are not what we time
+    # (with a __spec__: torch 2.x asks importlib.util.find_spec about optional modules such as tqdm)
     tq = types.ModuleType('tqdm')
+    tq.__spec__ = importlib.machinery.ModuleSpec('tqdm', None)
     tq.tqdm = lambda it, *a, **k: it
     sys.modules.setdefault('tqdm', tq)
     tc = types.ModuleType('termcolor')
+    tc.__spec__ = importlib.machinery.ModuleSpec('termcolor', None)
     tc.colored = lambda text, *a, **k: text
     sys.modules.setdefault('termcolor', tc)
 
@@ -86,9 +92,14 @@ def main():
     p.add_argument('--warmup', type=int, default=1)
     p.add_argument('--no-test', action='store_true')
     p.add_argument('--threads', type=int, default=0)
+    p.add_argument('--test-videos', type=int, default=0)
     a = p.parse_args()
     if a.threads:
         torch.set_num_threads(a.threads)
+        try:
+            torch.set_num_interop_threads(a.threads)
+        except RuntimeError:
+            pass
     stub_modules()
     tmp = tempfile.mkdtemp(prefix='hrpro-ref-')
     fetch_reference(a.reference, tmp)
@@ -151,6 +162,8 @@ def main():
 
     if not a.no_test:
         test_names = load_split(a.data, 'test')
+        if a.test_videos:
+            test_names = test_names[:a.test_videos]
         test_samples = [sample(n, 'test') for n in test_names]
         amb = os.path.join(a.data, 'Ambiguous_test.txt')
         ambilist = [l.strip('\n').split(' ') for l in open(amb)] if os.path.exists(amb) else []
@@ -166,6 +179,7 @@ def main():
         ref_test.S_test(net, args, loader, None, 0, info)
         out['test_pass_s'] = time.perf_counter() - t0
         out['test_average_map'] = info['average_mAP[0.1:0.7]'][-1] if info['average_mAP[0.1:0.7]'] else None
+        out['test_videos'] = len(test_names)
     print(json.dumps(out))
 
 

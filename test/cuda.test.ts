@@ -34,6 +34,7 @@ const COVERED: Record<string, string> = {
   matmul_forward: 'ops.matmul: shapes, transposes, batched, shared weight, model shapes',
   gemm_info: 'direct: impl cublas, tf32 off, the CPU keys',
   set_gemm_impl: "direct: 'cublas' accepted, others explained",
+  set_gemm_precision: "direct: 'fp32' accepted, 'bf16' explained (CPU only)",
   binary_forward: 'ops.add/sub/mul/div with broadcasting',
   sum_to: 'the backward of broadcasting binary ops',
   unary_forward: 'ops.relu/gelu/sigmoid/exp/log/tanh/neg/sqrt/abs',
@@ -226,6 +227,8 @@ function registerGpuSuite(): void {
     t.is(C.set_gemm_impl('cublas'), undefined);
     t.is(C.gemm_info().impl, 'cublas', 'still cuBLAS after selecting it');
     t.throws(() => C.set_gemm_impl('pstal'), { message: /set_gemm_impl: .*cublas/ });
+    t.is(C.set_gemm_precision('fp32'), undefined);
+    t.throws(() => C.set_gemm_precision('bf16'), { message: /set_gemm_precision: .*'bf16' is the CPU backend's/ });
     // and a product after selecting it is right (2x2 by hand)
     const a = Tensor.from([1, 2, 3, 4], [2, 2], 'cuda');
     t.deepEqual(Array.from(ops.matmul(a, a).toArray()), [7, 10, 15, 22]);

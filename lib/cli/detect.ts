@@ -7,7 +7,7 @@
  */
 import * as fs from 'fs';
 import * as path from 'path';
-import { parseArgs, CliError, OptionSpec, Parsed } from './args';
+import { parseArgs, CliError, OptionSpec, Parsed, PRECISION_OPTION, applyPrecision } from './args';
 import { loadTspNet, detect as tspnetDetectVideo } from '../models/tspnet/run';
 import { tspnetPaths } from '../models/tspnet/checkpoint';
 import type { BaseProposal } from '../models/tspnet/proposals';
@@ -26,12 +26,14 @@ export const DETECT_OPTIONS: Record<string, OptionSpec> = {
   gt: { type: 'string', describe: 'a gt_full.json whose annotations of these videos are drawn in the plots' },
   top: { type: 'number', describe: 'keep the N best detections a video (default: all)' },
   device: { type: 'string', describe: "'cpu' or 'cuda'", default: 'cpu' },
+  precision: PRECISION_OPTION,
   proposals: { type: 'string', describe: "a TSPNet run trained on proposals files: the new videos' base proposals (ActivityNet JSON, seconds)" },
 };
 
 export async function main(argv: string[]): Promise<number> {
   const a = parseArgs('detect', argv, DETECT_OPTIONS);
   if (!a) return 0;
+  applyPrecision(a.precision, a.device);
   const files = a.features as string[];
   if (a.top !== undefined && !(Number.isInteger(a.top as number) && (a.top as number) >= 1)) throw new CliError(`--top must be a positive integer, received ${a.top}`);
   // one entry a video in the results: two files of one name would overwrite each other's detections

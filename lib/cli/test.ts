@@ -4,7 +4,7 @@
  * passes training uses (lib/models/hrpro/evaluate_run.ts). Prints the mAP table (per tIoU and the three
  * averages) on stdout; --out-results writes the detections (ActivityNet format).
  */
-import { parseArgs, CliError, OptionSpec } from './args';
+import { parseArgs, CliError, OptionSpec, PRECISION_OPTION, applyPrecision } from './args';
 import { loadConfig, loadDataset } from '../data';
 import { evaluateRun } from '../models/hrpro/evaluate_run';
 import { writeFileAtomic } from '../util/fs';
@@ -20,6 +20,7 @@ export const TEST_OPTIONS: Record<string, OptionSpec> = {
   'out-results': { type: 'string', describe: 'also write the test detections to this file (ActivityNet results format)' },
   device: { type: 'string', describe: "'cpu' or 'cuda'", default: 'cpu' },
   threads: { type: 'number', describe: 'CPU threads (default: all cores, or PSTAL_NUM_THREADS)' },
+  precision: PRECISION_OPTION,
 };
 
 export const TEST_ABOUT = `Stage 2 scores the stage-1 proposals of RUN/proposals.json when present, else those of RUN's
@@ -35,6 +36,7 @@ export async function main(argv: string[]): Promise<number> {
   if (!a) return 0;
   if (a.stage !== undefined && a.stage !== 1 && a.stage !== 2) throw new CliError(`--stage must be 1 or 2, received ${a.stage}`);
   if (a.threads !== undefined) setNumThreads(a.threads as number);
+  applyPrecision(a.precision, a.device);
   const run = a.model as string;
   // the run's feature width (config.json, or stage2_config.json for a stage-2-only run)
   let featureDim: number | undefined;

@@ -5,7 +5,7 @@
  * Stage 2 (SPEC §4): continues from RUN/proposals.json. Ctrl-C stops after the current step with the
  * state saved; --resume goes on. `pstal run` does both stages in one go.
  */
-import { parseArgs, CliError, OptionSpec, Parsed } from './args';
+import { parseArgs, CliError, OptionSpec, Parsed, PRECISION_OPTION, applyPrecision } from './args';
 import { loadConfig, loadDataset, Dataset, DatasetConfig } from '../data';
 import { trainStage1 } from '../models/hrpro/train_stage1';
 import { STAGE1_TRAIN_DEFAULTS, Stage1TrainConfig } from '../models/hrpro/config';
@@ -36,6 +36,7 @@ export const COMMON_OPTIONS: Record<string, OptionSpec> = {
   seed: { type: 'number', describe: 'random seed (initialisation, video order, dropout, sampling)', default: 0 },
   device: { type: 'string', describe: "'cpu' or 'cuda'", default: 'cpu' },
   threads: { type: 'number', describe: 'CPU threads (default: all cores, or PSTAL_NUM_THREADS)' },
+  precision: PRECISION_OPTION,
   'exact-iou': { type: 'boolean', describe: 'soft-NMS with exact IoU instead of the reference\'s "+1" lengths' },
   resume: { type: 'boolean', describe: 'continue from the run folder\'s last saved state' },
   quiet: { type: 'boolean', describe: 'no progress bar' },
@@ -118,6 +119,7 @@ export function setup(a: Parsed, lr1Key = 'lr', lr2Key = 'lr', batch1Key = 'batc
     throw new CliError(`--selection must be 'test' or 'holdout', received '${a.selection}'`);
   if (a.threads !== undefined) setNumThreads(a.threads as number);
   const device: Device = checkDevice(a.device);
+  applyPrecision(a.precision, device);
   const data = a.data as string;
   const featureDim = resolveDim(data, a.dim as number | undefined);
   // one writer a run folder: refused before any work when another process trains in it (held until exit)

@@ -74,3 +74,32 @@ export function setNumThreads(n: number): void {
 export function getNumThreads(): number {
   return cpu().get_num_threads() as number;
 }
+
+/** GEMM operand precision of the CPU kernels: 'fp32' (the default) or 'bf16'. */
+export type GemmPrecision = 'fp32' | 'bf16';
+
+/**
+ * The precision of every CPU matrix product that follows (linear, convolution, attention, matmul), for
+ * training and inference alike: 'fp32' (the default; results bit-identical to before this option) or
+ * 'bf16' (each GEMM rounds its operands to bfloat16 and accumulates in float32 with AVX512-BF16;
+ * weights, gradients, Adam state and everything outside the GEMM stay float32). Throws on a CPU
+ * without AVX512-BF16, naming what it needs. Process-wide, like setNumThreads.
+ */
+export function setGemmPrecision(precision: GemmPrecision): void {
+  if (precision !== 'fp32' && precision !== 'bf16')
+    throw new Error(`setGemmPrecision: expected 'fp32' or 'bf16' for precision but received ${JSON.stringify(precision)}`);
+  try {
+    cpu().set_gemm_precision(precision);
+  } catch (e) {
+    throw new Error(`setGemmPrecision: ${(e as Error).message.replace(/^set_gemm_precision: /, '')}`);
+  }
+}
+
+export function getGemmPrecision(): GemmPrecision {
+  return cpu().gemm_info().precision as GemmPrecision;
+}
+
+/** Whether setGemmPrecision('bf16') can work here (AVX512-BF16, or PSTAL_GEMM_BF16=emulate). */
+export function bf16Supported(): boolean {
+  return Boolean(cpu().gemm_info().bf16Supported);
+}

@@ -6,7 +6,8 @@
 // op(X) = X or X^T; lda/ldb/ldc are row strides, so a column block of a wider matrix (one
 // attention head of [T, D]) is a valid operand. Our own kernel is always available; OpenBLAS is
 // used instead, for benchmarks only, in a build with PSTAL_BENCH_OPENBLAS=1 when PSTAL_GEMM=openblas
-// (or set_gemm_impl('openblas')) and libopenblas can be loaded.
+// (or set_gemm_impl('openblas')) and libopenblas can be loaded. set_gemm_precision('bf16') (ops/matmul.h)
+// makes every product that follows round its operands to bfloat16 (float32 accumulation).
 // ---------------------------------------------------------------------------------------------
 #pragma once
 #include <cstdint>
@@ -24,6 +25,7 @@ void sgemm_serial(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, f
 // "pstal" (ours) or "openblas" (benchmark builds only); returns false when it cannot be used.
 bool select_gemm_impl(const std::string& name);
 std::string gemm_impl();
-std::string gemm_kernel_name();  // "avx512" / "avx2" / "generic"
+std::string gemm_kernel_name();  // "avx512" / "avx2" / "generic", or "avx512-bf16" / "avx2-bf16-emulated" in bf16
+bool gemm_bf16_supported();      // AVX512-BF16 (or PSTAL_GEMM_BF16=emulate): set_gemm_precision('bf16') is allowed
 
 }  // namespace pstal

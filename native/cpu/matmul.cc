@@ -9,12 +9,21 @@
 // or portable C), so one binary (a prebuild) runs on any x86-64. Threads split C into column (or,
 // for tall-thin products, row) slabs; each thread packs its own operands, so no synchronisation
 // is needed inside a product.
+//
+// BF16 (opt-in, set_gemm_precision("bf16")): the same loops; each packed float panel is rounded to
+// bfloat16 (round to nearest even) into k-pair words (bits 0-15: k = 2p, bits 16-31: k = 2p + 1, a
+// zero second half for an odd depth), and the micro-kernel accumulates in float32 with vdpbf16ps
+// (AVX512-BF16, detected with cpuid). Only the GEMM's operands are rounded: C, and everything else
+// (weights, optimizer state, activations between ops) stays float32. PSTAL_GEMM_BF16=emulate runs an
+// AVX2 micro-kernel that computes what vdpbf16ps computes (odd product, then even product, each added
+// in float32), for testing on CPUs without the instruction; it is not faster than float32.
 // ---------------------------------------------------------------------------------------------
 #include "cpu/gemm.h"
 
 #include <dlfcn.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cstdlib>
 #include <cstring>
 #include <mutex>
@@ -24,6 +33,7 @@
 #include "common/parallel.h"
 
 #if defined(__x86_64__) || defined(__i386__)
+#include <cpuid.h>
 #include <immintrin.h>
 #define PSTAL_X86 1
 #endif
@@ -166,11 +176,31 @@ struct PackBuffers {
 };
 thread_local PackBuffers tls_pack;
 
+// One full MR-tall panel of a row-major (not transposed) A: MR row streams, the trip count known to
+// the compiler (the generic loop below cost a quarter of the micro-kernel's time in attention's P V,
+// whose A is the L x L probabilities and whose N is one head's 32 columns).
+template <int MR>
+void pack_a_rows(const float* src, int64_t lda, int64_t kc, float* o) {
+  const float* rp[MR];
+  for (int r = 0; r < MR; r++) rp[r] = src + r * lda;
+  for (int64_t k = 0; k < kc; k++, o += MR)
+#pragma GCC unroll 8
+    for (int r = 0; r < MR; r++) o[r] = rp[r][k];
+}
+
 // A block rows [i0, i0+mc) x depth [p0, p0+kc) of op(A) into MR-tall panels, zero padded.
 void pack_a(bool trans, const float* A, int64_t lda, int64_t i0, int64_t mc, int64_t p0, int64_t kc, int64_t mr,
             float* out) {
   for (int64_t ir = 0; ir < mc; ir += mr) {
     int64_t rows = std::min(mr, mc - ir);
+    if (!trans && rows == mr && (mr == 4 || mr == 6 || mr == 8)) {
+      const float* src = A + (i0 + ir) * lda + p0;
+      if (mr == 6) pack_a_rows<6>(src, lda, kc, out);
+      else if (mr == 8) pack_a_rows<8>(src, lda, kc, out);
+      else pack_a_rows<4>(src, lda, kc, out);
+      out += kc * mr;
+      continue;
+    }
     for (int64_t k = 0; k < kc; k++) {
       float* o = out + k * mr;
       if (trans) {  // op(A)(i, k) = A[k][i]: contiguous along i
@@ -252,6 +282,278 @@ void gemm_slab(bool ta, bool tb, int64_t m0, int64_t m1, int64_t n0, int64_t n1,
   }
 }
 
+// ---- BF16: operands rounded to bfloat16, float32 accumulation -------------------------------------
+
+// Round to nearest even; NaN stays a (quiet) NaN. The same rule as vcvtneps2bf16.
+inline uint32_t bf16_bits(float x) {
+  uint32_t u;
+  std::memcpy(&u, &x, 4);
+  if ((u & 0x7fffffffu) > 0x7f800000u) return (u >> 16) | 0x40u;
+  return (u + 0x7fffu + ((u >> 16) & 1u)) >> 16;
+}
+
+// A packed float panel [kc][w] (row k = depth k) to k-pair words [ceil(kc/2)][w].
+void scalar_pairs(const float* src, int64_t kc, int64_t w, uint32_t* dst) {
+  for (int64_t p = 0; 2 * p < kc; p++) {
+    const float* r0 = src + 2 * p * w;
+    const float* r1 = 2 * p + 1 < kc ? r0 + w : nullptr;
+    for (int64_t i = 0; i < w; i++) dst[p * w + i] = (r1 ? bf16_bits(r1[i]) << 16 : 0u) | bf16_bits(r0[i]);
+  }
+}
+
+#ifdef PSTAL_X86
+__attribute__((target("avx2"))) inline __m256i bf16_round8(__m256 x) {
+  __m256i u = _mm256_castps_si256(x);
+  __m256i r = _mm256_add_epi32(u, _mm256_add_epi32(_mm256_set1_epi32(0x7fff),
+                                                    _mm256_and_si256(_mm256_srli_epi32(u, 16), _mm256_set1_epi32(1))));
+  r = _mm256_srli_epi32(r, 16);
+  __m256i nan = _mm256_or_si256(_mm256_srli_epi32(u, 16), _mm256_set1_epi32(0x40));
+  __m256i is_nan = _mm256_cmpgt_epi32(_mm256_and_si256(u, _mm256_set1_epi32(0x7fffffff)), _mm256_set1_epi32(0x7f800000));
+  return _mm256_blendv_epi8(r, nan, is_nan);  // 16-bit values in 32-bit lanes
+}
+
+__attribute__((target("avx2"))) void avx2_pairs(const float* src, int64_t kc, int64_t w, uint32_t* dst) {
+  for (int64_t p = 0; 2 * p < kc; p++) {
+    const float* r0 = src + 2 * p * w;
+    const float* r1 = r0 + w;
+    bool odd_tail = 2 * p + 1 == kc;
+    uint32_t* o = dst + p * w;
+    int64_t i = 0;
+    for (; i + 8 <= w; i += 8) {
+      __m256i lo = bf16_round8(_mm256_loadu_ps(r0 + i));
+      __m256i hi = odd_tail ? _mm256_setzero_si256() : _mm256_slli_epi32(bf16_round8(_mm256_loadu_ps(r1 + i)), 16);
+      _mm256_storeu_si256(reinterpret_cast<__m256i*>(o + i), _mm256_or_si256(lo, hi));
+    }
+    for (; i < w; i++) o[i] = (odd_tail ? 0u : bf16_bits(r1[i]) << 16) | bf16_bits(r0[i]);
+  }
+}
+#endif
+
+void to_pairs(const float* src, int64_t kc, int64_t w, uint32_t* dst) {
+#ifdef PSTAL_X86
+  static const bool avx2 = __builtin_cpu_supports("avx2");
+  if (avx2) return avx2_pairs(src, kc, w, dst);
+#endif
+  scalar_pairs(src, kc, w, dst);
+}
+
+// C[mr x nr] = alpha * sum_p (a_odd b_odd + a_even b_even) + beta * C over kp k-pairs; beta == 0 never reads C.
+using Bf16Kernel = void (*)(int64_t kp, const uint32_t* a, const uint32_t* b, float* c, int64_t ldc, float alpha,
+                            float beta);
+struct Bf16KernelInfo {
+  int64_t mr, nr;
+  Bf16Kernel ukr;
+  const char* name;
+};
+
+#ifdef PSTAL_X86
+// The real one: 8 x 32 tile, 16 zmm accumulators; per k-pair two B loads, eight broadcast pair words
+// and 16 vdpbf16ps (32 multiply-adds each).
+__attribute__((target("avx512f,avx512bf16"))) void ukr_bf16_avx512(int64_t kp, const uint32_t* a, const uint32_t* b,
+                                                                    float* c, int64_t ldc, float alpha, float beta) {
+  __m512 acc[8][2];
+#pragma GCC unroll 8
+  for (int i = 0; i < 8; i++) acc[i][0] = acc[i][1] = _mm512_setzero_ps();
+  for (int64_t p = 0; p < kp; p++, a += 8, b += 32) {
+    __m512bh b0 = (__m512bh)_mm512_load_si512(b), b1 = (__m512bh)_mm512_load_si512(b + 16);
+#pragma GCC unroll 8
+    for (int i = 0; i < 8; i++) {
+      __m512bh ai = (__m512bh)_mm512_set1_epi32((int)a[i]);
+      acc[i][0] = _mm512_dpbf16_ps(acc[i][0], ai, b0);
+      acc[i][1] = _mm512_dpbf16_ps(acc[i][1], ai, b1);
+    }
+  }
+  __m512 va = _mm512_set1_ps(alpha), vb = _mm512_set1_ps(beta);
+#pragma GCC unroll 8
+  for (int i = 0; i < 8; i++) {
+    float* ci = c + i * ldc;
+    __m512 r0 = _mm512_mul_ps(va, acc[i][0]), r1 = _mm512_mul_ps(va, acc[i][1]);
+    if (beta != 0.f) {
+      r0 = _mm512_fmadd_ps(vb, _mm512_loadu_ps(ci), r0);
+      r1 = _mm512_fmadd_ps(vb, _mm512_loadu_ps(ci + 16), r1);
+    }
+    _mm512_storeu_ps(ci, r0);
+    _mm512_storeu_ps(ci + 16, r1);
+  }
+}
+
+// The emulation (PSTAL_GEMM_BF16=emulate): 6 x 16 tile on AVX2 + FMA. A bf16 widens to float32
+// exactly (its bits in the high half), and a product of two bf16 is exact in float32, so an FMA per
+// product gives vdpbf16ps's sums: the odd product added first, then the even one (Intel SDM order).
+__attribute__((target("avx2,fma"))) void ukr_bf16_emulated(int64_t kp, const uint32_t* a, const uint32_t* b, float* c,
+                                                           int64_t ldc, float alpha, float beta) {
+  __m256 acc[6][2];
+#pragma GCC unroll 6
+  for (int i = 0; i < 6; i++) acc[i][0] = acc[i][1] = _mm256_setzero_ps();
+  const __m256i hi_mask = _mm256_set1_epi32((int)0xffff0000u);
+  for (int64_t p = 0; p < kp; p++, a += 6, b += 16) {
+    __m256i w0 = _mm256_load_si256(reinterpret_cast<const __m256i*>(b));
+    __m256i w1 = _mm256_load_si256(reinterpret_cast<const __m256i*>(b + 8));
+    __m256 bo0 = _mm256_castsi256_ps(_mm256_and_si256(w0, hi_mask)), bo1 = _mm256_castsi256_ps(_mm256_and_si256(w1, hi_mask));
+#pragma GCC unroll 6
+    for (int i = 0; i < 6; i++) {
+      __m256 ao = _mm256_castsi256_ps(_mm256_set1_epi32((int)(a[i] & 0xffff0000u)));
+      acc[i][0] = _mm256_fmadd_ps(ao, bo0, acc[i][0]);
+      acc[i][1] = _mm256_fmadd_ps(ao, bo1, acc[i][1]);
+    }
+    __m256 be0 = _mm256_castsi256_ps(_mm256_slli_epi32(w0, 16)), be1 = _mm256_castsi256_ps(_mm256_slli_epi32(w1, 16));
+#pragma GCC unroll 6
+    for (int i = 0; i < 6; i++) {
+      __m256 ae = _mm256_castsi256_ps(_mm256_set1_epi32((int)(a[i] << 16)));
+      acc[i][0] = _mm256_fmadd_ps(ae, be0, acc[i][0]);
+      acc[i][1] = _mm256_fmadd_ps(ae, be1, acc[i][1]);
+    }
+  }
+  __m256 va = _mm256_set1_ps(alpha), vb = _mm256_set1_ps(beta);
+#pragma GCC unroll 6
+  for (int i = 0; i < 6; i++) {
+    float* ci = c + i * ldc;
+    __m256 r0 = _mm256_mul_ps(va, acc[i][0]), r1 = _mm256_mul_ps(va, acc[i][1]);
+    if (beta != 0.f) {
+      r0 = _mm256_fmadd_ps(vb, _mm256_loadu_ps(ci), r0);
+      r1 = _mm256_fmadd_ps(vb, _mm256_loadu_ps(ci + 8), r1);
+    }
+    _mm256_storeu_ps(ci, r0);
+    _mm256_storeu_ps(ci + 8, r1);
+  }
+}
+
+// cpuid leaf 7: AVX-512F (subleaf 0, ebx bit 16), AVX512-BF16 (subleaf 1, eax bit 5); and the OS
+// saves the zmm and opmask state (XCR0 bits 1, 2, 5, 6, 7).
+bool cpu_has_avx512_bf16() {
+  unsigned a, b, c, d;
+  if (!__get_cpuid(1, &a, &b, &c, &d) || !(c & (1u << 27))) return false;  // OSXSAVE
+  unsigned xlo, xhi;
+  __asm__ volatile("xgetbv" : "=a"(xlo), "=d"(xhi) : "c"(0));
+  if ((xlo & 0xe6u) != 0xe6u) return false;
+  if (!__get_cpuid_count(7, 0, &a, &b, &c, &d) || !(b & (1u << 16))) return false;
+  if (!__get_cpuid_count(7, 1, &a, &b, &c, &d)) return false;
+  return (a & (1u << 5)) != 0;
+}
+#else
+bool cpu_has_avx512_bf16() { return false; }
+#endif
+
+bool bf16_emulated() {
+  const char* e = std::getenv("PSTAL_GEMM_BF16");
+#ifdef PSTAL_X86
+  return e && std::string(e) == "emulate" && __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+#else
+  (void)e;
+  return false;
+#endif
+}
+
+// The BF16 micro-kernel this process can run, or null.
+const Bf16KernelInfo* bf16_kernel() {
+  static const Bf16KernelInfo* k = []() -> const Bf16KernelInfo* {
+#ifdef PSTAL_X86
+    static const Bf16KernelInfo real{8, 32, ukr_bf16_avx512, "avx512-bf16"};
+    static const Bf16KernelInfo emu{6, 16, ukr_bf16_emulated, "avx2-bf16-emulated"};
+    if (bf16_emulated()) return &emu;
+    if (cpu_has_avx512_bf16()) return &real;
+#endif
+    return nullptr;
+  }();
+  return k;
+}
+
+// 0: float32 (the default), 1: bf16 operands. Read by every product; set between ops.
+std::atomic<int> gemm_precision{0};
+
+struct Bf16PackBuffers {
+  uint32_t* a = nullptr;
+  uint32_t* b = nullptr;
+  size_t a_cap = 0, b_cap = 0;
+  ~Bf16PackBuffers() {
+    std::free(a);
+    std::free(b);
+  }
+  static uint32_t* grow(uint32_t*& p, size_t& cap, size_t need) {
+    if (need > cap) {
+      std::free(p);
+      cap = (need + 15) / 16 * 16;
+      p = static_cast<uint32_t*>(std::aligned_alloc(64, cap * sizeof(uint32_t)));
+    }
+    return p;
+  }
+};
+thread_local Bf16PackBuffers tls_pack_bf16;
+
+const int64_t KC_BF16 = env_or("PSTAL_GEMM_KC_BF16", 384) / 2 * 2;  // depth of one block (even: whole pairs)
+
+// The blocked product over one slab of C, bf16 operands: gemm_slab's loops; each float panel packed
+// by pack_a / pack_b is then rounded into k-pair words.
+void gemm_slab_bf16(const Bf16KernelInfo& ki, bool ta, bool tb, int64_t m0, int64_t m1, int64_t n0, int64_t n1,
+                    int64_t K, float alpha, const float* A, int64_t lda, const float* B, int64_t ldb, float beta,
+                    float* C, int64_t ldc) {
+  const int64_t mr = ki.mr, nr = ki.nr;
+  const int64_t mc_max = std::max<int64_t>(MC / mr, 1) * mr;
+  const int64_t kc_max = std::max<int64_t>(KC_BF16, 2);
+  PackBuffers& pf = tls_pack;
+  Bf16PackBuffers& pb = tls_pack_bf16;
+  float edge[32 * 32];
+  for (int64_t jc = n0; jc < n1; jc += NC) {
+    int64_t nc = std::min(NC, n1 - jc);
+    int64_t nc_pad = (nc + nr - 1) / nr * nr;
+    for (int64_t pc = 0; pc < K; pc += kc_max) {
+      int64_t kc = std::min(kc_max, K - pc), kp = (kc + 1) / 2;
+      float beta_eff = pc == 0 ? beta : 1.f;
+      float* bf = PackBuffers::grow(pf.b, pf.b_cap, (size_t)(kc * nc_pad));
+      uint32_t* bp = Bf16PackBuffers::grow(pb.b, pb.b_cap, (size_t)(kp * nc_pad));
+      pack_b(tb, B, ldb, pc, kc, jc, nc, nr, bf);
+      for (int64_t jr = 0; jr < nc_pad; jr += nr) to_pairs(bf + jr * kc, kc, nr, bp + jr * kp);
+      for (int64_t ic = m0; ic < m1; ic += mc_max) {
+        int64_t mc = std::min(mc_max, m1 - ic);
+        int64_t mc_pad = (mc + mr - 1) / mr * mr;
+        float* af = PackBuffers::grow(pf.a, pf.a_cap, (size_t)(kc * mc_pad));
+        uint32_t* ap = Bf16PackBuffers::grow(pb.a, pb.a_cap, (size_t)(kp * mc_pad));
+        pack_a(ta, A, lda, ic, mc, pc, kc, mr, af);
+        for (int64_t ir = 0; ir < mc_pad; ir += mr) to_pairs(af + ir * kc, kc, mr, ap + ir * kp);
+        for (int64_t jr = 0; jr < nc; jr += nr) {
+          int64_t cols = std::min(nr, nc - jr);
+          const uint32_t* bpanel = bp + jr * kp;
+          for (int64_t ir = 0; ir < mc; ir += mr) {
+            int64_t rows = std::min(mr, mc - ir);
+            const uint32_t* apanel = ap + ir * kp;
+            float* ctile = C + (ic + ir) * ldc + jc + jr;
+            if (rows == mr && cols == nr) {
+              ki.ukr(kp, apanel, bpanel, ctile, ldc, alpha, beta_eff);
+            } else {
+              ki.ukr(kp, apanel, bpanel, edge, nr, alpha, 0.f);
+              for (int64_t i = 0; i < rows; i++)
+                for (int64_t j = 0; j < cols; j++) {
+                  float* cij = ctile + i * ldc + j;
+                  *cij = edge[i * nr + j] + (beta_eff == 0.f ? 0.f : beta_eff * *cij);
+                }
+            }
+          }
+        }
+      }
+    }
+  }
+}
+
+// The slab routine for this product's precision, and its micro-tile.
+struct SlabChoice {
+  const Bf16KernelInfo* bf16;
+  int64_t mr, nr;
+};
+SlabChoice slab_choice() {
+  if (gemm_precision.load(std::memory_order_relaxed) == 1) {
+    const Bf16KernelInfo* k = bf16_kernel();
+    if (k) return {k, k->mr, k->nr};
+  }
+  const KernelInfo& ki = kernel();
+  return {nullptr, ki.mr, ki.nr};
+}
+
+void run_slab(const SlabChoice& s, bool ta, bool tb, int64_t m0, int64_t m1, int64_t n0, int64_t n1, int64_t K,
+              float alpha, const float* A, int64_t lda, const float* B, int64_t ldb, float beta, float* C, int64_t ldc) {
+  if (s.bf16) return gemm_slab_bf16(*s.bf16, ta, tb, m0, m1, n0, n1, K, alpha, A, lda, B, ldb, beta, C, ldc);
+  gemm_slab(ta, tb, m0, m1, n0, n1, K, alpha, A, lda, B, ldb, beta, C, ldc);
+}
+
 void scale_c(int64_t M, int64_t N, float beta, float* C, int64_t ldc) {
   for (int64_t i = 0; i < M; i++)
     for (int64_t j = 0; j < N; j++) C[i * ldc + j] = beta == 0.f ? 0.f : beta * C[i * ldc + j];
@@ -308,14 +610,15 @@ void sgemm_serial(bool ta, bool tb, int64_t M, int64_t N, int64_t K, float alpha
                   const float* B, int64_t ldb, float beta, float* C, int64_t ldc) {
   if (M <= 0 || N <= 0) return;
   if (K <= 0 || alpha == 0.f) return scale_c(M, N, beta, C, ldc);
-  gemm_slab(ta, tb, 0, M, 0, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+  run_slab(slab_choice(), ta, tb, 0, M, 0, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
 }
 
 void sgemm(bool ta, bool tb, int64_t M, int64_t N, int64_t K, float alpha, const float* A, int64_t lda,
            const float* B, int64_t ldb, float beta, float* C, int64_t ldc) {
   if (M <= 0 || N <= 0) return;
   if (K <= 0 || alpha == 0.f) return scale_c(M, N, beta, C, ldc);
-  if (use_openblas) {
+  const SlabChoice sc = slab_choice();
+  if (use_openblas && !sc.bf16) {
     OpenBlas* ob = openblas();
     if (ob->set_threads && ob->threads != num_threads()) {
       ob->threads = num_threads();
@@ -325,23 +628,22 @@ void sgemm(bool ta, bool tb, int64_t M, int64_t N, int64_t K, float alpha, const
               (int)ldc);
     return;
   }
-  const KernelInfo& ki = kernel();
   double flops = 2.0 * (double)M * (double)N * (double)K;
   int threads = num_threads();
-  if (threads <= 1 || flops < 4e6) return gemm_slab(ta, tb, 0, M, 0, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+  if (threads <= 1 || flops < 4e6) return run_slab(sc, ta, tb, 0, M, 0, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
   // Split the larger side of C into slabs aligned to the micro-tile.
   bool split_n = N >= M;
-  int64_t unit = split_n ? ki.nr : ki.mr;
+  int64_t unit = split_n ? sc.nr : sc.mr;
   int64_t units = ((split_n ? N : M) + unit - 1) / unit;
   int tasks = (int)std::min<int64_t>(threads, units);
   parallel_run(tasks, [&](int t, int nt) {
     int64_t u0 = units * t / nt, u1 = units * (t + 1) / nt;
     if (split_n) {
       int64_t n0 = u0 * unit, n1 = std::min(N, u1 * unit);
-      if (n0 < n1) gemm_slab(ta, tb, 0, M, n0, n1, K, alpha, A, lda, B, ldb, beta, C, ldc);
+      if (n0 < n1) run_slab(sc, ta, tb, 0, M, n0, n1, K, alpha, A, lda, B, ldb, beta, C, ldc);
     } else {
       int64_t m0 = u0 * unit, m1 = std::min(M, u1 * unit);
-      if (m0 < m1) gemm_slab(ta, tb, m0, m1, 0, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+      if (m0 < m1) run_slab(sc, ta, tb, m0, m1, 0, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
     }
   });
 }
@@ -358,7 +660,11 @@ bool select_gemm_impl(const std::string& name) {
   return name == "pstal";
 }
 std::string gemm_impl() { return use_openblas ? "openblas" : "pstal"; }
-std::string gemm_kernel_name() { return kernel().name; }
+std::string gemm_kernel_name() {
+  const SlabChoice sc = slab_choice();
+  return sc.bf16 ? sc.bf16->name : kernel().name;
+}
+bool gemm_bf16_supported() { return bf16_kernel() != nullptr; }
 
 // ---- ops ------------------------------------------------------------------------------------------
 
@@ -385,7 +691,22 @@ Info gemm_info() {
   Info i;
   i.str("impl", gemm_impl()).str("kernel", gemm_kernel_name());
   i.flag("openblasAvailable", openblas() != nullptr).num("threads", num_threads());
+  i.str("precision", gemm_precision.load() == 1 ? "bf16" : "fp32").flag("bf16Supported", gemm_bf16_supported());
   return i;
+}
+
+void set_gemm_precision(const std::string& precision) {
+  if (precision == "fp32") {
+    gemm_precision.store(0);
+    return;
+  }
+  if (precision != "bf16") throw OpError("precision must be 'fp32' or 'bf16', received '" + precision + "'");
+  if (!gemm_bf16_supported())
+    throw OpError(
+        "bf16 GEMM needs a CPU with AVX512-BF16 (vdpbf16ps: Intel Cooper Lake, Sapphire Rapids or later; AMD "
+        "Zen 4 or later), and this CPU does not report it (cpuid leaf 7.1 eax bit 5, with AVX-512 state enabled "
+        "by the OS); use precision 'fp32' (PSTAL_GEMM_BF16=emulate runs a slow emulation, for testing)");
+  gemm_precision.store(1);
 }
 
 void set_gemm_impl(const std::string& name) {

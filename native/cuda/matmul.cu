@@ -150,6 +150,7 @@ Info gemm_info() {
   i.str("impl", "cublas").str("kernel", cuda::tf32() ? "cublas-tf32" : "cublas-fp32").flag("tf32", cuda::tf32());
   i.flag("openblasAvailable", false).num("threads", num_threads());  // host threads (parallel.cc), for parity
   i.num("cublasVersion", s == CUBLAS_STATUS_SUCCESS ? version : 0);
+  i.str("precision", "fp32").flag("bf16Supported", false);  // the CPU keys; bf16 is the CPU backend's
   return i;
 }
 
@@ -157,6 +158,12 @@ void set_gemm_impl(const std::string& name) {
   if (name != "cublas")
     throw OpError("the CUDA backend's GEMM is cuBLAS: impl must be 'cublas', received '" + name +
                   "' ('pstal' and 'openblas' are the CPU backend's; use set_tf32 for tensor cores)");
+}
+
+void set_gemm_precision(const std::string& precision) {
+  if (precision != "fp32")
+    throw OpError("the CUDA backend's GEMM precision is 'fp32' (or TF32 with set_tf32): received '" + precision +
+                  "' ('bf16' is the CPU backend's, with AVX512-BF16)");
 }
 
 }  // namespace pstal

@@ -31,4 +31,10 @@ PSTAL_OP(set_gemm_impl) {
   return args.env().Undefined();
 }
 
+// set_gemm_precision(precision)
+PSTAL_OP(set_gemm_precision) {
+  set_gemm_precision(args.str(0, "precision"));
+  return args.env().Undefined();
+}
+
 }  // namespace pstal

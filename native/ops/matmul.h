@@ -32,11 +32,17 @@ struct MatmulForward {
 };
 void matmul_forward(const MatmulForward& a);
 
-// { impl, kernel, openblasAvailable, threads } on both backends, plus tf32 and cublasVersion on CUDA.
+// { impl, kernel, openblasAvailable, threads, precision, bf16Supported } on both backends, plus tf32
+// and cublasVersion on CUDA.
 Info gemm_info();
 
 // Selects the GEMM implementation: 'pstal' on the CPU ('openblas' too in a benchmark build),
 // 'cublas' on CUDA. Throws OpError naming what this backend accepts.
 void set_gemm_impl(const std::string& impl);
+
+// The GEMM's operand precision for every product that follows: 'fp32' (the default) or 'bf16'
+// (operands rounded to bfloat16, float32 accumulation; CPU with AVX512-BF16 only). Throws OpError
+// when this backend or CPU cannot.
+void set_gemm_precision(const std::string& precision);
 
 }  // namespace pstal
