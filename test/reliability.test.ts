@@ -12,7 +12,7 @@ import * as os from 'os';
 import * as path from 'path';
 import { synthesizeDataset } from '../lib/data/synth';
 import { loadConfig, loadDataset, Dataset } from '../lib/data';
-import { readPointCsv, readSplit, readAmbiguous } from '../lib/data/dataset';
+import { readPointCsv, readSplit, readAmbiguous, readGroundTruth } from '../lib/data/dataset';
 import { loadAmbiguous } from '../lib/eval/ambiguous';
 import { writeNpy } from '../lib/data/npy';
 import { trainStage1 } from '../lib/models/hrpro/train_stage1';
@@ -29,6 +29,7 @@ import { lockRunFolder, FolderLockedError, LOCK_FILE } from '../lib/util/lock';
 import { NumericalError } from '../lib/train/loop';
 import { setDetectAnomaly, Tensor } from '../lib/tensor/tensor';
 import { loadGroundTruth, loadResults } from '../lib/eval/detection';
+import { DuplicateKeyError, findDuplicateKey, parseJson } from '../lib/util/json';
 import { ensureCompiled, BIN } from './helpers/killrun';
 import { parseArgs, CliError } from '../lib/cli/args';
 import { RUN_OPTIONS } from '../lib/cli/run';
@@ -390,6 +391,67 @@ test('pstal eval: malformed results and ground-truth segments, durations, missin
   } finally {
     fs.rmSync(dir, { recursive: true, force: true });
   }
+});
+
+test('duplicate keys in outside JSON (gt, results, proposals, safetensors headers) are errors naming the file and the key path', (t) => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'pstal-dup-'));
+  try {
+    const v = (seg: [number, number]) => `{"subset": "Test", "duration": 10, "fps": 30, "annotations": [{"label": "A", "segment": [${seg}]}]}`;
+    // the same video twice: JSON.parse kept only the second
+    const gt = path.join(dir, 'gt_full.json');
+    fs.writeFileSync(gt, `{"database": {"video_x": ${v([1, 2])}, "video_y": ${v([3, 4])}, "video_x": ${v([5, 6])}}}`);
+    t.throws(() => readGroundTruth(gt), { instanceOf: DuplicateKeyError, message: new RegExp(`^${gt.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}: duplicate key database\\.video_x `) });
+    t.throws(() => loadGroundTruth(gt, 'Test'), { message: /gt_full\.json: duplicate key database\.video_x / });
+    // a field twice inside an annotation, a key spelled with an escape
+    fs.writeFileSync(gt, `{"database": {"v": {"subset": "Test", "duration": 10, "fps": 30, "annotations": [{"label": "A", "segment": [1, 2]}, {"label": "A", "segment": [1, 2], "\\u0073egment": [3, 4]}]}}}`);
+    t.throws(() => readGroundTruth(gt), { message: /gt_full\.json: duplicate key database\.v\.annotations\[1\]\.segment / });
+    const res = path.join(dir, 'results.json');
+    fs.writeFileSync(res, '{"results": {"v": [{"label": "A", "score": 0.5, "segment": [1, 2]}]}, "results": {}}');
+    t.throws(() => loadResults(res), { message: /results\.json: duplicate key results / });
+    const prop = path.join(dir, 'proposals.json');
+    fs.writeFileSync(prop, '{"train": {}, "test": {"v": {"PP": {"A": []}}, "v": {"PP": {}}}}');
+    t.throws(() => readProposalsFile(prop), { message: /proposals\.json: duplicate key test\.v / });
+    // the same text without the repeat is read
+    fs.writeFileSync(prop, '{"train": {}, "test": {"v": {"PP": {"A": []}}}}');
+    t.notThrows(() => readProposalsFile(prop));
+    // safetensors: a tensor named twice
+    const h = Buffer.from('{"a":{"dtype":"F32","shape":[1],"data_offsets":[0,4]},"a":{"dtype":"F32","shape":[1],"data_offsets":[0,4]}}');
+    const len = Buffer.alloc(8);
+    len.writeBigUInt64LE(BigInt(h.length));
+    const st = path.join(dir, 'dup.safetensors');
+    fs.writeFileSync(st, Buffer.concat([len, h, Buffer.alloc(4)]));
+    t.throws(() => loadSafetensors(st), { message: /dup\.safetensors: not a valid safetensors file: the header names a twice/ });
+    // the CLI: pstal eval exits 1 naming file and key
+    fs.writeFileSync(gt, `{"database": {"video_x": ${v([1, 2])}, "video_x": ${v([5, 6])}}}`);
+    fs.writeFileSync(res, '{"results": {"video_x": [{"label": "A", "score": 0.5, "segment": [1, 2]}]}}');
+    const c = pstal(['eval', '--gt', gt, '--pred', res, '--subset', 'Test']);
+    t.is(c.status, 1, c.stderr);
+    t.regex(c.stderr, /gt_full\.json: duplicate key database\.video_x/);
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('findDuplicateKey: paths, escapes, nesting, arrays; no false positives', (t) => {
+  const cases: [string, string | null][] = [
+    ['{"a":1,"b":2}', null],
+    ['{"a":1,"a":2}', 'a'],
+    ['[{"a":1},{"a":2}]', null],
+    ['{"a":{},"b":{"a":1}}', null],
+    ['[{"a":1},{"b":[1,{"c":1,"c":2}]}]', '[1].b[1].c'],
+    ['{"a\\"b":1,"a\\"b":2}', '["a\\"b"]'],
+    ['{"a":1,"\\u0061":2}', 'a'],
+    ['{"x":"\\\\","x":1}', 'x'],
+    ['{"k":"a\\\\\\"b,\\"k\\":1","j":{"q.r":1,"q.r":2}}', 'j["q.r"]'],
+    ['{"s":"{\\"a\\":1,\\"a\\":2}"}', null],
+    ['{"":1,"":2}', '[""]'],
+  ];
+  for (const [text, want] of cases) {
+    JSON.parse(text); // valid JSON
+    t.is(findDuplicateKey(text)?.path ?? null, want, text);
+  }
+  t.throws(() => parseJson('\ufeff{"a": 1, "a": 1}', 'f.json'), { message: 'f.json: duplicate key a (the key "a" appears twice in one object; JSON.parse would keep only the last)' });
+  t.deepEqual(parseJson('\ufeff{"a": [1, {"b": 2}]}', 'f.json'), { a: [1, { b: 2 }] });
 });
 
 test('point-label csv and split lists: no rows, repeated header, reversed start/stop, duplicates, BOM and CRLF', (t) => {
