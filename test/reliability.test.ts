@@ -153,6 +153,63 @@ test.serial('a run folder held by a live process is refused naming it; a dead ow
   t.false(fs.existsSync(lock.file));
 });
 
+test.serial('a stale lock raced for by several processes at once: exactly one takes it over, every round', async (t) => {
+  ensureCompiled();
+  const lockJs = path.resolve(__dirname, '..', 'dist', 'lib', 'util', 'lock.js');
+  const child = path.join(root, 'race-child.js');
+  // each child spins until the common start time, tries once, and holds what it won until all have tried
+  fs.writeFileSync(
+    child,
+    `const { lockRunFolder } = require(${JSON.stringify(lockJs)});
+const [dir, start] = [process.argv[2], Number(process.argv[3])];
+while (Date.now() < start) {}
+let line;
+try { lockRunFolder(dir, 'race'); line = 'won'; } catch (e) { line = (e.constructor && e.constructor.name) + ': ' + e.message; }
+process.stdout.write(line + '\\n');
+if (line === 'won') setTimeout(() => process.exit(0), 1500);
+`,
+  );
+  const dead = spawn(process.execPath, ['-e', '0']);
+  await new Promise((res) => dead.once('exit', res));
+  const ROUNDS = 8;
+  const K = 6;
+  for (let round = 0; round < ROUNDS; round++) {
+    const dir = path.join(root, `race-${round}`);
+    fs.mkdirSync(dir, { recursive: true });
+    fs.writeFileSync(path.join(dir, LOCK_FILE), JSON.stringify({ pid: dead.pid, host: os.hostname(), command: 'killed', started: '2026-01-01T00:00:00Z' }) + '\n');
+    const start = Date.now() + 700; // after every child has started
+    const outs = await Promise.all(
+      Array.from({ length: K }, () => {
+        // a pause between judging the lock stale and taking it over: every child is inside the window at once
+        const env = { ...process.env, PSTAL_TEST_LOCK_TAKEOVER_DELAY_MS: String(50 + 10 * round) };
+        const c = spawn(process.execPath, [child, dir, String(start)], { stdio: ['ignore', 'pipe', 'pipe'], env });
+        let out = '';
+        c.stdout.on('data', (d) => (out += d));
+        c.stderr.on('data', (d) => (out += d));
+        return new Promise<string>((res) => c.once('exit', () => res(out.trim())));
+      }),
+    );
+    const won = outs.filter((o) => o === 'won').length;
+    t.is(won, 1, `round ${round}: ${won} processes took the stale lock: ${JSON.stringify(outs)}`);
+    t.true(outs.every((o) => o === 'won' || /^FolderLockedError: .*is in use by another pstal process \(pid \d+/.test(o)), JSON.stringify(outs));
+    t.deepEqual(fs.readdirSync(dir).filter((n) => n.includes('takeover') || n.endsWith('.tmp')), [], 'no token or temporary file left');
+  }
+});
+
+test.serial('an unreadable lock is refused while it may be being written, taken over once old', (t) => {
+  const dir = path.join(root, 'garbled-lock');
+  fs.mkdirSync(dir, { recursive: true });
+  const file = path.join(dir, LOCK_FILE);
+  fs.writeFileSync(file, '');
+  t.throws(() => lockRunFolder(dir), { instanceOf: FolderLockedError, message: /garbled-lock is in use by another pstal process \(its lock .* is being written or is damaged/ });
+  const old = new Date(Date.now() - 60_000);
+  fs.utimesSync(file, old, old);
+  const lock = lockRunFolder(dir);
+  t.is(JSON.parse(fs.readFileSync(file, 'utf8')).pid, process.pid);
+  lock.release();
+  t.false(fs.existsSync(file));
+});
+
 test.serial('two `pstal run` on one --out at once: the second is refused at once, the first completes alone', async (t) => {
   ensureCompiled();
   const out = path.join(root, 'twice');
