@@ -204,7 +204,10 @@ test.serial('an unreadable lock is refused while it may be being written, taken 
   t.throws(() => lockRunFolder(dir), { instanceOf: FolderLockedError, message: /garbled-lock is in use by another pstal process \(its lock .* is being written or is damaged/ });
   const old = new Date(Date.now() - 60_000);
   fs.utimesSync(file, old, old);
+  // a takeover token left by a process killed while it held it is removed with the other leftovers
+  fs.writeFileSync(path.join(dir, `${LOCK_FILE}.takeover-12345`), '999999999\n');
   const lock = lockRunFolder(dir);
+  t.deepEqual(lock.removedTemps, [`${LOCK_FILE}.takeover-12345`]);
   t.is(JSON.parse(fs.readFileSync(file, 'utf8')).pid, process.pid);
   lock.release();
   t.false(fs.existsSync(file));

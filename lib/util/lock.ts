@@ -222,6 +222,14 @@ export function lockRunFolder(dir: string, command = process.argv.slice(1).join(
   held.set(key, { count: 1, file });
   releaseAllOnExit();
   const removedTemps = removeStaleTemps(key);
+  // takeover tokens of processes that died holding one (see takeOver)
+  for (const name of fs.readdirSync(key).filter((n) => n.startsWith(`${LOCK_FILE}.takeover-`))) {
+    const holder = Number.parseInt(fs.readFileSync(path.join(key, name), 'utf8'), 10);
+    if (!processAlive(holder)) {
+      fs.rmSync(path.join(key, name), { force: true });
+      removedTemps.push(name);
+    }
+  }
   return { file, removedTemps, release: once(release) };
 }
 
