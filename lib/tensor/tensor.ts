@@ -53,13 +53,6 @@ function newBuffer(B: NativeAddon, sizeOrData: number | Float32Array): NativeBuf
   return b;
 }
 
-/** How many disposed wrappers wait for reuse, per backend (tests). */
-export function pooledBuffers(): number {
-  let n = 0;
-  for (const p of pools.values()) n += p.length;
-  return n;
-}
-
 class Storage {
   refs = 1;
   constructor(
