@@ -1,7 +1,7 @@
 /**
  * memory-soak.ts: resident memory over a long stage-1 training at D = 256 and over many detect()
  * calls in one process. Writes OUT/memory.csv (phase, step, rss_mb, heap_mb, external_mb) and
- * OUT/memory.svg, prints the growth of each phase after warm-up, and exits 1 when a phase grows by
+ * OUT/memory.svg (and the C heap in use, c_heap_mb, and the native buffer wrappers made so far), prints the growth of each phase after warm-up, and exits 1 when a phase grows by
  * more than 5 % (median RSS of the last fifth of its samples vs the median right after warm-up).
  *
  *   node --expose-gc -r ts-node/register/transpile-only scripts/memory-soak.ts \
@@ -18,7 +18,7 @@ import { finishStage1 } from '../lib/models/hrpro/pipeline';
 import { trainStage2 } from '../lib/models/hrpro/train_stage2';
 import { readProposalsFile } from '../lib/models/hrpro/proposals';
 import { loadHrPro, detect } from '../lib/models/hrpro/detect';
-import { setNumThreads } from '../lib/runtime/native';
+import { cpu, setNumThreads } from '../lib/runtime/native';
 
 function arg(name: string, def: string): string {
   const i = process.argv.indexOf(`--${name}`);
@@ -31,6 +31,9 @@ interface Sample {
   rss: number;
   heap: number;
   external: number;
+  /** the C heap in use (glibc malloc; -1 elsewhere) and the native buffer wrappers made so far */
+  cHeap: number;
+  wrappers: number;
 }
 
 const MB = 1024 * 1024;
@@ -39,7 +42,8 @@ const gc = (global as { gc?: () => void }).gc;
 function sample(phase: string, step: number): Sample {
   gc?.();
   const m = process.memoryUsage();
-  return { phase, step, rss: m.rss / MB, heap: m.heapUsed / MB, external: m.external / MB };
+  const n = cpu().memory_stats() as { mallocInUseBytes: number; createdBuffers: number };
+  return { phase, step, rss: m.rss / MB, heap: m.heapUsed / MB, external: m.external / MB, cHeap: n.mallocInUseBytes / MB, wrappers: n.createdBuffers };
 }
 
 const median = (xs: number[]): number => {
@@ -123,7 +127,7 @@ async function main(): Promise<number> {
     }
     model.dispose();
     const detectSeconds = (Date.now() - t1) / 1000;
-    fs.writeFileSync(path.join(out, 'memory.csv'), 'phase,step,rss_mb,heap_mb,external_mb\n' + samples.map((s) => `${s.phase},${s.step},${s.rss.toFixed(2)},${s.heap.toFixed(2)},${s.external.toFixed(2)}`).join('\n') + '\n');
+    fs.writeFileSync(path.join(out, 'memory.csv'), 'phase,step,rss_mb,heap_mb,external_mb,c_heap_mb,wrappers\n' + samples.map((s) => `${s.phase},${s.step},${s.rss.toFixed(2)},${s.heap.toFixed(2)},${s.external.toFixed(2)},${s.cHeap.toFixed(2)},${s.wrappers}`).join('\n') + '\n');
     fs.writeFileSync(path.join(out, 'memory.svg'), svg(samples));
     let bad = 0;
     const summary: Record<string, unknown> = { machine: `${os.cpus()[0]?.model} x${os.cpus().length}, ${(os.totalmem() / 2 ** 30).toFixed(0)} GiB`, D, iterations, detects, trainSeconds, detectSeconds };

@@ -17,6 +17,7 @@ import { loadHrPro, detect } from '../models/hrpro/detect';
 import { writeFileAtomic } from '../util/fs';
 import type { DetectionResults, Segment } from '../eval/detection';
 import { plotVideo } from '../plot/video';
+import { readJsonFile } from '../util/json';
 
 export const DETECT_OPTIONS: Record<string, OptionSpec> = {
   model: { type: 'string', describe: 'a run folder trained by `pstal run` (or stage 1 alone by `pstal train`)', required: true },
@@ -84,7 +85,7 @@ function detectTspNet(a: Parsed, files: string[], gt: Map<string, { annotations:
     let given: Record<string, BaseProposal[]> | undefined;
     if (a.proposals !== undefined) {
       try {
-        given = (JSON.parse(fs.readFileSync(a.proposals as string, 'utf8')) as { results: Record<string, BaseProposal[]> }).results;
+        given = (readJsonFile(a.proposals as string) as { results: Record<string, BaseProposal[]> }).results;
       } catch (e) {
         throw new CliError(`--proposals ${a.proposals}: ${(e as Error).message}`);
       }

@@ -20,6 +20,7 @@ import * as fs from 'fs';
 import * as path from 'path';
 import { readNpy, assertFiniteFeatures } from './npy';
 import type { DatasetConfig } from './config';
+import { DuplicateKeyError, parseJson } from '../util/json';
 
 export type Split = 'train' | 'test';
 
@@ -104,9 +105,9 @@ export function readGroundTruth(file: string): Map<string, GtVideo> {
   if (!fs.existsSync(file)) throw new Error(`ground-truth file not found: ${file}`);
   let json: unknown;
   try {
-    json = JSON.parse(stripBom(fs.readFileSync(file, 'utf8')));
+    json = parseJson(fs.readFileSync(file, 'utf8'), file);
   } catch (e) {
-    throw new Error(`${file}: invalid JSON: ${(e as Error).message}`);
+    throw e instanceof DuplicateKeyError ? e : new Error(`${file}: invalid JSON: ${(e as Error).message}`);
   }
   const db = (json as { database?: unknown } | null)?.database;
   if (typeof db !== 'object' || db === null || Array.isArray(db)) throw new Error(`${file}: no "database" object`);

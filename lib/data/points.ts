@@ -28,6 +28,7 @@ import * as fs from 'fs';
 import { Rng } from '../util/rng';
 import { PointRow, readGroundTruth, readPointCsv, readSplit } from './dataset';
 import { videoSeed } from './synth';
+import { parseJson } from '../util/json';
 
 export type PointDistribution = 'gaussian' | 'uniform' | 'center';
 export const POINT_DISTRIBUTIONS: PointDistribution[] = ['gaussian', 'uniform', 'center'];
@@ -75,7 +76,7 @@ export function simulatePoints(gtFile: string, opts: SimulatePointsOptions = {})
     throw new Error(`points: sigmaFraction must be a non-negative number, received ${opts.sigmaFraction}`);
   const gt = readGroundTruth(gtFile);
   // class indices: THUMOS14's label_id when every annotation has one, else the sorted labels (the loader's order)
-  const raw = (JSON.parse(fs.readFileSync(gtFile, 'utf8')) as { database: Record<string, { annotations?: { label: string; label_id?: unknown }[] }> }).database;
+  const raw = (parseJson(fs.readFileSync(gtFile, 'utf8'), gtFile) as { database: Record<string, { annotations?: { label: string; label_id?: unknown }[] }> }).database;
   const ids = new Map<string, number>();
   let allIds = true;
   for (const v of Object.values(raw)) for (const a of v.annotations ?? []) {

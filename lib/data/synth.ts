@@ -35,6 +35,7 @@ import * as path from 'path';
 import { Rng } from '../util/rng';
 import { writeNpy } from './npy';
 import { writeFileAtomic } from '../util/fs';
+import { DuplicateKeyError, readJsonFile } from '../util/json';
 
 export const THUMOS14_CLASSES = [
   'BaseballPitch', 'BasketballDunk', 'Billiards', 'CleanAndJerk', 'CliffDiving', 'CricketBowling', 'CricketShot',
@@ -553,9 +554,9 @@ function loadAnnotations(dir: string): { db: GtDatabase; train: string[]; test: 
   }
   let db: GtDatabase;
   try {
-    db = (JSON.parse(fs.readFileSync(gt, 'utf8')) as { database: GtDatabase }).database;
+    db = (readJsonFile(gt) as { database: GtDatabase }).database;
   } catch (e) {
-    throw new Error(`synth: ${gt}: ${(e as Error).message}`);
+    throw e instanceof DuplicateKeyError ? e : new Error(`synth: ${gt}: ${(e as Error).message}`);
   }
   if (!db || typeof db !== 'object') throw new Error(`synth: ${gt}: no "database" object`);
   const split = (f: string): string[] => {

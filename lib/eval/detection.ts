@@ -17,6 +17,7 @@
  * Where the reference's order is undefined we fix one (documented on evaluateDetection).
  */
 import * as fs from 'fs';
+import { DuplicateKeyError, parseJson } from '../util/json';
 
 export interface Segment {
   label: string;
@@ -71,9 +72,9 @@ function readJson(file: string, what: string): unknown {
     throw new Error(`${what} ${file}: cannot read (${(e as Error).message})`);
   }
   try {
-    return JSON.parse(stripBom(text));
+    return parseJson(text, `${what} ${file}`);
   } catch (e) {
-    throw new Error(`${what} ${file}: malformed JSON (${(e as Error).message})`);
+    throw e instanceof DuplicateKeyError ? e : new Error(`${what} ${file}: malformed JSON (${(e as Error).message})`);
   }
 }
 
@@ -100,10 +101,6 @@ function readSegment(x: unknown, where: string, kind: 'gt' | 'detection' = 'dete
     throw new Error(`${where}.segment: [${s}, ${e}] lies beyond ${MAX_SEGMENT_SECONDS} s; segments are seconds within a video`);
   if (kind === 'gt' && s < 0) throw new Error(`${where}.segment: [${s}, ${e}] starts before 0 s`);
   return [s, e];
-}
-
-function stripBom(text: string): string {
-  return text.charCodeAt(0) === 0xfeff ? text.slice(1) : text;
 }
 
 /**

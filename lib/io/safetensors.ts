@@ -7,6 +7,7 @@
 import * as fs from 'fs';
 import { Shape, Tensor, shapeSize } from '../tensor/tensor';
 import { writeFileAtomic } from '../util/fs';
+import { findDuplicateKey } from '../util/json';
 
 export interface StoredTensor {
   shape: number[];
@@ -58,11 +59,15 @@ export function loadSafetensors(file: string): SafetensorsFile {
   const n = Number(buf.readBigUInt64LE(0));
   if (n <= 0 || 8 + n > buf.length) bad(`header length ${n} does not fit a file of ${buf.length} bytes`);
   let header: Record<string, any>;
+  const headerText = buf.subarray(8, 8 + n).toString('utf8');
   try {
-    header = JSON.parse(buf.subarray(8, 8 + n).toString('utf8'));
+    header = JSON.parse(headerText);
   } catch {
     return bad('the header is not JSON');
   }
+  // a tensor named twice: JSON.parse would keep the last entry and drop the other without a word
+  const dup = typeof header === 'object' && header !== null ? findDuplicateKey(headerText) : null;
+  if (dup) bad(`the header names ${dup.path} twice`);
   if (typeof header !== 'object' || header === null || Array.isArray(header)) return bad('the header is not a JSON object');
   const meta = (header as Record<string, unknown>).__metadata__ as Record<string, unknown> | undefined;
   if (meta !== undefined && (typeof meta !== 'object' || meta === null || Array.isArray(meta) || !Object.values(meta).every((v) => typeof v === 'string')))

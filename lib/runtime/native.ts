@@ -18,6 +18,8 @@ export interface NativeBuffer {
   read(offset?: number, count?: number): Float32Array;
   write(values: Float32Array, offset?: number): void;
   fill(value: number): void;
+  /** New storage for a disposed buffer (a size: zero-filled; a Float32Array: copied); throws on a live one. */
+  reset(sizeOrData: number | Float32Array): void;
 }
 
 /** The addon's exports: NativeBuffer plus every op registered with PSTAL_OP. */

@@ -2,7 +2,8 @@
  * lock.ts: one run folder, one writer. `lockRunFolder(dir)` creates `dir/.pstal.lock` (the owner's
  * pid, host, command and start time, written whole before it becomes visible: a temporary file
  * hard-linked into place, which fails when the lock exists). A second process is refused with a
- * message naming the owner; a lock whose process is gone (killed, crashed) is taken over. Locks are
+ * message naming the owner; a lock whose process is gone (killed, crashed) is taken over, by one
+ * process only when several try at once (`takeOver`). Locks are
  * counted within a process (`pstal run` holds it across both stages while each training loop also
  * takes it) and released at the last `release()` or when the process exits.
  *
@@ -50,12 +51,83 @@ function releaseAllOnExit(): void {
   });
 }
 
-function readOwner(file: string): LockOwner | null {
+function parseOwner(text: string): LockOwner | null {
   try {
-    const o = JSON.parse(fs.readFileSync(file, 'utf8')) as LockOwner;
+    const o = JSON.parse(text) as LockOwner;
     return typeof o?.pid === 'number' ? o : null;
   } catch {
     return null;
+  }
+}
+
+function readOwner(file: string): LockOwner | null {
+  try {
+    return parseOwner(fs.readFileSync(file, 'utf8'));
+  } catch {
+    return null;
+  }
+}
+
+/** One lock file as found: its owner (null: unreadable), inode and age; null when there is none. */
+interface LockInstance {
+  owner: LockOwner | null;
+  text: string;
+  ino: number;
+  mtimeMs: number;
+}
+
+function readLock(file: string): LockInstance | null {
+  let fd: number;
+  try {
+    fd = fs.openSync(file, 'r');
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return null;
+    throw e;
+  }
+  try {
+    const st = fs.fstatSync(fd);
+    const text = fs.readFileSync(fd, 'utf8');
+    return { owner: parseOwner(text), text, ino: st.ino, mtimeMs: st.mtimeMs };
+  } finally {
+    fs.closeSync(fd);
+  }
+}
+
+/** Tests: a pause between judging a lock stale and taking it over, widening the window two racing processes share. */
+const TAKEOVER_DELAY_MS = Number(process.env.PSTAL_TEST_LOCK_TAKEOVER_DELAY_MS ?? 0) || 0;
+
+/** A lock that cannot be read is taken over only once it is this old (a lock being written is never read as stale). */
+const UNREADABLE_STALE_MS = 5000;
+
+/**
+ * Replaces the stale lock instance `stale` with ours, or returns false when another process got
+ * there first. Two processes that both judged one lock stale used to both remove it and both create
+ * their own (the second removing the first's fresh lock): now the right to replace one instance
+ * (its inode) is a token file created exclusively, `.pstal.lock.takeover-<inode>`. Its holder checks
+ * that the lock is still that instance (nothing else can change it meanwhile: creators need it
+ * absent, other takers need the token, its owner is dead) and renames its own lock over it.
+ */
+function takeOver(file: string, stale: LockInstance, content: string): boolean {
+  const token = `${file}.takeover-${stale.ino}`;
+  if (!tryCreate(token, `${process.pid}\n`)) {
+    // another process is replacing this instance; if it died doing so, its token goes (then retry)
+    const holder = Number.parseInt(fs.existsSync(token) ? fs.readFileSync(token, 'utf8') : '', 10);
+    if (Number.isInteger(holder) && !processAlive(holder)) fs.rmSync(token, { force: true });
+    return false;
+  }
+  try {
+    const now = readLock(file);
+    if (!now || now.ino !== stale.ino || now.text !== stale.text) return false; // replaced or removed meanwhile
+    const tmp = `${file}.${process.pid}.${Date.now()}.tmp`;
+    try {
+      fs.writeFileSync(tmp, content);
+      fs.renameSync(tmp, file);
+    } finally {
+      fs.rmSync(tmp, { force: true });
+    }
+    return true;
+  } finally {
+    fs.rmSync(token, { force: true });
   }
 }
 
@@ -115,32 +187,49 @@ export function lockRunFolder(dir: string, command = process.argv.slice(1).join(
   }
   const me: LockOwner = { pid: process.pid, host: os.hostname(), command: command.slice(0, 500), started: new Date().toISOString() };
   const content = JSON.stringify(me) + '\n';
+  const sleep = (ms: number) => Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, ms);
   for (let attempt = 0; ; attempt++) {
-    let created: boolean;
+    let taken: boolean;
     try {
-      created = tryCreate(file, content);
+      taken = tryCreate(file, content);
+      if (!taken) {
+        const found = readLock(file);
+        if (!found) continue; // released meanwhile: create again
+        const owner = found.owner;
+        const sameHost = !owner || owner.host === os.hostname();
+        const alive = owner ? (sameHost ? processAlive(owner.pid) : true) : Date.now() - found.mtimeMs < UNREADABLE_STALE_MS;
+        if (alive) {
+          if (!owner) throw new FolderLockedError(`${dir} is in use by another pstal process (its lock ${file} is being written or is damaged; if no pstal process uses the folder, remove it)`, null);
+          throw new FolderLockedError(
+            `${dir} is in use by another pstal process (pid ${owner.pid}${sameHost ? '' : ` on ${owner.host}`}, since ${owner.started}: ${owner.command || '?'}); ` +
+              `one run folder takes one writer: wait for it to finish, stop it, or choose another --out` +
+              (sameHost ? '' : ` (a lock from another host is never taken over: remove ${file} if that process is gone)`),
+            owner,
+          );
+        }
+        // the owner is gone (or the file is unreadable and old): take it over, one process only
+        if (TAKEOVER_DELAY_MS > 0) sleep(TAKEOVER_DELAY_MS);
+        taken = takeOver(file, found, content);
+      }
     } catch (e) {
+      if (e instanceof FolderLockedError) throw e;
       throw new Error(`${file}: cannot create the run folder's lock: ${(e as Error).message}`);
     }
-    if (created) break;
-    const owner = readOwner(file);
-    const sameHost = !owner || owner.host === os.hostname();
-    const alive = owner ? (sameHost ? processAlive(owner.pid) : true) : false;
-    if (owner && alive) {
-      throw new FolderLockedError(
-        `${dir} is in use by another pstal process (pid ${owner.pid}${sameHost ? '' : ` on ${owner.host}`}, since ${owner.started}: ${owner.command || '?'}); ` +
-          `one run folder takes one writer: wait for it to finish, stop it, or choose another --out` +
-          (sameHost ? '' : ` (a lock from another host is never taken over: remove ${file} if that process is gone)`),
-        owner,
-      );
-    }
-    if (attempt >= 3) throw new Error(`${file}: could not take over a stale lock (another process keeps taking it)`);
-    // the owner is gone (or the file is unreadable): take it over
-    fs.rmSync(file, { force: true });
+    if (taken) break;
+    if (attempt >= 50) throw new Error(`${file}: could not take over a stale lock (other processes keep taking it)`);
+    sleep(2 + attempt); // another process is taking it over: look again once it has
   }
   held.set(key, { count: 1, file });
   releaseAllOnExit();
   const removedTemps = removeStaleTemps(key);
+  // takeover tokens of processes that died holding one (see takeOver)
+  for (const name of fs.readdirSync(key).filter((n) => n.startsWith(`${LOCK_FILE}.takeover-`))) {
+    const holder = Number.parseInt(fs.readFileSync(path.join(key, name), 'utf8'), 10);
+    if (!processAlive(holder)) {
+      fs.rmSync(path.join(key, name), { force: true });
+      removedTemps.push(name);
+    }
+  }
   return { file, removedTemps, release: once(release) };
 }
 

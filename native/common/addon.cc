@@ -4,6 +4,11 @@
 // every op registered with PSTAL_OP (native/ops/*.cc, common/*.cc), the backend's name, and the
 // buffer statistics both backends keep.
 // ---------------------------------------------------------------------------------------------
+#include <cstdlib>  // defines __GLIBC__ where glibc is the C library
+#if defined(__GLIBC__)
+#include <malloc.h>
+#endif
+
 #include "common/memory.h"
 #include "common/op.h"
 #include "common/parallel.h"
@@ -13,7 +18,17 @@ namespace pstal {
 PSTAL_OP(memory_stats) {
   Info i;
   i.num("liveBytes", (double)NativeBuffer::live_bytes).num("liveBuffers", (double)NativeBuffer::live_count);
+  i.num("createdBuffers", (double)NativeBuffer::created_count);
   i.num("cachedBytes", (double)mem::cached_bytes());
+  // the C heap under everything (glibc): bytes in use by malloc (tensors' cached blocks, kernels'
+  // scratch, V8's array buffers) and the main arena's size, so a test can tell growth of the C
+  // heap from growth of the tensors; -1 where the C library does not say
+#if defined(__GLIBC__) && (__GLIBC__ > 2 || __GLIBC_MINOR__ >= 33)
+  struct mallinfo2 mi = mallinfo2();
+  i.num("mallocInUseBytes", (double)(mi.uordblks + mi.hblkhd)).num("mallocArenaBytes", (double)mi.arena);
+#else
+  i.num("mallocInUseBytes", -1.0).num("mallocArenaBytes", -1.0);
+#endif
   return to_js(args.env(), i);
 }
 

@@ -15,6 +15,7 @@ namespace pstal {
 Napi::FunctionReference* NativeBuffer::constructor = nullptr;
 int64_t NativeBuffer::live_bytes = 0;
 int64_t NativeBuffer::live_count = 0;
+int64_t NativeBuffer::created_count = 0;
 
 namespace {
 
@@ -38,6 +39,7 @@ Napi::Function NativeBuffer::Define(Napi::Env env) {
                                    InstanceMethod("read", &NativeBuffer::Read),
                                    InstanceMethod("write", &NativeBuffer::Write),
                                    InstanceMethod("fill", &NativeBuffer::Fill),
+                                   InstanceMethod("reset", &NativeBuffer::Reset),
                                    InstanceAccessor("size", &NativeBuffer::GetSize, nullptr),
                                    InstanceAccessor("disposed", &NativeBuffer::GetDisposed, nullptr)});
   constructor = new Napi::FunctionReference(Napi::Persistent(fn));
@@ -46,36 +48,56 @@ Napi::Function NativeBuffer::Define(Napi::Env env) {
 
 // new NativeBuffer(size) -> zero-filled; new NativeBuffer(Float32Array) -> copy.
 NativeBuffer::NativeBuffer(const Napi::CallbackInfo& info) : Napi::ObjectWrap<NativeBuffer>(info) {
+  disposed_ = true;  // until acquire() succeeds, so the destructor does not count it
+  acquire(info, "NativeBuffer");
+  created_count += 1;
+}
+
+// Takes fresh storage for a disposed buffer: info[0] is a size (zero-filled) or a Float32Array (copied).
+void NativeBuffer::acquire(const Napi::CallbackInfo& info, const char* what) {
   Napi::Env env = info.Env();
   const float* src = nullptr;
+  int64_t n = 0;
   if (info.Length() >= 1 && info[0].IsNumber()) {
-    double n = info[0].As<Napi::Number>().DoubleValue();
-    if (!(n >= 0) || n != (double)(int64_t)n || n > (double)(1LL << 40)) {
-      throw Napi::Error::New(env, "NativeBuffer: size must be a non-negative integer, received " +
-                                      std::to_string(n));
+    double v = info[0].As<Napi::Number>().DoubleValue();
+    if (!(v >= 0) || v != (double)(int64_t)v || v > (double)(1LL << 40)) {
+      throw Napi::Error::New(env, std::string(what) + ": size must be a non-negative integer, received " +
+                                      std::to_string(v));
     }
-    size = (int64_t)n;
+    n = (int64_t)v;
   } else if (info.Length() >= 1 && info[0].IsTypedArray() &&
              info[0].As<Napi::TypedArray>().TypedArrayType() == napi_float32_array) {
     auto arr = info[0].As<Napi::Float32Array>();
-    size = (int64_t)arr.ElementLength();
+    n = (int64_t)arr.ElementLength();
     src = arr.Data();
   } else {
-    throw Napi::TypeError::New(env, "NativeBuffer: expected a size or a Float32Array");
+    throw Napi::TypeError::New(env, std::string(what) + ": expected a size or a Float32Array");
   }
+  float* p = nullptr;
   try {
-    data = mem::alloc(size);
-    if (src) mem::copy_in(data, src, size);
-    else mem::fill(data, size, 0.f);
+    p = mem::alloc(n);
+    if (src) mem::copy_in(p, src, n);
+    else mem::fill(p, n, 0.f);
   } catch (const std::exception& e) {
-    if (data) mem::free(data, size);
-    data = nullptr;
-    disposed_ = true;  // so the destructor does not count it
-    throw Napi::Error::New(env, std::string("NativeBuffer: ") + e.what());
+    if (p) mem::free(p, n);
+    throw Napi::Error::New(env, std::string(what) + ": " + e.what());
   }
+  data = p;
+  size = n;
+  disposed_ = false;
   live_bytes += size * 4;
   live_count += 1;
   Napi::MemoryManagement::AdjustExternalMemory(env, size * 4);
+}
+
+// reset(size | Float32Array): a disposed buffer takes new storage, as the constructor would give.
+// Lets tensors reuse their wrappers (lib/tensor/tensor.ts): a new wrapper per tensor costs a
+// finalizer, which Node runs only when the event loop turns, so a caller that loops without
+// yielding (detect() over many videos) accumulated every tensor's wrapper until it did.
+Napi::Value NativeBuffer::Reset(const Napi::CallbackInfo& info) {
+  if (!disposed_) throw Napi::Error::New(info.Env(), "NativeBuffer.reset: the buffer is in use; only a disposed buffer can be reset");
+  acquire(info, "NativeBuffer.reset");
+  return info.Env().Undefined();
 }
 
 void NativeBuffer::release(Napi::Env env) {

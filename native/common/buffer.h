@@ -5,6 +5,7 @@
 //
 // Released deterministically by dispose() (TypeScript scopes call it when a step ends); the
 // finalizer is only a fallback. Using a disposed buffer is an error, never a use-after-free.
+// reset() gives a disposed buffer new storage (tensors reuse their wrappers: see buffer.cc).
 // live_bytes/live_count let tests prove memory stays flat.
 // ---------------------------------------------------------------------------------------------
 #pragma once
@@ -27,10 +28,13 @@ class NativeBuffer : public Napi::ObjectWrap<NativeBuffer> {
   static Napi::FunctionReference* constructor;
   static int64_t live_bytes;  // across all buffers: the memory test reads it
   static int64_t live_count;
+  static int64_t created_count;  // wrappers ever constructed (each one costs a finalizer)
 
  private:
   bool disposed_ = false;
   void release(Napi::Env env);
+  void acquire(const Napi::CallbackInfo& info, const char* what);
+  Napi::Value Reset(const Napi::CallbackInfo& info);
   Napi::Value Dispose(const Napi::CallbackInfo& info);
   Napi::Value Read(const Napi::CallbackInfo& info);
   Napi::Value Write(const Napi::CallbackInfo& info);

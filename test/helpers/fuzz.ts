@@ -24,6 +24,7 @@ import { parseArgs, CliError } from '../../lib/cli/args';
 import { RUN_OPTIONS } from '../../lib/cli/run';
 import { checkNumericOptions } from '../../lib/cli/train';
 import { EVAL_OPTIONS } from '../../lib/cli/eval';
+import { DuplicateKeyError, findDuplicateKey } from '../../lib/util/json';
 
 const FIXTURES = path.resolve(__dirname, '..', 'fixtures');
 const CONFIGS = path.resolve(__dirname, '..', '..', 'configs');
@@ -277,6 +278,15 @@ function mutateHeader(b: Buffer, rng: Rng, target: string): Buffer | null {
   return null;
 }
 
+/** A JSON member with a simple value given twice in its object ({"a": 1} -> {"a": 1, "a": 1}). */
+function duplicateMember(s: string, rng: Rng): string {
+  const members = [...s.matchAll(/"[^"\n]*":\s*("[^"\n]*"|-?[\d.eE+-]+|true|false|null|\[[^[\]{}]*\])/g)];
+  if (!members.length) return s;
+  const m = pick(rng, members);
+  const end = m.index! + m[0].length;
+  return s.slice(0, end) + ', ' + m[0] + s.slice(end);
+}
+
 export function mutate(t: Target, seed: Buffer, rng: Rng): Buffer {
   let b = seed;
   const rounds = 1 + (rng.uniform() < 0.3 ? rng.int(3) : 0);
@@ -284,6 +294,7 @@ export function mutate(t: Target, seed: Buffer, rng: Rng): Buffer {
     const u = rng.uniform();
     const h = u < 0.3 ? mutateHeader(b, rng, t.name) : null;
     if (h) b = h;
+    else if (t.ext === '.json' && u >= 0.85 && u < 0.9) b = Buffer.from(duplicateMember(b.toString('utf8'), rng), 'utf8');
     else if (t.text && u < 0.85) b = Buffer.from(mutateText(b.toString('utf8'), rng), 'utf8');
     else b = mutateBytes(b, rng);
   }
@@ -291,6 +302,17 @@ export function mutate(t: Target, seed: Buffer, rng: Rng): Buffer {
 }
 
 // ---- the oracle ------------------------------------------------------------------------------------
+
+/** The path of a duplicate key in valid JSON text (a BOM allowed), or null. */
+function duplicateIn(text: string): string | null {
+  const s = text.charCodeAt(0) === 0xfeff ? text.slice(1) : text;
+  try {
+    JSON.parse(s);
+  } catch {
+    return null;
+  }
+  return findDuplicateKey(s)?.path ?? null;
+}
 
 export interface FuzzFailure {
   target: string;
@@ -337,10 +359,12 @@ export function fuzz(o: { cases: number; seed: number; tmp: string; maxFailures?
       stat.accepted++;
       if (bytes > 8 * input.length + 4096) fail(`accepted, but its result takes ${bytes} bytes from a file of ${input.length}`);
       if (typeof got !== 'number' && got.problem) fail(`accepted a bad value: ${got.problem}`);
+      const dup = t.ext === '.json' ? duplicateIn(input.toString('utf8')) : null;
+      if (dup) fail(`accepted a duplicate key ${dup}`);
     } catch (e) {
       stat.rejected++;
       if (!(e instanceof Error)) fail(`threw a non-Error: ${String(e)}`);
-      else if (e.constructor !== Error && !(e.name === 'Error')) fail(`threw ${e.constructor.name}: ${e.message.slice(0, 300)}`);
+      else if (e.constructor !== Error && !(e.name === 'Error') && !(e instanceof DuplicateKeyError)) fail(`threw ${e.constructor.name}: ${e.message.slice(0, 300)}`);
       else if (!e.message.includes(file)) fail(`error does not name the file: ${e.message.slice(0, 300)}`);
     }
     const ms = Number(process.hrtime.bigint() - c0) / 1e6;

@@ -17,6 +17,7 @@ import { Stage2Model } from './stage2';
 import { testProposals } from './proposals';
 import { groupByClass } from './ranking';
 import { assertFiniteFeatures } from '../../data/npy';
+import { DuplicateKeyError, readJsonFile } from '../../util/json';
 
 export interface HrProModel {
   run: string;
@@ -31,9 +32,9 @@ export interface HrProModel {
 
 function readJson(file: string): Record<string, unknown> {
   try {
-    return JSON.parse(fs.readFileSync(file, 'utf8')) as Record<string, unknown>;
+    return readJsonFile(file) as Record<string, unknown>;
   } catch (e) {
-    throw new Error(`${file}: ${(e as Error).message}`);
+    throw e instanceof DuplicateKeyError ? e : new Error(`${file}: ${(e as Error).message}`);
   }
 }
 

@@ -24,6 +24,7 @@ import { stage2Paths, loadStage2Weights } from './checkpoint';
 import { testStage2 } from './evaluate';
 import { Stage2Model } from './stage2';
 import { groupByClass, Span } from './ranking';
+import { DuplicateKeyError, readJsonFile } from '../../util/json';
 
 export interface EvaluateRunOptions {
   /** the run folder */
@@ -51,9 +52,9 @@ export interface EvaluateRunResult {
 
 function readJson(file: string): Record<string, unknown> {
   try {
-    return JSON.parse(fs.readFileSync(file, 'utf8')) as Record<string, unknown>;
+    return readJsonFile(file) as Record<string, unknown>;
   } catch (e) {
-    throw new Error(`${file}: ${(e as Error).message}`);
+    throw e instanceof DuplicateKeyError ? e : new Error(`${file}: ${(e as Error).message}`);
   }
 }
 

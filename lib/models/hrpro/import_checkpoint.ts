@@ -25,6 +25,7 @@ import { saveStage1Model, stage1Paths } from './checkpoint';
 import { saveStage2Model, stage2Paths } from './checkpoint';
 import { stage1ConfigFrom } from './config';
 import { stage2ConfigFrom } from './config';
+import { DuplicateKeyError, readJsonFile } from '../../util/json';
 
 export interface ImportOptions {
   /** a torch.save'd state dict (.pt/.pth/.pkl, torch >= 1.6 zip format) or a .safetensors export */
@@ -101,9 +102,9 @@ const shapeStr = (s: readonly number[]): string => `[${s.join(', ')}]`;
 function readJson(file: string): Record<string, unknown> | null {
   if (!fs.existsSync(file)) return null;
   try {
-    return JSON.parse(fs.readFileSync(file, 'utf8')) as Record<string, unknown>;
+    return readJsonFile(file) as Record<string, unknown>;
   } catch (e) {
-    throw new Error(`${file}: ${(e as Error).message}`);
+    throw e instanceof DuplicateKeyError ? e : new Error(`${file}: ${(e as Error).message}`);
   }
 }
 

@@ -5,6 +5,7 @@
  */
 import * as fs from 'fs';
 import type { RankedProposals, Span } from './ranking';
+import { DuplicateKeyError, readJsonFile } from '../../util/json';
 
 /** RUN/proposals.json as finishStage1 writes it. */
 export interface ProposalsFile {
@@ -16,8 +17,9 @@ export interface ProposalsFile {
 export function readProposalsFile(file: string): ProposalsFile {
   let p: ProposalsFile;
   try {
-    p = JSON.parse(fs.readFileSync(file, 'utf8')) as ProposalsFile;
+    p = readJsonFile(file) as ProposalsFile;
   } catch (e) {
+    if (e instanceof DuplicateKeyError) throw e;
     throw new Error(`${file}: cannot read stage-1 proposals (${(e as Error).message}); run stage 1 first`);
   }
   const isObj = (x: unknown): x is Record<string, unknown> => typeof x === 'object' && x !== null && !Array.isArray(x);

@@ -22,6 +22,7 @@ import { stage2Detect } from '../hrpro/inference';
 import { testProposals } from '../hrpro/proposals';
 import { groupByClass } from '../hrpro/ranking';
 import type { Device } from '../../runtime/backend';
+import { DuplicateKeyError, readJsonFile } from '../../util/json';
 
 export interface BaseProposal {
   segment: [number, number];
@@ -65,8 +66,9 @@ export function readBaseProposals(
 ): Map<string, BaseProposal[]> {
   let p: ProposalsJson;
   try {
-    p = JSON.parse(fs.readFileSync(file, 'utf8')) as ProposalsJson;
+    p = readJsonFile(file) as ProposalsJson;
   } catch (e) {
+    if (e instanceof DuplicateKeyError) throw e;
     throw new Error(`${file}: cannot read proposals (${(e as Error).message})`);
   }
   if (!p || typeof p.results !== 'object' || p.results === null || Array.isArray(p.results))

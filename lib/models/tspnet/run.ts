@@ -29,6 +29,7 @@ import { scoreVideo, stage1Candidates, stage2Detect, Stage1Scores } from '../hrp
 import { testProposals } from '../hrpro/proposals';
 import { groupByClass } from '../hrpro/ranking';
 import { stageContext } from '../hrpro/run';
+import { DuplicateKeyError, readJsonFile } from '../../util/json';
 
 export interface TspNetTrainOptions {
   dataset: Dataset;
@@ -65,7 +66,7 @@ export function prepareProposals(o: TspNetTrainOptions): object {
   fs.mkdirSync(o.out, { recursive: true });
   if (o.resume && fs.existsSync(files.proposalsTrain) && fs.existsSync(files.proposalsTest)) {
     const cfgFile = files.config;
-    const recorded = fs.existsSync(cfgFile) ? (JSON.parse(fs.readFileSync(cfgFile, 'utf8')) as { base?: object }).base : undefined;
+    const recorded = fs.existsSync(cfgFile) ? (readJsonFile(cfgFile) as { base?: object }).base : undefined;
     return recorded ?? { proposals: 'reused' };
   }
   if (o.base !== undefined) {
@@ -150,9 +151,9 @@ export function loadTspNet(run: string, options: { device?: Device | string } = 
   if (!fs.existsSync(files.best)) throw new Error(`${run}: no TSPNet checkpoint (${path.basename(files.best)}); train it first`);
   let c: { tspnet?: Partial<TspNetConfig>; featureDim?: number; classNames?: string[]; base?: { run?: string; stage?: BaseStage } | null };
   try {
-    c = JSON.parse(fs.readFileSync(files.config, 'utf8'));
+    c = readJsonFile(files.config) as typeof c;
   } catch (e) {
-    throw new Error(`${files.config}: ${(e as Error).message}`);
+    throw e instanceof DuplicateKeyError ? e : new Error(`${files.config}: ${(e as Error).message}`);
   }
   const featureDim = c.featureDim!;
   const classNames = c.classNames!;
