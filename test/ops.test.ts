@@ -118,6 +118,35 @@ for (const [L, D, H] of [[1, 4, 1], [5, 8, 2], [11, 12, 4], [23, 16, 8]])
       ref: ([q, k, v]) => R.attentionRef(q, k, v, L, D, H), bwdTol: 2e-4,
     }));
 
+// the backward regenerates each head's mask once for both Pd = P * mask and dPd * mask
+for (const [L, D, H] of [[11, 12, 4], [23, 16, 8]])
+  test(`attention L=${L} D=${D} heads=${H} with dropout 0.25: gradients against the float64 reference`, (t) =>
+    checkOp(t, {
+      name: 'attention', shapes: [[L, D], [L, D], [L, D]],
+      forward: ([q, k, v]) => ops.scaledDotProductAttention(q, k, v, H, 0.25, 5),
+      ref: ([q, k, v]) => R.attentionRef(q, k, v, L, D, H, 0.25, 5), bwdTol: 2e-4,
+    }));
+
+test('dropout masks are rng.h exactly over several parallel chunks (2 threads, 3 chunks of 2^14 and a tail)', (t) => {
+  const { Tensor, tidy } = require('../lib/tensor/tensor');
+  const { setNumThreads, getNumThreads } = require('../lib/runtime/native');
+  const saved = getNumThreads();
+  setNumThreads(2);
+  try {
+    tidy(() => {
+      const n = 3 * 16384 + 13;
+      const xs = new Rng(3).uniformArray(n, 0.5, 1.5);
+      const x = Tensor.from(xs, [n]);
+      const y = ops.dropout(x, 0.1, true, 1234).toArray();
+      let bad = 0;
+      for (let i = 0; i < n; i++) if (y[i] !== Math.fround(xs[i] * Math.fround(dropoutScaleRef(1234, i, 0.1)))) bad++;
+      t.is(bad, 0, `${bad} of ${n} elements differ from x * dropout_scale`);
+    });
+  } finally {
+    setNumThreads(saved);
+  }
+});
+
 test('dropout masks are rng.h exactly: the dropout op and the attention weights', (t) => {
   const { Tensor, tidy } = require('../lib/tensor/tensor');
   const rng = new Rng(12);
