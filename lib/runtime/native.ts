@@ -22,7 +22,8 @@ export interface NativeBuffer {
 
 /** The addon's exports: NativeBuffer plus every op registered with PSTAL_OP. */
 export interface NativeAddon {
-  NativeBuffer: new (sizeOrData: number | Float32Array) => NativeBuffer;
+  /** new NativeBuffer(size) is zero-filled, new NativeBuffer(size, false) uninitialised. */
+  NativeBuffer: new (sizeOrData: number | Float32Array, zero?: boolean) => NativeBuffer;
   backend: string;
   [op: string]: any;
 }

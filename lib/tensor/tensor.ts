@@ -78,6 +78,16 @@ export class Tensor {
     return new Tensor(new Storage(new B.NativeBuffer(shapeSize(shape))), shape, device);
   }
 
+  /**
+   * A new tensor with unspecified contents (no fill pass): only for an op's output that its kernel
+   * writes whole before anything reads it.
+   */
+  static empty(shape: Shape, device: Device = 'cpu'): Tensor {
+    if (!validShape(shape)) throw new Error(`Tensor.empty: invalid shape ${JSON.stringify(shape)}`);
+    const B = backend(checkDevice(device));
+    return new Tensor(new Storage(new B.NativeBuffer(shapeSize(shape), false)), shape, device);
+  }
+
   /** A tensor holding a copy of `data` (row-major). */
   static from(data: Float32Array | ArrayLike<number>, shape: Shape, device: Device = 'cpu'): Tensor {
     if (!validShape(shape)) throw new Error(`Tensor.from: invalid shape ${JSON.stringify(shape)}`);

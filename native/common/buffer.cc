@@ -44,11 +44,14 @@ Napi::Function NativeBuffer::Define(Napi::Env env) {
   return fn;
 }
 
-// new NativeBuffer(size) -> zero-filled; new NativeBuffer(Float32Array) -> copy.
+// new NativeBuffer(size) -> zero-filled; new NativeBuffer(size, false) -> uninitialised (an op's
+// output that its kernel overwrites whole: no fill pass); new NativeBuffer(Float32Array) -> copy.
 NativeBuffer::NativeBuffer(const Napi::CallbackInfo& info) : Napi::ObjectWrap<NativeBuffer>(info) {
   Napi::Env env = info.Env();
   const float* src = nullptr;
+  bool zero = true;
   if (info.Length() >= 1 && info[0].IsNumber()) {
+    if (info.Length() >= 2 && info[1].IsBoolean()) zero = info[1].As<Napi::Boolean>().Value();
     double n = info[0].As<Napi::Number>().DoubleValue();
     if (!(n >= 0) || n != (double)(int64_t)n || n > (double)(1LL << 40)) {
       throw Napi::Error::New(env, "NativeBuffer: size must be a non-negative integer, received " +
@@ -66,7 +69,7 @@ NativeBuffer::NativeBuffer(const Napi::CallbackInfo& info) : Napi::ObjectWrap<Na
   try {
     data = mem::alloc(size);
     if (src) mem::copy_in(data, src, size);
-    else mem::fill(data, size, 0.f);
+    else if (zero) mem::fill(data, size, 0.f);
   } catch (const std::exception& e) {
     if (data) mem::free(data, size);
     data = nullptr;
