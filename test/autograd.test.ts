@@ -55,6 +55,43 @@ test('tidy frees intermediates and keeps the result; disposed tensors throw on u
   t.throws(() => cpu().affine(kept.buffer, kept.buffer, 1, 1, 0), { message: /disposed/ });
 });
 
+test('outputs allocated without a fill pass (Tensor.empty) are written whole: the same results over NaN-filled cached blocks', (t) => {
+  const B = cpu();
+  t.is(new B.NativeBuffer(5, false).size, 5);
+  t.deepEqual(Array.from(Tensor.empty([2, 3]).shape), [2, 3]);
+  // every 64-byte size class up to 16 KiB, eight blocks each, back in the cache holding `value`
+  const prime = (value: number): void => {
+    const bufs = [];
+    for (let n = 16; n <= 4096; n += 16) for (let i = 0; i < 8; i++) bufs.push(new B.NativeBuffer(n, false));
+    for (const b of bufs) {
+      b.fill(value);
+      b.dispose();
+    }
+  };
+  const run = (): number[][] =>
+    tidy(() => {
+      const rng = new Rng(8);
+      const P = (shape: number[]): Tensor => {
+        const p = Tensor.from(rng.uniformArray(shape.reduce((a, b) => a * b, 1), -1, 1), shape);
+        p.requiresGrad = true;
+        return p;
+      };
+      const [x, w, wc, bc, lw, lb] = [P([20, 24]), P([40, 24]), P([24, 24, 3]), P([24]), P([24]), P([24])];
+      const h = ops.conv1d(x, wc, bc, 1); // out, dx, dw
+      const a = ops.scaledDotProductAttention(h, x, h, 4, 0.2, 3); // out, probs, dq, dk, dv
+      const n = ops.layerNorm(ops.add(a, ops.dropout(ops.relu(h), 0.3, true, 4)), lw, lb);
+      const y = ops.softmax(ops.matmul(ops.affine(n, 2, 0.5), w, { transB: true })); // matmul out, da, db
+      backward(ops.sumAll(ops.mul(y, ops.sigmoid(y))));
+      return [y, x.grad!, w.grad!, wc.grad!, bc.grad!, lw.grad!, lb.grad!].map((g) => Array.from(g.toArray()));
+    });
+  prime(0);
+  const zeroed = run();
+  prime(NaN);
+  const stale = run();
+  t.true(zeroed.every((g) => g.every(Number.isFinite)));
+  t.deepEqual(stale, zeroed);
+});
+
 test('1,000 training-like steps keep native and resident memory flat', (t) => {
   const rng = new Rng(3);
   const lin = new Linear(64, 32, rng);

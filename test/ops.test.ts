@@ -24,6 +24,20 @@ for (const [M, N, K] of [[1, 1, 1], [3, 5, 7], [17, 33, 9], [40, 70, 65]])
           ref: ([a, b]) => R.matmulRef(a, b, 1, M, N, K, ta, tb, true),
         }));
 
+// Across the GEMM's blocks (MC = 120 rows, KC = 192 depths): full and partial 6-row / 16-column panels,
+// depth tails of 1-7 after the 8-deep transposes of the packing, every transpose combination.
+for (const [M, N, K] of [[130, 40, 200], [127, 33, 203], [12, 16, 8]])
+  for (const ta of [false, true])
+    for (const tb of [false, true])
+      test(`matmul ${M}x${K}x${N} ta=${ta} tb=${tb} (across GEMM blocks), forward against float64`, (t) =>
+        checkOp(t, {
+          name: 'matmul',
+          shapes: [ta ? [K, M] : [M, K], tb ? [N, K] : [K, N]],
+          forward: ([a, b]) => ops.matmul(a, b, { transA: ta, transB: tb }),
+          ref: ([a, b]) => R.matmulRef(a, b, 1, M, N, K, ta, tb, true),
+          grad: [],
+        }));
+
 test('matmul batched [3, M, K] x [3, K, N] and shared weight [2, 4, M, K] x [K, N]', (t) => {
   checkOp(t, {
     name: 'bmm', shapes: [[3, 5, 6], [3, 6, 4]],
@@ -110,13 +124,42 @@ for (const [T, Cin, Cout, k, pad] of [[1, 3, 2, 3, 1], [1, 4, 5, 1, 0], [9, 5, 3
         ref: ([x, w, b]) => R.conv1dRef(x, w, b ?? null, T, Cin, Cout, k, pad),
       }));
 
-for (const [L, D, H] of [[1, 4, 1], [5, 8, 2], [11, 12, 4], [23, 16, 8]])
+for (const [L, D, H] of [[1, 4, 1], [5, 8, 2], [11, 12, 4], [23, 16, 8], [38, 64, 2]])
   test(`attention L=${L} D=${D} heads=${H}`, (t) =>
     checkOp(t, {
       name: 'attention', shapes: [[L, D], [L, D], [L, D]],
       forward: ([q, k, v]) => ops.scaledDotProductAttention(q, k, v, H, 0, 0),
       ref: ([q, k, v]) => R.attentionRef(q, k, v, L, D, H), bwdTol: 2e-4,
     }));
+
+// the backward regenerates each head's mask once for both Pd = P * mask and dPd * mask
+for (const [L, D, H] of [[11, 12, 4], [23, 16, 8]])
+  test(`attention L=${L} D=${D} heads=${H} with dropout 0.25: gradients against the float64 reference`, (t) =>
+    checkOp(t, {
+      name: 'attention', shapes: [[L, D], [L, D], [L, D]],
+      forward: ([q, k, v]) => ops.scaledDotProductAttention(q, k, v, H, 0.25, 5),
+      ref: ([q, k, v]) => R.attentionRef(q, k, v, L, D, H, 0.25, 5), bwdTol: 2e-4,
+    }));
+
+test('dropout masks are rng.h exactly over several parallel chunks (2 threads, 3 chunks of 2^14 and a tail)', (t) => {
+  const { Tensor, tidy } = require('../lib/tensor/tensor');
+  const { setNumThreads, getNumThreads } = require('../lib/runtime/native');
+  const saved = getNumThreads();
+  setNumThreads(2);
+  try {
+    tidy(() => {
+      const n = 3 * 16384 + 13;
+      const xs = new Rng(3).uniformArray(n, 0.5, 1.5);
+      const x = Tensor.from(xs, [n]);
+      const y = ops.dropout(x, 0.1, true, 1234).toArray();
+      let bad = 0;
+      for (let i = 0; i < n; i++) if (y[i] !== Math.fround(xs[i] * Math.fround(dropoutScaleRef(1234, i, 0.1)))) bad++;
+      t.is(bad, 0, `${bad} of ${n} elements differ from x * dropout_scale`);
+    });
+  } finally {
+    setNumThreads(saved);
+  }
+});
 
 test('dropout masks are rng.h exactly: the dropout op and the attention weights', (t) => {
   const { Tensor, tidy } = require('../lib/tensor/tensor');

@@ -16,19 +16,19 @@ export function scaledDotProductAttention(q: Tensor, k: Tensor, v: Tensor, heads
   if (!Number.isInteger(heads) || heads < 1 || D % heads !== 0) throw new Error(`attention: ${heads} heads do not divide D = ${D}`);
   if (!(dropoutP >= 0 && dropoutP < 1)) throw new Error(`attention: dropout must be in [0, 1), received ${dropoutP}`);
   const B = backend(q.device);
-  const out = Tensor.zeros([L, D], q.device);
+  const out = Tensor.empty([L, D], q.device); // the kernels write their outputs whole
   // The attention weights are kept for the backward only; without a gradient the native op
   // works in per-head scratch instead (inference does not allocate [H, L, L]).
   if (![q, k, v].some(needsGrad)) {
     B.attention_forward(out.buffer, null, q.buffer, k.buffer, v.buffer, L, D, heads, dropoutP, seed);
     return record('attention', out, [q, k, v], () => [null, null, null]); // (checks finiteness only)
   }
-  const probs = Tensor.zeros([heads, L, L], q.device);
+  const probs = Tensor.empty([heads, L, L], q.device);
   B.attention_forward(out.buffer, probs.buffer, q.buffer, k.buffer, v.buffer, L, D, heads, dropoutP, seed);
   return record('attention', out, [q, k, v], (g) => {
-    const dq = Tensor.zeros([L, D], q.device);
-    const dk = Tensor.zeros([L, D], q.device);
-    const dv = Tensor.zeros([L, D], q.device);
+    const dq = Tensor.empty([L, D], q.device);
+    const dk = Tensor.empty([L, D], q.device);
+    const dv = Tensor.empty([L, D], q.device);
     B.attention_backward(dq.buffer, dk.buffer, dv.buffer, g.buffer, probs.buffer, q.buffer, k.buffer, v.buffer, L, D, heads, dropoutP, seed);
     return [dq, dk, dv];
   });

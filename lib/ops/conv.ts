@@ -20,12 +20,12 @@ export function conv1d(x: Tensor, weight: Tensor, bias: Tensor | null, pad = 0):
   const Tout = T + 2 * pad - k + 1;
   if (Tout < 0) throw new Error(`conv1d: kernel ${k} is longer than the padded input (T=${T}, pad=${pad})`);
   const B = backend(x.device);
-  const out = Tensor.zeros([Tout, Cout], x.device);
+  const out = Tensor.empty([Tout, Cout], x.device); // out, dx and dw are written whole
   B.conv1d_forward(out.buffer, x.buffer, weight.buffer, bias?.buffer ?? null, T, Cin, Cout, k, pad);
   const inputs = bias ? [x, weight, bias] : [x, weight];
   return record('conv1d', out, inputs, (g) => {
-    const dx = Tensor.zeros(x.shape, x.device);
-    const dw = Tensor.zeros(weight.shape, x.device);
+    const dx = Tensor.empty(x.shape, x.device);
+    const dw = Tensor.empty(weight.shape, x.device);
     const db = bias ? Tensor.zeros(bias.shape, x.device) : null;
     B.conv1d_backward(dx.buffer, dw.buffer, db?.buffer ?? null, g.buffer, x.buffer, weight.buffer, T, Cin, Cout, k, pad);
     return bias ? [dx, dw, db] : [dx, dw];

@@ -61,7 +61,7 @@ export function sumTo(g: Tensor, shape: Shape): Tensor {
 function binary(op: keyof typeof BINARY, a: Tensor, b: Tensor): Tensor {
   sameDevice(op, a, b);
   const { shape, sa, sb } = broadcast(op, a.shape, b.shape);
-  const out = Tensor.zeros(shape, a.device);
+  const out = Tensor.empty(shape, a.device); // every kernel here writes its output whole
   backend(a.device).binary_forward(BINARY[op], out.buffer, a.buffer, b.buffer, shape, sa, sb);
   return out;
 }
@@ -92,7 +92,7 @@ export function div(a: Tensor, b: Tensor): Tensor {
 }
 
 function affineRaw(x: Tensor, alpha: number, beta: number): Tensor {
-  const out = Tensor.zeros(x.shape, x.device);
+  const out = Tensor.empty(x.shape, x.device);
   backend(x.device).affine(out.buffer, x.buffer, x.size, alpha, beta);
   return out;
 }
@@ -109,10 +109,10 @@ export const addScalar = (x: Tensor, s: number): Tensor => affine(x, 1, s);
 
 function unary(op: keyof typeof UNARY, x: Tensor): Tensor {
   const B = backend(x.device);
-  const out = Tensor.zeros(x.shape, x.device);
+  const out = Tensor.empty(x.shape, x.device);
   B.unary_forward(UNARY[op], out.buffer, x.buffer, x.size);
   return record(op, out, [x], (g) => {
-    const dx = Tensor.zeros(x.shape, x.device);
+    const dx = Tensor.empty(x.shape, x.device);
     B.unary_backward(UNARY[op], dx.buffer, g.buffer, x.buffer, out.buffer, x.size);
     return [dx];
   });
@@ -133,10 +133,10 @@ export function dropout(x: Tensor, p: number, training: boolean, seed: number): 
   if (!(p >= 0 && p < 1)) throw new Error(`dropout: p must be in [0, 1), received ${p}`);
   if (!training || p === 0) return x;
   const B = backend(x.device);
-  const out = Tensor.zeros(x.shape, x.device);
+  const out = Tensor.empty(x.shape, x.device);
   B.dropout(out.buffer, x.buffer, x.size, p, seed);
   return record('dropout', out, [x], (g) => {
-    const dx = Tensor.zeros(x.shape, x.device);
+    const dx = Tensor.empty(x.shape, x.device);
     B.dropout(dx.buffer, g.buffer, g.size, p, seed);
     return [dx];
   });

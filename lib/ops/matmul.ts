@@ -66,18 +66,19 @@ export function matmul(a: Tensor, b: Tensor, options: MatmulOptions = {}): Tenso
     aa = a.reshape([geo.batch * geo.M, geo.K]);
     geo = { ...geo, M: geo.batch * geo.M, batch: 1, strideA: 0 };
   }
-  const out = Tensor.zeros(geo.outShape, a.device);
+  // every product writes its whole output (beta = 0; K = 0 writes zeros): no fill pass
+  const out = Tensor.empty(geo.outShape, a.device);
   gemm(aa, b, ta, tb, geo, out);
   const g0 = geo;
   return record('matmul', out, [a, b], (g) => {
     const gg = g.reshape([g0.batch, g0.M, g0.N]);
     const a3 = aa.reshape([g0.batch, ...(ta ? [g0.K, g0.M] : [g0.M, g0.K])]);
     // dA = dC op(B)^T  (stored as op(A)'s transpose layout when ta)
-    const da = Tensor.zeros(a.shape, a.device);
+    const da = Tensor.empty(a.shape, a.device);
     if (!ta) gemm(gg, b, false, !tb, { ...g0, K: g0.N, N: g0.K, strideA: g0.M * g0.N }, da);
     else gemm(b, gg, tb, true, { ...g0, M: g0.K, N: g0.M, K: g0.N, strideA: g0.strideB, strideB: g0.M * g0.N }, da);
     // dB = op(A)^T dC, stored as dC^T op(A) when tb (b is a single matrix when shared: batch is 1)
-    const db = Tensor.zeros(b.shape, b.device);
+    const db = Tensor.empty(b.shape, b.device);
     if (!tb) gemm(a3, gg, !ta, false, { ...g0, M: g0.K, N: g0.N, K: g0.M, strideA: g0.M * g0.K, strideB: g0.M * g0.N }, db);
     else gemm(gg, a3, true, ta, { ...g0, M: g0.N, N: g0.K, K: g0.M, strideA: g0.M * g0.N, strideB: g0.M * g0.K }, db);
     return [da, db];

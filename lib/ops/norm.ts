@@ -17,10 +17,10 @@ function softmaxImpl(x: Tensor, log: boolean): Tensor {
   const op = log ? 'logSoftmax' : 'softmax';
   const [rows, cols] = rowsCols(op, x);
   const B = backend(x.device);
-  const out = Tensor.zeros(x.shape, x.device);
+  const out = Tensor.empty(x.shape, x.device); // the row kernels write every value
   B.softmax_forward(out.buffer, x.buffer, rows, cols, log);
   return record(op, out, [x], (g) => {
-    const dx = Tensor.zeros(x.shape, x.device);
+    const dx = Tensor.empty(x.shape, x.device);
     B.softmax_backward(dx.buffer, g.buffer, out.buffer, rows, cols, log);
     return [dx];
   });
@@ -36,12 +36,12 @@ export function layerNorm(x: Tensor, weight: Tensor, bias: Tensor, eps = 1e-5): 
   if (weight.size !== cols || bias.size !== cols)
     throw new Error(`layerNorm: weight ${shapeStr(weight.shape)} and bias ${shapeStr(bias.shape)} must have ${cols} values for x ${shapeStr(x.shape)}`);
   const B = backend(x.device);
-  const out = Tensor.zeros(x.shape, x.device);
-  const mean = Tensor.zeros([rows], x.device);
-  const rstd = Tensor.zeros([rows], x.device);
+  const out = Tensor.empty(x.shape, x.device);
+  const mean = Tensor.empty([rows], x.device);
+  const rstd = Tensor.empty([rows], x.device);
   B.layernorm_forward(out.buffer, mean.buffer, rstd.buffer, x.buffer, weight.buffer, bias.buffer, rows, cols, eps);
   return record('layerNorm', out, [x, weight, bias], (g) => {
-    const dx = Tensor.zeros(x.shape, x.device);
+    const dx = Tensor.empty(x.shape, x.device);
     const dw = Tensor.zeros(weight.shape, x.device);
     const db = Tensor.zeros(bias.shape, x.device);
     B.layernorm_backward(dx.buffer, dw.buffer, db.buffer, g.buffer, x.buffer, mean.buffer, rstd.buffer, weight.buffer, rows, cols);

@@ -19,12 +19,13 @@ export interface NativeBuffer {
   write(values: Float32Array, offset?: number): void;
   fill(value: number): void;
   /** New storage for a disposed buffer (a size: zero-filled; a Float32Array: copied); throws on a live one. */
-  reset(sizeOrData: number | Float32Array): void;
+  reset(sizeOrData: number | Float32Array, zero?: boolean): void;
 }
 
 /** The addon's exports: NativeBuffer plus every op registered with PSTAL_OP. */
 export interface NativeAddon {
-  NativeBuffer: new (sizeOrData: number | Float32Array) => NativeBuffer;
+  /** new NativeBuffer(size) is zero-filled, new NativeBuffer(size, false) uninitialised. */
+  NativeBuffer: new (sizeOrData: number | Float32Array, zero?: boolean) => NativeBuffer;
   backend: string;
   [op: string]: any;
 }

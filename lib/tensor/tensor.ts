@@ -40,12 +40,16 @@ function poolOf(B: NativeAddon): NativeBuffer[] {
   return p;
 }
 
-/** A buffer of `sizeOrData` (zero-filled size or a copy), a pooled wrapper where one is free. */
-function newBuffer(B: NativeAddon, sizeOrData: number | Float32Array): NativeBuffer {
+/**
+ * A buffer of `sizeOrData` (a size: zero-filled, or left unfilled with zero = false; or a copy),
+ * a pooled wrapper where one is free.
+ */
+function newBuffer(B: NativeAddon, sizeOrData: number | Float32Array, zero = true): NativeBuffer {
   const b = poolOf(B).pop();
-  if (!b) return new B.NativeBuffer(sizeOrData);
+  if (!b) return typeof sizeOrData === 'number' ? new B.NativeBuffer(sizeOrData, zero) : new B.NativeBuffer(sizeOrData);
   try {
-    b.reset(sizeOrData);
+    if (typeof sizeOrData === 'number') b.reset(sizeOrData, zero);
+    else b.reset(sizeOrData);
   } catch (e) {
     poolOf(B).push(b);
     throw e;
@@ -114,6 +118,16 @@ export class Tensor {
     if (!validShape(shape)) throw new Error(`Tensor.zeros: invalid shape ${JSON.stringify(shape)}`);
     const B = backend(checkDevice(device));
     return new Tensor(new Storage(newBuffer(B, shapeSize(shape)), B), shape, device);
+  }
+
+  /**
+   * A new tensor with unspecified contents (no fill pass): only for an op's output that its kernel
+   * writes whole before anything reads it.
+   */
+  static empty(shape: Shape, device: Device = 'cpu'): Tensor {
+    if (!validShape(shape)) throw new Error(`Tensor.empty: invalid shape ${JSON.stringify(shape)}`);
+    const B = backend(checkDevice(device));
+    return new Tensor(new Storage(newBuffer(B, shapeSize(shape), false), B), shape, device);
   }
 
   /** A tensor holding a copy of `data` (row-major). */

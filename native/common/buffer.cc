@@ -46,19 +46,22 @@ Napi::Function NativeBuffer::Define(Napi::Env env) {
   return fn;
 }
 
-// new NativeBuffer(size) -> zero-filled; new NativeBuffer(Float32Array) -> copy.
+// new NativeBuffer(size) -> zero-filled; new NativeBuffer(size, false) -> uninitialised (an op's
+// output that its kernel overwrites whole: no fill pass); new NativeBuffer(Float32Array) -> copy.
 NativeBuffer::NativeBuffer(const Napi::CallbackInfo& info) : Napi::ObjectWrap<NativeBuffer>(info) {
   disposed_ = true;  // until acquire() succeeds, so the destructor does not count it
   acquire(info, "NativeBuffer");
   created_count += 1;
 }
 
-// Takes fresh storage for a disposed buffer: info[0] is a size (zero-filled) or a Float32Array (copied).
+// Takes fresh storage for a disposed buffer: info[0] is a size (zero-filled unless info[1] is false) or a Float32Array (copied).
 void NativeBuffer::acquire(const Napi::CallbackInfo& info, const char* what) {
   Napi::Env env = info.Env();
   const float* src = nullptr;
   int64_t n = 0;
+  bool zero = true;
   if (info.Length() >= 1 && info[0].IsNumber()) {
+    if (info.Length() >= 2 && info[1].IsBoolean()) zero = info[1].As<Napi::Boolean>().Value();
     double v = info[0].As<Napi::Number>().DoubleValue();
     if (!(v >= 0) || v != (double)(int64_t)v || v > (double)(1LL << 40)) {
       throw Napi::Error::New(env, std::string(what) + ": size must be a non-negative integer, received " +
@@ -77,7 +80,7 @@ void NativeBuffer::acquire(const Napi::CallbackInfo& info, const char* what) {
   try {
     p = mem::alloc(n);
     if (src) mem::copy_in(p, src, n);
-    else mem::fill(p, n, 0.f);
+    else if (zero) mem::fill(p, n, 0.f);
   } catch (const std::exception& e) {
     if (p) mem::free(p, n);
     throw Napi::Error::New(env, std::string(what) + ": " + e.what());
@@ -90,7 +93,7 @@ void NativeBuffer::acquire(const Napi::CallbackInfo& info, const char* what) {
   Napi::MemoryManagement::AdjustExternalMemory(env, size * 4);
 }
 
-// reset(size | Float32Array): a disposed buffer takes new storage, as the constructor would give.
+// reset(size [, zero] | Float32Array): a disposed buffer takes new storage, as the constructor would give.
 // Lets tensors reuse their wrappers (lib/tensor/tensor.ts): a new wrapper per tensor costs a
 // finalizer, which Node runs only when the event loop turns, so a caller that loops without
 // yielding (detect() over many videos) accumulated every tensor's wrapper until it did.

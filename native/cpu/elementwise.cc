@@ -13,7 +13,7 @@
 #include <cmath>
 
 #include "common/parallel.h"
-#include "common/rng.h"
+#include "cpu/dropout.h"
 
 // The unary functions, in kind order (lib/ops/elementwise.ts's UNARY): name, f(x), and f'(x) from
 // the input x and the output y = f(x). native/cuda/elementwise.cu's PSTAL_UNARY_CUDA is the twin.
@@ -199,10 +199,39 @@ void axpy(const Axpy& a) {
   for (int64_t i = 0; i < a.n; i++) a.y[i] += a.alpha * a.x[i];
 }
 
+// ---- dropout (cpu/dropout.h) -----------------------------------------------------------------------
+
+// splitmix64(seed * K ^ i) >> 40 as rng.h's uniform01 takes it, written out for the vectorizer.
+static inline uint32_t dropout_bits(uint64_t key, uint64_t i) {
+  uint64_t x = (key ^ i) + 0x9E3779B97F4A7C15ULL;
+  x = (x ^ (x >> 30)) * 0xBF58476D1CE4E5B9ULL;
+  x = (x ^ (x >> 27)) * 0x94D049BB133111EBULL;
+  x ^= x >> 31;
+  return (uint32_t)(x >> 40);
+}
+
+__attribute__((target_clones("avx2", "default"))) void apply_dropout(float* out, const float* in, int64_t n,
+                                                                    uint64_t seed, uint64_t base, float p) {
+  const float keep = 1.f / (1.f - p);
+  const uint64_t key = seed * 0xD1B54A32D192ED03ULL;
+  for (int64_t i = 0; i < n; i++) {
+    float u = (float)(int32_t)dropout_bits(key, base + (uint64_t)i) * (1.0f / 16777216.0f);  // 24 bits: exact
+    out[i] = in[i] * (u < p ? 0.f : keep);
+  }
+}
+
+__attribute__((target_clones("avx2", "default"))) void dropout_mask(float* mask, int64_t n, uint64_t seed,
+                                                                   uint64_t base, float p) {
+  const float keep = 1.f / (1.f - p);
+  const uint64_t key = seed * 0xD1B54A32D192ED03ULL;
+  for (int64_t i = 0; i < n; i++) {
+    float u = (float)(int32_t)dropout_bits(key, base + (uint64_t)i) * (1.0f / 16777216.0f);
+    mask[i] = u < p ? 0.f : keep;
+  }
+}
+
 void dropout(const Dropout& a) {
-  parallel_for(a.n, 1 << 14, [&](int64_t b, int64_t e) {
-    for (int64_t i = b; i < e; i++) a.out[i] = a.x[i] * dropout_scale(a.seed, (uint64_t)i, a.p);
-  });
+  parallel_for(a.n, 1 << 14, [&](int64_t b, int64_t e) { apply_dropout(a.out + b, a.x + b, e - b, a.seed, (uint64_t)b, a.p); });
 }
 
 }  // namespace pstal

@@ -165,16 +165,86 @@ struct PackBuffers {
     std::free(a);
     std::free(b);
   }
+  // 8 floats of slack past `need`: pack_a_rows_avx2's last 8-wide store of a 6-tall panel
   static float* grow(float*& p, size_t& cap, size_t need) {
-    if (need > cap) {
+    if (need + 8 > cap) {
       std::free(p);
-      cap = (need + 15) / 16 * 16;
+      cap = (need + 8 + 15) / 16 * 16;
       p = static_cast<float*>(std::aligned_alloc(64, cap * sizeof(float)));
     }
     return p;
   }
 };
 thread_local PackBuffers tls_pack;
+
+#ifdef PSTAL_X86
+const bool pack_avx2 = __builtin_cpu_supports("avx2");
+
+// The 8 x 8 block r[0..8) transposed in registers: afterwards r[t] holds what was column t.
+__attribute__((target("avx2"), always_inline)) inline void transpose8x8(__m256 r[8]) {
+  __m256 t0 = _mm256_unpacklo_ps(r[0], r[1]), t1 = _mm256_unpackhi_ps(r[0], r[1]);
+  __m256 t2 = _mm256_unpacklo_ps(r[2], r[3]), t3 = _mm256_unpackhi_ps(r[2], r[3]);
+  __m256 t4 = _mm256_unpacklo_ps(r[4], r[5]), t5 = _mm256_unpackhi_ps(r[4], r[5]);
+  __m256 t6 = _mm256_unpacklo_ps(r[6], r[7]), t7 = _mm256_unpackhi_ps(r[6], r[7]);
+  __m256 s0 = _mm256_shuffle_ps(t0, t2, _MM_SHUFFLE(1, 0, 1, 0)), s1 = _mm256_shuffle_ps(t0, t2, _MM_SHUFFLE(3, 2, 3, 2));
+  __m256 s2 = _mm256_shuffle_ps(t1, t3, _MM_SHUFFLE(1, 0, 1, 0)), s3 = _mm256_shuffle_ps(t1, t3, _MM_SHUFFLE(3, 2, 3, 2));
+  __m256 s4 = _mm256_shuffle_ps(t4, t6, _MM_SHUFFLE(1, 0, 1, 0)), s5 = _mm256_shuffle_ps(t4, t6, _MM_SHUFFLE(3, 2, 3, 2));
+  __m256 s6 = _mm256_shuffle_ps(t5, t7, _MM_SHUFFLE(1, 0, 1, 0)), s7 = _mm256_shuffle_ps(t5, t7, _MM_SHUFFLE(3, 2, 3, 2));
+  r[0] = _mm256_permute2f128_ps(s0, s4, 0x20);
+  r[1] = _mm256_permute2f128_ps(s1, s5, 0x20);
+  r[2] = _mm256_permute2f128_ps(s2, s6, 0x20);
+  r[3] = _mm256_permute2f128_ps(s3, s7, 0x20);
+  r[4] = _mm256_permute2f128_ps(s0, s4, 0x31);
+  r[5] = _mm256_permute2f128_ps(s1, s5, 0x31);
+  r[6] = _mm256_permute2f128_ps(s2, s6, 0x31);
+  r[7] = _mm256_permute2f128_ps(s3, s7, 0x31);
+}
+
+// pack_a_rows (below) by 8 x 8 transposes: MR (6 or 8) rows of 8 depths in, 8 depth rows of MR out.
+// A 6-tall panel's 8-wide stores overlap: each store's last two floats are the next row's first two,
+// rewritten by the next store; the last spills two floats into the next panel (packed after this
+// one) or into PackBuffers' slack.
+template <int MR>
+__attribute__((target("avx2"))) void pack_a_rows_avx2(const float* src, int64_t lda, int64_t kc, float* o) {
+  static_assert(MR == 6 || MR == 8);
+  int64_t k = 0;
+  for (; k + 8 <= kc; k += 8) {
+    __m256 r[8];
+#pragma GCC unroll 8
+    for (int i = 0; i < 8; i++) r[i] = i < MR ? _mm256_loadu_ps(src + i * lda + k) : _mm256_setzero_ps();
+    transpose8x8(r);
+#pragma GCC unroll 8
+    for (int t = 0; t < 8; t++) _mm256_storeu_ps(o + (k + t) * MR, r[t]);
+  }
+  for (; k < kc; k++)
+    for (int i = 0; i < MR; i++) o[k * MR + i] = src[i * lda + k];
+}
+
+// One full NR-wide panel of a transposed B (op(B)(k, j) = B[j][k]: NR row streams) by 8 x 8 transposes.
+__attribute__((target("avx2"))) void pack_b_trans_avx2(const float* src, int64_t ldb, int64_t kc, int64_t nr, float* o) {
+  for (int64_t c8 = 0; c8 < nr; c8 += 8) {
+    const float* rows = src + c8 * ldb;
+    int64_t k = 0;
+    for (; k + 8 <= kc; k += 8) {
+      __m256 r[8];
+#pragma GCC unroll 8
+      for (int i = 0; i < 8; i++) r[i] = _mm256_loadu_ps(rows + i * ldb + k);
+      transpose8x8(r);
+#pragma GCC unroll 8
+      for (int t = 0; t < 8; t++) _mm256_storeu_ps(o + (k + t) * nr + c8, r[t]);
+    }
+    for (; k < kc; k++)
+      for (int i = 0; i < 8; i++) o[k * nr + c8 + i] = rows[i * ldb + k];
+  }
+}
+#endif
+
+// One full MR-tall panel of a transposed A (contiguous along i) / NR-wide panel of a plain B
+// (contiguous along j): one fixed-size copy per depth.
+template <int W>
+void pack_copy(const float* src, int64_t ld, int64_t kc, float* o) {
+  for (int64_t k = 0; k < kc; k++, o += W) std::memcpy(o, src + k * ld, W * sizeof(float));
+}
 
 // One full MR-tall panel of a row-major (not transposed) A: MR row streams, the trip count known to
 // the compiler (the generic loop below cost a quarter of the micro-kernel's time in attention's P V,
@@ -195,9 +265,24 @@ void pack_a(bool trans, const float* A, int64_t lda, int64_t i0, int64_t mc, int
     int64_t rows = std::min(mr, mc - ir);
     if (!trans && rows == mr && (mr == 4 || mr == 6 || mr == 8)) {
       const float* src = A + (i0 + ir) * lda + p0;
+#ifdef PSTAL_X86
+      if (pack_avx2 && (mr == 6 || mr == 8)) {
+        if (mr == 6) pack_a_rows_avx2<6>(src, lda, kc, out);
+        else pack_a_rows_avx2<8>(src, lda, kc, out);
+        out += kc * mr;
+        continue;
+      }
+#endif
       if (mr == 6) pack_a_rows<6>(src, lda, kc, out);
       else if (mr == 8) pack_a_rows<8>(src, lda, kc, out);
       else pack_a_rows<4>(src, lda, kc, out);
+      out += kc * mr;
+      continue;
+    }
+    if (trans && rows == mr && (mr == 6 || mr == 8)) {
+      const float* src = A + p0 * lda + i0 + ir;
+      if (mr == 6) pack_copy<6>(src, lda, kc, out);
+      else pack_copy<8>(src, lda, kc, out);
       out += kc * mr;
       continue;
     }
@@ -221,6 +306,22 @@ void pack_b(bool trans, const float* B, int64_t ldb, int64_t p0, int64_t kc, int
             float* out) {
   for (int64_t jr = 0; jr < nc; jr += nr) {
     int64_t cols = std::min(nr, nc - jr);
+    if (cols == nr && (nr == 16 || nr == 32)) {
+#ifdef PSTAL_X86
+      if (trans && pack_avx2) {
+        pack_b_trans_avx2(B + (j0 + jr) * ldb + p0, ldb, kc, nr, out);
+        out += kc * nr;
+        continue;
+      }
+#endif
+      if (!trans) {
+        const float* src = B + p0 * ldb + j0 + jr;
+        if (nr == 16) pack_copy<16>(src, ldb, kc, out);
+        else pack_copy<32>(src, ldb, kc, out);
+        out += kc * nr;
+        continue;
+      }
+    }
     for (int64_t k = 0; k < kc; k++) {
       float* o = out + k * nr;
       if (trans) {  // op(B)(k, j) = B[j][k]
