@@ -241,14 +241,16 @@ test('gt: ground truth from a point csv with start/stop frames (hand-computed), 
   fs.mkdirSync(path.join(dir, 'point_labels'));
   fs.writeFileSync(
     path.join(dir, 'point_labels', 'point_gaussian.csv'),
-    'class,start_frame,stop_frame,video_id,point\nA,30,90,v1,60\nB,150,300,v1,200\nA,0,45,v2,20\nB,10,20,v3,15\n',
+    'class,start_frame,stop_frame,video_id,point\nA,30,90,v1,60\nB,150,300,v1,200\nA,0,45,v2,20\nB,30,60,v3,45\nA,0.3,0.6,v6,0\n',
   );
-  fs.writeFileSync(path.join(dir, 'split_train.txt'), 'v1\nv2\nv4\n');
+  fs.writeFileSync(path.join(dir, 'split_train.txt'), 'v1\nv2\nv4\nv6\n');
   fs.writeFileSync(path.join(dir, 'split_test.txt'), 'v3\nv5\n');
   const out = path.join(dir, 'out');
   const r = pstal(['gt', '--annotations', dir, '--out', out, '--fps', '30', '--duration-margin', '0.2']);
   t.is(r.status, 0, r.stderr);
   t.regex(r.stderr, /left out 1 training and 1 test videos without a row/);
+  // v6's only instance ends at 0.02 s (ActivityNet's degenerate [0.01, 0.02] s annotations): left out
+  t.regex(r.stderr, /left out 1 videos whose instances all end before 1 s \(degenerate annotations\), e\.g\. v6/);
   const db = JSON.parse(fs.readFileSync(path.join(out, 'gt_full.json'), 'utf8')).database;
   t.deepEqual(Object.keys(db).sort(), ['v1', 'v2', 'v3']);
   // v1: segments [30, 90] / 30 = [1, 3] s and [5, 10] s; duration 10 s x 1.2
@@ -256,7 +258,7 @@ test('gt: ground truth from a point csv with start/stop frames (hand-computed), 
   t.is(db.v1.duration, 12);
   t.is(db.v1.subset, 'training');
   t.is(db.v3.subset, 'validation');
-  t.deepEqual(db.v3.annotations, [{ label: 'B', segment: [10 / 30, 20 / 30] }]);
+  t.deepEqual(db.v3.annotations, [{ label: "B", segment: [1, 2] }]);
   t.is(fs.readFileSync(path.join(out, 'split_test.txt'), 'utf8'), 'v3\n');
 
   // the test split unlabelled (ActivityNet 1.3's case): refused without --holdout, drawn with it

@@ -18,6 +18,7 @@ export const GT_OPTIONS: Record<string, OptionSpec> = {
   out: { type: 'string', describe: 'folder to write gt_full.json, split_train.txt, split_test.txt and point_labels/ into', required: true },
   fps: { type: 'number', describe: "every video's frame rate (the csv's frames are at the video's fps, which it does not record; ActivityNet's videos are mostly 29.97)", default: 29.97 },
   'duration-margin': { type: 'number', describe: "a video lasts this fraction longer than its last instance's end (the csv does not record durations)", default: 0.1 },
+  'min-duration': { type: 'number', describe: 'seconds: leave out a video whose instances all end before this (degenerate annotations: 24 of ActivityNet 1.3 videos have only instances like [0.01, 0.02] s)', default: 1 },
   holdout: { type: 'number', describe: 'draw the test split from the labelled training videos, this fraction of them (for a csv that labels only the training split, as ActivityNet 1.3\'s)' },
   seed: { type: 'number', describe: 'random seed of the --holdout draw', default: 0 },
   'train-subset': { type: 'string', describe: 'subset name of the training videos in gt_full.json', default: 'training' },
@@ -36,6 +37,7 @@ export async function main(argv: string[]): Promise<number> {
   const r = groundTruthFromPoints(csv, path.join(dir, 'split_train.txt'), path.join(dir, 'split_test.txt'), {
     fps: a.fps as number,
     durationMargin: a['duration-margin'] as number,
+    minDuration: a['min-duration'] as number,
     holdout: a.holdout as number | undefined,
     seed: a.seed as number,
     trainSubset: a['train-subset'] as string,
@@ -50,7 +52,8 @@ export async function main(argv: string[]): Promise<number> {
   console.error(
     `gt: ${r.splits.train.length} training and ${r.splits.test.length} test videos${a.holdout !== undefined ? ` (test: ${a.holdout} of the labelled training videos, seed ${a.seed})` : ''}, ` +
       `${r.instances} instances; fps ${a.fps} and duration = last end x ${1 + (a['duration-margin'] as number)} (guesses: the csv records neither) -> ${path.resolve(out)}` +
-      (left ? `\ngt: left out ${r.withoutPoints.train} training and ${r.withoutPoints.test} test videos without a row in ${csv}` : ''),
+      (left ? `\ngt: left out ${r.withoutPoints.train} training and ${r.withoutPoints.test} test videos without a row in ${csv}` : '') +
+      (r.degenerate.length ? `\ngt: left out ${r.degenerate.length} videos whose instances all end before ${a['min-duration']} s (degenerate annotations), e.g. ${r.degenerate.slice(0, 3).join(', ')}` : ''),
   );
   return 0;
 }

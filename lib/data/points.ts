@@ -136,6 +136,12 @@ export interface GroundTruthFromPointsOptions {
   /** the video lasts this fraction longer than its last instance's end (a guess: the csv does not record durations) */
   durationMargin?: number;
   /**
+   * seconds: a video whose instances all end before this is left out (default 1: 24 videos of
+   * ActivityNet 1.3's csv have only instances like [0.01, 0.02] s, degenerate annotations; their
+   * real length is unknown)
+   */
+  minDuration?: number;
+  /**
    * test videos drawn from the labelled training videos (this fraction, seeded): for csvs that
    * label only the training split (ActivityNet 1.3's: its test videos have no row, so no ground truth)
    */
@@ -153,6 +159,8 @@ export interface GroundTruthFromPoints {
   splits: Record<'train' | 'test', string[]>;
   /** split videos without a point label (left out: no annotation of them exists) */
   withoutPoints: Record<'train' | 'test', number>;
+  /** labelled videos left out because every instance ends before minDuration */
+  degenerate: string[];
   instances: number;
 }
 
@@ -161,7 +169,8 @@ export interface GroundTruthFromPoints {
  * `stop_frame` (ActivityNet 1.3's released labels: the only annotations of it we have). Each row
  * is one instance: segment = [start_frame, stop_frame] / fps. What the csv does not say is
  * guessed, and the options name the guess: one fps for every video, and a duration of the last
- * instance's end (or the last point) times 1 + durationMargin. Videos without a row are left out.
+ * instance's end (or the last point) times 1 + durationMargin. Videos without a row, and those
+ * whose instances all end before minDuration, are left out.
  */
 export function groundTruthFromPoints(csvFile: string, trainSplitFile: string, testSplitFile: string, opts: GroundTruthFromPointsOptions): GroundTruthFromPoints {
   const fps = opts.fps;
@@ -180,10 +189,17 @@ export function groundTruthFromPoints(csvFile: string, trainSplitFile: string, t
   }
   const lists = { train: readSplit(trainSplitFile), test: readSplit(testSplitFile) };
   for (const v of lists.train) if (lists.test.includes(v)) throw new Error(`gt: video "${v}" is in both ${trainSplitFile} and ${testSplitFile}`);
+  const minDuration = opts.minDuration ?? 1;
+  const lastEnd = (name: string): number => Math.max(...byVideo.get(name)!.map((r) => Math.max(r.stopFrame!, r.frame))) / fps;
   const withoutPoints = { train: 0, test: 0 };
+  const degenerate: string[] = [];
   const labelled = { train: [] as string[], test: [] as string[] };
   for (const split of ['train', 'test'] as const)
-    for (const v of lists[split]) (byVideo.has(v) ? labelled[split] : (withoutPoints[split]++, [])).push(v);
+    for (const v of lists[split]) {
+      if (!byVideo.has(v)) withoutPoints[split]++;
+      else if (lastEnd(v) < minDuration) degenerate.push(v);
+      else labelled[split].push(v);
+    }
   let splits = labelled;
   if (opts.holdout !== undefined) {
     // a seeded draw of round(holdout * n) training videos, kept in split order
@@ -201,10 +217,9 @@ export function groundTruthFromPoints(csvFile: string, trainSplitFile: string, t
     for (const name of splits[split]) {
       const list = byVideo.get(name)!;
       const annotations = list.map((r) => ({ label: r.label, segment: [r.startFrame! / fps, r.stopFrame! / fps] as [number, number] }));
-      const end = Math.max(...list.map((r) => Math.max(r.stopFrame!, r.frame))) / fps;
-      database[name] = { subset: subsetOf[split], duration: end * (1 + margin), fps, annotations };
+      database[name] = { subset: subsetOf[split], duration: lastEnd(name) * (1 + margin), fps, annotations };
       instances += annotations.length;
     }
   }
-  return { gt: { database }, splits, withoutPoints, instances };
+  return { gt: { database }, splits, withoutPoints, degenerate, instances };
 }
