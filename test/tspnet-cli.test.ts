@@ -46,6 +46,8 @@ test('pstal train --method tspnet on proposals files, then pstal detect with it;
     t.regex(r.stderr, /tspnet: best checkpoint \(iteration \d\) on the test videos\n.*@0\.1/s);
     for (const f of ['tspnet_best.safetensors', 'tspnet_last.safetensors', 'tspnet_metrics.jsonl', 'tspnet_results.json', 'tspnet_config.json', 'proposals_train.json', 'proposals_test.json'])
       t.true(fs.existsSync(path.join(dir, 'run', f)), f);
+    // its learning curves, as HR-Pro's runs have
+    t.regex(fs.readFileSync(path.join(dir, 'run', 'metrics.svg'), 'utf8'), /TSPNet: test mAP/);
     const video = fs.readFileSync(path.join(dir, 'data', 'split_test.txt'), 'utf8').split('\n')[0].trim();
     const d = pstal(['detect', '--model', 'run', '--features', `data/features/test/${video}.npy`, '--proposals', 'ptest.json', '--out', 'det.json'], dir);
     t.is(d.status, 0, d.stderr);

@@ -1,6 +1,6 @@
 /**
  * metrics.ts: a run's learning curves as RUN/metrics.svg, redrawn after every test: for each stage
- * that has a metrics file, the test's average mAP(0.1:0.7) (and mAP@0.5) over iterations or epochs,
+ * (HR-Pro's two, or TSPNet) that has a metrics file, the test's average mAP(0.1:0.7) (and mAP@0.5) over iterations or epochs,
  * with the training loss scaled into the same panel. SVG by hand, no dependency.
  */
 import * as fs from 'fs';
@@ -47,7 +47,7 @@ function readLines(file: string): Record<string, unknown>[] {
 
 type Line = { test?: { map: number[]; average: number }; loss: number } & Record<string, unknown>;
 
-/** Draws RUN/metrics.svg from RUN/stage{1,2}_metrics.jsonl; returns its path, or null without metrics. */
+/** Draws RUN/metrics.svg from RUN/stage{1,2}_metrics.jsonl or RUN/tspnet_metrics.jsonl; returns its path, or null without metrics. */
 export function writeMetricsPlot(run: string): string | null {
   const svg = metricsSvg(run);
   if (svg === null) return null;
@@ -56,11 +56,12 @@ export function writeMetricsPlot(run: string): string | null {
   return file;
 }
 
-/** The learning curves of RUN/stage{1,2}_metrics.jsonl as SVG text, or null without metrics. */
+/** The learning curves of RUN/stage{1,2}_metrics.jsonl and RUN/tspnet_metrics.jsonl as SVG text, or null without metrics. */
 export function metricsSvg(run: string): string | null {
   const stages = [
     { file: 'stage1_metrics.jsonl', key: 'iteration', title: 'HR-Pro stage 1: test mAP (%)', xLabel: 'iteration' },
     { file: 'stage2_metrics.jsonl', key: 'epoch', title: 'HR-Pro stage 2: test mAP (%)', xLabel: 'epoch' },
+    { file: 'tspnet_metrics.jsonl', key: 'iteration', title: 'TSPNet: test mAP (%)', xLabel: 'iteration' },
   ].map((s) => ({ ...s, lines: readLines(path.join(run, s.file)) as Line[] })).filter((s) => s.lines.length);
   if (!stages.length) return null;
   const W = 460;
