@@ -138,3 +138,49 @@ test('pstal run --method hrpro+tspnet: stage 1, ranking, stage 2, then TSPNet in
     fs.rmSync(dir, { recursive: true, force: true });
   }
 });
+
+test('SIGKILL mid-training, then --resume: the same final weights, points and metrics as an uninterrupted run', async (t) => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'pstal-tspkill-'));
+  try {
+    let r = pstal(['synth', '--out', 'data', '--videos', '16', '--dim', '16', '--duration-scale', '0.2', '--seed', '6'], dir);
+    t.is(r.status, 0, r.stderr);
+    const gt = JSON.parse(fs.readFileSync(path.join(dir, 'data', 'gt_full.json'), 'utf8')).database;
+    const subsets = [...new Set(Object.values(gt).map((v) => (v as { subset: string }).subset))];
+    const trainSubset = subsets.find((s) => /valid|train/i.test(s))!;
+    fs.writeFileSync(path.join(dir, 'ptrain.json'), JSON.stringify(proposalsOf(path.join(dir, 'data'), trainSubset)));
+    fs.writeFileSync(path.join(dir, 'ptest.json'), JSON.stringify(proposalsOf(path.join(dir, 'data'), subsets.find((s) => s !== trainSubset)!)));
+    const args = (out: string) => ['train', '--method', 'tspnet', '--data', 'data', '--quiet', '--proposals-train', 'ptrain.json', '--proposals-test', 'ptest.json', '--out', out,
+      '--iterations', '40', '--test-every', '10', '--checkpoint-every', '1', '--update-every', '7', '--batch-size', '4', '--lr', '1e-3', '--seed', '3'];
+    r = pstal(args('full'), dir);
+    t.is(r.status, 0, r.stderr.slice(-2000));
+
+    // killed once its first test is written (iteration 10 of 40): somewhere in training or a checkpoint write
+    const { spawn } = await import('child_process');
+    const child = spawn(process.execPath, [bin, ...args('cut')], { cwd: dir, env: { ...process.env, PSTAL_TS: '1' }, stdio: 'ignore' });
+    const metricsFile = path.join(dir, 'cut', 'tspnet_metrics.jsonl');
+    const exited = new Promise<NodeJS.Signals | null>((res) => child.on('exit', (_code, sig) => res(sig)));
+    const timer = setInterval(() => {
+      if (fs.existsSync(metricsFile) && fs.readFileSync(metricsFile, 'utf8').trim()) child.kill('SIGKILL');
+    }, 20);
+    const sig = await exited;
+    clearInterval(timer);
+    t.is(sig, 'SIGKILL', 'the run was killed before it finished');
+    r = pstal([...args('cut').filter((a) => a !== '--quiet'), '--resume'], dir);
+    t.is(r.status, 0, r.stderr.slice(-2000));
+    // it went on from the saved state (iteration 10 or later), not from the start
+    const from = /resuming from .* at iteration (\d+)/.exec(r.stderr);
+    t.truthy(from, r.stderr.slice(-2000));
+    t.true(Number(from![1]) >= 10 && Number(from![1]) < 40, from![0]);
+
+    const { loadSafetensors } = await import('../lib/io/safetensors');
+    const a = loadSafetensors(path.join(dir, 'full', 'tspnet_last.safetensors'));
+    const b = loadSafetensors(path.join(dir, 'cut', 'tspnet_last.safetensors'));
+    for (const [k, v] of a.tensors) t.deepEqual(v.data, b.tensors.get(k)!.data, k);
+    t.deepEqual(JSON.parse(a.metadata.state).extra.points, JSON.parse(b.metadata.state).extra.points, 'moved points');
+    const strip = (f: string) => fs.readFileSync(f, 'utf8').trim().split('\n').map((l) => { const { elapsed, ...rest } = JSON.parse(l); return rest; });
+    t.deepEqual(strip(metricsFile), strip(path.join(dir, 'full', 'tspnet_metrics.jsonl')));
+    t.is(fs.readFileSync(path.join(dir, 'cut', 'tspnet_results.json'), 'utf8'), fs.readFileSync(path.join(dir, 'full', 'tspnet_results.json'), 'utf8'));
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+});
