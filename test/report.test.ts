@@ -4,7 +4,7 @@
  * point labels replace the shipped ones) -> `pstal check` -> `pstal run` (no --dim, a tiny
  * schedule) -> `pstal report`; then the report rendered in headless Chromium (puppeteer-core):
  * no console errors, no network request, the picker lists every test video, a screenshot.
- * PSTAL_SCREENSHOT=FILE also saves the screenshot there (docs/report-screenshot.png was made so).
+ * PSTAL_SCREENSHOT=FILE also saves the screenshot there (of this test's tiny run; the README's is of a real run).
  */
 import test from 'ava';
 import { spawnSync } from 'child_process';
