@@ -29,7 +29,7 @@ import { lockRunFolder, FolderLockedError, LOCK_FILE } from '../lib/util/lock';
 import { NumericalError } from '../lib/train/loop';
 import { setDetectAnomaly, Tensor } from '../lib/tensor/tensor';
 import { loadGroundTruth, loadResults } from '../lib/eval/detection';
-import { DuplicateKeyError, findDuplicateKey, parseJson } from '../lib/util/json';
+import { DuplicateKeyError, findDuplicateKey, parseJson, stringifyChunks } from '../lib/util/json';
 import { ensureCompiled, BIN } from './helpers/killrun';
 import { parseArgs, CliError } from '../lib/cli/args';
 import { RUN_OPTIONS } from '../lib/cli/run';
@@ -572,4 +572,19 @@ test('training options: non-integer or out-of-range counts, rates and seeds are 
   ] as [string[], RegExp][])
     t.throws(() => checkNumericOptions(parse(...argv)), { instanceOf: CliError, message: msg }, argv.join(' '));
   t.notThrows(() => checkNumericOptions(parse('--iterations', '10', '--seed', '-3', '--lr', '1e-4')));
+});
+
+test('stringifyChunks: exactly JSON.stringify, in chunks (results over the ~512 MB a JS string holds: ActivityNet test passes)', (t) => {
+  const cases: unknown[] = [
+    { version: 'VERSION 1.3', results: { a: [{ label: 'x', score: 0.5, segment: [1, 2] }], 'b"q': [] }, external_data: { used: true, details: 'x' } },
+    [1, undefined, () => 1, 'a', null, { u: undefined, d: new Date(0), n: NaN, nested: { deep: [1, { z: 2 }] } }],
+    { a: { b: { c: { d: [1, 2, { e: 'é\u2028' }] } } } },
+    'str', 3, null, [], {},
+  ];
+  for (const c of cases) for (const depth of [0, 1, 2, 3, 5]) t.is(Buffer.concat(stringifyChunks(c, depth)).toString('utf8'), JSON.stringify(c), `depth ${depth}: ${JSON.stringify(c)}`);
+  const big: { results: Record<string, unknown[]> } = { results: {} };
+  for (let i = 0; i < 3000; i++) big.results['v' + i] = Array.from({ length: 300 }, (_, j) => ({ label: 'Playing congas', score: j / 7, segment: [j * 0.1, j * 0.1 + 3] }));
+  const chunks = stringifyChunks(big);
+  t.true(chunks.length > 4);
+  t.is(Buffer.concat(chunks).toString('utf8'), JSON.stringify(big));
 });

@@ -124,3 +124,53 @@ export function parseJson(text: string, file: string): unknown {
 export function readJsonFile(file: string): unknown {
   return parseJson(fs.readFileSync(file, 'utf8'), file);
 }
+
+/**
+ * JSON text of `value` as chunks (UTF-8), for files larger than one JS string may be (V8's limit is
+ * about 512 MB: a test pass over ActivityNet 1.3's 2,250 test videos can write more): objects and
+ * arrays down to `depth` levels are written member by member, deeper values with JSON.stringify.
+ * Concatenated, the chunks are exactly JSON.stringify(value).
+ */
+export function stringifyChunks(value: unknown, depth = 2): Buffer[] {
+  const out: Buffer[] = [];
+  const pending: string[] = [];
+  let pendingLength = 0;
+  const push = (s: string): void => {
+    pending.push(s);
+    pendingLength += s.length;
+    if (pendingLength > 1 << 22) flush();
+  };
+  const flush = (): void => {
+    if (pending.length) out.push(Buffer.from(pending.join(''), 'utf8'));
+    pending.length = 0;
+    pendingLength = 0;
+  };
+  const walk = (v: unknown, d: number): void => {
+    if (d > 0 && Array.isArray(v)) {
+      push('[');
+      v.forEach((x, i) => {
+        if (i) push(',');
+        // JSON.stringify writes null for undefined and functions in arrays
+        if (x === undefined || typeof x === 'function' || typeof x === 'symbol') push('null');
+        else walk(x, d - 1);
+      });
+      push(']');
+    } else if (d > 0 && v !== null && typeof v === 'object' && typeof (v as { toJSON?: unknown }).toJSON !== 'function') {
+      push('{');
+      let first = true;
+      for (const [k, x] of Object.entries(v as Record<string, unknown>)) {
+        if (x === undefined || typeof x === 'function' || typeof x === 'symbol') continue;
+        if (!first) push(',');
+        first = false;
+        push(JSON.stringify(k) + ':');
+        walk(x, d - 1);
+      }
+      push('}');
+    } else {
+      push(JSON.stringify(v) ?? 'null');
+    }
+  };
+  walk(value, depth);
+  flush();
+  return out;
+}

@@ -8,6 +8,7 @@
 import * as path from 'path';
 import { Rng } from '../../util/rng';
 import { writeFileAtomic } from '../../util/fs';
+import { stringifyChunks } from '../../util/json';
 import { formatMapTable } from '../../eval/detection';
 import { Stage1Model } from './stage1';
 import { selectSeed } from './pseudo_labels';
@@ -48,6 +49,6 @@ export function finishStage1(ctx: Stage1Context, cfg: Stage1TrainConfig, model: 
   const testOut: Record<string, { PP: Record<string, Span[]> }> = {};
   for (const v of ctx.test) testOut[v.name] = { PP: groupByClass(test.candidates.get(v.name)!, ctx.classNames) };
   const proposalsFile = path.join(ctx.out, 'proposals.json');
-  writeFileAtomic(proposalsFile, JSON.stringify({ units: { PP: 'seconds', RP: 'seconds', NP: 'snippets' }, train: trainOut, test: testOut }));
+  writeFileAtomic(proposalsFile, stringifyChunks({ units: { PP: 'seconds', RP: 'seconds', NP: 'snippets' }, train: trainOut, test: testOut }, 3));
   return { table: formatMapTable(test.evaluation!), proposalsFile, counts };
 }

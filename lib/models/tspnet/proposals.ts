@@ -22,7 +22,7 @@ import { stage2Detect } from '../hrpro/inference';
 import { testProposals } from '../hrpro/proposals';
 import { groupByClass } from '../hrpro/ranking';
 import type { Device } from '../../runtime/backend';
-import { DuplicateKeyError, readJsonFile } from '../../util/json';
+import { DuplicateKeyError, readJsonFile, stringifyChunks } from '../../util/json';
 
 export interface BaseProposal {
   segment: [number, number];
@@ -131,7 +131,7 @@ export function loadProposalsFor(
 }
 
 export function writeBaseProposals(file: string, results: Record<string, BaseProposal[]>, details: string): void {
-  writeFileAtomic(file, JSON.stringify({ version: 'VERSION 1.3', units: 'seconds', results, external_data: { used: true, details } }));
+  writeFileAtomic(file, stringifyChunks({ version: 'VERSION 1.3', units: 'seconds', results, external_data: { used: true, details } }));
 }
 
 export type BaseStage = 1 | 2;
