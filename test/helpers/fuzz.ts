@@ -422,21 +422,31 @@ export async function fuzzWithWatchdog(o: { cases: number; seed: number; tmp: st
   const t0 = Date.now();
   let start = 0;
   while (start < o.cases) {
-    const shared = new Int32Array(new SharedArrayBuffer(4));
+    // [0]: the case in progress; [1]: 1 once the worker has loaded its modules (start-up, which
+    // takes ts-node compiles and can take tens of seconds on a loaded machine, is not a case's time)
+    const shared = new Int32Array(new SharedArrayBuffer(8));
     shared[0] = start;
     const code = `
       require('ts-node').register({ transpileOnly: true });
       const { workerData, parentPort } = require('worker_threads');
       const { fuzz } = require(${JSON.stringify(__filename)});
+      Atomics.store(workerData.shared, 1, 1);
       const r = fuzz({ ...workerData.o, progress: workerData.shared, start: workerData.start });
       parentPort.postMessage(r);`;
     const w = new Worker(code, { eval: true, workerData: { o: { cases: o.cases, seed: o.seed, tmp: o.tmp, maxFailures: o.maxFailures, only: o.only }, shared, start } });
     const r = await new Promise<FuzzReport | { hang: number }>((resolve, reject) => {
       let last = -1;
       let since = Date.now();
+      const born = Date.now();
       const timer = setInterval(() => {
         const now = Atomics.load(shared, 0);
-        if (now !== last) {
+        if (Atomics.load(shared, 1) === 0) {
+          since = Date.now(); // still starting up
+          if (Date.now() - born > 300000) {
+            clearInterval(timer);
+            reject(new Error('fuzz: the worker did not start in 5 minutes'));
+          }
+        } else if (now !== last) {
           last = now;
           since = Date.now();
           if (o.log && now % 10000 === 0 && now > 0) o.log(`${now} cases`);
