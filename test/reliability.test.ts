@@ -166,7 +166,12 @@ while (Date.now() < start) {}
 let line;
 try { lockRunFolder(dir, 'race'); line = 'won'; } catch (e) { line = (e.constructor && e.constructor.name) + ': ' + e.message; }
 process.stdout.write(line + '\\n');
-if (line === 'won') setTimeout(() => process.exit(0), 1500);
+// the winner holds the lock until every child has tried (the parent then writes 'done'): a child
+// that starts late (a loaded machine, an ASan build) must meet a live lock, not a released one
+const fs = require('fs');
+const until = Date.now() + 120000;
+const poll = () => (fs.existsSync(dir + '/done') || Date.now() > until ? process.exit(0) : setTimeout(poll, 20));
+if (line === 'won') poll();
 `,
   );
   const dead = spawn(process.execPath, ['-e', '0']);
@@ -178,17 +183,29 @@ if (line === 'won') setTimeout(() => process.exit(0), 1500);
     fs.mkdirSync(dir, { recursive: true });
     fs.writeFileSync(path.join(dir, LOCK_FILE), JSON.stringify({ pid: dead.pid, host: os.hostname(), command: 'killed', started: '2026-01-01T00:00:00Z' }) + '\n');
     const start = Date.now() + 700; // after every child has started
+    const exits: Promise<void>[] = [];
     const outs = await Promise.all(
       Array.from({ length: K }, () => {
         // a pause between judging the lock stale and taking it over: every child is inside the window at once
         const env = { ...process.env, PSTAL_TEST_LOCK_TAKEOVER_DELAY_MS: String(50 + 10 * round) };
         const c = spawn(process.execPath, [child, dir, String(start)], { stdio: ['ignore', 'pipe', 'pipe'], env });
         let out = '';
-        c.stdout.on('data', (d) => (out += d));
-        c.stderr.on('data', (d) => (out += d));
-        return new Promise<string>((res) => c.once('exit', () => res(out.trim())));
+        const exited = new Promise<void>((res) => c.once('exit', () => res()));
+        exits.push(exited);
+        // its answer: the first line it writes (or what it wrote before exiting)
+        return new Promise<string>((res) => {
+          const take = (d: Buffer) => {
+            out += d;
+            if (out.includes('\n')) res(out.trim());
+          };
+          c.stdout.on('data', take);
+          c.stderr.on('data', take);
+          void exited.then(() => res(out.trim()));
+        });
       }),
     );
+    fs.writeFileSync(path.join(dir, 'done'), '');
+    await Promise.all(exits);
     const won = outs.filter((o) => o === 'won').length;
     t.is(won, 1, `round ${round}: ${won} processes took the stale lock: ${JSON.stringify(outs)}`);
     t.true(outs.every((o) => o === 'won' || /^FolderLockedError: .*is in use by another pstal process \(pid \d+/.test(o)), JSON.stringify(outs));
