@@ -109,9 +109,23 @@ const UNREADABLE_STALE_MS = 5000;
  */
 function takeOver(file: string, stale: LockInstance, content: string): boolean {
   const token = `${file}.takeover-${stale.ino}`;
-  if (!tryCreate(token, `${process.pid}\n`)) {
-    // another process is replacing this instance; if it died doing so, its token goes (then retry)
-    const holder = Number.parseInt(fs.existsSync(token) ? fs.readFileSync(token, 'utf8') : '', 10);
+  let mine: boolean;
+  try {
+    mine = tryCreate(token, `${process.pid}\n`);
+  } catch (e) {
+    // the folder's files changing under us (a winner cleaning up): not ours this time, look again
+    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return false;
+    throw e;
+  }
+  if (!mine) {
+    // another process is replacing this instance; if it died doing so, its token goes (then retry).
+    // The token may vanish at any moment (its holder done): reading it is allowed to fail.
+    let holder = NaN;
+    try {
+      holder = Number.parseInt(fs.readFileSync(token, 'utf8'), 10);
+    } catch {
+      return false;
+    }
     if (Number.isInteger(holder) && !processAlive(holder)) fs.rmSync(token, { force: true });
     return false;
   }
@@ -222,10 +236,17 @@ export function lockRunFolder(dir: string, command = process.argv.slice(1).join(
   held.set(key, { count: 1, file });
   releaseAllOnExit();
   const removedTemps = removeStaleTemps(key);
-  // takeover tokens of processes that died holding one (see takeOver)
-  for (const name of fs.readdirSync(key).filter((n) => n.startsWith(`${LOCK_FILE}.takeover-`))) {
-    const holder = Number.parseInt(fs.readFileSync(path.join(key, name), 'utf8'), 10);
-    if (!processAlive(holder)) {
+  // takeover tokens of processes that died holding one (see takeOver): the tokens themselves only
+  // (`.pstal.lock.takeover-<inode>`; a token's temporary file, `...-<inode>.<pid>.<ms>.tmp`, is
+  // another process's write in flight), and only those that name a dead holder
+  for (const name of fs.readdirSync(key).filter((n) => new RegExp(`^${LOCK_FILE.replace(/\./g, '\\.')}\\.takeover-\\d+$`).test(n))) {
+    let holder: number;
+    try {
+      holder = Number.parseInt(fs.readFileSync(path.join(key, name), 'utf8'), 10);
+    } catch {
+      continue; // gone meanwhile
+    }
+    if (Number.isInteger(holder) && !processAlive(holder)) {
       fs.rmSync(path.join(key, name), { force: true });
       removedTemps.push(name);
     }
