@@ -260,6 +260,8 @@ test('gt: ground truth from a point csv with start/stop frames (hand-computed), 
   t.is(db.v3.subset, 'validation');
   t.deepEqual(db.v3.annotations, [{ label: "B", segment: [1, 2] }]);
   t.is(fs.readFileSync(path.join(out, 'split_test.txt'), 'utf8'), 'v3\n');
+  // the point labels of the videos kept, no more (v6's row is left out with v6)
+  t.is(fs.readFileSync(path.join(out, 'point_labels', 'point_gaussian.csv'), 'utf8'), 'class,start_frame,stop_frame,video_id,point\nA,30,90,v1,60\nB,150,300,v1,200\nA,0,45,v2,20\nB,30,60,v3,45\n');
 
   // the test split unlabelled (ActivityNet 1.3's case): refused without --holdout, drawn with it
   fs.writeFileSync(path.join(dir, 'split_test.txt'), 'v5\n');

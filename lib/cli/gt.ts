@@ -3,7 +3,7 @@
  * an annotation folder whose gt_full.json is formed from its point-label csv's start and stop
  * frames (ActivityNet 1.3's released labels: its annotation folder has no gt_full.json, and only
  * its training videos have rows): lib/data/points.ts groundTruthFromPoints. DIR2 gets
- * gt_full.json, the split lists of the videos in it and a copy of the point labels, ready for
+ * gt_full.json, the split lists of the videos in it and their point labels, ready for
  * `pstal synth --annotations DIR2`.
  */
 import * as fs from 'fs';
@@ -47,7 +47,10 @@ export async function main(argv: string[]): Promise<number> {
   writeFileAtomic(path.join(out, GT_FILE), JSON.stringify(r.gt));
   writeFileAtomic(path.join(out, 'split_train.txt'), r.splits.train.join('\n') + '\n');
   writeFileAtomic(path.join(out, 'split_test.txt'), r.splits.test.join('\n') + '\n');
-  writeFileAtomic(path.join(out, POINT_FILE), fs.readFileSync(csv));
+  // the point labels of the videos kept (the loader would warn about the others' rows)
+  const lines = fs.readFileSync(csv, 'utf8').split(/\r?\n/);
+  const keep = new Set(r.keptLines);
+  writeFileAtomic(path.join(out, POINT_FILE), [lines[0], ...lines.filter((_, i) => keep.has(i + 1))].join('\n') + '\n');
   const left = r.withoutPoints.train + r.withoutPoints.test;
   console.error(
     `gt: ${r.splits.train.length} training and ${r.splits.test.length} test videos${a.holdout !== undefined ? ` (test: ${a.holdout} of the labelled training videos, seed ${a.seed})` : ''}, ` +

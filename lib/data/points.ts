@@ -161,6 +161,8 @@ export interface GroundTruthFromPoints {
   withoutPoints: Record<'train' | 'test', number>;
   /** labelled videos left out because every instance ends before minDuration */
   degenerate: string[];
+  /** the csv's line numbers (1-based) of the rows of the videos kept */
+  keptLines: number[];
   instances: number;
 }
 
@@ -221,5 +223,6 @@ export function groundTruthFromPoints(csvFile: string, trainSplitFile: string, t
       instances += annotations.length;
     }
   }
-  return { gt: { database }, splits, withoutPoints, degenerate, instances };
+  const keptLines = rows.filter((r) => database[r.video]).map((r) => r.line);
+  return { gt: { database }, splits, withoutPoints, degenerate, keptLines, instances };
 }
