@@ -52,6 +52,14 @@ test('pstal train --method tspnet on proposals files, then pstal detect with it;
     const d = pstal(['detect', '--model', 'run', '--features', `data/features/test/${video}.npy`, '--proposals', 'ptest.json', '--out', 'det.json'], dir);
     t.is(d.status, 0, d.stderr);
     t.true(JSON.parse(fs.readFileSync(path.join(dir, 'det.json'), 'utf8')).results[video].length > 0);
+    // the same feature checks as HR-Pro's detect: NaN/Inf and zero rows named with the file
+    const { readNpy, writeNpy } = require('../lib/data/npy') as typeof import('../lib/data/npy');
+    const arr = readNpy(path.join(dir, 'data', 'features', 'test', `${video}.npy`));
+    arr.data[3] = NaN;
+    writeNpy(path.join(dir, 'nan.npy'), arr.data, arr.shape);
+    const nan = pstal(['detect', '--model', 'run', '--features', 'nan.npy', '--proposals', 'ptest.json'], dir);
+    t.is(nan.status, 1);
+    t.regex(nan.stderr, /nan\.npy.*NaN/);
     const noProps = pstal(['detect', '--model', 'run', '--features', `data/features/test/${video}.npy`], dir);
     t.is(noProps.status, 1);
     t.regex(noProps.stderr, /pass the new video's base proposals/);

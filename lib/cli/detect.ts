@@ -31,6 +31,21 @@ export const DETECT_OPTIONS: Record<string, OptionSpec> = {
   proposals: { type: 'string', describe: "a TSPNet run trained on proposals files: the new videos' base proposals (ActivityNet JSON, seconds)" },
 };
 
+/** A new video's features, checked for the model (HR-Pro or TSPNet): [T >= 1, D], finite values. */
+function readFeatures(file: string, featureDim: number): ReturnType<typeof readNpy> {
+  const arr = readNpy(file);
+  if (arr.shape.length !== 2 || arr.shape[1] !== featureDim)
+    throw new Error(`${file}: features of shape [${arr.shape.join(', ')}] do not fit the model (expected [T, ${featureDim}])`);
+  if (arr.shape[0] === 0) throw new Error(`${file}: no rows (shape [0, ${arr.shape[1]}]); a video needs at least one snippet of features`);
+  assertFiniteFeatures(file, arr.data, featureDim);
+  return arr;
+}
+
+/** The ground truth of a video for its plot, when --gt gives it. */
+function knownSegments(gt: Map<string, { annotations: { label: string; segment: [number, number] }[] }>, name: string): Segment[] | undefined {
+  return gt.get(name)?.annotations.map((g) => ({ label: g.label, segment: [g.segment[0], g.segment[1]] }));
+}
+
 export async function main(argv: string[]): Promise<number> {
   const a = parseArgs('detect', argv, DETECT_OPTIONS);
   if (!a) return 0;
@@ -53,18 +68,14 @@ export async function main(argv: string[]): Promise<number> {
     const results: DetectionResults = {};
     for (const file of files) {
       const name = path.basename(file).replace(/\.npy$/, '');
-      const arr = readNpy(file);
-      if (arr.shape.length !== 2 || arr.shape[1] !== model.featureDim)
-        throw new Error(`${file}: features of shape [${arr.shape.join(', ')}] do not fit the model (expected [T, ${model.featureDim}])`);
-      if (arr.shape[0] === 0) throw new Error(`${file}: no rows (shape [0, ${arr.shape[1]}]); a video needs at least one snippet of features`);
-      assertFiniteFeatures(file, arr.data, model.featureDim);
+      const arr = readFeatures(file, model.featureDim);
       const r = detect(model, { data: arr.data, shape: arr.shape }, { name });
       const dets = a.top ? r.detections.slice(0, a.top as number) : r.detections;
       results[name] = dets;
       console.error(`${name}: ${arr.shape[0]} snippets, ${r.detections.length} detections` + (dets[0] ? `, best ${dets[0].label} ${dets[0].segment[0].toFixed(1)}-${dets[0].segment[1].toFixed(1)} s (${dets[0].score.toFixed(3)})` : ''));
       if (a.plot) {
         fs.mkdirSync(a.plot as string, { recursive: true });
-        const known: Segment[] | undefined = gt.get(name)?.annotations.map((g) => ({ label: g.label, segment: [g.segment[0], g.segment[1]] }));
+        const known = knownSegments(gt, name);
         const written = plotVideo(path.join(a.plot as string, name), name, r, model.classNames, model.cfg1.secondsPerSnippet, known);
         console.error(`  plot: ${written.join(', ')}`);
       }
@@ -94,9 +105,7 @@ function detectTspNet(a: Parsed, files: string[], gt: Map<string, { annotations:
     const results: DetectionResults = {};
     for (const file of files) {
       const name = path.basename(file).replace(/\.npy$/, '');
-      const arr = readNpy(file);
-      if (arr.shape.length !== 2 || arr.shape[1] !== model.featureDim)
-        throw new Error(`${file}: features of shape [${arr.shape.join(', ')}] do not fit the model (expected [T, ${model.featureDim}])`);
+      const arr = readFeatures(file, model.featureDim);
       let proposals: BaseProposal[] | undefined;
       if (given) {
         proposals = given[name];
@@ -111,7 +120,7 @@ function detectTspNet(a: Parsed, files: string[], gt: Map<string, { annotations:
       if (a.plot) {
         if (!r.scores) throw new CliError('--plot needs the HR-Pro base run (its stage-1 scores are drawn): not available with --proposals');
         fs.mkdirSync(a.plot as string, { recursive: true });
-        const known: Segment[] | undefined = gt.get(name)?.annotations.map((g) => ({ label: g.label, segment: [g.segment[0], g.segment[1]] }));
+        const known = knownSegments(gt, name);
         const written = plotVideo(path.join(a.plot as string, name), name, { detections: dets, scores: r.scores }, model.classNames, model.cfg.snippetFrames / model.cfg.featureFps, known);
         console.error(`  plot: ${written.join(', ')}`);
       }
