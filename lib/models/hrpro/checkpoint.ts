@@ -63,7 +63,12 @@ export function saveStage2Model(file: string, model: Stage2Model, meta: Record<s
   saveSafetensors(file, model.stateDict(), { pstal: 'stage2-model', featureDim: String(model.options.featureDim), ...meta });
 }
 
-export function loadStage2Weights(model: Stage2Model, file: string): Record<string, string> {
+/**
+ * A model's weights from a safetensors file (ours, or a reference state dict exported by name),
+ * leaving out the optimizer state a training-state file also holds; errors name the file. Returns
+ * the file's metadata. Stage 2's and TSPNet's loader (stage 1 also keeps its memory buffer).
+ */
+export function loadModelWeights(model: { loadStateDict(state: Map<string, { data: Float32Array; shape: number[] }>): void }, file: string): Record<string, string> {
   const f = loadSafetensors(file);
   try {
     model.loadStateDict(new Map([...f.tensors].filter(([k]) => !k.startsWith('optimizer.'))));
@@ -71,4 +76,8 @@ export function loadStage2Weights(model: Stage2Model, file: string): Record<stri
     throw new Error(`${file}: ${(e as Error).message}`);
   }
   return f.metadata;
+}
+
+export function loadStage2Weights(model: Stage2Model, file: string): Record<string, string> {
+  return loadModelWeights(model, file);
 }

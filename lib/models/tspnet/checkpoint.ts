@@ -8,9 +8,10 @@
  *   proposals_train.json, proposals_test.json   the base proposals (ActivityNet format, seconds)
  */
 import * as path from 'path';
-import { loadSafetensors, saveSafetensors } from '../../io/safetensors';
+import { saveSafetensors } from '../../io/safetensors';
 import type { RunFiles } from '../../train/loop';
 import type { TspNetModel } from './model';
+import { loadModelWeights } from '../hrpro/checkpoint';
 
 export function tspnetPaths(out: string): RunFiles & { proposalsTrain: string; proposalsTest: string } {
   const f = (n: string): string => path.join(out, n);
@@ -36,11 +37,5 @@ export function saveTspNetModel(file: string, model: TspNetModel, meta: Record<s
 
 /** Weights from a safetensors file: ours, or the reference's state dict exported by name. */
 export function loadTspNetWeights(model: TspNetModel, file: string): Record<string, string> {
-  const f = loadSafetensors(file);
-  try {
-    model.loadStateDict(new Map([...f.tensors].filter(([k]) => !k.startsWith('optimizer.'))));
-  } catch (e) {
-    throw new Error(`${file}: ${(e as Error).message}`);
-  }
-  return f.metadata;
+  return loadModelWeights(model, file);
 }
