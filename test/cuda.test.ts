@@ -599,7 +599,7 @@ function registerGpuSuite(): void {
     const { synthesizeDataset } = await import('../lib/data/synth');
     const { loadConfig, loadDataset } = await import('../lib/data');
     const { trainStage1 } = await import('../lib/models/hrpro/train_stage1');
-    const { stage1ConfigFrom } = await import('../lib/models/hrpro/pipeline');
+    const { stage1ConfigFrom } = await import('../lib/models/hrpro/config');
     const root = fs.mkdtempSync(path.join(os.tmpdir(), 'pstal-cuda-train-'));
     try {
       const D = 32;

@@ -26,7 +26,7 @@ import { pointMatrix } from '../lib/models/hrpro/videos';
 import { testStage1, meanMap } from '../lib/models/hrpro/evaluate';
 import { stage2Losses } from '../lib/models/hrpro/train_stage2';
 import { testStage2 } from '../lib/models/hrpro/evaluate';
-import { ProposalsFile } from '../lib/models/hrpro/proposals';
+import { ProposalsFile, packByClass } from '../lib/models/hrpro/proposals';
 import { groupByClass, rankVideo, seedRuns, Span } from '../lib/models/hrpro/ranking';
 import { stage1ConfigFrom } from '../lib/models/hrpro/config';
 import { stageContext } from '../lib/models/hrpro/run';
@@ -274,7 +274,7 @@ test('stage 2: a test pass with fixed weights gives the reference detections and
   for (const [v, r] of Object.entries(E.ranking.test)) {
     const pp: Record<string, Span[]> = {};
     for (const [c, s, e, sc] of r.PP) (pp[ctx.classNames[c]] ??= []).push([s, e, sc]);
-    proposals.test[v] = { PP: pp };
+    proposals.test[v] = { PP: packByClass(pp) };
   }
   const pass = testStage2(model, ctx.test, proposals, ctx.classNames, cfg2, { ambiguous: ctx.ambiguous, blockedVideos: ctx.blockedVideos, groundTruth: ctx.testGroundTruth });
   sameDetections(t, pass.results, E.stage2_test.detections, 'stage-2 detections');

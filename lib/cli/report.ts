@@ -10,6 +10,7 @@
  * recorded in RUN/dataset.json. Without it the page has the curves, the tables of the metrics
  * files and the counts, and says what is missing.
  */
+import { readJsonFile } from '../util/json';
 import * as fs from 'fs';
 import * as path from 'path';
 import { parseArgs, CliError, OptionSpec } from './args';
@@ -37,7 +38,7 @@ type Json = Record<string, unknown>;
 function readJson(file: string): Json | null {
   if (!fs.existsSync(file)) return null;
   try {
-    return JSON.parse(fs.readFileSync(file, 'utf8')) as Json;
+    return readJsonFile(file) as Json;
   } catch (e) {
     throw new Error(`${file}: ${(e as Error).message}`);
   }

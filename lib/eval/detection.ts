@@ -16,8 +16,7 @@
  *
  * Where the reference's order is undefined we fix one (documented on evaluateDetection).
  */
-import * as fs from 'fs';
-import { DuplicateKeyError, parseJson } from '../util/json';
+import { DuplicateKeyError, readJsonFile } from '../util/json';
 
 export interface Segment {
   label: string;
@@ -65,16 +64,13 @@ function tiouRaw(ps: number, pe: number, gs: number, ge: number): number {
 }
 
 function readJson(file: string, what: string): unknown {
-  let text: string;
   try {
-    text = fs.readFileSync(file, 'utf8');
+    return readJsonFile(file);
   } catch (e) {
-    throw new Error(`${what} ${file}: cannot read (${(e as Error).message})`);
-  }
-  try {
-    return parseJson(text, `${what} ${file}`);
-  } catch (e) {
-    throw e instanceof DuplicateKeyError ? e : new Error(`${what} ${file}: malformed JSON (${(e as Error).message})`);
+    if (e instanceof DuplicateKeyError) throw new DuplicateKeyError(`${what} ${file}`, e.path, e.key);
+    // a system error (ENOENT, EACCES, EISDIR) has a code; a syntax error has none
+    if ((e as NodeJS.ErrnoException).code) throw new Error(`${what} ${file}: cannot read (${(e as Error).message})`);
+    throw new Error(`${what} ${file}: malformed JSON (${(e as Error).message})`);
   }
 }
 

@@ -71,49 +71,81 @@ function tempName(file: string): string {
   return path.join(path.dirname(file), `.${path.basename(file)}.${process.pid}.${Date.now()}.tmp`);
 }
 
-/** Writes `data` to `file` atomically; a failure is a WriteError naming `file`, and `file` keeps its previous content. */
-export function writeFileAtomic(file: string, data: string | Uint8Array | Uint8Array[]): void {
-  const dir = path.dirname(file);
-  try {
-    hook?.('mkdir', dir);
-    fs.mkdirSync(dir, { recursive: true });
-  } catch (e) {
-    throw new WriteError(file, e);
-  }
-  const tmp = tempName(file);
-  let fd: number;
-  try {
-    hook?.('open', tmp);
-    fd = fs.openSync(tmp, 'w');
-  } catch (e) {
-    throw new WriteError(file, e);
-  }
-  try {
-    for (const part of Array.isArray(data) ? data : [data]) {
-      let off = 0;
-      const buf = typeof part === 'string' ? Buffer.from(part) : part;
-      while (off < buf.length) {
-        hook?.('write', tmp, buf.length - off);
-        off += fs.writeSync(fd, buf, off, buf.length - off);
-      }
+/**
+ * A file written piece by piece into a temporary file and renamed over `file` by commit(): the
+ * atomic write of writeFileAtomic for data too large to hold at once (an ActivityNet-scale
+ * proposals file). Any failure is a WriteError naming `file`, the temporary file is removed and
+ * `file` keeps its previous content; abort() drops what was written.
+ */
+export class AtomicFileWriter {
+  private readonly tmp: string;
+  private fd = -1;
+  constructor(readonly file: string) {
+    const dir = path.dirname(file);
+    try {
+      hook?.('mkdir', dir);
+      fs.mkdirSync(dir, { recursive: true });
+    } catch (e) {
+      throw new WriteError(file, e);
     }
-    hook?.('fsync', tmp);
-    fs.fsyncSync(fd);
-    fs.closeSync(fd);
-    fd = -1;
-    hook?.('rename', file);
-    fs.renameSync(tmp, file);
-  } catch (e) {
-    if (fd >= 0) {
+    this.tmp = tempName(file);
+    try {
+      hook?.('open', this.tmp);
+      this.fd = fs.openSync(this.tmp, 'w');
+    } catch (e) {
+      throw new WriteError(file, e);
+    }
+  }
+
+  write(data: string | Uint8Array): void {
+    if (this.fd < 0) throw new Error(`${this.file}: write after commit or abort`);
+    try {
+      const buf = typeof data === 'string' ? Buffer.from(data) : data;
+      let off = 0;
+      while (off < buf.length) {
+        hook?.('write', this.tmp, buf.length - off);
+        off += fs.writeSync(this.fd, buf, off, buf.length - off);
+      }
+    } catch (e) {
+      this.abort();
+      throw new WriteError(this.file, e);
+    }
+  }
+
+  commit(): void {
+    if (this.fd < 0) throw new Error(`${this.file}: commit after commit or abort`);
+    try {
+      hook?.('fsync', this.tmp);
+      fs.fsyncSync(this.fd);
+      fs.closeSync(this.fd);
+      this.fd = -1;
+      hook?.('rename', this.file);
+      fs.renameSync(this.tmp, this.file);
+    } catch (e) {
+      this.abort();
+      throw new WriteError(this.file, e);
+    }
+  }
+
+  /** Drops the temporary file (nothing of `file` changes); harmless after commit. */
+  abort(): void {
+    if (this.fd >= 0) {
       try {
-        fs.closeSync(fd);
+        fs.closeSync(this.fd);
       } catch {
         // already failing: the write's error is the one to report
       }
-    }
-    fs.rmSync(tmp, { force: true });
-    throw new WriteError(file, e);
+      this.fd = -1;
+      fs.rmSync(this.tmp, { force: true });
+    } else if (fs.existsSync(this.tmp)) fs.rmSync(this.tmp, { force: true });
   }
+}
+
+/** Writes `data` to `file` atomically; a failure is a WriteError naming `file`, and `file` keeps its previous content. */
+export function writeFileAtomic(file: string, data: string | Uint8Array | Uint8Array[]): void {
+  const w = new AtomicFileWriter(file);
+  for (const part of Array.isArray(data) ? data : [data]) w.write(part);
+  w.commit();
 }
 
 /**

@@ -120,9 +120,241 @@ export function parseJson(text: string, file: string): unknown {
   return value;
 }
 
-/** A JSON file read and parsed with duplicate keys refused (errors name the file). */
-export function readJsonFile(file: string): unknown {
-  return parseJson(fs.readFileSync(file, 'utf8'), file);
+/** Files larger than this are read member by member (readJsonTree), not as one string. */
+let treeThreshold = 128 * 1024 * 1024;
+
+/** Sets the size above which readJsonFile reads member by member (tests); returns the previous one. */
+export function setJsonTreeThreshold(bytes: number): number {
+  const prev = treeThreshold;
+  treeThreshold = bytes;
+  return prev;
+}
+
+/**
+ * A JSON file read and parsed with duplicate keys refused (errors name the file). Files larger than
+ * 128 MB are read member by member (readJsonTree): V8 cannot hold a string of more than ~512 MB,
+ * and an ActivityNet-scale results or proposals file is larger.
+ */
+export function readJsonFile(file: string, member?: MemberReviver): unknown {
+  if (fs.statSync(file).size > treeThreshold) return readJsonTree(file, member);
+  const value = parseJson(fs.readFileSync(file, 'utf8'), file);
+  if (member) {
+    // what readJsonTree would hand over: each value two levels down
+    const each = (x: unknown, f: (k: string | number, v: unknown) => unknown): void => {
+      if (Array.isArray(x)) x.forEach((v, i) => (x[i] = f(i, v)));
+      else if (typeof x === 'object' && x !== null) for (const [k, v] of Object.entries(x)) (x as Record<string, unknown>)[k] = f(k, v);
+    };
+    each(value, (k, v) => {
+      each(v, (k2, v2) => member([k, k2], v2));
+      return v;
+    });
+  }
+  return value;
+}
+
+/** Called with each value two levels down in a JSON file (`["train", video]`) as it is parsed; returns what to keep. */
+export type MemberReviver = (path: (string | number)[], value: unknown) => unknown;
+
+const WS = new Uint8Array(256);
+for (const c of ' \t\n\r') WS[c.charCodeAt(0)] = 1;
+
+/** The file read in chunks, byte by byte where the tree is walked, run by run where a value is captured. */
+class ByteSource {
+  private buf: Buffer;
+  private pos = 0;
+  private end = 0;
+  /** file offset of buf[0] */
+  private base = 0;
+  private eof = false;
+  constructor(
+    private readonly fd: number,
+    chunkBytes: number,
+  ) {
+    this.buf = Buffer.allocUnsafe(chunkBytes);
+  }
+  private refill(): boolean {
+    if (this.eof) return false;
+    this.base += this.end;
+    this.pos = 0;
+    this.end = fs.readSync(this.fd, this.buf, 0, this.buf.length, null);
+    if (this.end === 0) this.eof = true;
+    return this.end > 0;
+  }
+  offset(): number {
+    return this.base + this.pos;
+  }
+  /** The next byte that is not a blank (not consumed), or -1 at the end of the file. */
+  peek(): number {
+    for (;;) {
+      while (this.pos < this.end && WS[this.buf[this.pos]]) this.pos++;
+      if (this.pos < this.end) return this.buf[this.pos];
+      if (!this.refill()) return -1;
+    }
+  }
+  /** Consumes the byte peek() returned (call peek() first). */
+  take(): void {
+    this.pos++;
+  }
+  /**
+   * The bytes of one JSON value starting at the next non-blank byte: a container up to its closing
+   * bracket, a string up to its closing quote, a number or literal up to the next ',', '}', ']' or
+   * blank. Not validated here: JSON.parse of the bytes does that.
+   */
+  capture(): Buffer {
+    this.peek();
+    const parts: Buffer[] = [];
+    let nest = 0;
+    let inString = false;
+    let escaped = false;
+    let started = false;
+    for (;;) {
+      if (this.pos >= this.end) {
+        if (!this.refill()) break;
+      }
+      const buf = this.buf;
+      const from = this.pos;
+      let i = from;
+      let done = false;
+      for (; i < this.end; i++) {
+        const c = buf[i];
+        if (inString) {
+          if (escaped) escaped = false;
+          else if (c === 92 /* \ */) escaped = true;
+          else if (c === 34 /* " */) {
+            inString = false;
+            if (nest === 0) {
+              i++;
+              done = true;
+              break;
+            }
+          }
+          continue;
+        }
+        if (c === 34) {
+          inString = true;
+          started = true;
+        } else if (c === 123 /* { */ || c === 91 /* [ */) {
+          nest++;
+          started = true;
+        } else if (c === 125 /* } */ || c === 93 /* ] */) {
+          if (nest === 0) {
+            done = true;
+            break;
+          }
+          if (--nest === 0) {
+            i++;
+            done = true;
+            break;
+          }
+        } else if (nest === 0 && (c === 44 /* , */ || (WS[c] && started))) {
+          done = true;
+          break;
+        } else started = true;
+      }
+      parts.push(Buffer.from(buf.subarray(from, i))); // copied: buf is refilled
+      this.pos = i;
+      if (done) break;
+    }
+    return parts.length === 1 ? parts[0] : Buffer.concat(parts);
+  }
+}
+
+function pathString(path: (string | number)[]): string {
+  let p = '';
+  for (const k of path) p += typeof k === 'number' ? `[${k}]` : segment(k);
+  return p.startsWith('.') ? p.slice(1) : p;
+}
+
+/**
+ * A JSON file of any size parsed as JSON.parse would (duplicate keys refused), without ever holding
+ * its text as one string: the top-level value and its members are walked member by member, each
+ * value two levels down is parsed on its own (`{"results": {video: ...}}` parses one video at a
+ * time) and handed to `member`, which may replace it (a packed form). A single such value must
+ * still fit in one string. Errors name the file, the byte offset and the member's path.
+ */
+export function readJsonTree(file: string, member?: MemberReviver, chunkBytes = 1 << 24): unknown {
+  const splitDepth = 2;
+  const fd = fs.openSync(file, 'r');
+  try {
+    const src = new ByteSource(fd, chunkBytes);
+    const fail = (what: string): never => {
+      throw new SyntaxError(`${file}: invalid JSON at byte ${src.offset()}: ${what}`);
+    };
+    const parseMember = (path: (string | number)[]): unknown => {
+      const at = src.offset();
+      const bytes = src.capture();
+      const text = bytes.toString('utf8');
+      try {
+        return parseJson(text, file);
+      } catch (e) {
+        if (e instanceof DuplicateKeyError) {
+          const p = pathString(path);
+          throw new DuplicateKeyError(file, p ? `${p}${e.path.startsWith('[') ? '' : '.'}${e.path}` : e.path, e.key);
+        }
+        throw new SyntaxError(`${file}: invalid JSON in ${pathString(path) || 'the file'} (bytes ${at}-${at + bytes.length}): ${(e as Error).message}`);
+      }
+    };
+    const walk = (depth: number, path: (string | number)[]): unknown => {
+      let c = src.peek();
+      if (depth === 0 && c === 0xef) {
+        // a UTF-8 byte order mark (EF BB BF)
+        for (const b of [0xef, 0xbb, 0xbf]) {
+          if (src.peek() !== b) fail('a broken byte order mark');
+          src.take();
+        }
+        c = src.peek();
+      }
+      if (depth >= splitDepth || (c !== 123 && c !== 91)) {
+        const v = parseMember(path);
+        return member && depth === splitDepth ? member(path, v) : v;
+      }
+      src.take();
+      const close = c === 123 ? 125 : 93;
+      if (c === 91) {
+        const arr: unknown[] = [];
+        if (src.peek() === close) {
+          src.take();
+          return arr;
+        }
+        for (;;) {
+          arr.push(walk(depth + 1, [...path, arr.length]));
+          const d = src.peek();
+          if (d !== close && d !== 44) fail(`expected ',' or ']' in ${pathString(path) || 'the top-level array'}`);
+          src.take();
+          if (d === close) return arr;
+        }
+      }
+      const obj: Record<string, unknown> = {};
+      const seen = new Set<string>();
+      if (src.peek() === close) {
+        src.take();
+        return obj;
+      }
+      for (;;) {
+        if (src.peek() !== 34) fail(`expected a key in ${pathString(path) || 'the top-level object'}`);
+        const key = parseMember([...path, '(key)']);
+        if (typeof key !== 'string') fail('expected a string key');
+        const k = key as string;
+        if (seen.has(k)) throw new DuplicateKeyError(file, pathString([...path, k]), k);
+        seen.add(k);
+        if (src.peek() !== 58 /* : */) fail(`expected ':' after the key ${JSON.stringify(k)}`);
+        src.take();
+        const value = walk(depth + 1, [...path, k]);
+        // as JSON.parse: "__proto__" is an own key, not the prototype
+        if (k === '__proto__') Object.defineProperty(obj, k, { value, enumerable: true, writable: true, configurable: true });
+        else obj[k] = value;
+        const d = src.peek();
+        if (d !== close && d !== 44) fail(`expected ',' or '}' in ${pathString(path) || 'the top-level object'}`);
+        src.take();
+        if (d === close) return obj;
+      }
+    };
+    const value = walk(0, []);
+    if (src.peek() !== -1) fail('unexpected data after the JSON value');
+    return value;
+  } finally {
+    fs.closeSync(fd);
+  }
 }
 
 /**

@@ -127,12 +127,15 @@ export function targets(tmp: string): Target[] {
     { name: 'proposals', ext: '.json', text: true, seeds: [json(proposals)], read: (f) => {
       const p = readProposalsFile(f);
       const spans: unknown[] = [];
+      const unpack = (a: Float64Array): void => {
+        for (let i = 0; i < a.length; i += 3) spans.push([...a.subarray(i, i + 3)]);
+      };
       for (const r of Object.values(p.train)) {
-        for (const l of Object.values(r.PP ?? {})) spans.push(...l);
-        for (const l of Object.values(r.RP ?? {})) spans.push(...l.filter((x) => x !== null));
-        spans.push(...(r.NP ?? []));
+        Object.values(r.PP).forEach(unpack);
+        for (const l of Object.values(r.RP)) spans.push(...l.filter((x) => x !== null));
+        unpack(r.NP);
       }
-      for (const r of Object.values(p.test)) for (const l of Object.values(r.PP ?? {})) spans.push(...l);
+      for (const r of Object.values(p.test)) Object.values(r.PP).forEach(unpack);
       return { bytes: 0, problem: first(spans.map((x) => (Array.isArray(x) && x.length === 3 && x.every(fin) && x[0] <= x[1] ? null : `span ${JSON.stringify(x)}`))) };
     } },
     { name: 'point csv', ext: '.csv', text: true, seeds: [Buffer.from(csv)], read: (f) => {

@@ -14,7 +14,7 @@ import { Stage1Scores, scoreVideo, stage1Candidates, stage1Detections, stage2Det
 import { STAGE1_TRAIN_DEFAULTS, Stage1TrainConfig, STAGE2_TRAIN_DEFAULTS, Stage2TrainConfig } from './config';
 import { loadStage1Weights, loadStage2Weights, stage1Paths, stage2Paths } from './checkpoint';
 import { Stage2Model } from './stage2';
-import { testProposals } from './proposals';
+import { packByClass, testProposals } from './proposals';
 import { groupByClass } from './ranking';
 import { assertFiniteFeatures } from '../../data/npy';
 import { DuplicateKeyError, readJsonFile } from '../../util/json';
@@ -108,7 +108,7 @@ export function detect(
   if (!model.stage2) detections = stage1Detections(name, candidates, model.classNames, model.cfg1, options.ambiguous);
   else {
     // the same path as the pipeline: PP grouped by class (proposals.json), then snippets
-    const pp = testProposals(groupByClass(candidates, model.classNames), model.classNames, 1 / model.cfg2.secondsPerSnippet);
+    const pp = testProposals(packByClass(groupByClass(candidates, model.classNames)), model.classNames, 1 / model.cfg2.secondsPerSnippet);
     detections = stage2Detect(model.stage2, { features: data, T, name }, pp, model.classNames, model.cfg2, options.ambiguous).detections;
   }
   // for users, segments inside the video (the evaluation passes keep the reference's unclipped ones)

@@ -19,11 +19,11 @@ import { stageContext } from './run';
 import { stage1Paths } from './checkpoint';
 import { testStage1 } from './evaluate';
 import { STAGE2_TRAIN_DEFAULTS, Stage2TrainConfig } from './config';
-import { ProposalsFile, readProposalsFile } from './proposals';
+import { ProposalsFile, packByClass, readProposalsFile } from './proposals';
 import { stage2Paths, loadStage2Weights } from './checkpoint';
 import { testStage2 } from './evaluate';
 import { Stage2Model } from './stage2';
-import { groupByClass, Span } from './ranking';
+import { groupByClass } from './ranking';
 import { DuplicateKeyError, readJsonFile } from '../../util/json';
 
 export interface EvaluateRunOptions {
@@ -132,8 +132,8 @@ export function evaluateRun(o: EvaluateRunOptions): EvaluateRunResult {
       // the test PP of the stage-1 checkpoint, as finishStage1 writes them into proposals.json
       log(`stage 2: no ${proposalsFile}; stage-1 proposals of the ${ds.test.length} test videos from ${p1.best}`);
       const pass1 = testStage1(hr!.stage1, ctx.test, ctx.classNames, { ...hr!.cfg1, tiou }, { evaluate: false });
-      const test: Record<string, { PP: Record<string, Span[]> }> = {};
-      for (const v of ctx.test) test[v.name] = { PP: groupByClass(pass1.candidates.get(v.name)!, ctx.classNames) };
+      const test: ProposalsFile['test'] = {};
+      for (const v of ctx.test) test[v.name] = { PP: packByClass(groupByClass(pass1.candidates.get(v.name)!, ctx.classNames)) };
       proposals = { train: {}, test };
       source = 'stage-1 checkpoint';
     }

@@ -7,12 +7,12 @@
  */
 import * as path from 'path';
 import { Rng } from '../../util/rng';
-import { writeFileAtomic } from '../../util/fs';
-import { stringifyChunks } from '../../util/json';
+import { AtomicFileWriter } from '../../util/fs';
+import { ProgressBar } from '../../util/progress';
 import { formatMapTable } from '../../eval/detection';
 import { Stage1Model } from './stage1';
 import { selectSeed } from './pseudo_labels';
-import { groupByClass, rankVideo, RankedProposals, Span } from './ranking';
+import { groupByClass, rankVideo } from './ranking';
 import type { Stage1Context } from './context';
 import type { Stage1TrainConfig } from './config';
 import { loadStage1Weights, stage1Paths } from './checkpoint';
@@ -26,29 +26,54 @@ export interface Stage1Finish {
   counts: { PP: number; RP: number; NP: number };
 }
 
-/** Best checkpoint -> test detections, then ranking over the training videos -> proposals.json. */
+/** Training videos scored and ranked at a time: their candidates are written and dropped (ActivityNet 1.3: ~25 M). */
+const RANKING_BATCH = 64;
+
+/**
+ * Best checkpoint -> test detections, then ranking over the training videos -> proposals.json.
+ * The file is streamed (AtomicFileWriter) video by video in the layout and bytes JSON.stringify
+ * would give, so memory does not grow with the dataset; it appears only when complete.
+ */
 export function finishStage1(ctx: Stage1Context, cfg: Stage1TrainConfig, model: Stage1Model): Stage1Finish {
   const paths = stage1Paths(ctx.out);
   loadStage1Weights(model, paths.best);
   const C = ctx.classNames.length;
   const test = testStage1(model, ctx.test, ctx.classNames, cfg, { ambiguous: ctx.ambiguous, blockedVideos: ctx.blockedVideos, groundTruth: ctx.testGroundTruth });
   writeResults(paths.results, test.results, 'pstal stage 1');
-  const train = testStage1(model, ctx.train, ctx.classNames, cfg, { evaluate: false });
+  const table = formatMapTable(test.evaluation!);
   const rng = new Rng(cfg.seed + 2);
-  const trainOut: Record<string, RankedProposals> = {};
   const counts = { PP: 0, RP: 0, NP: 0 };
-  for (const v of ctx.train) {
-    const s = train.scores.get(v.name)!;
-    const seeds = selectSeed(s.bkg, pointMatrix(v, C), C, cfg);
-    const r = rankVideo(train.candidates.get(v.name)!, v.points, seeds.bkg, ctx.classNames, rng);
-    trainOut[v.name] = r;
-    counts.PP += train.candidates.get(v.name)!.length;
-    counts.RP += Object.values(r.RP).reduce((n, l) => n + l.filter((x) => x).length, 0);
-    counts.NP += r.NP.length;
-  }
-  const testOut: Record<string, { PP: Record<string, Span[]> }> = {};
-  for (const v of ctx.test) testOut[v.name] = { PP: groupByClass(test.candidates.get(v.name)!, ctx.classNames) };
   const proposalsFile = path.join(ctx.out, 'proposals.json');
-  writeFileAtomic(proposalsFile, stringifyChunks({ units: { PP: 'seconds', RP: 'seconds', NP: 'snippets' }, train: trainOut, test: testOut }, 3));
-  return { table: formatMapTable(test.evaluation!), proposalsFile, counts };
+  const w = new AtomicFileWriter(proposalsFile);
+  const bar = new ProgressBar('ranking', ctx.train.length, { quiet: ctx.quiet, unit: 'videos' });
+  try {
+    w.write(`{"units":${JSON.stringify({ PP: 'seconds', RP: 'seconds', NP: 'snippets' })},"train":{`);
+    for (let b = 0; b < ctx.train.length; b += RANKING_BATCH) {
+      const videos = ctx.train.slice(b, b + RANKING_BATCH);
+      const pass = testStage1(model, videos, ctx.classNames, cfg, { evaluate: false });
+      const parts: string[] = [];
+      for (const v of videos) {
+        const candidates = pass.candidates.get(v.name)!;
+        const seeds = selectSeed(pass.scores.get(v.name)!.bkg, pointMatrix(v, C), C, cfg);
+        const r = rankVideo(candidates, v.points, seeds.bkg, ctx.classNames, rng);
+        counts.PP += candidates.length;
+        counts.RP += Object.values(r.RP).reduce((n, l) => n + l.filter((x) => x).length, 0);
+        counts.NP += r.NP.length;
+        parts.push(`${JSON.stringify(v.name)}:${JSON.stringify(r)}`);
+      }
+      w.write((b ? ',' : '') + parts.join(','));
+      bar.update(b + videos.length, { PP: counts.PP });
+    }
+    w.write('},"test":{');
+    ctx.test.forEach((v, i) => {
+      const pp = groupByClass(test.candidates.get(v.name)!, ctx.classNames);
+      w.write(`${i ? ',' : ''}${JSON.stringify(v.name)}:${JSON.stringify({ PP: pp })}`);
+    });
+    w.write('}}');
+    w.commit();
+  } catch (e) {
+    w.abort();
+    throw e;
+  }
+  return { table, proposalsFile, counts };
 }

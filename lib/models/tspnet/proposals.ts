@@ -19,7 +19,7 @@ import type { Proposal } from '../../postprocess';
 import { loadHrPro } from '../hrpro/detect';
 import { testStage1 } from '../hrpro/evaluate';
 import { stage2Detect } from '../hrpro/inference';
-import { testProposals } from '../hrpro/proposals';
+import { packByClass, testProposals } from '../hrpro/proposals';
 import { groupByClass } from '../hrpro/ranking';
 import type { Device } from '../../runtime/backend';
 import { DuplicateKeyError, readJsonFile, stringifyChunks } from '../../util/json';
@@ -172,7 +172,7 @@ export function hrproProposals(
       const cands = pass.candidates.get(v.name)!;
       if (stage === 1) out[v.name] = toBase(cands, classNames, end);
       else {
-        const pp = testProposals(groupByClass(cands, classNames), classNames, 1 / base.cfg2.secondsPerSnippet);
+        const pp = testProposals(packByClass(groupByClass(cands, classNames)), classNames, 1 / base.cfg2.secondsPerSnippet);
         out[v.name] = toBase(stage2Detect(base.stage2!, v, pp, classNames, base.cfg2).detections.map((d) => ({ classIndex: classNames.indexOf(d.label), score: d.score, start: d.segment[0], end: d.segment[1] })), classNames, end);
       }
     }

@@ -26,7 +26,7 @@ import { testTspNet } from './evaluate';
 import { ambiguousInSnippets, tspnetDetect } from './inference';
 import { HrProModel, loadHrPro } from '../hrpro/detect';
 import { scoreVideo, stage1Candidates, stage2Detect, Stage1Scores } from '../hrpro/inference';
-import { testProposals } from '../hrpro/proposals';
+import { packByClass, testProposals } from '../hrpro/proposals';
 import { groupByClass } from '../hrpro/ranking';
 import { stageContext } from '../hrpro/run';
 import { DuplicateKeyError, readJsonFile } from '../../util/json';
@@ -204,7 +204,7 @@ export function detect(
     const cands = stage1Candidates(scores, r.base.cfg1);
     let props = cands;
     if (r.baseStage === 2) {
-      const pp = testProposals(groupByClass(cands, r.classNames), r.classNames, 1 / r.base.cfg2.secondsPerSnippet);
+      const pp = testProposals(packByClass(groupByClass(cands, r.classNames)), r.classNames, 1 / r.base.cfg2.secondsPerSnippet);
       props = stage2Detect(r.base.stage2!, { features: data, T, name }, pp, r.classNames, r.base.cfg2).detections.map((d) => ({
         classIndex: r.classNames.indexOf(d.label), score: d.score, start: d.segment[0], end: d.segment[1],
       }));
