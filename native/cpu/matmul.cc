@@ -339,37 +339,45 @@ void pack_b(bool trans, const float* B, int64_t ldb, int64_t p0, int64_t kc, int
 
 // ---- the blocked product over one slab of C ------------------------------------------------------
 
-void gemm_slab(bool ta, bool tb, int64_t m0, int64_t m1, int64_t n0, int64_t n1, int64_t K, float alpha,
-               const float* A, int64_t lda, const float* B, int64_t ldb, float beta, float* C, int64_t ldc) {
-  const KernelInfo& ki = kernel();
-  const int64_t mr = ki.mr, nr = ki.nr;
-  const int64_t mc_max = MC / mr * mr;
+// The BLIS loops over one slab of C: NC columns of op(B), KC depths, MC rows of op(A), then MR x NR
+// micro-tiles (a partial tile through an MR x NR scratch). Fmt says what the micro-kernel reads: the
+// packed float panels themselves (F32Format) or those panels rounded into bf16 k-pair words
+// (Bf16Format, below), and with which kernel.
+template <class Fmt>
+void gemm_slab_blocked(const Fmt& f, bool ta, bool tb, int64_t m0, int64_t m1, int64_t n0, int64_t n1, int64_t K,
+                       float alpha, const float* A, int64_t lda, const float* B, int64_t ldb, float beta, float* C,
+                       int64_t ldc) {
+  const int64_t mr = f.mr, nr = f.nr;
+  const int64_t mc_max = std::max<int64_t>(MC / mr, 1) * mr;
   PackBuffers& pb = tls_pack;
   float edge[32 * 32];  // MR x NR scratch for partial tiles (MR, NR <= 32)
   for (int64_t jc = n0; jc < n1; jc += NC) {
     int64_t nc = std::min(NC, n1 - jc);
     int64_t nc_pad = (nc + nr - 1) / nr * nr;
-    for (int64_t pc = 0; pc < K; pc += KC) {
-      int64_t kc = std::min(KC, K - pc);
+    for (int64_t pc = 0; pc < K; pc += f.kc_max) {
+      int64_t kc = std::min(f.kc_max, K - pc);
+      int64_t kd = f.depth(kc);  // the panels' depth in the kernel's words
       float beta_eff = pc == 0 ? beta : 1.f;
-      float* bp = PackBuffers::grow(pb.b, pb.b_cap, (size_t)(kc * nc_pad));
-      pack_b(tb, B, ldb, pc, kc, jc, nc, nr, bp);
+      float* bf = PackBuffers::grow(pb.b, pb.b_cap, (size_t)(kc * nc_pad));
+      pack_b(tb, B, ldb, pc, kc, jc, nc, nr, bf);
+      const auto* bp = f.panels_b(bf, kc, nc_pad);
       for (int64_t ic = m0; ic < m1; ic += mc_max) {
         int64_t mc = std::min(mc_max, m1 - ic);
         int64_t mc_pad = (mc + mr - 1) / mr * mr;
-        float* ap = PackBuffers::grow(pb.a, pb.a_cap, (size_t)(kc * mc_pad));
-        pack_a(ta, A, lda, ic, mc, pc, kc, mr, ap);
+        float* af = PackBuffers::grow(pb.a, pb.a_cap, (size_t)(kc * mc_pad));
+        pack_a(ta, A, lda, ic, mc, pc, kc, mr, af);
+        const auto* ap = f.panels_a(af, kc, mc_pad);
         for (int64_t jr = 0; jr < nc; jr += nr) {
           int64_t cols = std::min(nr, nc - jr);
-          const float* bpanel = bp + jr * kc;
+          const auto* bpanel = bp + jr * kd;
           for (int64_t ir = 0; ir < mc; ir += mr) {
             int64_t rows = std::min(mr, mc - ir);
-            const float* apanel = ap + ir * kc;
+            const auto* apanel = ap + ir * kd;
             float* ctile = C + (ic + ir) * ldc + jc + jr;
             if (rows == mr && cols == nr) {
-              ki.ukr(kc, apanel, bpanel, ctile, ldc, alpha, beta_eff);
+              f.ukr(kd, apanel, bpanel, ctile, ldc, alpha, beta_eff);
             } else {
-              ki.ukr(kc, apanel, bpanel, edge, nr, alpha, 0.f);
+              f.ukr(kd, apanel, bpanel, edge, nr, alpha, 0.f);
               for (int64_t i = 0; i < rows; i++)
                 for (int64_t j = 0; j < cols; j++) {
                   float* cij = ctile + i * ldc + j;
@@ -381,6 +389,22 @@ void gemm_slab(bool ta, bool tb, int64_t m0, int64_t m1, int64_t n0, int64_t n1,
       }
     }
   }
+}
+
+// float32 operands: the kernel reads the packed panels as they are.
+struct F32Format {
+  int64_t mr, nr, kc_max;
+  MicroKernel ukr;
+  int64_t depth(int64_t kc) const { return kc; }
+  const float* panels_a(const float* a, int64_t, int64_t) const { return a; }
+  const float* panels_b(const float* b, int64_t, int64_t) const { return b; }
+};
+
+void gemm_slab(bool ta, bool tb, int64_t m0, int64_t m1, int64_t n0, int64_t n1, int64_t K, float alpha,
+               const float* A, int64_t lda, const float* B, int64_t ldb, float beta, float* C, int64_t ldc) {
+  const KernelInfo& ki = kernel();
+  gemm_slab_blocked(F32Format{ki.mr, ki.nr, KC, ki.ukr}, ta, tb, m0, m1, n0, n1, K, alpha, A, lda, B, ldb, beta, C,
+                    ldc);
 }
 
 // ---- BF16: operands rounded to bfloat16, float32 accumulation -------------------------------------
@@ -583,56 +607,30 @@ thread_local Bf16PackBuffers tls_pack_bf16;
 
 const int64_t KC_BF16 = env_or("PSTAL_GEMM_KC_BF16", 384) / 2 * 2;  // depth of one block (even: whole pairs)
 
-// The blocked product over one slab of C, bf16 operands: gemm_slab's loops; each float panel packed
-// by pack_a / pack_b is then rounded into k-pair words.
+// bf16 operands: each packed float panel rounded into k-pair words (the kernel's depth is kc / 2).
+struct Bf16Format {
+  int64_t mr, nr, kc_max;
+  Bf16Kernel ukr;
+  int64_t depth(int64_t kc) const { return (kc + 1) / 2; }
+  const uint32_t* panels(const float* f, int64_t kc, int64_t extent, int64_t w, uint32_t*& buf, size_t& cap) const {
+    int64_t kp = depth(kc);
+    uint32_t* out = Bf16PackBuffers::grow(buf, cap, (size_t)(kp * extent));
+    for (int64_t r = 0; r < extent; r += w) to_pairs(f + r * kc, kc, w, out + r * kp);
+    return out;
+  }
+  const uint32_t* panels_a(const float* a, int64_t kc, int64_t mc_pad) const {
+    return panels(a, kc, mc_pad, mr, tls_pack_bf16.a, tls_pack_bf16.a_cap);
+  }
+  const uint32_t* panels_b(const float* b, int64_t kc, int64_t nc_pad) const {
+    return panels(b, kc, nc_pad, nr, tls_pack_bf16.b, tls_pack_bf16.b_cap);
+  }
+};
+
 void gemm_slab_bf16(const Bf16KernelInfo& ki, bool ta, bool tb, int64_t m0, int64_t m1, int64_t n0, int64_t n1,
                     int64_t K, float alpha, const float* A, int64_t lda, const float* B, int64_t ldb, float beta,
                     float* C, int64_t ldc) {
-  const int64_t mr = ki.mr, nr = ki.nr;
-  const int64_t mc_max = std::max<int64_t>(MC / mr, 1) * mr;
-  const int64_t kc_max = std::max<int64_t>(KC_BF16, 2);
-  PackBuffers& pf = tls_pack;
-  Bf16PackBuffers& pb = tls_pack_bf16;
-  float edge[32 * 32];
-  for (int64_t jc = n0; jc < n1; jc += NC) {
-    int64_t nc = std::min(NC, n1 - jc);
-    int64_t nc_pad = (nc + nr - 1) / nr * nr;
-    for (int64_t pc = 0; pc < K; pc += kc_max) {
-      int64_t kc = std::min(kc_max, K - pc), kp = (kc + 1) / 2;
-      float beta_eff = pc == 0 ? beta : 1.f;
-      float* bf = PackBuffers::grow(pf.b, pf.b_cap, (size_t)(kc * nc_pad));
-      uint32_t* bp = Bf16PackBuffers::grow(pb.b, pb.b_cap, (size_t)(kp * nc_pad));
-      pack_b(tb, B, ldb, pc, kc, jc, nc, nr, bf);
-      for (int64_t jr = 0; jr < nc_pad; jr += nr) to_pairs(bf + jr * kc, kc, nr, bp + jr * kp);
-      for (int64_t ic = m0; ic < m1; ic += mc_max) {
-        int64_t mc = std::min(mc_max, m1 - ic);
-        int64_t mc_pad = (mc + mr - 1) / mr * mr;
-        float* af = PackBuffers::grow(pf.a, pf.a_cap, (size_t)(kc * mc_pad));
-        uint32_t* ap = Bf16PackBuffers::grow(pb.a, pb.a_cap, (size_t)(kp * mc_pad));
-        pack_a(ta, A, lda, ic, mc, pc, kc, mr, af);
-        for (int64_t ir = 0; ir < mc_pad; ir += mr) to_pairs(af + ir * kc, kc, mr, ap + ir * kp);
-        for (int64_t jr = 0; jr < nc; jr += nr) {
-          int64_t cols = std::min(nr, nc - jr);
-          const uint32_t* bpanel = bp + jr * kp;
-          for (int64_t ir = 0; ir < mc; ir += mr) {
-            int64_t rows = std::min(mr, mc - ir);
-            const uint32_t* apanel = ap + ir * kp;
-            float* ctile = C + (ic + ir) * ldc + jc + jr;
-            if (rows == mr && cols == nr) {
-              ki.ukr(kp, apanel, bpanel, ctile, ldc, alpha, beta_eff);
-            } else {
-              ki.ukr(kp, apanel, bpanel, edge, nr, alpha, 0.f);
-              for (int64_t i = 0; i < rows; i++)
-                for (int64_t j = 0; j < cols; j++) {
-                  float* cij = ctile + i * ldc + j;
-                  *cij = edge[i * nr + j] + (beta_eff == 0.f ? 0.f : beta_eff * *cij);
-                }
-            }
-          }
-        }
-      }
-    }
-  }
+  gemm_slab_blocked(Bf16Format{ki.mr, ki.nr, std::max<int64_t>(KC_BF16, 2), ki.ukr}, ta, tb, m0, m1, n0, n1, K, alpha,
+                    A, lda, B, ldb, beta, C, ldc);
 }
 
 // The slab routine for this product's precision, and its micro-tile.

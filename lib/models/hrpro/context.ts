@@ -7,12 +7,15 @@ import type { Device } from '../../runtime/backend';
 import type { ProposalsFile } from './proposals';
 import type { Stage1Video } from './videos';
 
-/** What every HR-Pro training run is given: the split's videos, the run folder, the evaluation's setting. */
-export interface RunContext {
+/**
+ * What every training run is given: the split's videos, the run folder, the evaluation's setting.
+ * V: the method's video record (HR-Pro's Stage1Video; TSPNet's VideoRecord).
+ */
+export interface RunContext<V = Stage1Video> {
   out: string;
   classNames: string[];
-  train: Stage1Video[];
-  test: Stage1Video[];
+  train: V[];
+  test: V[];
   ambiguous?: Map<string, [number, number][]>;
   /** test videos left out of evaluation (THUMOS14's three) */
   blockedVideos?: string[];

@@ -15,6 +15,7 @@ import { filterAmbiguous } from '../../eval/ambiguous';
 import type { Detection } from '../../eval/detection';
 import type { TspNetModel } from './model';
 import type { VideoProposals } from './proposals';
+import type { TspNetConfig } from './config';
 
 export interface ProposalScores {
   M: number;
@@ -27,15 +28,7 @@ export interface ProposalScores {
   z: Float32Array;
 }
 
-export interface InferenceOptions {
-  classThreshold: number;
-  abaThreshold: number;
-  softNmsSigma: number;
-  exactIoU: boolean;
-  featureFps: number;
-  snippetFrames: number;
-  chunk: number;
-}
+export type InferenceOptions = Pick<TspNetConfig, 'classThreshold' | 'abaThreshold' | 'softNmsSigma' | 'exactIoU' | 'featureFps' | 'snippetFrames' | 'chunk'>;
 
 /** The three heads' probabilities for all of a video's proposals (eval mode, no gradient). */
 export function scoreProposals(model: TspNetModel, v: { features: Float32Array; T: number }, props: Float32Array, chunk: number): ProposalScores {

@@ -11,14 +11,14 @@
  * eval mode (labels.ts) and every video's labels are rebuilt from the moved points. The moved points
  * are part of the saved state, so a resumed run continues exactly.
  */
+import type { RunContext } from '../hrpro/context';
 import * as ops from '../../ops';
 import { tidy } from '../../tensor/tensor';
 import { backward } from '../../tensor/autograd';
 import { Adam } from '../../nn/optim';
 import { Rng } from '../../util/rng';
-import type { EvalResult, GroundTruth } from '../../eval/detection';
+import type { EvalResult } from '../../eval/detection';
 import type { VideoRecord } from '../../data';
-import type { Device } from '../../runtime/backend';
 import { runTrainingLoop, meanMap, TrainingMethod } from '../../train/loop';
 import { TspNetModel } from './model';
 import { TspNetConfig, TSPNET_DEFAULTS, checkConfig } from './config';
@@ -35,22 +35,10 @@ export interface TspNetLosses {
   saliency: number;
 }
 
-export interface TspNetContext {
-  out: string;
-  classNames: string[];
-  train: VideoRecord[];
-  test: VideoRecord[];
+export interface TspNetContext extends RunContext<VideoRecord> {
   /** every training video's points in the point file's order (readTspPoints) */
   points: Map<string, TspPoint[]>;
   proposals: { train: Map<string, VideoProposals>; test: Map<string, VideoProposals> };
-  ambiguous?: Map<string, [number, number][]>;
-  blockedVideos?: string[];
-  testGroundTruth?: GroundTruth;
-  device?: Device;
-  resume?: boolean;
-  quiet?: boolean;
-  log?: (text: string) => void;
-  signal?: { stop: boolean };
   /** what the config file records about the base proposals */
   base?: object;
   /** called after every iteration (1-based), before any test of that iteration */
