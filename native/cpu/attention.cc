@@ -63,36 +63,45 @@ void attention_forward(const AttentionForward& op) {
   });
 }
 
-// attention_backward(dq, dk, dv, dout, probs, q, k, v, L, D, H, dropout_p, seed)
+// attention_backward(dq, dk, dv, dout, probs, q, k, v, L, D, H, dropout_p, seed), in blocks of
+// query rows as the forward. dV = Pd^T dO and dK = dS^T Q sum over the query rows, so each block
+// adds its share (beta = 1 after the first); a block a multiple of the GEMM's depth block keeps
+// the additions in the one-block order, hence the same bits.
 void attention_backward(const AttentionBackward& op) {
   const auto& [L, D, H, p, seed, dq, dk, dv, dout, probs, q, k, v] = op;
   int64_t dh = D / H;
   float scale = 1.f / std::sqrt((float)dh);
+  const int64_t kc = gemm_depth_block();
+  const int64_t rb = std::min(L, std::max<int64_t>(1, (49152 / std::max<int64_t>(L, 1)) / kc) * kc);
   parallel_for(H, 1, [&](int64_t h0, int64_t h1) {
     for (int64_t h = h0; h < h1; h++) {
-      const float* P = probs + h * L * L;
-      // the head's mask, generated once for both Pd = P * mask and dPd * mask
-      float* mask = nullptr;
-      const float* Pd = P;
-      if (p > 0) {
-        mask = mask_scratch.get((size_t)(L * L));
-        dropout_mask(mask, L * L, seed, (uint64_t)h * L * L, (float)p);
-        float* pd = drop_scratch.get((size_t)(L * L));
-        for (int64_t i = 0; i < L * L; i++) pd[i] = P[i] * mask[i];
-        Pd = pd;
+      for (int64_t i0 = 0; i0 < L; i0 += rb) {
+        int64_t rows = std::min(rb, L - i0);
+        const float* P = probs + (h * L + i0) * L;
+        const float* dO = dout + i0 * D + h * dh;
+        float beta = i0 == 0 ? 0.f : 1.f;
+        // the block's mask (the forward's bits), generated once for Pd = P * mask and dPd * mask
+        float* mask = nullptr;
+        const float* Pd = P;
+        if (p > 0) {
+          mask = mask_scratch.get((size_t)(rb * L));
+          dropout_mask(mask, rows * L, seed, (uint64_t)(h * L + i0) * L, (float)p);
+          float* pd = drop_scratch.get((size_t)(rb * L));
+          for (int64_t i = 0; i < rows * L; i++) pd[i] = P[i] * mask[i];
+          Pd = pd;
+        }
+        // dV += Pd^T dO
+        sgemm_serial(true, false, L, dh, rows, 1.f, Pd, L, dO, D, beta, dv + h * dh, D);
+        // dPd = dO V^T, then through the mask and the softmax
+        float* dP = grad_scratch.get((size_t)(rb * L));
+        sgemm_serial(false, true, rows, L, dh, 1.f, dO, D, v + h * dh, D, 0.f, dP, L);
+        if (mask)
+          for (int64_t i = 0; i < rows * L; i++) dP[i] *= mask[i];
+        for (int64_t i = 0; i < rows; i++) softmax_row_backward(dP + i * L, dP + i * L, P + i * L, L, false);
+        // dQ = dS K * scale (this block's rows), dK += dS^T Q * scale
+        sgemm_serial(false, false, rows, dh, L, scale, dP, L, k + h * dh, D, 0.f, dq + i0 * D + h * dh, D);
+        sgemm_serial(true, false, L, dh, rows, scale, dP, L, q + i0 * D + h * dh, D, beta, dk + h * dh, D);
       }
-      const float* dO = dout + h * dh;
-      // dV = Pd^T dO
-      sgemm_serial(true, false, L, dh, L, 1.f, Pd, L, dO, D, 0.f, dv + h * dh, D);
-      // dPd = dO V^T, then through the mask and the softmax
-      float* dP = grad_scratch.get((size_t)(L * L));
-      sgemm_serial(false, true, L, L, dh, 1.f, dO, D, v + h * dh, D, 0.f, dP, L);
-      if (mask)
-        for (int64_t i = 0; i < L * L; i++) dP[i] *= mask[i];
-      for (int64_t i = 0; i < L; i++) softmax_row_backward(dP + i * L, dP + i * L, P + i * L, L, false);
-      // dQ = dS K * scale, dK = dS^T Q * scale
-      sgemm_serial(false, false, L, dh, L, scale, dP, L, k + h * dh, D, 0.f, dq + h * dh, D);
-      sgemm_serial(true, false, L, dh, L, scale, dP, L, q + h * dh, D, 0.f, dk + h * dh, D);
     }
   });
 }

@@ -27,5 +27,8 @@ bool select_gemm_impl(const std::string& name);
 std::string gemm_impl();
 std::string gemm_kernel_name();  // "avx512" / "avx2" / "generic", or "avx512-bf16" / "avx2-bf16-emulated" in bf16
 bool gemm_bf16_supported();      // AVX512-BF16 (or PSTAL_GEMM_BF16=emulate): set_gemm_precision('bf16') is allowed
+// The depth block of the current precision: a product over K = a + b with a a multiple of it, done
+// as two calls (the second with beta = 1), gives the same bits as one call.
+int64_t gemm_depth_block();
 
 }  // namespace pstal

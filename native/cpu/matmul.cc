@@ -705,6 +705,11 @@ constexpr bool use_openblas = false;
 
 // ---- public entry points --------------------------------------------------------------------------
 
+int64_t gemm_depth_block() {
+  const SlabChoice s = slab_choice();
+  return s.bf16 ? std::max<int64_t>(KC_BF16, 2) : KC;
+}
+
 void sgemm_serial(bool ta, bool tb, int64_t M, int64_t N, int64_t K, float alpha, const float* A, int64_t lda,
                   const float* B, int64_t ldb, float beta, float* C, int64_t ldc) {
   if (M <= 0 || N <= 0) return;
