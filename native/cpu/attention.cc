@@ -10,6 +10,7 @@
 // ---------------------------------------------------------------------------------------------
 #include <algorithm>
 #include <cmath>
+#include <cstdlib>
 
 #include "common/parallel.h"
 #include "cpu/dropout.h"
@@ -23,14 +24,18 @@ namespace {
 
 thread_local Scratch drop_scratch, mask_scratch, grad_scratch, score_scratch;
 
-// Query rows a block: the block's scores (and its dropped copy) stay in L2 (~192 KB each) from the
-// Q K^T product through the softmax and the dropout to the P V product, instead of making four
-// passes over an L x L matrix (100 MB a head for THUMOS14's longest test video). A multiple of 6,
-// the micro-kernel's height. Per row the arithmetic is unchanged (the GEMMs' depth is not split
-// differently), so the results are the same bits as the one-block version.
+// Query rows a block: the block's scores (and its dropped copy) are still in cache (L2/L3) from
+// the Q K^T product through the softmax and the dropout to the P V product, instead of four
+// passes over an L x L matrix from memory (100 MB a head for THUMOS14's longest test video). A
+// multiple of the GEMM's depth block, so that the backward's sums over query rows keep their order
+// (the same bits as one block), and large enough that re-packing K and V per block stays cheap.
 int64_t query_block(int64_t L) {
-  int64_t rows = (49152 / std::max<int64_t>(L, 1)) / 6 * 6;
-  return std::min(L, std::max<int64_t>(rows, 6));
+  static const int64_t budget = [] {
+    const char* e = std::getenv("PSTAL_ATTENTION_BLOCK");
+    return e ? std::atoll(e) : (int64_t)1 << 20;
+  }();
+  const int64_t kc = gemm_depth_block();
+  return std::min(L, std::max<int64_t>(1, (budget / std::max<int64_t>(L, 1)) / kc) * kc);
 }
 
 }  // namespace
@@ -71,8 +76,7 @@ void attention_backward(const AttentionBackward& op) {
   const auto& [L, D, H, p, seed, dq, dk, dv, dout, probs, q, k, v] = op;
   int64_t dh = D / H;
   float scale = 1.f / std::sqrt((float)dh);
-  const int64_t kc = gemm_depth_block();
-  const int64_t rb = std::min(L, std::max<int64_t>(1, (49152 / std::max<int64_t>(L, 1)) / kc) * kc);
+  const int64_t rb = query_block(L);
   parallel_for(H, 1, [&](int64_t h0, int64_t h1) {
     for (int64_t h = h0; h < h1; h++) {
       for (int64_t i0 = 0; i0 < L; i0 += rb) {
