@@ -110,3 +110,26 @@ browserTest(`the report in headless Chromium: no console errors, the picker list
     await browser.close();
   }
 });
+
+test('metrics.svg: the curves name the run\'s own tIoU range and take mAP@0.5 at its index (ActivityNet 0.5:0.95, THUMOS14 0.1:0.7)', async (t) => {
+  const { metricsSvg } = await import('../lib/plot/metrics');
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'pstal-metrics-'));
+  try {
+    const tiou = Array.from({ length: 10 }, (_, i) => 0.5 + 0.05 * i);
+    const line = (it: number, map: number[]): string => JSON.stringify({ iteration: it, loss: 1, test: { map, average: map.reduce((a, b) => a + b) / map.length } });
+    // mAP@0.5 = 0.40 (index 0 here); index 4 (@0.7) is 0.20: the old plot drew that one
+    fs.writeFileSync(path.join(dir, 'stage1_metrics.jsonl'), line(10, [0.4, 0.35, 0.3, 0.25, 0.2, 0.15, 0.1, 0.05, 0.02, 0.01]) + '\n');
+    fs.writeFileSync(path.join(dir, 'config.json'), JSON.stringify({ stage1: { tiou } }));
+    const svg = metricsSvg(dir)!;
+    t.regex(svg, /avg mAP\(0\.5:0\.95\)/);
+    // one point each: x at the panel's right edge, y of 40 % in a 220-high panel from y0 = 40: 40 + 220 * 0.6 = 172
+    const polylines = [...svg.matchAll(/<polyline[^>]*points="([^"]+)"/g)].map((m) => m[1]);
+    t.is(polylines[1], '520.0,172.0');
+    fs.rmSync(path.join(dir, 'config.json'));
+    const thumos = metricsSvg(dir)!;
+    t.regex(thumos, /avg mAP\(0\.1:0\.7\)/);
+    t.is([...thumos.matchAll(/<polyline[^>]*points="([^"]+)"/g)].map((m) => m[1])[1], '520.0,216.0'); // index 4: 20 %
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+});

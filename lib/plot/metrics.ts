@@ -1,7 +1,8 @@
 /**
  * metrics.ts: a run's learning curves as RUN/metrics.svg, redrawn after every test: for each stage
- * (HR-Pro's two, or TSPNet) that has a metrics file, the test's average mAP(0.1:0.7) (and mAP@0.5) over iterations or epochs,
- * with the training loss scaled into the same panel. SVG by hand, no dependency.
+ * (HR-Pro's two, or TSPNet) that has a metrics file, the test's average mAP over the run's tIoUs
+ * (its config file's; THUMOS14's 0.1:0.7 for a run without one) and mAP@0.5 over iterations or
+ * epochs, with the training loss scaled into the same panel. SVG by hand, no dependency.
  */
 import * as fs from 'fs';
 import * as path from 'path';
@@ -45,6 +46,27 @@ function readLines(file: string): Record<string, unknown>[] {
   return fs.readFileSync(file, 'utf8').split('\n').filter((l) => l.trim()).map((l) => JSON.parse(l) as Record<string, unknown>);
 }
 
+/** THUMOS14's tIoUs, for runs whose config file is missing or has none. */
+const THUMOS_TIOU = [0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7];
+
+/** The tIoUs a stage was evaluated at: RUN/<file>'s `<section>.tiou`. */
+function runTious(run: string, file: string, section: string): number[] {
+  try {
+    const c = JSON.parse(fs.readFileSync(path.join(run, file), 'utf8')) as Record<string, { tiou?: unknown }>;
+    const t = c[section]?.tiou;
+    if (Array.isArray(t) && t.length && t.every((x) => typeof x === 'number')) return t as number[];
+  } catch {
+    // no config (a run folder from elsewhere): THUMOS14's
+  }
+  return THUMOS_TIOU;
+}
+
+/** '0.1:0.7' from [0.1, ..., 0.7]. */
+function tiouRange(t: number[]): string {
+  const f = (x: number): string => String(Math.round(x * 1000) / 1000);
+  return t.length > 1 ? `${f(t[0])}:${f(t[t.length - 1])}` : f(t[0]);
+}
+
 type Line = { test?: { map: number[]; average: number }; loss: number } & Record<string, unknown>;
 
 /** Draws RUN/metrics.svg from RUN/stage{1,2}_metrics.jsonl or RUN/tspnet_metrics.jsonl; returns its path, or null without metrics. */
@@ -59,19 +81,20 @@ export function writeMetricsPlot(run: string): string | null {
 /** The learning curves of RUN/stage{1,2}_metrics.jsonl and RUN/tspnet_metrics.jsonl as SVG text, or null without metrics. */
 export function metricsSvg(run: string): string | null {
   const stages = [
-    { file: 'stage1_metrics.jsonl', key: 'iteration', title: 'HR-Pro stage 1: test mAP (%)', xLabel: 'iteration' },
-    { file: 'stage2_metrics.jsonl', key: 'epoch', title: 'HR-Pro stage 2: test mAP (%)', xLabel: 'epoch' },
-    { file: 'tspnet_metrics.jsonl', key: 'iteration', title: 'TSPNet: test mAP (%)', xLabel: 'iteration' },
-  ].map((s) => ({ ...s, lines: readLines(path.join(run, s.file)) as Line[] })).filter((s) => s.lines.length);
+    { file: 'stage1_metrics.jsonl', key: 'iteration', title: 'HR-Pro stage 1: test mAP (%)', xLabel: 'iteration', config: ['config.json', 'stage1'] },
+    { file: 'stage2_metrics.jsonl', key: 'epoch', title: 'HR-Pro stage 2: test mAP (%)', xLabel: 'epoch', config: ['stage2_config.json', 'stage2'] },
+    { file: 'tspnet_metrics.jsonl', key: 'iteration', title: 'TSPNet: test mAP (%)', xLabel: 'iteration', config: ['tspnet_config.json', 'tspnet'] },
+  ].map((s) => ({ ...s, lines: readLines(path.join(run, s.file)) as Line[], tiou: runTious(run, s.config[0], s.config[1]) })).filter((s) => s.lines.length);
   if (!stages.length) return null;
   const W = 460;
   const H = 220;
   const parts = stages.map((s, i) => {
     const withTest = s.lines.filter((l) => l.test);
     const maxLoss = Math.max(1e-9, ...s.lines.map((l) => l.loss));
+    const at05 = s.tiou.findIndex((t) => Math.abs(t - 0.5) < 1e-9);
     const series: Series[] = [
-      { name: 'avg mAP(0.1:0.7)', color: '#1f77b4', points: withTest.map((l) => [l[s.key] as number, 100 * l.test!.average]) },
-      { name: 'mAP@0.5', color: '#2ca02c', points: withTest.filter((l) => l.test!.map.length >= 5).map((l) => [l[s.key] as number, 100 * l.test!.map[4]]) },
+      { name: `avg mAP(${tiouRange(s.tiou)})`, color: '#1f77b4', points: withTest.map((l) => [l[s.key] as number, 100 * l.test!.average]) },
+      { name: 'mAP@0.5', color: '#2ca02c', points: at05 < 0 ? [] : withTest.filter((l) => l.test!.map.length > at05).map((l) => [l[s.key] as number, 100 * l.test!.map[at05]]) },
       { name: `loss (max ${maxLoss.toFixed(2)} = top)`, color: '#999', dashed: true, points: s.lines.map((l) => [l[s.key] as number, (100 * l.loss) / maxLoss]) },
     ];
     return panel(60 + i * (W + 70), 40, W, H, s.title, s.xLabel, series, 100);
