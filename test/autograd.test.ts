@@ -365,3 +365,23 @@ test('dropout: seeded, unbiased, and its backward uses the same mask', (t) => {
     x.grad!.dispose();
   });
 });
+
+test('conv1d and matmul compute only the gradients their inputs need (the features need none)', (t) => {
+  const rng = new Rng(3);
+  const data = (n: number): Float32Array => Float32Array.from({ length: n }, () => rng.normal());
+  const x = Tensor.from(data(5 * 4), [5, 4]); // features: no gradient wanted
+  const w = Tensor.from(data(3 * 4 * 3), [3, 4, 3]);
+  w.requiresGrad = true;
+  const y = ops.conv1d(x, w, null, 1);
+  const [dx, dw] = y.node!.backward(Tensor.full(y.shape, 1));
+  t.is(dx, null);
+  t.deepEqual(dw!.shape, [3, 4, 3]);
+  const m = ops.matmul(x, Tensor.from(data(4 * 2), [4, 2]));
+  t.is(m.node, null, 'no input needs a gradient: no node');
+  const p = Tensor.from(data(2 * 4), [2, 4]);
+  p.requiresGrad = true;
+  const m2 = ops.matmul(x, p, { transB: true });
+  const [da, db] = m2.node!.backward(Tensor.full(m2.shape, 1));
+  t.is(da, null);
+  t.deepEqual(db!.shape, [2, 4]);
+});

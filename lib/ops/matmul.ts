@@ -8,7 +8,7 @@
  */
 import { record } from '../tensor/autograd';
 import { backend } from '../runtime/backend';
-import { Tensor, shapeStr } from '../tensor/tensor';
+import { Tensor, needsGrad, shapeStr } from '../tensor/tensor';
 import { sameDevice } from './elementwise';
 
 export interface MatmulOptions {
@@ -70,17 +70,25 @@ export function matmul(a: Tensor, b: Tensor, options: MatmulOptions = {}): Tenso
   const out = Tensor.empty(geo.outShape, a.device);
   gemm(aa, b, ta, tb, geo, out);
   const g0 = geo;
+  // only the gradients an input needs (a constant operand, e.g. detached prototypes, needs none)
+  const [needA, needB] = [needsGrad(a), needsGrad(b)];
   return record('matmul', out, [a, b], (g) => {
     const gg = g.reshape([g0.batch, g0.M, g0.N]);
     const a3 = aa.reshape([g0.batch, ...(ta ? [g0.K, g0.M] : [g0.M, g0.K])]);
     // dA = dC op(B)^T  (stored as op(A)'s transpose layout when ta)
-    const da = Tensor.empty(a.shape, a.device);
-    if (!ta) gemm(gg, b, false, !tb, { ...g0, K: g0.N, N: g0.K, strideA: g0.M * g0.N }, da);
-    else gemm(b, gg, tb, true, { ...g0, M: g0.K, N: g0.M, K: g0.N, strideA: g0.strideB, strideB: g0.M * g0.N }, da);
+    let da: Tensor | null = null;
+    if (needA) {
+      da = Tensor.empty(a.shape, a.device);
+      if (!ta) gemm(gg, b, false, !tb, { ...g0, K: g0.N, N: g0.K, strideA: g0.M * g0.N }, da);
+      else gemm(b, gg, tb, true, { ...g0, M: g0.K, N: g0.M, K: g0.N, strideA: g0.strideB, strideB: g0.M * g0.N }, da);
+    }
     // dB = op(A)^T dC, stored as dC^T op(A) when tb (b is a single matrix when shared: batch is 1)
-    const db = Tensor.empty(b.shape, b.device);
-    if (!tb) gemm(a3, gg, !ta, false, { ...g0, M: g0.K, N: g0.N, K: g0.M, strideA: g0.M * g0.K, strideB: g0.M * g0.N }, db);
-    else gemm(gg, a3, true, ta, { ...g0, M: g0.N, N: g0.K, K: g0.M, strideA: g0.M * g0.N, strideB: g0.M * g0.K }, db);
+    let db: Tensor | null = null;
+    if (needB) {
+      db = Tensor.empty(b.shape, b.device);
+      if (!tb) gemm(a3, gg, !ta, false, { ...g0, M: g0.K, N: g0.N, K: g0.M, strideA: g0.M * g0.K, strideB: g0.M * g0.N }, db);
+      else gemm(gg, a3, true, ta, { ...g0, M: g0.N, N: g0.K, K: g0.M, strideA: g0.M * g0.N, strideB: g0.M * g0.K }, db);
+    }
     return [da, db];
   });
 }
