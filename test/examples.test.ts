@@ -1,5 +1,6 @@
 /**
- * examples/: every script type-checks against the library (examples/tsconfig.json), and the TSPNet
+ * examples/ and test/: every script type-checks against the library (examples/tsconfig.json,
+ * test/tsconfig.json), and the TSPNet
  * example runs end to end at its --quick size (synthesized data, an HR-Pro base, the plug-in, detection).
  */
 import test from 'ava';
@@ -12,6 +13,14 @@ const root = path.resolve(__dirname, '..');
 
 test('examples/*.ts type-check against the library', (t) => {
   const r = spawnSync(process.execPath, [require.resolve('typescript/bin/tsc'), '-p', path.join(root, 'examples', 'tsconfig.json')], { cwd: root, encoding: 'utf8' });
+  t.is(r.status, 0, r.stdout + r.stderr);
+});
+
+// ava runs the tests through ts-node's transpile-only mode, which checks no types: a test importing
+// a name that does not exist fails only when it runs, and the GPU tests run only on a GPU (one such
+// import sat in test/cuda.test.ts for a session). test/tsconfig.json: the library's settings, not strict.
+test('test/*.ts type-check against the library (the GPU tests included)', (t) => {
+  const r = spawnSync(process.execPath, [require.resolve('typescript/bin/tsc'), '-p', path.join(root, 'test', 'tsconfig.json')], { cwd: root, encoding: 'utf8' });
   t.is(r.status, 0, r.stdout + r.stderr);
 });
 
