@@ -136,8 +136,8 @@ export class AtomicFileWriter {
         // already failing: the write's error is the one to report
       }
       this.fd = -1;
-      fs.rmSync(this.tmp, { force: true });
-    } else if (fs.existsSync(this.tmp)) fs.rmSync(this.tmp, { force: true });
+    }
+    fs.rmSync(this.tmp, { force: true }); // gone already after a commit
   }
 }
 

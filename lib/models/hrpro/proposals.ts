@@ -47,10 +47,13 @@ export function packRanked(r: RankedProposals): TrainProposals {
 
 const isObj = (x: unknown): x is Record<string, unknown> => typeof x === 'object' && x !== null && !Array.isArray(x);
 
+/** A field of proposals.json with the wrong shape (already names the file and the field). */
+class ProposalsFieldError extends Error {}
+
 /** Reads and checks RUN/proposals.json (any size: members are parsed and packed one video at a time). */
 export function readProposalsFile(file: string): ProposalsFile {
   const bad = (field: string, want: string, got: unknown): never => {
-    throw new Error(`${file}: field ${field} must be ${want}, received ${JSON.stringify(got)?.slice(0, 120)}; rerun stage 1 to rewrite it`);
+    throw new ProposalsFieldError(`${file}: field ${field} must be ${want}, received ${JSON.stringify(got)?.slice(0, 120)}; rerun stage 1 to rewrite it`);
   };
   // [start, end, score] with finite numbers (a span may be null in RP: a point without a match)
   const span = (x: unknown, field: string, nullable = false): void => {
@@ -87,7 +90,7 @@ export function readProposalsFile(file: string): ProposalsFile {
   try {
     p = readJsonFile(file, member) as ProposalsFile;
   } catch (e) {
-    if (e instanceof DuplicateKeyError || (e as Error).message.startsWith(`${file}: field`)) throw e;
+    if (e instanceof DuplicateKeyError || e instanceof ProposalsFieldError) throw e;
     throw new Error(`${file}: cannot read stage-1 proposals (${(e as Error).message}); run stage 1 first`);
   }
   if (!isObj(p) || !isObj(p.train) || !isObj(p.test)) throw new Error(`${file}: expected {"train": {...}, "test": {...}} as stage 1 writes it`);
