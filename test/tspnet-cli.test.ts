@@ -175,10 +175,12 @@ test('SIGKILL mid-training, then --resume: the same final weights, points and me
     t.is(sig, 'SIGKILL', 'the run was killed before it finished');
     r = pstal([...args('cut').filter((a) => a !== '--quiet'), '--resume'], dir);
     t.is(r.status, 0, r.stderr.slice(-2000));
-    // it went on from the saved state (iteration 10 or later), not from the start
+    // it went on from the saved state, not from the start: iteration 10 or later, or 9 when the kill
+    // fell between iteration 10's metrics line and its state file (the loop writes them in that order;
+    // seen once in CI)
     const from = /resuming from .* at iteration (\d+)/.exec(r.stderr);
     t.truthy(from, r.stderr.slice(-2000));
-    t.true(Number(from![1]) >= 10 && Number(from![1]) < 40, from![0]);
+    t.true(Number(from![1]) >= 9 && Number(from![1]) < 40, from![0]);
 
     const { loadSafetensors } = await import('../lib/io/safetensors');
     const a = loadSafetensors(path.join(dir, 'full', 'tspnet_last.safetensors'));
