@@ -178,7 +178,7 @@ test('SIGKILL mid-training, then --resume: the same final weights, points and me
     // it went on from the saved state, not from the start: iteration 10 or later, or 9 when the kill
     // fell between iteration 10's metrics line and its state file (the loop writes them in that order;
     // seen once in CI)
-    const from = /resuming from .* at iteration (\d+)/.exec(r.stderr);
+    const from = /resuming from \S+ at iteration (\d+)/.exec(r.stderr);
     t.truthy(from, r.stderr.slice(-2000));
     t.true(Number(from![1]) >= 9 && Number(from![1]) < 40, from![0]);
 
