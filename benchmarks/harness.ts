@@ -7,13 +7,16 @@ import { cpu, GemmPrecision } from '../lib/runtime/native';
 import type { Device } from '../lib/runtime/backend';
 
 /** What `npm run bench` passes every suite (each reads what applies to it). */
+/** The CPU's GEMM precisions, and TF32 tensor-core GEMMs on cuda. */
+export type BenchPrecision = GemmPrecision | 'tf32';
+
 export interface SuiteOptions {
   quick?: boolean;
   device?: Device;
   /** --threads 1,2: a row per thread count (stage1) */
   threads?: number[];
-  /** --precision fp32,bf16: GEMM precisions (stage1: bf16 rows at D = 2048) */
-  precision?: GemmPrecision[];
+  /** --precision fp32,bf16,tf32: GEMM precisions (stage1: bf16 rows at D = 2048 on the CPU, tf32 rows on cuda) */
+  precision?: BenchPrecision[];
   /** --dims 256: feature widths (stage1) */
   dims?: number[];
   /** --iterations N: timed training iterations (stage1), for a quick check of the harness */

@@ -1,6 +1,6 @@
 /**
  * `npm run bench [-- --only ops,eval --quick --device cuda --out FILE]`: runs every benchmark suite,
- * (stage1 also takes --threads 1,2 --precision fp32,bf16 --dims 256 --iterations N --test-videos N
+ * (stage1 also takes --threads 1,2 --precision fp32,bf16,tf32 --dims 256 --iterations N --test-videos N
  * --torch-venv DIR: benchmarks/stage1.ts),
  * prints one table and writes the results with the machine description as JSON (default
  * .bench/results.json). Suites live beside this file, one per area; each exports an async function
@@ -45,7 +45,8 @@ async function main(): Promise<void> {
     return xs;
   };
   const precision = opt('precision')?.split(',');
-  if (precision && !precision.every((p) => p === 'fp32' || p === 'bf16')) throw new Error(`bench: --precision takes fp32 and/or bf16, received '${opt('precision')}'`);
+  if (precision && !precision.every((p) => p === 'fp32' || p === 'bf16' || p === 'tf32'))
+    throw new Error(`bench: --precision takes fp32, bf16 (CPU) and/or tf32 (cuda), received '${opt('precision')}'`);
   const suiteOptions: SuiteOptions = {
     quick,
     device,

@@ -18,7 +18,7 @@ import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
 import { spawnSync } from 'child_process';
-import { BenchResult, SuiteOptions } from './harness';
+import { BenchPrecision, BenchResult, SuiteOptions } from './harness';
 import { synthesizeDataset } from '../lib/data/synth';
 import { loadConfig, loadDataset } from '../lib/data';
 import { Stage1Model } from '../lib/models/hrpro/stage1';
@@ -28,8 +28,8 @@ import { pointMatrix } from '../lib/models/hrpro/videos';
 import { stage1ConfigFrom } from '../lib/models/hrpro/config';
 import { Adam } from '../lib/nn/optim';
 import { Rng } from '../lib/util/rng';
-import { bf16Supported, getNumThreads, setGemmPrecision, setNumThreads, GemmPrecision } from '../lib/runtime/native';
-import { cudaSynchronize, Device } from '../lib/runtime/backend';
+import { bf16Supported, getNumThreads, setGemmPrecision, setNumThreads } from '../lib/runtime/native';
+import { cudaSynchronize, Device, setTf32 } from '../lib/runtime/backend';
 import { ensureTorchVenv } from './torch_venv';
 
 const ANNOTATIONS = process.env.PSTAL_THUMOS14 ?? path.resolve(__dirname, '..', '..', 'shared', 'data', 'THUMOS14');
@@ -40,6 +40,8 @@ interface ReferenceTiming {
   test_pass_s?: number;
   threads: number;
   torch?: string;
+  /** the GPU's name, or 'cpu' */
+  device?: string;
 }
 
 function median(xs: number[]): number {
@@ -47,7 +49,7 @@ function median(xs: number[]): number {
   return s[Math.floor(s.length / 2)];
 }
 
-function runReference(python: string, dir: string, iterations: number, threads: number, testVideos: number | undefined): ReferenceTiming | null {
+function runReference(python: string, dir: string, iterations: number, threads: number, testVideos: number | undefined, device: Device): ReferenceTiming | null {
   if (!REFERENCE || !fs.existsSync(REFERENCE)) {
     console.error(`bench stage1: ${REFERENCE ? `no reference at ${REFERENCE}` : 'PSTAL_REFERENCE is not set'} (a clone of pipixin321/HR-Pro); reporting ours only`);
     return null;
@@ -55,6 +57,7 @@ function runReference(python: string, dir: string, iterations: number, threads: 
   const args = [path.join(__dirname, '..', 'scripts', 'bench-reference-stage1.py'), '--data', dir, '--reference', REFERENCE,
     '--iterations', String(iterations), '--threads', String(threads)];
   if (testVideos) args.push('--test-videos', String(testVideos));
+  if (device !== 'cpu') args.push('--device', device); // the reference on the same GPU as ours
   const r = spawnSync(python, args, { encoding: 'utf8', maxBuffer: 1 << 26 });
   if (r.status !== 0) {
     console.error(`bench stage1: the PyTorch reference did not run (${(r.stderr || r.error?.message || '').trim().split('\n').pop()}); reporting ours only`);
@@ -63,13 +66,19 @@ function runReference(python: string, dir: string, iterations: number, threads: 
   return JSON.parse(r.stdout.trim().split('\n').pop()!) as ReferenceTiming;
 }
 
+/** "PyTorch 2.13.0+cpu 2 threads", or "PyTorch 2.11.0+cu130 on NVIDIA H200" for a GPU run. */
+function referenceName(r: ReferenceTiming): string {
+  const where = r.device && r.device !== 'cpu' ? `on ${r.device}` : `${r.threads} threads`;
+  return `PyTorch ${r.torch ?? ''} ${where}`.replace('  ', ' ');
+}
+
 export async function benchStage1(opts: SuiteOptions): Promise<BenchResult[]> {
   const device: Device = opts.device ?? 'cpu';
   const sync = (): void => cudaSynchronize(); // GPU work is queued: wait for it before reading the clock
   if (!fs.existsSync(path.join(ANNOTATIONS, 'gt_full.json'))) throw new Error(`no THUMOS14 annotations at ${ANNOTATIONS} (set PSTAL_THUMOS14)`);
   const python = opts.torchVenv ? ensureTorchVenv(opts.torchVenv) : process.env.PSTAL_PYTHON ?? '/usr/bin/python3';
   const threadCounts = opts.threads ?? [getNumThreads()];
-  const precisions: GemmPrecision[] = opts.precision ?? ['fp32'];
+  const precisions: BenchPrecision[] = opts.precision ?? ['fp32'];
   const dims = opts.dims ?? (opts.quick ? [256] : [2048, 256]);
   const savedThreads = getNumThreads();
   const rows: BenchResult[] = [];
@@ -77,7 +86,7 @@ export async function benchStage1(opts: SuiteOptions): Promise<BenchResult[]> {
   // reference process had run came out up to 2x slower in the same process (D = 256, 2 threads:
   // 1.08 s against 0.57 s without the reference; D = 2048: 33 s against 25 s; cause not found), so
   // no row of ours follows one. The synthesized sets are kept until the reference has run on them.
-  interface Ours { threads: number; precision: GemmPrecision; train: number; test: number; evaluated: boolean }
+  interface Ours { threads: number; precision: BenchPrecision; train: number; test: number; evaluated: boolean }
   const sets: { D: number; dir: string; iterations: number; testCount: number; ours: Ours[] }[] = [];
   try {
     for (const D of dims) {
@@ -103,7 +112,12 @@ export async function benchStage1(opts: SuiteOptions): Promise<BenchResult[]> {
               continue;
             }
           }
-          setGemmPrecision(precision);
+          if (precision === 'tf32' && device !== 'cuda') {
+            console.error(`bench stage1: no tf32 row at D=${D}: TF32 is the CUDA backend's (tensor cores)`);
+            continue;
+          }
+          if (precision === 'tf32') setTf32(true);
+          else setGemmPrecision(precision);
           try {
             const model = new Stage1Model({ featureDim: D, numClasses: C, device }, new Rng(0));
             // a random memory, as the reference side (the memory initialisation is not what is timed)
@@ -126,7 +140,8 @@ export async function benchStage1(opts: SuiteOptions): Promise<BenchResult[]> {
             model.dispose();
             set.ours.push({ threads, precision, train: median(times), test: testSeconds, evaluated: pass.evaluation !== null });
           } finally {
-            setGemmPrecision('fp32');
+            if (precision === 'tf32') setTf32(false);
+            else setGemmPrecision('fp32');
           }
         }
       }
@@ -134,21 +149,23 @@ export async function benchStage1(opts: SuiteOptions): Promise<BenchResult[]> {
     for (const set of sets) {
       // the reference once per thread count, beside the fp32 rows (it has no bf16 path)
       const refs = new Map<number, ReferenceTiming | null>();
-      if (precisions.includes('fp32')) for (const threads of threadCounts) refs.set(threads, runReference(python, set.dir, set.iterations, threads, opts.testVideos));
+      if (precisions.some((p) => p !== 'bf16')) for (const threads of threadCounts) refs.set(threads, runReference(python, set.dir, set.iterations, threads, opts.testVideos, device));
       for (const o of set.ours) {
-        const base = o.precision === 'fp32' ? refs.get(o.threads) ?? null : null;
-        const label = `D=${set.D}, ${device}${device === 'cpu' ? `, ${o.threads} thread${o.threads > 1 ? 's' : ''}, ${o.precision}` : ''}`;
+        // On cuda the reference runs with PyTorch's defaults (cuDNN's convolutions in TF32, matmuls in
+        // fp32): it stands beside our fp32 and our tf32 rows alike.
+        const base = o.precision !== 'bf16' ? refs.get(o.threads) ?? null : null;
+        const label = `D=${set.D}, ${device}${device === 'cpu' ? `, ${o.threads} thread${o.threads > 1 ? 's' : ''}, ${o.precision}` : o.precision === 'fp32' ? '' : `, ${o.precision}`}`;
         rows.push({
           name: `stage-1 training iteration (16 THUMOS14 videos, ${label}), s/it (lower is better)`,
           value: o.train,
           unit: 's/it',
-          ...(base && { baseline: median(base.train_iteration_s), baselineName: `PyTorch ${base.torch ?? ''} ${base.threads} threads`.replace('  ', ' ') }),
+          ...(base && { baseline: median(base.train_iteration_s), baselineName: referenceName(base) }),
         });
         rows.push({
           name: `stage-1 test pass (${set.testCount} videos: inference, proposals, soft-NMS, mAP; ${o.evaluated ? 'evaluated' : ''}), ${label}`,
           value: o.test,
           unit: 's',
-          ...(base?.test_pass_s !== undefined && { baseline: base.test_pass_s, baselineName: `PyTorch ${base.torch ?? ''} ${base.threads} threads`.replace('  ', ' ') }),
+          ...(base?.test_pass_s !== undefined && { baseline: base.test_pass_s, baselineName: referenceName(base) }),
         });
       }
     }

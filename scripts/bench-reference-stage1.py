@@ -14,9 +14,12 @@ Needs torch, numpy, scipy, pandas (Debian: python3-torch python3-scipy python3-p
 Prints one JSON object: {"train_iteration_s": [...], "test_pass_s": ..., "threads": ...}.
 
   /usr/bin/python3 scripts/bench-reference-stage1.py --data DIR --reference /path/to/HR-Pro \
-      [--iterations 3] [--warmup 1] [--no-test] [--threads N] [--test-videos N]
+      [--iterations 3] [--warmup 1] [--no-test] [--threads N] [--test-videos N] [--device cuda]
 
 --test-videos N times the test pass on the first N test videos only (a quick check of the harness).
+--device cuda runs the reference on the GPU as its main.py does there (model and inputs moved with
+args.device; PyTorch's defaults otherwise, cuDNN's TF32 convolutions included); every timed region
+ends with torch.cuda.synchronize(). --reference may also be a plain folder holding the files.
 """
 import argparse
 import csv
@@ -69,6 +72,14 @@ def stub_modules():
 
 def fetch_reference(repo, dest):
     for f in FILES:
+        if os.path.isfile(os.path.join(repo, f)):  # a plain folder (an export of the files) or a work tree
+            with open(os.path.join(repo, f)) as fh:
+                text = fh.read()
+            path = os.path.join(dest, f)
+            os.makedirs(os.path.dirname(path), exist_ok=True)
+            with open(path, 'w') as fh:
+                fh.write(text)
+            continue
         src = subprocess.run(['git', '-C', repo, 'show', f'HEAD:{f}'], capture_output=True, text=True)
         if src.returncode != 0:
             continue
@@ -93,7 +104,11 @@ def main():
     p.add_argument('--no-test', action='store_true')
     p.add_argument('--threads', type=int, default=0)
     p.add_argument('--test-videos', type=int, default=0)
+    p.add_argument('--device', default='cpu', choices=['cpu', 'cuda'])
+    p.add_argument('--profile', action='store_true', help='one more S_train under torch.profiler: its op table on stderr')
     a = p.parse_args()
+    device = torch.device(a.device)
+    sync = torch.cuda.synchronize if a.device == 'cuda' else (lambda: None)
     if a.threads:
         torch.set_num_threads(a.threads)
         try:
@@ -137,13 +152,13 @@ def main():
     D = np.load(os.path.join(a.data, 'features', 'train', train_names[0] + '.npy'), mmap_mode='r').shape[1]
     args = types.SimpleNamespace(
         feature_dim=D, num_class=C, r_act=8, dropout=0.7, lambdas=[0, 0.5, 1, 1], dataset='THUMOS14', batch_size=16,
-        RAB_args={'drop_out': 0.3, 'num_heads': 8, 'dim_feedforward': 128, 'layer_num': 2}, device=torch.device('cpu'),
+        RAB_args={'drop_out': 0.3, 'num_heads': 8, 'dim_feedforward': 128, 'layer_num': 2}, device=device,
         class_thresh=0.5, scale=2, act_thresh_cas=np.arange(0.0, 0.25, 0.025), act_thresh_agnostic=np.arange(0.5, 0.725, 0.025),
         _lambda=0.25, gamma=0, frames_per_sec=25, mode='train', class_name_lst=classes, output_path_s1=tmp, data_path=a.data,
         tIoU_thresh=np.linspace(0.1, 0.7, 7), blocked_videos=['video_test_0000270', 'video_test_0001292', 'video_test_0001496'],
         seed=0)
     torch.manual_seed(0)
-    net = model_S.S_Model(args)
+    net = model_S.S_Model(args).to(device)
     with torch.no_grad():
         net.memory.proto_vectors.normal_(0, 0.1)
     opt = torch.optim.Adam(net.parameters(), lr=1e-4, betas=(0.9, 0.999), weight_decay=5e-4)
@@ -156,9 +171,23 @@ def main():
     for i in range(a.iterations + a.warmup):
         t0 = time.perf_counter()
         ref_train.S_train(i + 1, args, net, it, opt, logger)
+        sync()
         if i >= a.warmup:
             times.append(time.perf_counter() - t0)
-    out = {'train_iteration_s': times, 'threads': torch.get_num_threads(), 'torch': torch.__version__, 'D': D, 'C': C}
+    if a.profile:
+        from torch.profiler import profile, ProfilerActivity
+        acts = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if a.device == 'cuda' else [])
+        more = [sample(train_names[(need + i) % len(train_names)], 'train') for i in range(16)]
+        with profile(activities=acts) as prof:
+            t0 = time.perf_counter()
+            ref_train.S_train(0, args, net, iter(more), opt, logger)
+            sync()
+            wall = time.perf_counter() - t0
+        key = 'self_cuda_time_total' if a.device == 'cuda' else 'self_cpu_time_total'
+        print(f'profiled S_train: {wall * 1e3:.1f} ms wall', file=sys.stderr)
+        print(prof.key_averages().table(sort_by=key, row_limit=25), file=sys.stderr)
+    out = {'train_iteration_s': times, 'threads': torch.get_num_threads(), 'torch': torch.__version__, 'D': D, 'C': C,
+           'device': torch.cuda.get_device_name(0) if a.device == 'cuda' else 'cpu'}
 
     if not a.no_test:
         test_names = load_split(a.data, 'test')
@@ -177,6 +206,7 @@ def main():
                                 'average_mAP[0.3:0.7]'] + [f'mAP@{t:.1f}' for t in args.tIoU_thresh]}
         t0 = time.perf_counter()
         ref_test.S_test(net, args, loader, None, 0, info)
+        sync()
         out['test_pass_s'] = time.perf_counter() - t0
         out['test_average_map'] = info['average_mAP[0.1:0.7]'][-1] if info['average_mAP[0.1:0.7]'] else None
         out['test_videos'] = len(test_names)

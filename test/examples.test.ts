@@ -1,6 +1,6 @@
 /**
- * examples/ and test/: every script type-checks against the library (examples/tsconfig.json,
- * test/tsconfig.json), and the TSPNet
+ * examples/, test/, benchmarks/ and scripts/: every script type-checks against the library
+ * (examples/tsconfig.json, test/tsconfig.json, benchmarks/tsconfig.json), and the TSPNet
  * example runs end to end at its --quick size (synthesized data, an HR-Pro base, the plug-in, detection).
  */
 import test from 'ava';
@@ -21,6 +21,13 @@ test('examples/*.ts type-check against the library', (t) => {
 // import sat in test/cuda.test.ts for a session). test/tsconfig.json: the library's settings, not strict.
 test('test/*.ts type-check against the library (the GPU tests included)', (t) => {
   const r = spawnSync(process.execPath, [require.resolve('typescript/bin/tsc'), '-p', path.join(root, 'test', 'tsconfig.json')], { cwd: root, encoding: 'utf8' });
+  t.is(r.status, 0, r.stdout + r.stderr);
+});
+
+// benchmarks/ and scripts/ run the same way: a stage-2 bench built proposals in the shape stage 2
+// took before they were packed, and nothing said so until the bench was next run.
+test('benchmarks/*.ts and scripts/*.ts type-check against the library', (t) => {
+  const r = spawnSync(process.execPath, [require.resolve('typescript/bin/tsc'), '-p', path.join(root, 'benchmarks', 'tsconfig.json')], { cwd: root, encoding: 'utf8' });
   t.is(r.status, 0, r.stdout + r.stderr);
 });
 

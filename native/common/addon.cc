@@ -32,9 +32,11 @@ PSTAL_OP(memory_stats) {
   return to_js(args.env(), i);
 }
 
-// Returns every cached free block to the system (or the device).
+// Returns every cached free block to the system (or the device), and tells V8 the live bytes as
+// they are now (it is otherwise told their peak: NativeBuffer::report_live).
 PSTAL_OP(release_cached_buffers) {
   mem::release_cached();
+  NativeBuffer::report_live(args.env(), true);
   return args.env().Undefined();
 }
 

@@ -29,6 +29,8 @@ class NativeBuffer : public Napi::ObjectWrap<NativeBuffer> {
   static int64_t live_bytes;  // across all buffers: the memory test reads it
   static int64_t live_count;
   static int64_t created_count;  // wrappers ever constructed (each one costs a finalizer)
+  // Tells V8 the peak of live_bytes (or, exact, live_bytes as they are): see buffer.cc.
+  static void report_live(Napi::Env env, bool exact = false);
 
  private:
   bool disposed_ = false;

@@ -1,0 +1,35 @@
+#!/usr/bin/env bash
+# prepare-device.sh: packs what scripts/gpu-check.sh needs on a bare, offline GPU machine (no npm
+# registry, perhaps no Node.js) into .device/ (git-ignored), from this checkout after `npm install`:
+#   node.xz                 this machine's node binary (used there only when it has no node)
+#   node_modules.tar.xz     the runtime dependencies plus ava and ts-node/typescript (tests, bench)
+#   pstal.node              the CPU addon (built here: generic x86-64, no -march=native)
+#   pstal_cuda.node         the CUDA addon (PSTAL_CUDA_ARCH=90-real npm run build:cuda first, for an H100/H200)
+#   THUMOS14/               the annotations benchmarks/stage1.ts synthesizes features for (PSTAL_THUMOS14)
+#   HR-Pro/                 the reference's files that scripts/bench-reference-stage1.py reads, exported
+#                           from a clone or mirror (PSTAL_REFERENCE); never committed, only carried
+# Then hand the checkout with .device/ to the GPU machine and run `bash scripts/gpu-check.sh`.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+D=.device
+rm -rf "$D"; mkdir -p "$D"
+xz -T0 -6 -c "$(command -v node)" > "$D/node.xz"
+deps=$(node -e "
+const fs = require('fs');
+const seen = new Set();
+const walk = (n) => { if (seen.has(n)) return; seen.add(n);
+  const p = JSON.parse(fs.readFileSync('node_modules/' + n + '/package.json'));
+  for (const d of Object.keys({ ...p.dependencies, ...p.optionalDependencies })) if (fs.existsSync('node_modules/' + d)) walk(d); };
+for (const r of [...Object.keys(require('./package.json').dependencies), 'ava', 'ts-node', 'typescript']) walk(r);
+console.log([...seen].map((n) => 'node_modules/' + n).join('\n'));")
+echo "$deps" | tar -cf - -T - | xz -T0 -6 > "$D/node_modules.tar.xz"
+cp build/Release/pstal.node "$D/"
+if [ -f build-cuda/Release/pstal_cuda.node ]; then cp build-cuda/Release/pstal_cuda.node "$D/"; else echo "no CUDA addon built (npm run build:cuda)" >&2; fi
+cp -r "${PSTAL_THUMOS14:-../shared/data/THUMOS14}" "$D/THUMOS14"
+if [ -n "${PSTAL_REFERENCE:-}" ]; then
+  mkdir -p "$D/HR-Pro/eval"
+  for f in train.py test.py model_S.py utils.py log.py eval/eval_detection.py eval/utils_eval.py; do
+    git -C "$PSTAL_REFERENCE" show "HEAD:$f" > "$D/HR-Pro/$f" 2>/dev/null || cp "$PSTAL_REFERENCE/$f" "$D/HR-Pro/$f"
+  done
+fi
+du -sh "$D"/*

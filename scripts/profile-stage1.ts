@@ -1,0 +1,139 @@
+/**
+ * profile-stage1.ts: where a stage-1 training iteration's time goes, per native op, on either
+ * device. Synthesizes THUMOS14 features at --dim (the real annotations, as benchmarks/stage1.ts),
+ * then times --iterations iterations of 16 videos three ways:
+ *   plain     the iteration as the bench times it (one synchronize at the end)
+ *   per op    every native call (and NativeBuffer method) timed alone; on cuda each one is followed
+ *             by a synchronize, so a kernel's time lands on the op that queued it. The sum over
+ *             ops against the iteration's wall time leaves the host's own share (JavaScript,
+ *             autograd bookkeeping, seed selection).
+ *   tf32      (cuda only) the plain iteration with TF32 GEMMs, for the share of fp32 GEMM.
+ *
+ *   node -r ts-node/register/transpile-only scripts/profile-stage1.ts [--device cuda] [--dim 2048]
+ *     [--iterations 3] [--top 25] [--data DIR]
+ * --data DIR uses (or synthesizes into, and keeps) that folder, e.g. for the reference's profile
+ * (scripts/bench-reference-stage1.py --profile) on the same files.
+ * PSTAL_THUMOS14 points at the annotations (default ../shared/data/THUMOS14).
+ */
+import * as fs from 'fs';
+import * as os from 'os';
+import * as path from 'path';
+import { synthesizeDataset } from '../lib/data/synth';
+import { loadConfig, loadDataset } from '../lib/data';
+import { Stage1Model } from '../lib/models/hrpro/stage1';
+import { stage1Step } from '../lib/models/hrpro/train_stage1';
+import { pointMatrix } from '../lib/models/hrpro/videos';
+import { stage1ConfigFrom } from '../lib/models/hrpro/config';
+import { Adam } from '../lib/nn/optim';
+import { Rng } from '../lib/util/rng';
+import { backend, checkDevice, setTf32 } from '../lib/runtime/backend';
+
+function arg(name: string, def: string): string {
+  const i = process.argv.indexOf(`--${name}`);
+  return i >= 0 && process.argv[i + 1] !== undefined ? process.argv[i + 1] : def;
+}
+
+type Fn = (...a: unknown[]) => unknown;
+interface Acc {
+  n: number;
+  ns: bigint;
+}
+
+/** Wraps every function of the addon and of its NativeBuffer prototype with a timer; returns the undo. */
+function instrument(addon: Record<string, unknown>, sync: () => void, acc: Map<string, Acc>): () => void {
+  const undo: (() => void)[] = [];
+  const wrap = (obj: Record<string, unknown>, key: string, label: string): void => {
+    const f = obj[key] as Fn;
+    const timed = function (this: unknown, ...a: unknown[]) {
+      const t0 = process.hrtime.bigint();
+      const r = f.apply(this, a);
+      sync();
+      const e = acc.get(label) ?? { n: 0, ns: 0n };
+      e.n++;
+      e.ns += process.hrtime.bigint() - t0;
+      acc.set(label, e);
+      return r;
+    };
+    // Node-API defines class methods read-only but configurable: redefine rather than assign.
+    const d = Object.getOwnPropertyDescriptor(obj, key);
+    if (d && !d.writable && !d.configurable) return;
+    Object.defineProperty(obj, key, { ...d, value: timed });
+    undo.push(() => Object.defineProperty(obj, key, { ...d, value: f }));
+  };
+  for (const [k, f] of Object.entries(addon)) if (typeof f === 'function' && !/^[A-Z]/.test(k) && k !== 'synchronize') wrap(addon, k, k);
+  const proto = (addon.NativeBuffer as { prototype: Record<string, unknown> } | undefined)?.prototype;
+  if (proto)
+    for (const k of Object.getOwnPropertyNames(proto))
+      if (k !== 'constructor' && typeof Object.getOwnPropertyDescriptor(proto, k)?.value === 'function') wrap(proto, k, `NativeBuffer.${k}`);
+  return () => undo.reverse().forEach((u) => u());
+}
+
+async function main(): Promise<void> {
+  const device = checkDevice(arg('device', 'cpu'));
+  const D = Number(arg('dim', '2048'));
+  const iterations = Number(arg('iterations', '3'));
+  const top = Number(arg('top', '25'));
+  const annotations = process.env.PSTAL_THUMOS14 ?? path.resolve(__dirname, '..', '..', 'shared', 'data', 'THUMOS14');
+  const keep = arg('data', '');
+  const dir = keep || fs.mkdtempSync(path.join(os.tmpdir(), `pstal-profile-${D}-`));
+  try {
+    if (!fs.existsSync(path.join(dir, 'features'))) await synthesizeDataset({ out: dir, annotations, dim: D, seed: 0 });
+    const config = loadConfig('thumos14', { featureDim: D });
+    const ds = loadDataset(dir, config);
+    const cfg = stage1ConfigFrom(config);
+    const C = ds.classNames.length;
+    const pointMats = new Map(ds.train.map((v) => [v.name, pointMatrix(v, C)]));
+    const addon = backend(device) as unknown as Record<string, unknown>;
+    const sync = device === 'cuda' ? (addon.synchronize as () => void) : () => {};
+    const model = new Stage1Model({ featureDim: D, numClasses: C, device }, new Rng(0));
+    const adam = new Adam(model.parameters(), { lr: cfg.lr, weightDecay: cfg.weightDecay });
+    // Every way of timing runs the same batches (1 .. iterations; 0 is the warm-up), so that their
+    // times compare: videos differ in length, and so do iterations.
+    const iterate = (i: number): number => {
+      const batch = Array.from({ length: 16 }, (_, j) => ds.train[(16 * i + j) % ds.train.length]);
+      const t0 = process.hrtime.bigint();
+      stage1Step(model, adam, batch, pointMats, cfg);
+      sync();
+      return Number(process.hrtime.bigint() - t0) / 1e6;
+    };
+    const snippets = (i: number): number => Array.from({ length: 16 }, (_, j) => ds.train[(16 * i + j) % ds.train.length].T).reduce((a, b) => a + b, 0);
+    const median = (xs: number[]): number => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
+    iterate(0); // warm-up: caches, cuBLAS handles, allocator
+    const plain: number[] = [];
+    const T: number[] = [];
+    for (let i = 1; i <= iterations; i++) {
+      T.push(snippets(i));
+      plain.push(iterate(i));
+    }
+    console.log(`device ${device}, D = ${D}: plain iteration ${plain.map((x) => x.toFixed(1)).join(', ')} ms (median ${median(plain).toFixed(1)}), snippets per iteration ${T.join(', ')}`);
+    if (device === 'cuda') {
+      setTf32(true);
+      const tf: number[] = [];
+      for (let i = 1; i <= iterations; i++) tf.push(iterate(i));
+      setTf32(false);
+      console.log(`tf32 iteration ${tf.map((x) => x.toFixed(1)).join(', ')} ms (median ${median(tf).toFixed(1)})`);
+    }
+    const acc = new Map<string, Acc>();
+    const undo = instrument(addon, sync, acc);
+    let wall = 0;
+    for (let i = 1; i <= iterations; i++) wall += iterate(i);
+    undo();
+    const rows = [...acc.entries()].sort((a, b) => Number(b[1].ns - a[1].ns));
+    const inOps = rows.reduce((s, [, e]) => s + Number(e.ns), 0) / 1e6;
+    const calls = rows.reduce((s, [, e]) => s + e.n, 0);
+    console.log(`per op: iteration ${(wall / iterations).toFixed(1)} ms, in native calls ${(inOps / iterations).toFixed(1)} ms, ` +
+      `host outside them ${((wall - inOps) / iterations).toFixed(1)} ms, ${(calls / iterations).toFixed(0)} calls per iteration`);
+    for (const [k, e] of rows.slice(0, top))
+      console.log(`  ${k.padEnd(30)} ${(Number(e.ns) / 1e6 / iterations).toFixed(2).padStart(9)} ms ${String(Math.round(e.n / iterations)).padStart(7)} calls ` +
+        `${(Number(e.ns) / 1e3 / e.n).toFixed(1).padStart(9)} us/call`);
+    adam.dispose();
+    model.dispose();
+  } finally {
+    if (!keep) fs.rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+main().catch((e) => {
+  console.error(e);
+  process.exitCode = 1;
+});
