@@ -191,12 +191,19 @@ void unary_backward(const UnaryBackward& a) {
   }
 }
 
+// affine and axpy are memory-bound passes (axpy accumulates every parameter's gradient once per
+// video: 9 GB an iteration at D = 2048); split across the pool like the other elementwise loops,
+// element for element the same arithmetic.
 void affine(const Affine& a) {
-  for (int64_t i = 0; i < a.n; i++) a.out[i] = a.alpha * a.x[i] + a.beta;
+  parallel_for(a.n, 1 << 15, [&](int64_t s, int64_t e) {
+    for (int64_t i = s; i < e; i++) a.out[i] = a.alpha * a.x[i] + a.beta;
+  });
 }
 
 void axpy(const Axpy& a) {
-  for (int64_t i = 0; i < a.n; i++) a.y[i] += a.alpha * a.x[i];
+  parallel_for(a.n, 1 << 15, [&](int64_t s, int64_t e) {
+    for (int64_t i = s; i < e; i++) a.y[i] += a.alpha * a.x[i];
+  });
 }
 
 // ---- dropout (cpu/dropout.h) -----------------------------------------------------------------------

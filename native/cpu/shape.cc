@@ -27,16 +27,29 @@ void gather_rows_backward(const GatherRowsBackward& op) {
 
 // block_copy(dst, src, outer, len, dst_stride, dst_off, src_stride, src_off, accumulate):
 //   for o < outer, j < len: dst[o*dst_stride + dst_off + j] (+)= src[o*src_stride + src_off + j]
+// Over the pool: the destination blocks (and, for few long blocks, their elements) are disjoint,
+// so any split writes the same values.
 void block_copy(const BlockCopy& op) {
   const auto& [outer, len, ds, doff, ss, soff, acc, dst, src] = op;
-  for (int64_t o = 0; o < outer; o++) {
-    float* d = dst + o * ds + doff;
-    const float* s = src + o * ss + soff;
-    if (acc)
-      for (int64_t j = 0; j < len; j++) d[j] += s[j];
-    else
-      std::copy(s, s + len, d);
+  if (outer <= 0 || len <= 0) return;
+  if (acc && ds < len && outer > 1) {  // destination blocks that overlap add up in order: serially
+    for (int64_t o = 0; o < outer; o++)
+      for (int64_t j = 0; j < len; j++) dst[o * ds + doff + j] += src[o * ss + soff + j];
+    return;
   }
+  const int64_t chunk = outer >= 8 ? len : std::max<int64_t>(1 << 14, len / 8);  // split long rows too
+  const int64_t pieces = (len + chunk - 1) / chunk;
+  parallel_for(outer * pieces, std::max<int64_t>(1, (1 << 15) / chunk), [&](int64_t b, int64_t e) {
+    for (int64_t w = b; w < e; w++) {
+      const int64_t o = w / pieces, j0 = (w % pieces) * chunk, j1 = std::min(len, j0 + chunk);
+      float* d = dst + o * ds + doff;
+      const float* s = src + o * ss + soff;
+      if (acc)
+        for (int64_t j = j0; j < j1; j++) d[j] += s[j];
+      else
+        std::copy(s + j0, s + j1, d + j0);
+    }
+  });
 }
 
 // transpose2d(out, x, rows, cols): out [cols, rows]
