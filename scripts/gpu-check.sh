@@ -70,7 +70,7 @@ if has profile; then
     timeout 120 $TSN scripts/profile-stage1.ts --device cuda --dim $dim --iterations 3 --data /tmp/pstal-prof-$dim 2>&1 | tee "$OUTDIR/profile-ours-$dim.log"
   done
   [ -n "${PSTAL_REFERENCE:-}" ] && [ "${GPU_CHECK_PROFILE_REFERENCE:-1}" != 0 ] && timeout 120 python3 scripts/bench-reference-stage1.py --data /tmp/pstal-prof-2048 --reference "$PSTAL_REFERENCE" \
-    --device cuda --iterations 2 --no-test --profile > "$OUTDIR/profile-reference-2048.log" 2>&1; tail -32 "$OUTDIR/profile-reference-2048.log"
+    --device cuda --iterations 2 --no-test --profile > "$OUTDIR/profile-reference-2048.log" 2>&1 && tail -32 "$OUTDIR/profile-reference-2048.log"
 fi
 
 if has bench; then

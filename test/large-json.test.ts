@@ -8,7 +8,7 @@ import test from 'ava';
 import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
-import { DuplicateKeyError, readJsonFile, readJsonTree, setJsonTreeThreshold } from '../lib/util/json';
+import { DuplicateKeyError, readJsonFile, readJsonTree, setJsonTreeThreshold, writeJsonFileAtomic } from '../lib/util/json';
 import { AtomicFileWriter, fsError, setWriteHook } from '../lib/util/fs';
 import { readProposalsFile, trainingProposals, testProposals } from '../lib/models/hrpro/proposals';
 import { Rng } from '../lib/util/rng';
@@ -129,6 +129,33 @@ test('AtomicFileWriter: a failure mid-stream leaves the previous file and no tem
   t.is(fs.readFileSync(f, 'utf8'), 'old', 'not visible before commit');
   w2.commit();
   t.deepEqual(JSON.parse(fs.readFileSync(f, 'utf8')), { a: 1, b: 2 });
+});
+
+test('writeJsonFileAtomic streams JSON.stringify(value) chunk by chunk; a failure part-way leaves the previous file', (t) => {
+  // 6 MB of text: more than one ~4 MB chunk, so the failure below falls between two writes
+  const value = { version: 'VERSION 1.3', results: Object.fromEntries(Array.from({ length: 3000 }, (_, i) => [`v${i}`, Array.from({ length: 40 }, (_, j) => ({ label: 'x', score: (i * 40 + j) / 7, segment: [j, j + 1.5] }))])) };
+  const f = write('r.json', 'old');
+  let writes = 0;
+  setWriteHook((op) => {
+    if (op === 'write') writes++;
+    if (op === 'write' && writes === 2) throw fsError('ENOSPC', 'write');
+  });
+  try {
+    t.throws(() => writeJsonFileAtomic(f, value), { message: /r\.json: cannot write: ENOSPC/ });
+  } finally {
+    setWriteHook(null);
+  }
+  t.is(fs.readFileSync(f, 'utf8'), 'old');
+  t.deepEqual(fs.readdirSync(dir).filter((n) => n.startsWith('.r.json')), []);
+  writes = 0;
+  setWriteHook((op) => void (op === 'write' && writes++));
+  try {
+    writeJsonFileAtomic(f, value);
+  } finally {
+    setWriteHook(null);
+  }
+  t.true(writes >= 2, `written in ${writes} chunks`);
+  t.is(fs.readFileSync(f, 'utf8'), JSON.stringify(value));
 });
 
 test('proposals.json is read packed, the same above and below the size threshold, and gives the same stage-2 inputs', (t) => {

@@ -20,7 +20,7 @@ import { isDetectAnomaly } from '../tensor/tensor';
 import { Adam } from '../nn/optim';
 import { Rng } from '../util/rng';
 import { writeFileAtomic } from '../util/fs';
-import { stringifyChunks } from '../util/json';
+import { writeJsonFileAtomic } from '../util/json';
 import { lockRunFolder } from '../util/lock';
 import { ProgressBar } from '../util/progress';
 import { writeMetricsPlot } from '../plot/metrics';
@@ -131,7 +131,7 @@ export function meanMap(r: EvalResult): number {
 
 /** Writes a results file in the ActivityNet format, atomically. */
 export function writeResults(file: string, results: DetectionResults, details: string): void {
-  writeFileAtomic(file, stringifyChunks({ version: 'VERSION 1.3', results, external_data: { used: true, details } }));
+  writeJsonFileAtomic(file, { version: 'VERSION 1.3', results, external_data: { used: true, details } });
 }
 
 /**

@@ -6,6 +6,7 @@
  * builds no second tree) checks every object's keys and names the first repeated one by its path.
  */
 import * as fs from 'fs';
+import { AtomicFileWriter } from './fs';
 
 /** A key given twice in one object: its object's path and the key (path `database.video_x`). */
 export class DuplicateKeyError extends Error {
@@ -358,13 +359,12 @@ export function readJsonTree(file: string, member?: MemberReviver, chunkBytes = 
 }
 
 /**
- * JSON text of `value` as chunks (UTF-8), for files larger than one JS string may be (V8's limit is
- * about 512 MB: a test pass over ActivityNet 1.3's 2,250 test videos can write more): objects and
- * arrays down to `depth` levels are written member by member, deeper values with JSON.stringify.
- * Concatenated, the chunks are exactly JSON.stringify(value).
+ * JSON text of `value` handed to `sink` in chunks (UTF-8, ~4 MB each), for files larger than one JS
+ * string may be (V8's limit is about 512 MB: a test pass over ActivityNet 1.3's 2,250 test videos
+ * can write more): objects and arrays down to `depth` levels are written member by member, deeper
+ * values with JSON.stringify. Concatenated, the chunks are exactly JSON.stringify(value).
  */
-export function stringifyChunks(value: unknown, depth = 2): Buffer[] {
-  const out: Buffer[] = [];
+export function stringifyTo(value: unknown, sink: (chunk: Buffer) => void, depth = 2): void {
   const pending: string[] = [];
   let pendingLength = 0;
   const push = (s: string): void => {
@@ -373,7 +373,7 @@ export function stringifyChunks(value: unknown, depth = 2): Buffer[] {
     if (pendingLength > 1 << 22) flush();
   };
   const flush = (): void => {
-    if (pending.length) out.push(Buffer.from(pending.join(''), 'utf8'));
+    if (pending.length) sink(Buffer.from(pending.join(''), 'utf8'));
     pending.length = 0;
     pendingLength = 0;
   };
@@ -404,5 +404,27 @@ export function stringifyChunks(value: unknown, depth = 2): Buffer[] {
   };
   walk(value, depth);
   flush();
+}
+
+/** stringifyTo's chunks collected (tests, small values). */
+export function stringifyChunks(value: unknown, depth = 2): Buffer[] {
+  const out: Buffer[] = [];
+  stringifyTo(value, (c) => out.push(c), depth);
   return out;
+}
+
+/**
+ * Writes `value` as JSON to `file` atomically, chunk by chunk as it is produced (stringifyTo), so
+ * that a results file of hundreds of MB is never held whole in memory; on any error the temporary
+ * file is removed and `file` is untouched.
+ */
+export function writeJsonFileAtomic(file: string, value: unknown, depth = 2): void {
+  const w = new AtomicFileWriter(file);
+  try {
+    stringifyTo(value, (c) => w.write(c), depth);
+  } catch (e) {
+    w.abort();
+    throw e;
+  }
+  w.commit();
 }

@@ -13,7 +13,6 @@
  *            soft-NMS, no ambiguous filter), clipped to the video.
  */
 import * as fs from 'fs';
-import { writeFileAtomic } from '../../util/fs';
 import type { VideoRecord } from '../../data';
 import type { Proposal } from '../../postprocess';
 import { loadHrPro } from '../hrpro/detect';
@@ -22,7 +21,7 @@ import { stage2Detect } from '../hrpro/inference';
 import { packByClass, testProposals } from '../hrpro/proposals';
 import { groupByClass } from '../hrpro/ranking';
 import type { Device } from '../../runtime/backend';
-import { DuplicateKeyError, readJsonFile, stringifyChunks } from '../../util/json';
+import { DuplicateKeyError, readJsonFile, writeJsonFileAtomic } from '../../util/json';
 
 export interface BaseProposal {
   segment: [number, number];
@@ -131,7 +130,7 @@ export function loadProposalsFor(
 }
 
 export function writeBaseProposals(file: string, results: Record<string, BaseProposal[]>, details: string): void {
-  writeFileAtomic(file, stringifyChunks({ version: 'VERSION 1.3', units: 'seconds', results, external_data: { used: true, details } }));
+  writeJsonFileAtomic(file, { version: 'VERSION 1.3', units: 'seconds', results, external_data: { used: true, details } });
 }
 
 export type BaseStage = 1 | 2;
