@@ -10,7 +10,7 @@
  *   tf32      (cuda only) the plain iteration with TF32 GEMMs, for the share of fp32 GEMM.
  *
  *   node -r ts-node/register/transpile-only scripts/profile-stage1.ts [--device cuda] [--dim 2048]
- *     [--iterations 3] [--top 25] [--data DIR]
+ *     [--iterations 3] [--top 25] [--data DIR] [--threads N]
  * --data DIR uses (or synthesizes into, and keeps) that folder, e.g. for the reference's profile
  * (scripts/bench-reference-stage1.py --profile) on the same files.
  * PSTAL_THUMOS14 points at the annotations (default ../shared/data/THUMOS14).
@@ -27,6 +27,7 @@ import { stage1ConfigFrom } from '../lib/models/hrpro/config';
 import { Adam } from '../lib/nn/optim';
 import { Rng } from '../lib/util/rng';
 import { backend, checkDevice, setTf32 } from '../lib/runtime/backend';
+import { setNumThreads } from '../lib/runtime/native';
 
 function arg(name: string, def: string): string {
   const i = process.argv.indexOf(`--${name}`);
@@ -73,6 +74,7 @@ async function main(): Promise<void> {
   const D = Number(arg('dim', '2048'));
   const iterations = Number(arg('iterations', '3'));
   const top = Number(arg('top', '25'));
+  if (process.argv.includes('--threads')) setNumThreads(Number(arg('threads', '1'))); // host threads (CPU ops, post-processing)
   const annotations = process.env.PSTAL_THUMOS14 ?? path.resolve(__dirname, '..', '..', 'shared', 'data', 'THUMOS14');
   const keep = arg('data', '');
   const dir = keep || fs.mkdtempSync(path.join(os.tmpdir(), `pstal-profile-${D}-`));
