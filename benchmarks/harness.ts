@@ -6,10 +6,10 @@ import * as os from 'os';
 import { cpu, GemmPrecision } from '../lib/runtime/native';
 import type { Device } from '../lib/runtime/backend';
 
-/** What `npm run bench` passes every suite (each reads what applies to it). */
 /** The CPU's GEMM precisions, and TF32 tensor-core GEMMs on cuda. */
 export type BenchPrecision = GemmPrecision | 'tf32';
 
+/** What `npm run bench` passes every suite (each reads what applies to it). */
 export interface SuiteOptions {
   quick?: boolean;
   device?: Device;

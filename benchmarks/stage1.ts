@@ -84,8 +84,10 @@ export async function benchStage1(opts: SuiteOptions): Promise<BenchResult[]> {
   const rows: BenchResult[] = [];
   // Ours for every size and thread count first, then the reference's: our rows measured after a
   // reference process had run came out up to 2x slower in the same process (D = 256, 2 threads:
-  // 1.08 s against 0.57 s without the reference; D = 2048: 33 s against 25 s; cause not found), so
-  // no row of ours follows one. The synthesized sets are kept until the reference has run on them.
+  // 1.08 s against 0.57 s without the reference; D = 2048: 33 s against 25 s). Plausibly V8's
+  // collections, which every native buffer triggered and whose cost grew with the process's heap
+  // (found in the fourth session, README "Benchmarks"); ours still come first, so that no row of
+  // ours follows a reference process. The synthesized sets are kept until the reference has run on them.
   interface Ours { threads: number; precision: BenchPrecision; train: number; test: number; evaluated: boolean }
   const sets: { D: number; dir: string; iterations: number; testCount: number; ours: Ours[] }[] = [];
   try {
