@@ -78,7 +78,7 @@ say "bench ops + stage1 on cuda (reference on the same GPU)"
 b=$(( $(left) - 20 )); [ "$b" -gt "${GPU_CHECK_BENCH:-200}" ] && b=${GPU_CHECK_BENCH:-200}
 if [ "$b" -gt 30 ]; then
   PSTAL_PYTHON=${PSTAL_PYTHON:-python3} timeout "$b" $TSN benchmarks/run.ts --only ops,stage1 --device cuda --quick \
-    --dims 2048,256 --iterations 5 --test-videos 40 ${GPU_CHECK_BENCH_ARGS:-} --out "$OUTDIR/bench-cuda.json" > "$OUTDIR/bench.log" 2>&1
+    --dims 2048,256 --iterations 10 --test-videos 40 ${GPU_CHECK_BENCH_ARGS:-} --out "$OUTDIR/bench-cuda.json" > "$OUTDIR/bench.log" 2>&1
   echo "bench rc=$?"; tail -40 "$OUTDIR/bench.log"
 else echo "no time left for the bench"; fi
 fi
