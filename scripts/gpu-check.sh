@@ -14,7 +14,8 @@
 # On a bare offline machine, .device/ from scripts/prepare-device.sh supplies node, node_modules,
 # the built addons, the THUMOS14 annotations and the reference's files.
 # Time limits (seconds): GPU_CHECK_BUDGET (whole script, default 400), GPU_CHECK_TEST (150),
-# GPU_CHECK_BENCH (200); GPU_CHECK_BENCH_ARGS adds bench arguments; GPU_CHECK_PROFILE_DIMS (2048 256).
+# GPU_CHECK_BENCH (200); GPU_CHECK_BENCH_ARGS: bench arguments, ahead of (so taking precedence over)
+# the defaults; GPU_CHECK_PROFILE_DIMS (2048 256).
 set -u
 cd "$(dirname "$0")/.."
 OUTDIR=${1:-${OUT:-$PWD/gpu-check-out}}
@@ -77,8 +78,8 @@ if has bench; then
 say "bench ops + stage1 on cuda (reference on the same GPU)"
 b=$(( $(left) - 20 )); [ "$b" -gt "${GPU_CHECK_BENCH:-200}" ] && b=${GPU_CHECK_BENCH:-200}
 if [ "$b" -gt 30 ]; then
-  PSTAL_PYTHON=${PSTAL_PYTHON:-python3} timeout "$b" $TSN benchmarks/run.ts --only ops,stage1 --device cuda --quick \
-    --dims 2048,256 --iterations 10 --test-videos 40 ${GPU_CHECK_BENCH_ARGS:-} --out "$OUTDIR/bench-cuda.json" > "$OUTDIR/bench.log" 2>&1
+  PSTAL_PYTHON=${PSTAL_PYTHON:-python3} timeout "$b" $TSN benchmarks/run.ts --only ops,stage1 --device cuda --quick ${GPU_CHECK_BENCH_ARGS:-} \
+    --dims 2048,256 --iterations 10 --test-videos 40 --precision fp32,tf32 --out "$OUTDIR/bench-cuda.json" > "$OUTDIR/bench.log" 2>&1
   echo "bench rc=$?"; tail -40 "$OUTDIR/bench.log"
 else echo "no time left for the bench"; fi
 fi
