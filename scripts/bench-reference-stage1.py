@@ -71,22 +71,20 @@ def stub_modules():
 
 
 def fetch_reference(repo, dest):
+    # from a plain folder (an export of the files) or a work tree, else from the git repository's HEAD
     for f in FILES:
-        if os.path.isfile(os.path.join(repo, f)):  # a plain folder (an export of the files) or a work tree
+        if os.path.isfile(os.path.join(repo, f)):
             with open(os.path.join(repo, f)) as fh:
                 text = fh.read()
-            path = os.path.join(dest, f)
-            os.makedirs(os.path.dirname(path), exist_ok=True)
-            with open(path, 'w') as fh:
-                fh.write(text)
-            continue
-        src = subprocess.run(['git', '-C', repo, 'show', f'HEAD:{f}'], capture_output=True, text=True)
-        if src.returncode != 0:
-            continue
+        else:
+            src = subprocess.run(['git', '-C', repo, 'show', f'HEAD:{f}'], capture_output=True, text=True)
+            if src.returncode != 0:
+                continue
+            text = src.stdout
         path = os.path.join(dest, f)
         os.makedirs(os.path.dirname(path), exist_ok=True)
         with open(path, 'w') as fh:
-            fh.write(src.stdout)
+            fh.write(text)
     open(os.path.join(dest, 'eval', '__init__.py'), 'a').close()
 
 

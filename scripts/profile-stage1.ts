@@ -3,7 +3,7 @@
  * device. Synthesizes THUMOS14 features at --dim (the real annotations, as benchmarks/stage1.ts),
  * then times --iterations iterations of 16 videos three ways:
  *   plain     the iteration as the bench times it (one synchronize at the end)
- *   per op    every native call (and NativeBuffer method) timed alone; on cuda each one is followed
+ *   per op    every native op call timed alone; on cuda each one is followed
  *             by a synchronize, so a kernel's time lands on the op that queued it. The sum over
  *             ops against the iteration's wall time leaves the host's own share (JavaScript,
  *             autograd bookkeeping, seed selection).
@@ -40,33 +40,28 @@ interface Acc {
   ns: bigint;
 }
 
-/** Wraps every function of the addon and of its NativeBuffer prototype with a timer; returns the undo. */
+/**
+ * Wraps every op of the addon with a timer; returns the undo. NativeBuffer's methods (read, write,
+ * fill: Node-API defines them non-writable, non-configurable) cannot be wrapped and count as host time.
+ */
 function instrument(addon: Record<string, unknown>, sync: () => void, acc: Map<string, Acc>): () => void {
   const undo: (() => void)[] = [];
-  const wrap = (obj: Record<string, unknown>, key: string, label: string): void => {
-    const f = obj[key] as Fn;
-    const timed = function (this: unknown, ...a: unknown[]) {
+  for (const [k, v] of Object.entries(addon)) {
+    if (typeof v !== 'function' || /^[A-Z]/.test(k) || k === 'synchronize') continue;
+    const f = v as Fn;
+    addon[k] = function (this: unknown, ...a: unknown[]) {
       const t0 = process.hrtime.bigint();
       const r = f.apply(this, a);
       sync();
-      const e = acc.get(label) ?? { n: 0, ns: 0n };
+      const e = acc.get(k) ?? { n: 0, ns: 0n };
       e.n++;
       e.ns += process.hrtime.bigint() - t0;
-      acc.set(label, e);
+      acc.set(k, e);
       return r;
     };
-    // Node-API defines class methods read-only but configurable: redefine rather than assign.
-    const d = Object.getOwnPropertyDescriptor(obj, key);
-    if (d && !d.writable && !d.configurable) return;
-    Object.defineProperty(obj, key, { ...d, value: timed });
-    undo.push(() => Object.defineProperty(obj, key, { ...d, value: f }));
-  };
-  for (const [k, f] of Object.entries(addon)) if (typeof f === 'function' && !/^[A-Z]/.test(k) && k !== 'synchronize') wrap(addon, k, k);
-  const proto = (addon.NativeBuffer as { prototype: Record<string, unknown> } | undefined)?.prototype;
-  if (proto)
-    for (const k of Object.getOwnPropertyNames(proto))
-      if (k !== 'constructor' && typeof Object.getOwnPropertyDescriptor(proto, k)?.value === 'function') wrap(proto, k, `NativeBuffer.${k}`);
-  return () => undo.reverse().forEach((u) => u());
+    undo.push(() => (addon[k] = f));
+  }
+  return () => undo.forEach((u) => u());
 }
 
 async function main(): Promise<void> {

@@ -6,6 +6,7 @@
  */
 import * as fs from 'fs';
 import * as path from 'path';
+import { DEFAULT_TIOU } from '../eval/detection';
 import { writeFileAtomic } from '../util/fs';
 
 interface Series {
@@ -46,9 +47,6 @@ function readLines(file: string): Record<string, unknown>[] {
   return fs.readFileSync(file, 'utf8').split('\n').filter((l) => l.trim()).map((l) => JSON.parse(l) as Record<string, unknown>);
 }
 
-/** THUMOS14's tIoUs, for runs whose config file is missing or has none. */
-const THUMOS_TIOU = [0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7];
-
 /** The tIoUs a stage was evaluated at: RUN/<file>'s `<section>.tiou`. */
 function runTious(run: string, file: string, section: string): number[] {
   try {
@@ -56,9 +54,9 @@ function runTious(run: string, file: string, section: string): number[] {
     const t = c[section]?.tiou;
     if (Array.isArray(t) && t.length && t.every((x) => typeof x === 'number')) return t as number[];
   } catch {
-    // no config (a run folder from elsewhere): THUMOS14's
+    // no config (a run folder from elsewhere): THUMOS14's, the evaluator's default
   }
-  return THUMOS_TIOU;
+  return DEFAULT_TIOU;
 }
 
 /** '0.1:0.7' from [0.1, ..., 0.7]. */

@@ -32,14 +32,9 @@ void gather_rows_backward(const GatherRowsBackward& op) {
 void block_copy(const BlockCopy& op) {
   const auto& [outer, len, ds, doff, ss, soff, acc, dst, src] = op;
   if (outer <= 0 || len <= 0) return;
-  if (acc && ds < len && outer > 1) {  // destination blocks that overlap add up in order: serially
-    for (int64_t o = 0; o < outer; o++)
-      for (int64_t j = 0; j < len; j++) dst[o * ds + doff + j] += src[o * ss + soff + j];
-    return;
-  }
   const int64_t chunk = outer >= 8 ? len : std::max<int64_t>(1 << 14, len / 8);  // split long rows too
   const int64_t pieces = (len + chunk - 1) / chunk;
-  parallel_for(outer * pieces, std::max<int64_t>(1, (1 << 15) / chunk), [&](int64_t b, int64_t e) {
+  auto copy = [&](int64_t b, int64_t e) {
     for (int64_t w = b; w < e; w++) {
       const int64_t o = w / pieces, j0 = (w % pieces) * chunk, j1 = std::min(len, j0 + chunk);
       float* d = dst + o * ds + doff;
@@ -49,7 +44,10 @@ void block_copy(const BlockCopy& op) {
       else
         std::copy(s + j0, s + j1, d + j0);
     }
-  });
+  };
+  // destination blocks that overlap (accumulating with a stride under the length) add up in order
+  if (acc && ds < len && outer > 1) copy(0, outer * pieces);
+  else parallel_for(outer * pieces, std::max<int64_t>(1, (1 << 15) / chunk), copy);
 }
 
 // transpose2d(out, x, rows, cols): out [cols, rows]
