@@ -132,7 +132,7 @@ for (const [L, D, H] of [[1, 4, 1], [5, 8, 2], [11, 12, 4], [23, 16, 8], [38, 64
       ref: ([q, k, v]) => R.attentionRef(q, k, v, L, D, H), bwdTol: 2e-4,
     }));
 
-// the backward regenerates each head's mask once for both Pd = P * mask and dPd * mask
+// the backward reads the mask back from the signs of the saved weights (for Pd = P * mask and dPd * mask)
 for (const [L, D, H] of [[11, 12, 4], [23, 16, 8]])
   test(`attention L=${L} D=${D} heads=${H} with dropout 0.25: gradients against the float64 reference`, (t) =>
     checkOp(t, {

@@ -6,11 +6,13 @@
 //
 //   P_h = softmax(Q_h K_h^T / sqrt(dh)),  O_h = dropout(P_h) V_h
 //
-// The forward saves P [H, L, L]; the dropout mask is regenerated from the seed in the backward.
+// The forward saves P [H, L, L], its dropped elements negated: the backward reads the dropout mask
+// from the signs (one hash per element in all, not two).
 // ---------------------------------------------------------------------------------------------
 #include <algorithm>
 #include <cmath>
 #include <cstdlib>
+#include <cstring>
 
 #include "common/parallel.h"
 #include "cpu/dropout.h"
@@ -19,10 +21,15 @@
 #include "cpu/softmax.h"
 #include "ops/attention.h"
 
+#if defined(__x86_64__) || defined(__i386__)
+#include <immintrin.h>
+#define PSTAL_ATTENTION_X86 1
+#endif
+
 namespace pstal {
 namespace {
 
-thread_local Scratch drop_scratch, mask_scratch, grad_scratch, score_scratch;
+thread_local Scratch drop_scratch, grad_scratch, score_scratch;
 
 // Query rows a block: the block's scores (and its dropped copy) are still in cache (L2/L3) from
 // the Q K^T product through the softmax and the dropout to the P V product, instead of four
@@ -36,6 +43,96 @@ int64_t query_block(int64_t L) {
   }();
   const int64_t kc = gemm_depth_block();
   return std::min(L, std::max<int64_t>(1, (budget / std::max<int64_t>(L, 1)) / kc) * kc);
+}
+
+
+// ---- the backward's row pass -----------------------------------------------------------------
+// The forward saves P with its dropped elements negated (apply_dropout_mark; P >= 0, so the sign
+// bit is free): the backward reads the mask back instead of hashing every element again. For each
+// row, with m_j = 0 where P_j was dropped and 1 / (1 - p) elsewhere (1 without dropout):
+//   dPm_j = dP_j * m_j,  s = sum_j (double)dPm_j * P_j  (in j order),  dS_j = P_j (dPm_j - (float)s)
+// i.e. `dP *= mask` and softmax_row_backward (norm.cc), operation for operation: the same bits.
+// The sum is one chain of double additions per row (its order is the result's), so the AVX2
+// version runs four rows' chains side by side: a 4 x 4 transpose puts row r in lane r.
+
+inline float dropped_keep(float p_signed, float keep) { return std::signbit(p_signed) ? 0.f : keep; }
+
+// pd = P * mask from the signed P: 0 where dropped, P * keep elsewhere (the forward's Pd, bit for bit).
+__attribute__((target_clones("avx2", "default"))) void unmark_dropout(float* __restrict pd, const float* __restrict P,
+                                                                     int64_t n, float keep) {
+  for (int64_t i = 0; i < n; i++) {  // bit operations, no select: GCC vectorizes this form
+    float x = P[i] * keep;
+    uint32_t xb, pb;
+    std::memcpy(&xb, &x, sizeof xb);
+    std::memcpy(&pb, P + i, sizeof pb);
+    xb &= ~(uint32_t)((int32_t)pb >> 31);  // +0 where the sign bit marks a dropped element
+    std::memcpy(pd + i, &xb, sizeof xb);
+  }
+}
+
+void softmax_dropout_backward_rows_generic(float* dP, const float* P, int64_t rows, int64_t L, float keep) {
+  for (int64_t r = 0; r < rows; r++) {
+    float* d = dP + r * L;
+    const float* pr = P + r * L;
+    double s = 0;
+    for (int64_t j = 0; j < L; j++) {
+      d[j] *= dropped_keep(pr[j], keep);
+      s += (double)d[j] * std::fabs(pr[j]);
+    }
+    float sf = (float)s;
+    for (int64_t j = 0; j < L; j++) d[j] = std::fabs(pr[j]) * (d[j] - sf);
+  }
+}
+
+#if PSTAL_ATTENTION_X86
+__attribute__((target("avx2"))) void softmax_dropout_backward_rows_avx2(float* dP, const float* P, int64_t rows,
+                                                                        int64_t L, float keep) {
+  const __m128 sign = _mm_set1_ps(-0.f), keep4 = _mm_set1_ps(keep);
+  int64_t r = 0;
+  for (; r + 4 <= rows; r += 4) {
+    float* d[4] = {dP + r * L, dP + (r + 1) * L, dP + (r + 2) * L, dP + (r + 3) * L};
+    const float* pr[4] = {P + r * L, P + (r + 1) * L, P + (r + 2) * L, P + (r + 3) * L};
+    __m256d acc = _mm256_setzero_pd();  // lane i: row r + i's sum
+    int64_t j = 0;
+    for (; j + 4 <= L; j += 4) {
+      __m128 dm[4], a[4];
+      for (int i = 0; i < 4; i++) {
+        __m128 ps = _mm_loadu_ps(pr[i] + j);
+        __m128 dropped = _mm_castsi128_ps(_mm_srai_epi32(_mm_castps_si128(ps), 31));
+        a[i] = _mm_andnot_ps(sign, ps);
+        dm[i] = _mm_mul_ps(_mm_loadu_ps(d[i] + j), _mm_andnot_ps(dropped, keep4));
+        _mm_storeu_ps(d[i] + j, dm[i]);
+      }
+      _MM_TRANSPOSE4_PS(dm[0], dm[1], dm[2], dm[3]);
+      _MM_TRANSPOSE4_PS(a[0], a[1], a[2], a[3]);
+      for (int c = 0; c < 4; c++) acc = _mm256_add_pd(acc, _mm256_mul_pd(_mm256_cvtps_pd(dm[c]), _mm256_cvtps_pd(a[c])));
+    }
+    alignas(32) double s[4];
+    _mm256_store_pd(s, acc);
+    for (int i = 0; i < 4; i++) {
+      for (int64_t jj = j; jj < L; jj++) {  // the row's last L % 4 terms, continuing its chain
+        d[i][jj] *= dropped_keep(pr[i][jj], keep);
+        s[i] += (double)d[i][jj] * std::fabs(pr[i][jj]);
+      }
+      const __m256 sf = _mm256_set1_ps((float)s[i]), sign8 = _mm256_set1_ps(-0.f);
+      int64_t k = 0;
+      for (; k + 8 <= L; k += 8) {
+        __m256 a = _mm256_andnot_ps(sign8, _mm256_loadu_ps(pr[i] + k));
+        _mm256_storeu_ps(d[i] + k, _mm256_mul_ps(a, _mm256_sub_ps(_mm256_loadu_ps(d[i] + k), sf)));
+      }
+      for (; k < L; k++) d[i][k] = std::fabs(pr[i][k]) * (d[i][k] - (float)s[i]);
+    }
+  }
+  softmax_dropout_backward_rows_generic(dP + r * L, P + r * L, rows - r, L, keep);
+}
+const bool has_avx2 = __builtin_cpu_supports("avx2");
+#endif
+
+void softmax_dropout_backward_rows(float* dP, const float* P, int64_t rows, int64_t L, float keep) {
+#if PSTAL_ATTENTION_X86
+  if (has_avx2) return softmax_dropout_backward_rows_avx2(dP, P, rows, L, keep);
+#endif
+  softmax_dropout_backward_rows_generic(dP, P, rows, L, keep);
 }
 
 }  // namespace
@@ -54,13 +151,24 @@ void attention_forward(const AttentionForward& op) {
         int64_t rows = std::min(rb, L - i0);
         float* S = probs ? probs + (h * L + i0) * L : score_scratch.get((size_t)(rb * L));
         sgemm_serial(false, true, rows, L, dh, scale, q + i0 * D + h * dh, D, k + h * dh, D, 0.f, S, L);
-        for (int64_t i = 0; i < rows; i++) softmax_row(S + i * L, S + i * L, L, false);
         const float* Sd = S;
-        if (p > 0) {
-          // the same mask bits as the whole head's: element (i, j) of head h is number h L^2 + i L + j
+        if (p > 0 && probs) {
+          // the softmax's normalisation and the dropout in one pass; the dropped ones are marked in
+          // P by their sign. The same mask bits as the whole head's: element (i, j) of head h is
+          // number h L^2 + i L + j.
           float* sd = drop_scratch.get((size_t)(rb * L));
-          apply_dropout(sd, S, rows * L, seed, (uint64_t)(h * L + i0) * L, (float)p);
+          for (int64_t i = 0; i < rows; i++) {
+            float inv = softmax_row_exp(S + i * L, S + i * L, L);
+            apply_dropout_mark(sd + i * L, S + i * L, L, inv, seed, (uint64_t)((h * L + i0 + i) * L), (float)p);
+          }
           Sd = sd;
+        } else {
+          for (int64_t i = 0; i < rows; i++) softmax_row(S + i * L, S + i * L, L, false);
+          if (p > 0) {
+            float* sd = drop_scratch.get((size_t)(rb * L));
+            apply_dropout(sd, S, rows * L, seed, (uint64_t)(h * L + i0) * L, (float)p);
+            Sd = sd;
+          }
         }
         sgemm_serial(false, false, rows, dh, L, 1.f, Sd, L, v + h * dh, D, 0.f, out + i0 * D + h * dh, D);
       }
@@ -77,6 +185,7 @@ void attention_backward(const AttentionBackward& op) {
   int64_t dh = D / H;
   float scale = 1.f / std::sqrt((float)dh);
   const int64_t rb = query_block(L);
+  const float keep = p > 0 ? 1.f / (1.f - (float)p) : 1.f;
   parallel_for(H, 1, [&](int64_t h0, int64_t h1) {
     for (int64_t h = h0; h < h1; h++) {
       for (int64_t i0 = 0; i0 < L; i0 += rb) {
@@ -84,14 +193,11 @@ void attention_backward(const AttentionBackward& op) {
         const float* P = probs + (h * L + i0) * L;
         const float* dO = dout + i0 * D + h * dh;
         float beta = i0 == 0 ? 0.f : 1.f;
-        // the block's mask (the forward's bits), generated once for Pd = P * mask and dPd * mask
-        float* mask = nullptr;
+        // Pd = P * mask, the mask read from P's signs
         const float* Pd = P;
         if (p > 0) {
-          mask = mask_scratch.get((size_t)(rb * L));
-          dropout_mask(mask, rows * L, seed, (uint64_t)(h * L + i0) * L, (float)p);
           float* pd = drop_scratch.get((size_t)(rb * L));
-          for (int64_t i = 0; i < rows * L; i++) pd[i] = P[i] * mask[i];
+          unmark_dropout(pd, P, rows * L, keep);
           Pd = pd;
         }
         // dV += Pd^T dO
@@ -99,9 +205,7 @@ void attention_backward(const AttentionBackward& op) {
         // dPd = dO V^T, then through the mask and the softmax
         float* dP = grad_scratch.get((size_t)(rb * L));
         sgemm_serial(false, true, rows, L, dh, 1.f, dO, D, v + h * dh, D, 0.f, dP, L);
-        if (mask)
-          for (int64_t i = 0; i < rows * L; i++) dP[i] *= mask[i];
-        for (int64_t i = 0; i < rows; i++) softmax_row_backward(dP + i * L, dP + i * L, P + i * L, L, false);
+        softmax_dropout_backward_rows(dP, P, rows, L, keep);
         // dQ = dS K * scale (this block's rows), dK += dS^T Q * scale
         sgemm_serial(false, false, rows, dh, L, scale, dP, L, k + h * dh, D, 0.f, dq + i0 * D + h * dh, D);
         sgemm_serial(true, false, L, dh, rows, scale, dP, L, q + i0 * D + h * dh, D, beta, dk + h * dh, D);

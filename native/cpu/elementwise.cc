@@ -11,14 +11,17 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstring>
 
 #include "common/parallel.h"
 #include "cpu/dropout.h"
 
 // The unary functions, in kind order (lib/ops/elementwise.ts's UNARY): name, f(x), and f'(x) from
 // the input x and the output y = f(x). native/cuda/elementwise.cu's PSTAL_UNARY_CUDA is the twin.
+// Derivatives that are steps are written as converted comparisons, not selects: GCC vectorizes
+// those (a select kept relu's backward scalar, with a mispredicted branch per element).
 #define PSTAL_UNARY_CPU(X)                                                                     \
-  X(relu, x > 0.f ? x : 0.f, x > 0.f ? 1.f : 0.f)                                              \
+  X(relu, x > 0.f ? x : 0.f, (float)(x > 0.f))                                                 \
   X(gelu, 0.5f * x * (1.f + std::erf(x * 0.70710678118654752f)), gelu_df(x)) /* exact GELU */ \
   X(sigmoid, 1.f / (1.f + std::exp(-x)), y * (1.f - y))                                        \
   X(exp, std::exp(x), y)                                                                       \
@@ -26,7 +29,7 @@
   X(tanh, std::tanh(x), 1.f - y * y)                                                           \
   X(neg, -x, -1.f)                                                                             \
   X(sqrt, std::sqrt(x), 0.5f / y)                                                              \
-  X(abs, std::fabs(x), x > 0.f ? 1.f : (x < 0.f ? -1.f : 0.f))
+  X(abs, std::fabs(x), (float)(x > 0.f) - (float)(x < 0.f))
 
 namespace pstal {
 namespace {
@@ -227,13 +230,19 @@ __attribute__((target_clones("avx2", "default"))) void apply_dropout(float* out,
   }
 }
 
-__attribute__((target_clones("avx2", "default"))) void dropout_mask(float* mask, int64_t n, uint64_t seed,
-                                                                   uint64_t base, float p) {
+__attribute__((target_clones("avx2", "default"))) void apply_dropout_mark(float* __restrict out, float* __restrict in, int64_t n,
+                                                                         float scale, uint64_t seed, uint64_t base, float p) {
   const float keep = 1.f / (1.f - p);
   const uint64_t key = seed * 0xD1B54A32D192ED03ULL;
   for (int64_t i = 0; i < n; i++) {
     float u = (float)(int32_t)dropout_bits(key, base + (uint64_t)i) * (1.0f / 16777216.0f);
-    mask[i] = u < p ? 0.f : keep;
+    uint32_t dropped = u < p;  // written without branches or selects, so that GCC vectorizes it
+    float x = in[i] * scale;
+    out[i] = x * ((float)(1 - dropped) * keep);
+    uint32_t bits;
+    std::memcpy(&bits, &x, sizeof bits);
+    bits ^= dropped << 31;
+    std::memcpy(in + i, &bits, sizeof bits);
   }
 }
 

@@ -9,6 +9,8 @@
 #include <list>
 #include <cstring>
 #include <map>
+#include <mutex>
+#include <unordered_map>
 #include <vector>
 #if defined(__GLIBC__)
 #include <malloc.h>
@@ -21,9 +23,12 @@ namespace pstal {
 
 // ---- a caching allocator ---------------------------------------------------------------------
 // A training step allocates the same shapes every step. Freed blocks are kept by byte size and
-// handed out again, so steady-state steps make no malloc/free calls and touch no fresh pages
-// (a fresh multi-megabyte block costs a page fault per 4 KiB). PSTAL_BUFFER_CACHE_MB caps what
-// is kept (default 2048); release_cached() returns it all to the system.
+// handed out again (a request may take a block up to a quarter larger: videos differ in length),
+// so steady-state steps make no malloc/free calls and touch no fresh pages (a fresh multi-megabyte
+// block costs a page fault per 4 KiB: 37,000 an iteration, ~10 % of a D = 256 training step,
+// while the cache still lacked blocks of the iteration's sizes). PSTAL_BUFFER_CACHE_MB caps what
+// is kept (default 2048), PSTAL_BUFFER_SLACK = N sets the slack to 1/N (0: exact size classes);
+// release_cached() returns it all to the system.
 namespace {
 struct BlockCache {
   BlockCache() {
@@ -50,14 +55,31 @@ struct BlockCache {
     const char* e = std::getenv("PSTAL_BUFFER_CACHE_MB");
     return (size_t)(e && std::atoll(e) >= 0 ? std::atoll(e) : 2048) << 20;
   }();
+  // The smallest cached block of at least `bytes` and at most `bytes` + slack (a quarter: two size
+  // classes up), else a new one; block_size remembers each block's own size for give().
+  std::unordered_map<float*, size_t> block_size;
+  size_t slack_den = [] {
+    const char* e = std::getenv("PSTAL_BUFFER_SLACK");
+    return e ? (size_t)std::atoll(e) : (size_t)4;
+  }();
   float* take(size_t bytes) {
-    auto it = by_size.find(bytes);
-    if (it == by_size.end() || it->second.empty()) return static_cast<float*>(std::aligned_alloc(64, bytes));
-    auto entry = it->second.back();
-    it->second.pop_back();
-    float* p = entry->p;
-    lru.erase(entry);
-    cached -= bytes;
+    auto it = by_size.lower_bound(bytes);
+    size_t most = slack_den ? bytes + bytes / slack_den : bytes;
+    while (it != by_size.end() && it->first <= most && it->second.empty()) ++it;
+    float* p;
+    size_t got = bytes;
+    if (it == by_size.end() || it->first > most) {
+      p = static_cast<float*>(std::aligned_alloc(64, bytes));
+      if (!p) return nullptr;
+    } else {
+      auto entry = it->second.back();
+      it->second.pop_back();
+      p = entry->p;
+      got = entry->bytes;
+      lru.erase(entry);
+      cached -= got;
+    }
+    block_size[p] = got;
     return p;
   }
   void evict_oldest() {
@@ -67,7 +89,10 @@ struct BlockCache {
     cached -= lru.front().bytes;
     lru.pop_front();
   }
-  void give(float* p, size_t bytes) {
+  void give(float* p) {
+    auto b = block_size.find(p);
+    size_t bytes = b->second;
+    block_size.erase(b);
     if (bytes > limit) {
       std::free(p);
       return;
@@ -108,15 +133,25 @@ namespace mem {
 const char* backend_name() { return "cpu"; }
 void init() {}
 
+// One cache for the process: Node worker threads (each its own isolate) share it, hence the lock.
+std::mutex cache_mutex;
+
 float* alloc(int64_t n) {
   size_t bytes = block_bytes(n);
-  float* p = cache().take(bytes);
+  float* p;
+  {
+    std::lock_guard<std::mutex> lock(cache_mutex);
+    p = cache().take(bytes);
+  }
   if (!p) throw OpError("out of memory allocating " + std::to_string(bytes) + " bytes");
   return p;
 }
 
 void free(float* p, int64_t n) {
-  if (p) cache().give(p, block_bytes(n));
+  (void)n;  // the cache knows the block's size (it may be larger than n's size class)
+  if (!p) return;
+  std::lock_guard<std::mutex> lock(cache_mutex);
+  cache().give(p);
 }
 
 void copy_in(float* dst, const float* host, int64_t n) {
@@ -135,8 +170,14 @@ void fill(float* p, int64_t n, float v) {
   for (int64_t i = 0; i < n; i++) p[i] = v;
 }
 
-int64_t cached_bytes() { return (int64_t)cache().cached; }
-void release_cached() { cache().clear(); }
+int64_t cached_bytes() {
+  std::lock_guard<std::mutex> lock(cache_mutex);
+  return (int64_t)cache().cached;
+}
+void release_cached() {
+  std::lock_guard<std::mutex> lock(cache_mutex);
+  cache().clear();
+}
 
 }  // namespace mem
 }  // namespace pstal

@@ -125,8 +125,8 @@ double sum_row(const float* y, int64_t n) {
 
 // y may alias x (attention normalises its scores in place).
 void softmax_row(float* y, const float* x, int64_t n, bool log) {
-  float m = row_max(x, n);
   if (log) {
+    float m = row_max(x, n);
     // y holds the exponentials only to sum them; in place there is nowhere to put them.
     if (y == x) {
       double s = 0;
@@ -139,10 +139,14 @@ void softmax_row(float* y, const float* x, int64_t n, bool log) {
     float lse = m + (float)std::log(sum_row(y, n));
     for (int64_t j = 0; j < n; j++) y[j] = x[j] - lse;
   } else {
-    exp_shifted_row(y, x, m, n);
-    float inv = (float)(1.0 / sum_row(y, n));
+    float inv = softmax_row_exp(y, x, n);
     for (int64_t j = 0; j < n; j++) y[j] *= inv;
   }
+}
+
+float softmax_row_exp(float* y, const float* x, int64_t n) {
+  exp_shifted_row(y, x, row_max(x, n), n);
+  return (float)(1.0 / sum_row(y, n));
 }
 
 void softmax_row_backward(float* dx, const float* dy, const float* y, int64_t n, bool log) {
