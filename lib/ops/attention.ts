@@ -1,7 +1,8 @@
 /**
  * attention.ts: multi-head scaled-dot-product attention over all tokens (no mask), with dropout
  * on the attention weights. q, k, v [L, D] are already projected; heads split D into H blocks.
- * Native: native/cpu/attention.cc (heads in parallel; probabilities saved, mask regenerated).
+ * Native: native/cpu/attention.cc (heads in parallel; the probabilities saved with the dropout mask in
+ * their sign bits), native/cuda/attention.cu (probabilities saved plain, mask regenerated).
  */
 import { record } from '../tensor/autograd';
 import { backend } from '../runtime/backend';

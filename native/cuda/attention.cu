@@ -1,6 +1,6 @@
 // ---------------------------------------------------------------------------------------------
 // attention.cu: the CUDA twin of native/cpu/attention.cc (the readable reference: same ops,
-// arguments, checks, saved tensors and dropout masks). Multi-head scaled-dot-product attention
+// arguments, checks and dropout masks). Multi-head scaled-dot-product attention
 // over all L tokens (no mask) on in-projected q, k, v [L, D]; head h is the column block
 // [h*dh, (h+1)*dh), so each product is one strided-batched GEMM over the heads (batch stride dh
 // on the [L, D] operands, lda = D; L*L on the [H, L, L] ones) with no split/merge copies.
@@ -9,7 +9,9 @@
 //
 // The forward saves P [H, L, L] (before dropout). The dropout mask is the CPU's counter-based
 // one (native/common/rng.h), evaluated per element on the device with the element's index in
-// [H, L, L], so both backends drop the same weights and the backward regenerates the mask.
+// [H, L, L], so both backends drop the same weights; here the backward regenerates the mask (the
+// hash is cheap on the device), where the CPU keeps it in the sign bits of its saved P. The saved
+// buffer is private to each backend's own backward.
 // Row softmax (forward, fused with the mask) and its backward (fused with the mask) use one
 // warp per row with shuffle reductions; like the CPU, the exp sum and the backward's dot
 // product accumulate in double.

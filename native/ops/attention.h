@@ -13,7 +13,8 @@ namespace pstal {
 
 // attention_forward(out, probs, q, k, v, L, D, H, dropout_p, seed). probs may be null when no
 // gradient is needed (inference): the scores then live in scratch, and the [H, L, L] buffer is
-// neither allocated nor written.
+// neither allocated nor written. What probs holds is for the same backend's backward only (the
+// CPU marks the dropped weights in their sign bits; CUDA saves them plain).
 struct AttentionForward {
   int64_t L, D, H;
   double p;
