@@ -19,20 +19,12 @@ import * as os from 'os';
 import * as path from 'path';
 import { spawnSync } from 'child_process';
 import { BenchPrecision, BenchResult, SuiteOptions } from './harness';
-import { synthesizeDataset } from '../lib/data/synth';
-import { loadConfig, loadDataset } from '../lib/data';
-import { Stage1Model } from '../lib/models/hrpro/stage1';
-import { stage1Step } from '../lib/models/hrpro/train_stage1';
 import { testStage1 } from '../lib/models/hrpro/evaluate';
-import { pointMatrix } from '../lib/models/hrpro/videos';
-import { stage1ConfigFrom } from '../lib/models/hrpro/config';
-import { Adam } from '../lib/nn/optim';
-import { Rng } from '../lib/util/rng';
 import { bf16Supported, getNumThreads, setGemmPrecision, setNumThreads } from '../lib/runtime/native';
 import { cudaSynchronize, Device, setTf32 } from '../lib/runtime/backend';
 import { ensureTorchVenv } from './torch_venv';
+import { loadStage1RunData, newStage1Run, synthesizeStage1Set } from './stage1_run';
 
-const ANNOTATIONS = process.env.PSTAL_THUMOS14 ?? path.resolve(__dirname, '..', '..', 'shared', 'data', 'THUMOS14');
 const REFERENCE = process.env.PSTAL_REFERENCE;
 
 interface ReferenceTiming {
@@ -75,7 +67,6 @@ function referenceName(r: ReferenceTiming): string {
 export async function benchStage1(opts: SuiteOptions): Promise<BenchResult[]> {
   const device: Device = opts.device ?? 'cpu';
   const sync = (): void => cudaSynchronize(); // GPU work is queued: wait for it before reading the clock
-  if (!fs.existsSync(path.join(ANNOTATIONS, 'gt_full.json'))) throw new Error(`no THUMOS14 annotations at ${ANNOTATIONS} (set PSTAL_THUMOS14)`);
   const python = opts.torchVenv ? ensureTorchVenv(opts.torchVenv) : process.env.PSTAL_PYTHON ?? '/usr/bin/python3';
   const threadCounts = opts.threads ?? [getNumThreads()];
   const precisions: BenchPrecision[] = opts.precision ?? ['fp32'];
@@ -96,14 +87,11 @@ export async function benchStage1(opts: SuiteOptions): Promise<BenchResult[]> {
       const dir = fs.mkdtempSync(path.join(os.tmpdir(), `pstal-bench-stage1-${D}-`));
       const set = { D, dir, iterations, testCount: 0, ours: [] as Ours[] };
       sets.push(set);
-      await synthesizeDataset({ out: dir, annotations: ANNOTATIONS, dim: D, seed: 0 });
-      const config = loadConfig('thumos14', { featureDim: D });
-      const ds = loadDataset(dir, config);
-      const cfg = stage1ConfigFrom(config);
-      const C = ds.classNames.length;
+      await synthesizeStage1Set(dir, D);
+      const data = loadStage1RunData(dir, D);
+      const { ds, cfg, config } = data;
       const testVideos = opts.testVideos ? ds.test.slice(0, opts.testVideos) : ds.test;
       set.testCount = testVideos.length;
-      const pointMats = new Map(ds.train.map((v) => [v.name, pointMatrix(v, C)]));
       for (const threads of threadCounts) {
         setNumThreads(threads);
         for (const precision of precisions) {
@@ -121,25 +109,19 @@ export async function benchStage1(opts: SuiteOptions): Promise<BenchResult[]> {
           if (precision === 'tf32') setTf32(true);
           else setGemmPrecision(precision);
           try {
-            const model = new Stage1Model({ featureDim: D, numClasses: C, device }, new Rng(0));
-            // a random memory, as the reference side (the memory initialisation is not what is timed)
-            const rng = new Rng(1);
-            model.memory.tensor.buffer.write(Float32Array.from({ length: C * D }, () => 0.1 * rng.normal()));
-            const adam = new Adam(model.parameters(), { lr: cfg.lr, weightDecay: cfg.weightDecay });
+            const run = newStage1Run(data, device);
             const times: number[] = [];
             for (let i = 0; i < iterations + 1; i++) {
-              const batch = Array.from({ length: 16 }, (_, j) => ds.train[(16 * i + j) % ds.train.length]);
               const t0 = process.hrtime.bigint();
-              stage1Step(model, adam, batch, pointMats, cfg);
+              run.step(i);
               sync();
               if (i > 0) times.push(Number(process.hrtime.bigint() - t0) / 1e9);
             }
             const t0 = process.hrtime.bigint();
-            const pass = testStage1(model, testVideos, ds.classNames, cfg, { ambiguous: ds.ambiguous, blockedVideos: config.blockedVideos });
+            const pass = testStage1(run.model, testVideos, ds.classNames, cfg, { ambiguous: ds.ambiguous, blockedVideos: config.blockedVideos });
             sync();
             const testSeconds = Number(process.hrtime.bigint() - t0) / 1e9;
-            adam.dispose();
-            model.dispose();
+            run.dispose();
             set.ours.push({ threads, precision, train: median(times), test: testSeconds, evaluated: pass.evaluation !== null });
           } finally {
             if (precision === 'tf32') setTf32(false);

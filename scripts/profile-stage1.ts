@@ -1,7 +1,8 @@
 /**
  * profile-stage1.ts: where a stage-1 training iteration's time goes, per native op, on either
- * device. Synthesizes THUMOS14 features at --dim (the real annotations, as benchmarks/stage1.ts),
- * then times --iterations iterations of 16 videos three ways:
+ * device: the run benchmarks/stage1.ts times (benchmarks/stage1_run.ts: the real THUMOS14
+ * annotations with synthetic features at --dim, a random prototype memory, batches in split order),
+ * --iterations iterations of 16 videos timed three ways:
  *   plain     the iteration as the bench times it (one synchronize at the end)
  *   per op    every native op call timed alone; on cuda each one is followed
  *             by a synchronize, so a kernel's time lands on the op that queued it. The sum over
@@ -18,14 +19,7 @@
 import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
-import { synthesizeDataset } from '../lib/data/synth';
-import { loadConfig, loadDataset } from '../lib/data';
-import { Stage1Model } from '../lib/models/hrpro/stage1';
-import { stage1Step } from '../lib/models/hrpro/train_stage1';
-import { pointMatrix } from '../lib/models/hrpro/videos';
-import { stage1ConfigFrom } from '../lib/models/hrpro/config';
-import { Adam } from '../lib/nn/optim';
-import { Rng } from '../lib/util/rng';
+import { loadStage1RunData, newStage1Run, splitOrderBatch, synthesizeStage1Set } from '../benchmarks/stage1_run';
 import { backend, checkDevice, setTf32 } from '../lib/runtime/backend';
 import { setNumThreads } from '../lib/runtime/native';
 
@@ -70,30 +64,23 @@ async function main(): Promise<void> {
   const iterations = Number(arg('iterations', '3'));
   const top = Number(arg('top', '25'));
   if (process.argv.includes('--threads')) setNumThreads(Number(arg('threads', '1'))); // host threads (CPU ops, post-processing)
-  const annotations = process.env.PSTAL_THUMOS14 ?? path.resolve(__dirname, '..', '..', 'shared', 'data', 'THUMOS14');
   const keep = arg('data', '');
   const dir = keep || fs.mkdtempSync(path.join(os.tmpdir(), `pstal-profile-${D}-`));
   try {
-    if (!fs.existsSync(path.join(dir, 'features'))) await synthesizeDataset({ out: dir, annotations, dim: D, seed: 0 });
-    const config = loadConfig('thumos14', { featureDim: D });
-    const ds = loadDataset(dir, config);
-    const cfg = stage1ConfigFrom(config);
-    const C = ds.classNames.length;
-    const pointMats = new Map(ds.train.map((v) => [v.name, pointMatrix(v, C)]));
+    await synthesizeStage1Set(dir, D);
+    const data = loadStage1RunData(dir, D);
     const addon = backend(device) as unknown as Record<string, unknown>;
     const sync = device === 'cuda' ? (addon.synchronize as () => void) : () => {};
-    const model = new Stage1Model({ featureDim: D, numClasses: C, device }, new Rng(0));
-    const adam = new Adam(model.parameters(), { lr: cfg.lr, weightDecay: cfg.weightDecay });
+    const run = newStage1Run(data, device);
     // Every way of timing runs the same batches (1 .. iterations; 0 is the warm-up), so that their
     // times compare: videos differ in length, and so do iterations.
     const iterate = (i: number): number => {
-      const batch = Array.from({ length: 16 }, (_, j) => ds.train[(16 * i + j) % ds.train.length]);
       const t0 = process.hrtime.bigint();
-      stage1Step(model, adam, batch, pointMats, cfg);
+      run.step(i);
       sync();
       return Number(process.hrtime.bigint() - t0) / 1e6;
     };
-    const snippets = (i: number): number => Array.from({ length: 16 }, (_, j) => ds.train[(16 * i + j) % ds.train.length].T).reduce((a, b) => a + b, 0);
+    const snippets = (i: number): number => splitOrderBatch(data, i).reduce((a, v) => a + v.T, 0);
     const median = (xs: number[]): number => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
     iterate(0); // warm-up: caches, cuBLAS handles, allocator
     const plain: number[] = [];
@@ -123,8 +110,7 @@ async function main(): Promise<void> {
     for (const [k, e] of rows.slice(0, top))
       console.log(`  ${k.padEnd(30)} ${(Number(e.ns) / 1e6 / iterations).toFixed(2).padStart(9)} ms ${String(Math.round(e.n / iterations)).padStart(7)} calls ` +
         `${(Number(e.ns) / 1e3 / e.n).toFixed(1).padStart(9)} us/call`);
-    adam.dispose();
-    model.dispose();
+    run.dispose();
   } finally {
     if (!keep) fs.rmSync(dir, { recursive: true, force: true });
   }
