@@ -23,69 +23,18 @@ ends with torch.cuda.synchronize(). --reference may also be a plain folder holdi
 """
 import argparse
 import csv
-import importlib.machinery
 import json
-import math
 import os
-import subprocess
 import sys
-import tempfile
 import time
 import types
 
 import numpy as np
 import torch
 
+import hrpro_reference  # (scripts/, beside this file)
+
 FILES = ['train.py', 'test.py', 'model_S.py', 'utils.py', 'log.py', 'eval/eval_detection.py', 'eval/utils_eval.py']
-
-
-NUMPY_ALIASES = '''
-import numpy as np
-for name, builtin in (('int', int), ('float', float), ('bool', bool)):
-    if name not in np.__dict__:
-        setattr(np, name, builtin)
-'''
-
-
-def restore_numpy_aliases(tmp):
-    # The reference was written for numpy < 1.24, whose deprecated aliases (np.float in its
-    # evaluator) are gone from current numpy: restore them as the builtins they stood for, here
-    # and, through a sitecustomize on PYTHONPATH, in the evaluator's joblib worker processes.
-    exec(NUMPY_ALIASES, {})
-    with open(os.path.join(tmp, 'sitecustomize.py'), 'w') as fh:
-        fh.write(NUMPY_ALIASES)
-    os.environ['PYTHONPATH'] = tmp + os.pathsep + os.environ.get('PYTHONPATH', '')
-
-
-def stub_modules():
-    # progress bars, colours and tensorboard are not what we time
-    # (with a __spec__: torch 2.x asks importlib.util.find_spec about optional modules such as tqdm)
-    tq = types.ModuleType('tqdm')
-    tq.__spec__ = importlib.machinery.ModuleSpec('tqdm', None)
-    tq.tqdm = lambda it, *a, **k: it
-    sys.modules.setdefault('tqdm', tq)
-    tc = types.ModuleType('termcolor')
-    tc.__spec__ = importlib.machinery.ModuleSpec('termcolor', None)
-    tc.colored = lambda text, *a, **k: text
-    sys.modules.setdefault('termcolor', tc)
-
-
-def fetch_reference(repo, dest):
-    # from a plain folder (an export of the files) or a work tree, else from the git repository's HEAD
-    for f in FILES:
-        if os.path.isfile(os.path.join(repo, f)):
-            with open(os.path.join(repo, f)) as fh:
-                text = fh.read()
-        else:
-            src = subprocess.run(['git', '-C', repo, 'show', f'HEAD:{f}'], capture_output=True, text=True)
-            if src.returncode != 0:
-                continue
-            text = src.stdout
-        path = os.path.join(dest, f)
-        os.makedirs(os.path.dirname(path), exist_ok=True)
-        with open(path, 'w') as fh:
-            fh.write(text)
-    open(os.path.join(dest, 'eval', '__init__.py'), 'a').close()
 
 
 def load_split(data, name):
@@ -113,11 +62,7 @@ def main():
             torch.set_num_interop_threads(a.threads)
         except RuntimeError:
             pass
-    stub_modules()
-    tmp = tempfile.mkdtemp(prefix='hrpro-ref-')
-    fetch_reference(a.reference, tmp)
-    restore_numpy_aliases(tmp)
-    sys.path.insert(0, tmp)
+    tmp = hrpro_reference.load(a.reference, files=FILES)
     import model_S
     import train as ref_train
     import test as ref_test

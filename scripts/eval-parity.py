@@ -9,8 +9,11 @@ subset and for videos without annotations, a class without predictions, blocked 
 
 usage: python3 scripts/eval-parity.py [--mirror /work/.mirror/pipixin321+HR-Pro/repo]
 """
-import argparse, json, os, subprocess, sys, tempfile
+import argparse, json, os, sys, tempfile
 import numpy as np
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from reference_support import copy_files, restore_numpy_aliases  # noqa: E402
 
 PANDAS_SHIM = r"""
 import numpy as np
@@ -87,12 +90,9 @@ args = ap.parse_args()
 tmp = tempfile.mkdtemp(prefix='pstal-eval-parity-')
 pkg = os.path.join(tmp, 'refeval')
 os.makedirs(pkg)
-for f in ['eval_detection.py', 'utils_eval.py']:
-    src = subprocess.check_output(['git', '-C', args.mirror, 'show', 'HEAD:eval/' + f]).decode()
-    # numpy >= 1.24 removed np.float (an alias of float); the reference uses it in a cast
-    src = src.replace('np.float)', 'float)')
-    open(os.path.join(pkg, f), 'w').write(src)
+copy_files(args.mirror, pkg, ['eval/eval_detection.py', 'eval/utils_eval.py'], rename=os.path.basename)
 open(os.path.join(pkg, '__init__.py'), 'w').write('')
+restore_numpy_aliases(tmp)  # numpy >= 1.24 removed np.float, which the reference uses in a cast
 sys.path.insert(0, tmp)
 
 try:

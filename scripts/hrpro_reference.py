@@ -6,9 +6,9 @@ from a local clone or bare mirror of github.com/pipixin321/HR-Pro into a tempora
 goes on sys.path.
 
 What we adapt around it (never inside it):
-  - tqdm, termcolor, tensorboard_logger: stubs (progress bars, colours and logs are not results);
-  - numpy >= 1.24 lost the aliases np.int / np.float / np.bool its evaluator uses: restored as the
-    builtins they stood for, also in the evaluator's joblib workers (a sitecustomize on PYTHONPATH);
+  - tqdm, termcolor, tensorboard_logger: stubs; numpy >= 1.24's lost aliases (np.int, np.float,
+    np.bool) restored as the builtins they stood for (both: reference_support.py, shared with
+    bench-reference-stage1.py and tspnet_reference.py);
   - its dataset reads './dataset/THUMOS14/Ambiguous_test.txt' relative to the working directory:
     we chdir into a scratch folder holding a link to the dataset's own list;
   - its options only know THUMOS14's class names: args.class_name_lst is set from the dataset.
@@ -17,83 +17,31 @@ python3-torchvision python3-scipy python3-pandas python3-joblib python3-yaml).
 """
 import json
 import os
-import subprocess
 import sys
 import tempfile
 import types
 
 import numpy as np
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from reference_support import copy_files, git_commit, restore_numpy_aliases, stub_modules  # noqa: E402,F401
+
 FILES = ['main.py', 'options.py', 'dataset.py', 'train.py', 'test.py', 'model_S.py', 'model_I.py', 'utils.py', 'log.py',
          'ranking.py', 'cfgs/thumos_hyp.yaml', 'eval/eval_detection.py', 'eval/utils_eval.py']
-
-NUMPY_ALIASES = '''
-import numpy as np
-for name, builtin in (('int', int), ('float', float), ('bool', bool)):
-    if name not in np.__dict__:
-        setattr(np, name, builtin)
-'''
 
 DEFAULT_MIRROR = '/work/.mirror/pipixin321+HR-Pro/repo'
 
 
-def _stub_modules():
-    tq = types.ModuleType('tqdm')
-
-    class Tqdm:
-        def __init__(self, it=None, *a, **k):
-            self.it = it if it is not None else ()
-
-        def __iter__(self):
-            return iter(self.it)
-
-        def __len__(self):
-            return len(self.it)
-
-        def set_description(self, *a, **k):
-            pass
-
-    tq.tqdm = Tqdm
-    sys.modules['tqdm'] = tq
-    tc = types.ModuleType('termcolor')
-    tc.colored = lambda text, *a, **k: text
-    sys.modules['termcolor'] = tc
-    tb = types.ModuleType('tensorboard_logger')
-
-    class Logger:
-        def __init__(self, *a, **k):
-            pass
-
-        def log_value(self, *a, **k):
-            pass
-
-    tb.Logger = Logger
-    sys.modules['tensorboard_logger'] = tb
-
-
-def git_commit(repo):
-    return subprocess.run(['git', '-C', repo, 'rev-parse', 'HEAD'], check=True, capture_output=True, text=True).stdout.strip()
-
-
-def load(repo=DEFAULT_MIRROR):
-    """Copies the reference's files into a temporary folder and puts it on sys.path. Returns it."""
+def load(repo=DEFAULT_MIRROR, files=FILES):
+    """Copies the reference's files (a clone, mirror or plain folder) into a temporary folder and puts it
+    on sys.path, adapted as reference_support.py says. Returns the folder."""
     if not os.path.exists(repo):
         raise SystemExit(f'no HR-Pro clone or mirror at {repo} (pass --reference; the search tool fetches one)')
     tmp = tempfile.mkdtemp(prefix='hrpro-ref-')
-    for f in FILES:
-        src = subprocess.run(['git', '-C', repo, 'show', f'HEAD:{f}'], capture_output=True, text=True)
-        if src.returncode != 0:
-            raise SystemExit(f'{repo}: cannot read {f} at HEAD: {src.stderr.strip()}')
-        path = os.path.join(tmp, f)
-        os.makedirs(os.path.dirname(path), exist_ok=True)
-        with open(path, 'w') as fh:
-            fh.write(src.stdout)
+    copy_files(repo, tmp, files)
     open(os.path.join(tmp, 'eval', '__init__.py'), 'a').close()
-    exec(NUMPY_ALIASES, {})
-    with open(os.path.join(tmp, 'sitecustomize.py'), 'w') as fh:
-        fh.write(NUMPY_ALIASES)
-    os.environ['PYTHONPATH'] = tmp + os.pathsep + os.environ.get('PYTHONPATH', '')
-    _stub_modules()
+    restore_numpy_aliases(tmp)
+    stub_modules()
     sys.path.insert(0, tmp)
     return tmp
 

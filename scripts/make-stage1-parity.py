@@ -22,7 +22,6 @@ import argparse
 import json
 import os
 import struct
-import subprocess
 import sys
 import tempfile
 import types
@@ -30,6 +29,9 @@ import types
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from reference_support import copy_files  # noqa: E402
 
 D, C, T, HEADS, FFN = 64, 5, 13, 8, 16
 OUT = os.path.join(os.path.dirname(__file__), '..', 'test', 'fixtures', 'hrpro', 'stage1_parity.safetensors')
@@ -129,10 +131,8 @@ def outputs(model, x, labels):
 
 def check_reference(repo, model, x, labels, ours):
     """Loads our weights into the reference's own S_Model and compares its outputs to ours."""
-    src = subprocess.run(['git', '-C', repo, 'show', 'HEAD:model_S.py'], check=True, capture_output=True, text=True).stdout
     with tempfile.TemporaryDirectory() as tmp:
-        with open(os.path.join(tmp, 'model_S.py'), 'w') as f:
-            f.write(src)
+        copy_files(repo, tmp, ['model_S.py'])
         sys.modules['utils'] = types.ModuleType('utils')  # only the losses use it
         sys.path.insert(0, tmp)
         import model_S  # noqa: E402

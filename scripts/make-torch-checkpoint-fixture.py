@@ -36,12 +36,14 @@ import collections
 import json
 import os
 import struct
-import subprocess
 import sys
 import tempfile
 import types
 
 import torch
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from reference_support import copy_files  # noqa: E402
 
 D, C, FFN, LAYERS = 16, 20, 32, 2
 OUT = os.path.join(os.path.dirname(os.path.abspath(__file__)), '..', 'test', 'fixtures', 'torch')
@@ -123,12 +125,7 @@ def write_safetensors(path, tensors, metadata):
 def check_reference(repo, out, s1, s2):
     """The reference's own models: our fixtures load into them strictly; their state dicts saved as its train.py does."""
     with tempfile.TemporaryDirectory() as tmp:
-        for f in ('model_S.py', 'model_I.py'):
-            src = subprocess.run(['git', '--git-dir', repo, 'show', f'HEAD:{f}'], capture_output=True, text=True)
-            if src.returncode:
-                src = subprocess.run(['git', '-C', repo, 'show', f'HEAD:{f}'], check=True, capture_output=True, text=True)
-            with open(os.path.join(tmp, f), 'w') as fh:
-                fh.write(src.stdout)
+        copy_files(repo, tmp, ['model_S.py', 'model_I.py'])
         sys.modules.setdefault('utils', types.ModuleType('utils'))  # only the losses use it
         sys.path.insert(0, tmp)
         import model_S  # noqa: E402

@@ -5,7 +5,8 @@ of the reference is in this project: its files are read with `git show` from a l
 mirror into a temporary folder, which goes on sys.path.
 
 What we adapt around it (never inside it):
-  - tqdm: a stub (only exp.py, which we do not run, uses it);
+  - tqdm, termcolor, tensorboard_logger: stubs (reference_support.py; only exp.py, which we do not
+    run, uses tqdm);
   - its evaluator's joblib Parallel(n_jobs=20): run in-process, one class after the other (same
     numbers, no worker processes);
   - its evaluator reads THUMOS14's Annotations/*.npy and deletes hard-coded rows (226, 402) of them:
@@ -23,15 +24,13 @@ import shutil
 import subprocess
 import sys
 import tempfile
-import types
 
 import numpy as np
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from reference_support import copy_files, git_commit, stub_modules  # noqa: E402,F401
+
 DEFAULT_MIRROR = '/work/.mirror/zyxia1009+CVPR2024-TSPNet/repo'
-
-
-def git_commit(repo):
-    return subprocess.run(['git', '-C', repo, 'rev-parse', 'HEAD'], check=True, capture_output=True, text=True).stdout.strip()
 
 
 def load(repo=DEFAULT_MIRROR):
@@ -40,19 +39,8 @@ def load(repo=DEFAULT_MIRROR):
         raise SystemExit(f'no TSPNet clone or mirror at {repo} (pass --reference; the search tool fetches one)')
     files = subprocess.run(['git', '-C', repo, 'ls-tree', '-r', 'HEAD', '--name-only', 'codes'], check=True, capture_output=True, text=True).stdout.split()
     tmp = tempfile.mkdtemp(prefix='tspnet-ref-')
-    for f in files:
-        if not f.endswith('.py'):
-            continue
-        src = subprocess.run(['git', '-C', repo, 'show', f'HEAD:{f}'], capture_output=True, text=True)
-        if src.returncode != 0:
-            raise SystemExit(f'{repo}: cannot read {f} at HEAD: {src.stderr.strip()}')
-        path = os.path.join(tmp, os.path.relpath(f, 'codes'))
-        os.makedirs(os.path.dirname(path), exist_ok=True)
-        with open(path, 'w') as fh:
-            fh.write(src.stdout)
-    tq = types.ModuleType('tqdm')
-    tq.tqdm = lambda it=None, *a, **k: it
-    sys.modules['tqdm'] = tq
+    copy_files(repo, tmp, [f for f in files if f.endswith('.py')], rename=lambda f: os.path.relpath(f, 'codes'))
+    stub_modules()
     sys.path.insert(0, tmp)
     import utils.eval_detectionpmil as ev
 
