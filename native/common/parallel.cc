@@ -12,7 +12,6 @@
 #include <thread>
 #include <vector>
 
-
 #if defined(__x86_64__) || defined(__i386__)
 #include <immintrin.h>
 #endif
@@ -25,7 +24,6 @@ inline void cpu_relax() {
   _mm_pause();
 #endif
 }
-
 
 // A worker that has finished a job spins (checking an atomic, no lock) for a while before it
 // sleeps, and so does the caller waiting for the workers: a training step calls thousands of small

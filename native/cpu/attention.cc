@@ -45,7 +45,6 @@ int64_t query_block(int64_t L) {
   return std::min(L, std::max<int64_t>(1, (budget / std::max<int64_t>(L, 1)) / kc) * kc);
 }
 
-
 // ---- the backward's row pass -----------------------------------------------------------------
 // The forward saves P with its dropped elements negated (apply_dropout_mark; P >= 0, so the sign
 // bit is free): the backward reads the mask back instead of hashing every element again. For each
