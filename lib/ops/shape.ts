@@ -1,6 +1,8 @@
 /**
  * shape.ts: ops that move values without arithmetic: row gather, concat and slice along any axis,
  * 2-D transpose. Native: native/ops/shape.h (kernels native/cpu/shape.cc, native/cuda/shape.cu).
+ * Outputs the kernels write whole start uninitialised (Tensor.empty); a slice's gradient, which
+ * they write only in part, starts at zero.
  */
 import { record } from '../tensor/autograd';
 import { backend } from '../runtime/backend';
@@ -23,7 +25,7 @@ export function gatherRows(x: Tensor, index: ArrayLike<number>): Tensor {
     if (!(idx[i] >= 0 && idx[i] < rows) || idx[i] !== (index as ArrayLike<number>)[i])
       throw new Error(`gatherRows: index ${(index as ArrayLike<number>)[i]} at position ${i} is out of range for ${shapeStr(x.shape)}`);
   const B = backend(x.device);
-  const out = Tensor.zeros([idx.length, ...x.shape.slice(1)], x.device);
+  const out = Tensor.empty([idx.length, ...x.shape.slice(1)], x.device); // every row is written
   B.gather_rows_forward(out.buffer, x.buffer, idx, rows, cols);
   return record('gatherRows', out, [x], (g) => {
     const dx = Tensor.zeros(x.shape, x.device);
@@ -52,7 +54,7 @@ export function concat(tensors: Tensor[], axis: number): Tensor {
     if (t.ndim !== first.ndim || t.shape.some((d, i) => i !== a && d !== first.shape[i]))
       throw new Error(`concat: shapes ${tensors.map((x) => shapeStr(x.shape)).join(', ')} differ outside axis ${axis}`);
   const total = tensors.reduce((s, t) => s + t.shape[a], 0);
-  const out = Tensor.zeros(first.shape.map((d, i) => (i === a ? total : d)), first.device);
+  const out = Tensor.empty(first.shape.map((d, i) => (i === a ? total : d)), first.device); // the blocks cover it
   let off = 0;
   const starts: number[] = [];
   for (const t of tensors) {
@@ -62,7 +64,7 @@ export function concat(tensors: Tensor[], axis: number): Tensor {
   }
   return record('concat', out, tensors, (g) =>
     tensors.map((t, i) => {
-      const d = Tensor.zeros(t.shape, t.device);
+      const d = Tensor.empty(t.shape, t.device);
       blockCopy(d, g, a, 0, starts[i], t.shape[a], false);
       return d;
     }),
@@ -75,7 +77,7 @@ export function slice(x: Tensor, axis: number, start: number, end: number): Tens
   const n = x.shape[a];
   if (!Number.isInteger(start) || !Number.isInteger(end) || start < 0 || end > n || start > end)
     throw new Error(`slice: range [${start}, ${end}) is invalid for axis ${axis} of ${shapeStr(x.shape)}`);
-  const out = Tensor.zeros(x.shape.map((d, i) => (i === a ? end - start : d)), x.device);
+  const out = Tensor.empty(x.shape.map((d, i) => (i === a ? end - start : d)), x.device);
   blockCopy(out, x, a, 0, start, end - start, false);
   return record('slice', out, [x], (g) => {
     const dx = Tensor.zeros(x.shape, x.device);
@@ -89,10 +91,10 @@ export function transpose2d(x: Tensor): Tensor {
   if (x.ndim !== 2) throw new Error(`transpose2d: expected a 2-D tensor, received ${shapeStr(x.shape)}`);
   const [R, C] = x.shape;
   const B = backend(x.device);
-  const out = Tensor.zeros([C, R], x.device);
+  const out = Tensor.empty([C, R], x.device);
   B.transpose2d(out.buffer, x.buffer, R, C);
   return record('transpose2d', out, [x], (g) => {
-    const dx = Tensor.zeros([R, C], x.device);
+    const dx = Tensor.empty([R, C], x.device);
     B.transpose2d(dx.buffer, g.buffer, C, R);
     return [dx];
   });
