@@ -38,17 +38,25 @@ int64_t spin_ns() {
   return ns;
 }
 
-// Spins until done() or the spell is over; true when done() became true.
+// Spins until done() or the spell is over; true when done() became true. After the first few
+// microseconds each check yields the core (sched_yield): when more threads are runnable than there
+// are cores (more threads than cores asked for, or other processes at work) the spinner hands its
+// core to one that has work instead of holding it for the whole spell (measured: 4 threads on this
+// 2-core machine, 1.25 s a D = 256 iteration spinning without yielding against 0.64 s sleeping).
 template <typename Done>
 bool spin_until(Done done) {
   const int64_t budget = spin_ns();
   if (budget == 0) return done();
-  auto t0 = std::chrono::steady_clock::now();
-  for (int i = 0;; i++) {
+  for (int i = 0; i < 256; i++) {  // ~2-5 us of pause loops: the common gap between two small ops
     if (done()) return true;
     cpu_relax();
-    if ((i & 63) == 63 && std::chrono::steady_clock::now() - t0 > std::chrono::nanoseconds(budget)) return done();
   }
+  auto t0 = std::chrono::steady_clock::now();
+  while (!done()) {
+    std::this_thread::yield();
+    if (std::chrono::steady_clock::now() - t0 > std::chrono::nanoseconds(budget)) return done();
+  }
+  return true;
 }
 
 class Pool {
