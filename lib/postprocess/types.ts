@@ -15,12 +15,15 @@ export interface Proposal {
 export function toRows(op: string, proposals: readonly Proposal[]): Float64Array {
   if (!Array.isArray(proposals)) throw new Error(`${op}: proposals must be an array`);
   const rows = new Float64Array(proposals.length * 4);
+  const finite = (i: number, field: string, v: unknown): void => {
+    if (typeof v !== 'number' || !Number.isFinite(v)) throw new Error(`${op}: proposals[${i}].${field} must be a finite number, received ${v}`);
+  };
   proposals.forEach((p, i) => {
     if (p === null || typeof p !== 'object') throw new Error(`${op}: proposals[${i}] is not an object`);
     const { start, end, classIndex, score } = p;
-    for (const [field, v] of [['start', start], ['end', end], ['score', score]] as const) {
-      if (typeof v !== 'number' || !Number.isFinite(v)) throw new Error(`${op}: proposals[${i}].${field} must be a finite number, received ${v}`);
-    }
+    finite(i, 'start', start); // (checked one by one: a list of [field, value] pairs per proposal
+    finite(i, 'end', end); //     cost more than the soft-NMS of a long video)
+    finite(i, 'score', score);
     if (!Number.isSafeInteger(classIndex) || classIndex < 0) {
       throw new Error(`${op}: proposals[${i}].classIndex must be a non-negative integer, received ${classIndex}`);
     }

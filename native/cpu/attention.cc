@@ -29,7 +29,7 @@
 namespace pstal {
 namespace {
 
-thread_local Scratch drop_scratch, grad_scratch, score_scratch;
+thread_local Scratch drop_scratch, grad_scratch, score_scratch, inv_scratch;
 
 // Query rows a block: the block's scores (and its dropped copy) are still in cache (L2/L3) from
 // the Q K^T product through the softmax and the dropout to the P V product, instead of four
@@ -43,6 +43,11 @@ int64_t query_block(int64_t L) {
   }();
   const int64_t kc = gemm_depth_block();
   return std::min(L, std::max<int64_t>(1, (budget / std::max<int64_t>(L, 1)) / kc) * kc);
+}
+
+// y *= s over a row (vectorized: the same multiplies as softmax_row's normalisation)
+__attribute__((target_clones("avx2", "default"))) void scale_row(float* y, int64_t n, float s) {
+  for (int64_t j = 0; j < n; j++) y[j] *= s;
 }
 
 // ---- the backward's row pass -----------------------------------------------------------------
@@ -156,13 +161,16 @@ void attention_forward(const AttentionForward& op) {
           // P by their sign. The same mask bits as the whole head's: element (i, j) of head h is
           // number h L^2 + i L + j.
           float* sd = drop_scratch.get((size_t)(rb * L));
-          for (int64_t i = 0; i < rows; i++) {
-            float inv = softmax_row_exp(S + i * L, S + i * L, L);
-            apply_dropout_mark(sd + i * L, S + i * L, L, inv, seed, (uint64_t)((h * L + i0 + i) * L), (float)p);
-          }
+          float* inv = inv_scratch.get((size_t)rb);
+          softmax_rows_exp(S, rows, L, inv);
+          for (int64_t i = 0; i < rows; i++)
+            apply_dropout_mark(sd + i * L, S + i * L, L, inv[i], seed, (uint64_t)((h * L + i0 + i) * L), (float)p);
           Sd = sd;
         } else {
-          for (int64_t i = 0; i < rows; i++) softmax_row(S + i * L, S + i * L, L, false);
+          // softmax_row, i.e. the exponentials, then each row times 1 / its sum
+          float* inv = inv_scratch.get((size_t)rb);
+          softmax_rows_exp(S, rows, L, inv);
+          for (int64_t i = 0; i < rows; i++) scale_row(S + i * L, L, inv[i]);
           if (p > 0) {
             float* sd = drop_scratch.get((size_t)(rb * L));
             apply_dropout(sd, S, rows * L, seed, (uint64_t)(h * L + i0) * L, (float)p);

@@ -149,6 +149,40 @@ float softmax_row_exp(float* y, const float* x, int64_t n) {
   return (float)(1.0 / sum_row(y, n));
 }
 
+namespace {
+#if PSTAL_NORM_X86
+// sum_row of four rows at once, each bit for bit: lane k of a row's vector is its accumulator s_k.
+// One row's sum is a chain of additions (~1 element a cycle); four rows' chains side by side fill
+// the adders.
+__attribute__((target("avx2"))) void sum_rows4_avx2(const float* y, int64_t n, int64_t ld, double* out) {
+  __m256d acc[4] = {_mm256_setzero_pd(), _mm256_setzero_pd(), _mm256_setzero_pd(), _mm256_setzero_pd()};
+  int64_t j = 0;
+  for (; j + 4 <= n; j += 4)
+    for (int r = 0; r < 4; r++) acc[r] = _mm256_add_pd(acc[r], _mm256_cvtps_pd(_mm_loadu_ps(y + r * ld + j)));
+  for (int r = 0; r < 4; r++) {
+    alignas(32) double s[4];
+    _mm256_store_pd(s, acc[r]);
+    for (int64_t k = j; k < n; k++) s[0] += y[r * ld + k];
+    out[r] = (s[0] + s[1]) + (s[2] + s[3]);
+  }
+}
+#endif
+}  // namespace
+
+void softmax_rows_exp(float* y, int64_t rows, int64_t n, float* inv) {
+  int64_t r = 0;
+#if PSTAL_NORM_X86
+  if (has_avx2)
+    for (; r + 4 <= rows; r += 4) {
+      for (int64_t i = r; i < r + 4; i++) exp_shifted_row(y + i * n, y + i * n, row_max(y + i * n, n), n);
+      double s[4];
+      sum_rows4_avx2(y + r * n, n, n, s);
+      for (int i = 0; i < 4; i++) inv[r + i] = (float)(1.0 / s[i]);
+    }
+#endif
+  for (; r < rows; r++) inv[r] = softmax_row_exp(y + r * n, y + r * n, n);
+}
+
 void softmax_row_backward(float* dx, const float* dy, const float* y, int64_t n, bool log) {
   if (log) {  // dx = dy - softmax * sum(dy)
     double s = 0;
