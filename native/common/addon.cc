@@ -17,8 +17,8 @@ namespace pstal {
 
 PSTAL_OP(memory_stats) {
   Info i;
-  i.num("liveBytes", (double)NativeBuffer::live_bytes).num("liveBuffers", (double)NativeBuffer::live_count);
-  i.num("createdBuffers", (double)NativeBuffer::created_count);
+  i.num("liveBytes", (double)NativeBuffer::live_bytes.load()).num("liveBuffers", (double)NativeBuffer::live_count.load());
+  i.num("createdBuffers", (double)NativeBuffer::created_count.load());
   i.num("cachedBytes", (double)mem::cached_bytes());
   // the C heap under everything (glibc): bytes in use by malloc (tensors' cached blocks, kernels'
   // scratch, V8's array buffers) and the main arena's size, so a test can tell growth of the C

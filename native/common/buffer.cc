@@ -12,10 +12,9 @@
 
 namespace pstal {
 
-Napi::FunctionReference* NativeBuffer::constructor = nullptr;
-int64_t NativeBuffer::live_bytes = 0;
-int64_t NativeBuffer::live_count = 0;
-int64_t NativeBuffer::created_count = 0;
+std::atomic<int64_t> NativeBuffer::live_bytes{0};
+std::atomic<int64_t> NativeBuffer::live_count{0};
+std::atomic<int64_t> NativeBuffer::created_count{0};
 
 namespace {
 
@@ -42,8 +41,15 @@ Napi::Function NativeBuffer::Define(Napi::Env env) {
                                    InstanceMethod("reset", &NativeBuffer::Reset),
                                    InstanceAccessor("size", &NativeBuffer::GetSize, nullptr),
                                    InstanceAccessor("disposed", &NativeBuffer::GetDisposed, nullptr)});
-  constructor = new Napi::FunctionReference(Napi::Persistent(fn));
+  // the class of this env (a static would be the last isolate's: a buffer made in one worker
+  // thread would then fail the InstanceOf check of ops in another)
+  env.SetInstanceData<Napi::FunctionReference>(new Napi::FunctionReference(Napi::Persistent(fn)));
   return fn;
+}
+
+bool NativeBuffer::Is(Napi::Env env, const Napi::Object& o) {
+  Napi::FunctionReference* ctor = env.GetInstanceData<Napi::FunctionReference>();
+  return ctor && o.InstanceOf(ctor->Value());
 }
 
 // new NativeBuffer(size) -> zero-filled; new NativeBuffer(size, false) -> uninitialised (an op's

@@ -11,6 +11,7 @@
 #pragma once
 #include <napi.h>
 
+#include <atomic>
 #include <cstdint>
 
 namespace pstal {
@@ -25,10 +26,13 @@ class NativeBuffer : public Napi::ObjectWrap<NativeBuffer> {
   int64_t size = 0;
   bool disposed() const { return disposed_; }
 
-  static Napi::FunctionReference* constructor;
-  static int64_t live_bytes;  // across all buffers: the memory test reads it
-  static int64_t live_count;
-  static int64_t created_count;  // wrappers ever constructed (each one costs a finalizer)
+  // Is `o` a NativeBuffer of this env's addon instance? (The class is per env: Node worker
+  // threads each load the addon into their own isolate.)
+  static bool Is(Napi::Env env, const Napi::Object& o);
+  // Across all buffers of the process (every worker thread's): the memory test reads them.
+  static std::atomic<int64_t> live_bytes;
+  static std::atomic<int64_t> live_count;
+  static std::atomic<int64_t> created_count;  // wrappers ever constructed (each one costs a finalizer)
   // Tells V8 the peak of live_bytes (or, exact, live_bytes as they are): see buffer.cc.
   static void report_live(Napi::Env env, bool exact = false);
 

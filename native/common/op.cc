@@ -31,7 +31,7 @@ static std::string arg_name(size_t i, const char* name) {
 float* Args::buf(size_t i, int64_t need, const char* name) const {
   if (i >= info.Length() || !info[i].IsObject()) fail(arg_name(i, name) + " must be a NativeBuffer");
   Napi::Object o = info[i].As<Napi::Object>();
-  if (!o.InstanceOf(NativeBuffer::constructor->Value())) fail(arg_name(i, name) + " must be a NativeBuffer");
+  if (!NativeBuffer::Is(info.Env(), o)) fail(arg_name(i, name) + " must be a NativeBuffer");
   NativeBuffer* b = NativeBuffer::Unwrap(o);
   if (b->disposed()) fail(arg_name(i, name) + " was disposed (use after free)");
   if (need >= 0 && b->size < need)

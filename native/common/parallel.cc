@@ -68,6 +68,7 @@ class Pool {
 
   void resize(int n) {
     if (n < 1) n = 1;
+    std::lock_guard<std::mutex> turn(run_mutex_);  // not under another thread's job
     stop();
     nthreads_ = n;
     uint64_t gen;
@@ -81,12 +82,14 @@ class Pool {
     for (int i = 1; i < n; i++) workers_.emplace_back([this, i, gen] { loop(i, gen); });
   }
 
-  // Runs fn(i, tasks) for i in [0, tasks) with the caller as task 0.
+  // Runs fn(i, tasks) for i in [0, tasks) with the caller as task 0. One job at a time: callers on
+  // different threads (Node worker threads share the pool) take turns.
   void run(int tasks, const std::function<void(int, int)>& fn) {
     if (tasks <= 1 || in_parallel_) {
       for (int i = 0; i < tasks; i++) fn(i, tasks);
       return;
     }
+    std::lock_guard<std::mutex> turn(run_mutex_);
     {
       std::unique_lock<std::mutex> lk(m_);
       job_ = &fn;
@@ -144,7 +147,7 @@ class Pool {
   }
 
   std::vector<std::thread> workers_;
-  std::mutex m_;
+  std::mutex m_, run_mutex_;
   std::condition_variable cv_, done_cv_;
   const std::function<void(int, int)>* job_ = nullptr;
   int tasks_ = 0, nthreads_ = 1;
