@@ -45,11 +45,6 @@ int64_t query_block(int64_t L) {
   return std::min(L, std::max<int64_t>(1, (budget / std::max<int64_t>(L, 1)) / kc) * kc);
 }
 
-// y *= s over a row (vectorized: the same multiplies as softmax_row's normalisation)
-__attribute__((target_clones("avx2", "default"))) void scale_row(float* y, int64_t n, float s) {
-  for (int64_t j = 0; j < n; j++) y[j] *= s;
-}
-
 // ---- the backward's row pass -----------------------------------------------------------------
 // The forward saves P with its dropped elements negated (apply_dropout_mark; P >= 0, so the sign
 // bit is free): the backward reads the mask back instead of hashing every element again. For each
@@ -167,10 +162,7 @@ void attention_forward(const AttentionForward& op) {
             apply_dropout_mark(sd + i * L, S + i * L, L, inv[i], seed, (uint64_t)((h * L + i0 + i) * L), (float)p);
           Sd = sd;
         } else {
-          // softmax_row, i.e. the exponentials, then each row times 1 / its sum
-          float* inv = inv_scratch.get((size_t)rb);
-          softmax_rows_exp(S, rows, L, inv);
-          for (int64_t i = 0; i < rows; i++) scale_row(S + i * L, L, inv[i]);
+          softmax_rows(S, rows, L, inv_scratch.get((size_t)rb));
           if (p > 0) {
             float* sd = drop_scratch.get((size_t)(rb * L));
             apply_dropout(sd, S, rows * L, seed, (uint64_t)(h * L + i0) * L, (float)p);

@@ -121,9 +121,17 @@ double sum_row(const float* y, int64_t n) {
   return (s0 + s1) + (s2 + s3);
 }
 
-}  // namespace
+// y *= s over a row (the softmax's normalisation; vectorized in every build)
+__attribute__((target_clones("avx2", "default"))) void scale_row(float* y, int64_t n, float s) {
+  for (int64_t j = 0; j < n; j++) y[j] *= s;
+}
 
-// y may alias x (attention normalises its scores in place).
+float softmax_row_exp(float* y, const float* x, int64_t n) {
+  exp_shifted_row(y, x, row_max(x, n), n);
+  return (float)(1.0 / sum_row(y, n));
+}
+
+// y may alias x.
 void softmax_row(float* y, const float* x, int64_t n, bool log) {
   if (log) {
     float m = row_max(x, n);
@@ -139,17 +147,10 @@ void softmax_row(float* y, const float* x, int64_t n, bool log) {
     float lse = m + (float)std::log(sum_row(y, n));
     for (int64_t j = 0; j < n; j++) y[j] = x[j] - lse;
   } else {
-    float inv = softmax_row_exp(y, x, n);
-    for (int64_t j = 0; j < n; j++) y[j] *= inv;
+    scale_row(y, n, softmax_row_exp(y, x, n));
   }
 }
 
-float softmax_row_exp(float* y, const float* x, int64_t n) {
-  exp_shifted_row(y, x, row_max(x, n), n);
-  return (float)(1.0 / sum_row(y, n));
-}
-
-namespace {
 #if PSTAL_NORM_X86
 // sum_row of four rows at once, each bit for bit: lane k of a row's vector is its accumulator s_k.
 // One row's sum is a chain of additions (~1 element a cycle); four rows' chains side by side fill
@@ -167,6 +168,7 @@ __attribute__((target("avx2"))) void sum_rows4_avx2(const float* y, int64_t n, i
   }
 }
 #endif
+
 }  // namespace
 
 void softmax_rows_exp(float* y, int64_t rows, int64_t n, float* inv) {
@@ -183,6 +185,13 @@ void softmax_rows_exp(float* y, int64_t rows, int64_t n, float* inv) {
   for (; r < rows; r++) inv[r] = softmax_row_exp(y + r * n, y + r * n, n);
 }
 
+void softmax_rows(float* y, int64_t rows, int64_t n, float* inv) {
+  softmax_rows_exp(y, rows, n, inv);
+  for (int64_t r = 0; r < rows; r++) scale_row(y + r * n, n, inv[r]);
+}
+
+namespace {
+
 void softmax_row_backward(float* dx, const float* dy, const float* y, int64_t n, bool log) {
   if (log) {  // dx = dy - softmax * sum(dy)
     double s = 0;
@@ -194,6 +203,8 @@ void softmax_row_backward(float* dx, const float* dy, const float* y, int64_t n,
     for (int64_t j = 0; j < n; j++) dx[j] = y[j] * (dy[j] - (float)s);
   }
 }
+
+}  // namespace
 
 // softmax_forward(out, x, rows, cols, log)
 void softmax_forward(const SoftmaxForward& op) {

@@ -1,14 +1,13 @@
-// softmax.h: row kernels shared by the softmax op and attention.
+// softmax.h: the softmax row kernels attention uses (native/cpu/norm.cc, where the softmax op's
+// own row loops live too).
 #pragma once
 #include <cstdint>
 
 namespace pstal {
-void softmax_row(float* y, const float* x, int64_t n, bool log);
-// The softmax's first passes: y = exp(x - max x); returns 1 / sum(y), by which softmax_row
-// multiplies y (attention does that in its dropout pass instead, apply_dropout_mark).
-float softmax_row_exp(float* y, const float* x, int64_t n);
-// softmax_row_exp in place on `rows` rows of n (the same bits), inv[r] = 1 / row r's sum; faster
-// than row by row (the double sums of four rows run side by side).
+// In place on `rows` rows of n: y = exp(y - max y), inv[r] = 1 / row r's sum (the softmax's
+// normalisation, left to the caller: attention applies it in its dropout pass, apply_dropout_mark).
+// The same bits as row by row; faster (the double sums of four rows run side by side).
 void softmax_rows_exp(float* y, int64_t rows, int64_t n, float* inv);
-void softmax_row_backward(float* dx, const float* dy, const float* y, int64_t n, bool log);
+// softmax_rows_exp, then each row times its inv: a softmax over each row, in place.
+void softmax_rows(float* y, int64_t rows, int64_t n, float* inv);
 }  // namespace pstal
