@@ -9,6 +9,29 @@ import { Rng } from '../util/rng';
 import { kaimingUniformDefault, xavierUniform } from './init';
 import { Module, Parameter } from './module';
 
+/** An affine map x W^T + b, W [out, in], b [out]. */
+export interface Affine {
+  weight: Tensor;
+  bias: Tensor;
+}
+
+/** x [..., in] -> x W^T + b [..., out] */
+export function applyAffine(x: Tensor, a: Affine): Tensor {
+  return ops.add(ops.matmul(x, a.weight, { transB: true }), a.bias);
+}
+
+/**
+ * Two affine maps in a row, `inner` then `outer`, as one: W = W_o W_i, b = W_o b_i + b_o. Exact in
+ * real arithmetic (float rounding differs from applying both); graph ops, so gradients reach all four.
+ */
+export function composeAffine(inner: Affine, outer: Affine): Affine {
+  const [out, mid] = outer.weight.shape;
+  if (inner.weight.shape[0] !== mid) throw new Error(`composeAffine: inner map gives ${inner.weight.shape[0]} values, outer takes ${mid}`);
+  const weight = ops.matmul(outer.weight, inner.weight);
+  const bias = ops.add(ops.matmul(outer.weight, inner.bias.reshape([mid, 1])).reshape([out]), outer.bias);
+  return { weight, bias };
+}
+
 export class Linear extends Module {
   weight: Parameter;
   bias: Parameter | undefined;
@@ -44,6 +67,11 @@ export class Conv1d extends Module {
   /** x [T, Cin] -> [T', Cout] */
   forward(x: Tensor): Tensor {
     return ops.conv1d(x, this.weight, this.bias ?? null, this.padding);
+  }
+  /** A kernel-1, unpadded, biased convolution as the affine map it is (graph views of the parameters). */
+  asAffine(): Affine {
+    if (this.kernelSize !== 1 || this.padding !== 0 || !this.bias) throw new Error('Conv1d.asAffine: only a kernel-1, unpadded convolution with a bias is an affine map of each row');
+    return { weight: this.weight.reshape([this.outChannels, this.inChannels]), bias: this.bias };
   }
 }
 
@@ -96,15 +124,20 @@ export class MultiheadAttention extends Module {
   }
   /** query, key, value [L, D] -> [L, D] */
   forward(query: Tensor, key: Tensor, value: Tensor): Tensor {
+    return this.attend(this.project(query, 'q'), this.project(key, 'k'), this.project(value, 'v'));
+  }
+  /** The in-projection of q, k or v: x W^T + b with that slice of in_proj_weight / in_proj_bias. */
+  project(x: Tensor, which: 'q' | 'k' | 'v'): Tensor {
+    return applyAffine(x, this.inProjection(which));
+  }
+  /** The slices of in_proj_weight [D, D] and in_proj_bias [D] for q, k or v (graph ops: gradients reach the parameters). */
+  inProjection(which: 'q' | 'k' | 'v'): Affine {
     const D = this.dim;
-    const proj = (x: Tensor, i: number): Tensor =>
-      ops.add(
-        ops.matmul(x, ops.slice(this.in_proj_weight, 0, i * D, (i + 1) * D), { transB: true }),
-        ops.slice(this.in_proj_bias, 0, i * D, (i + 1) * D),
-      );
-    const q = proj(query, 0);
-    const k = proj(key, 1);
-    const v = proj(value, 2);
+    const i = which === 'q' ? 0 : which === 'k' ? 1 : 2;
+    return { weight: ops.slice(this.in_proj_weight, 0, i * D, (i + 1) * D), bias: ops.slice(this.in_proj_bias, 0, i * D, (i + 1) * D) };
+  }
+  /** Attention over projected q, k, v [L, D], then out_proj. */
+  attend(q: Tensor, k: Tensor, v: Tensor): Tensor {
     const p = this.training ? this.dropout : 0;
     const o = ops.scaledDotProductAttention(q, k, v, this.heads, p, p > 0 ? this.rng.seed() : 0);
     return this.out_proj.forward(o);

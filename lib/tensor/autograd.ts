@@ -5,7 +5,7 @@
  * run before one optimizer step (gradient accumulation).
  */
 import { backend } from '../runtime/backend';
-import { GradNode, Tensor, checkFinite, isDetectAnomaly, needsGrad, shapeStr, tidy } from './tensor';
+import { GradNode, Tensor, checkFinite, isDetectAnomaly, needsGrad, owned, shapeStr, tidy } from './tensor';
 
 /** Attaches a backward rule to `out` when any input needs a gradient; checks for NaN/Inf. */
 export function record(op: string, out: Tensor, inputs: Tensor[], backward: GradNode['backward']): Tensor {
@@ -95,3 +95,51 @@ export function zeroGrad(params: Iterable<Tensor>): void {
 }
 
 export { needsGrad };
+
+/**
+ * Values computed once from parameters and used by many backward passes (the videos of a batch,
+ * each backpropagated alone): the passes see stand-in leaves, which gather the gradients; `flush()`
+ * carries what they gathered back through the computation once, however many passes ran. Without
+ * this each pass would walk back through the computation again (for composed projections, three
+ * D x D x D GEMMs a pass). Under `noGrad` the leaves are the values and flush() has nothing to do.
+ */
+export class DeferredBackward<T extends Tensor[]> {
+  /** stand-ins for the values, the same numbers, leaves of the passes' graphs */
+  readonly leaves: T;
+  private values: Tensor[];
+  private tensors: Tensor[];
+
+  /** `compute` builds the values; everything it creates lives until dispose(). */
+  constructor(compute: () => T) {
+    const { result, tensors } = owned(compute);
+    this.values = result;
+    this.tensors = tensors;
+    this.leaves = result.map((v) => {
+      if (!needsGrad(v)) return v;
+      const leaf = v.detach().keep();
+      leaf.requiresGrad = true;
+      this.tensors.push(leaf);
+      return leaf;
+    }) as T;
+  }
+
+  /** Backpropagates the leaves' gathered gradients into the values' inputs and clears them. */
+  flush(): void {
+    this.leaves.forEach((leaf, i) => {
+      if (leaf === this.values[i] || !leaf.grad) return;
+      const g = leaf.grad;
+      leaf.grad = null;
+      backward(this.values[i], g);
+      g.dispose();
+    });
+  }
+
+  /** Frees the values, the leaves and the computation's intermediates (unflushed gradients are dropped). */
+  dispose(): void {
+    for (const t of this.tensors) {
+      if (t.requiresGrad) t.grad?.dispose();
+      t.dispose();
+    }
+    this.tensors = [];
+  }
+}

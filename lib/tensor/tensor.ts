@@ -266,6 +266,25 @@ export function tidy<T>(fn: () => T): T {
   return result;
 }
 
+/**
+ * Runs fn and hands back, beside its result, every tensor it created, none of them disposed: for a
+ * graph that must outlive the scope it was built in (the caller disposes them).
+ */
+export function owned<T>(fn: () => T): { result: T; tensors: Tensor[] } {
+  const scope = new Set<Tensor>();
+  scopes.push(scope);
+  let result: T;
+  try {
+    result = fn();
+  } catch (e) {
+    scopes.pop();
+    for (const t of scope) t.dispose();
+    throw e;
+  }
+  scopes.pop();
+  return { result, tensors: [...scope] };
+}
+
 function collectTensors(v: unknown, out: Set<Tensor>, depth = 0): void {
   if (depth > 4 || v === null || typeof v !== 'object') return;
   if (v instanceof Tensor) {

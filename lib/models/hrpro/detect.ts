@@ -9,7 +9,8 @@ import * as path from 'path';
 import { Rng } from '../../util/rng';
 import { checkDevice, Device } from '../../runtime/backend';
 import type { Detection } from '../../eval/detection';
-import { Stage1Model } from './stage1';
+import { ComposedProjections, Stage1Model } from './stage1';
+import { noGrad } from '../../tensor/tensor';
 import { Stage1Scores, scoreVideo, stage1Candidates, stage1Detections, stage2Detect } from './inference';
 import { STAGE1_TRAIN_DEFAULTS, Stage1TrainConfig, STAGE2_TRAIN_DEFAULTS, Stage2TrainConfig } from './config';
 import { loadStage1Weights, loadStage2Weights, stage1Paths, stage2Paths } from './checkpoint';
@@ -27,6 +28,11 @@ export interface HrProModel {
   stage2: Stage2Model | null;
   cfg1: Stage1TrainConfig;
   cfg2: Stage2TrainConfig;
+  /**
+   * Stage 1's q and k branches composed (rab.ts) from the loaded weights, at the first call, for
+   * every detect() after it (a model loaded for detection is not trained further).
+   */
+  stage1Projections(): ComposedProjections;
   dispose(): void;
 }
 
@@ -60,6 +66,7 @@ export function loadHrPro(run: string, options: { device?: Device | string } = {
     loadStage2Weights(stage2, p2.best);
     stage2.eval();
   }
+  let projections: ComposedProjections | null = null;
   return {
     run,
     classNames,
@@ -68,7 +75,12 @@ export function loadHrPro(run: string, options: { device?: Device | string } = {
     stage2,
     cfg1,
     cfg2,
+    stage1Projections() {
+      return (projections ??= noGrad(() => stage1.composeProjections()));
+    },
     dispose() {
+      projections?.dispose();
+      projections = null;
       stage1.dispose();
       stage2?.dispose();
     },
@@ -100,7 +112,7 @@ export function detect(
   if (data.length % D !== 0) throw new Error(`detect: ${name}: ${data.length} feature values are not a whole number of rows of D = ${D}`);
   const T = data.length / D;
   assertFiniteFeatures(`detect: ${name}`, data, D);
-  const scores = scoreVideo(model.stage1, data, T);
+  const scores = scoreVideo(model.stage1, data, T, model.stage1Projections());
   for (const [what, a] of [['class activation', scores.casP], ['background', scores.bkg], ['video', scores.vidScore]] as const)
     if (a && !a.every(Number.isFinite)) throw new Error(`detect: ${name}: the model's ${what} scores are not finite (features of extreme magnitude?)`);
   const candidates = stage1Candidates(scores, model.cfg1);

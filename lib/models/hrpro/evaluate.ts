@@ -7,6 +7,7 @@ import { evaluateDetection } from '../../eval/detection';
 import type { DetectionResults, EvalResult, GroundTruth } from '../../eval/detection';
 import type { Proposal } from '../../postprocess';
 import type { Stage1Model } from './stage1';
+import { noGrad } from '../../tensor/tensor';
 import type { Stage2Model } from './stage2';
 import type { Stage2TrainConfig } from './config';
 import { Stage1InferenceOptions, Stage1Scores, scoreVideo, stage1Candidates, stage1Detections, stage2Detect } from './inference';
@@ -35,12 +36,17 @@ export function testStage1(
   const results: DetectionResults = {};
   const candidates = new Map<string, Proposal[]>();
   const scores = new Map<string, Stage1Scores>();
-  for (const v of videos) {
-    const s = scoreVideo(model, v.features, v.T);
-    const cands = stage1Candidates(s, cfg);
-    scores.set(v.name, s);
-    candidates.set(v.name, cands);
-    results[v.name] = stage1Detections(v.name, cands, classNames, cfg, opts.ambiguous);
+  const projections = noGrad(() => model.composeProjections());
+  try {
+    for (const v of videos) {
+      const s = scoreVideo(model, v.features, v.T, projections);
+      const cands = stage1Candidates(s, cfg);
+      scores.set(v.name, s);
+      candidates.set(v.name, cands);
+      results[v.name] = stage1Detections(v.name, cands, classNames, cfg, opts.ambiguous);
+    }
+  } finally {
+    projections.dispose();
   }
   const evaluation = opts.evaluate !== false ? scoreResults(results, videos, classNames, cfg.tiou, opts) : null;
   return { results, candidates, scores, evaluation, seconds: (Date.now() - t0) / 1000 };

@@ -17,7 +17,7 @@ import { generateProposals, predictClasses, softNms, Proposal } from '../../post
 export { predictClasses };
 import { filterAmbiguous } from '../../eval/ambiguous';
 import type { Detection } from '../../eval/detection';
-import { Stage1Model } from './stage1';
+import { ComposedProjections, Stage1Model } from './stage1';
 import { Stage2Model, refineProposals } from './stage2';
 
 export interface Stage1Scores {
@@ -57,8 +57,13 @@ export interface Stage1InferenceOptions {
   exactIoU: boolean;
 }
 
-/** The model's scores for one video [T, D], in eval mode without gradients. */
-export function scoreVideo(model: Stage1Model, features: Float32Array, T: number): Stage1Scores {
+/**
+ * The model's scores for one video [T, D], in eval mode without gradients, q and k through the
+ * composed projections (rab.ts): `projections` (composed from the model's current weights) for a
+ * pass over many videos, else composed for this call (D^3 a branch), so that a video's scores never
+ * depend on which path computed them.
+ */
+export function scoreVideo(model: Stage1Model, features: Float32Array, T: number, projections?: ComposedProjections): Stage1Scores {
   const D = model.options.featureDim;
   if (features.length !== T * D) throw new Error(`scoreVideo: ${features.length} feature values are not T x D = ${T} x ${D}`);
   const wasTraining = model.training;
@@ -66,7 +71,13 @@ export function scoreVideo(model: Stage1Model, features: Float32Array, T: number
   try {
     return noGrad(() =>
       tidy(() => {
-        const out = model.forward(Tensor.from(features, [T, D], model.options.device));
+        const own = projections ? null : model.composeProjections();
+        let out;
+        try {
+          out = model.forward(Tensor.from(features, [T, D], model.options.device), undefined, projections ?? own!);
+        } finally {
+          own?.dispose();
+        }
         return {
           T,
           casP: out.casP.toArray(),

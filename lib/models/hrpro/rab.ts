@@ -5,9 +5,14 @@
  *   x = norm2(x + dropout2(linear2(dropout(relu(linear1(x))))))   D -> 128 -> D, dropout 0.3
  * conv_value exists (it is in the reference's state dict) but the forward pass does not use it.
  * The paper says GELU; the reference uses ReLU, and so do we.
+ *
+ * q and k are each two affine maps in a row (conv_query, kernel 1, then in_proj's q slice): given
+ * `RabProjections`, each branch is one map composed from both (`composeAffine`), one GEMM of
+ * [L, D] x [D, D] instead of two, the same function up to float rounding. The composition costs
+ * D^3 per branch, so callers compose once for many videos (Stage1Model.composeProjections).
  */
 import * as ops from '../../ops';
-import { Conv1d, Dropout, LayerNorm, Linear, Module, MultiheadAttention } from '../../nn';
+import { Affine, applyAffine, composeAffine, Conv1d, Dropout, LayerNorm, Linear, Module, MultiheadAttention } from '../../nn';
 import { Tensor } from '../../tensor/tensor';
 import { Rng } from '../../util/rng';
 import { Device } from '../../runtime/backend';
@@ -17,6 +22,12 @@ export interface RabOptions {
   feedForward: number;
   dropout: number;
   attentionDropout: number;
+}
+
+/** A block's q and k branches, each composed into one affine map. */
+export interface RabProjections {
+  query: Affine;
+  key: Affine;
 }
 
 export class ReliabilityAwareBlock extends Module {
@@ -47,11 +58,20 @@ export class ReliabilityAwareBlock extends Module {
     this.dropout2 = new Dropout(o.dropout, rng);
   }
 
-  /** x [L, D] -> [L, D] */
-  forward(x: Tensor): Tensor {
-    const q = this.conv_query.forward(x);
-    const k = this.conv_key.forward(x);
-    let h = this.norm1.forward(ops.add(x, this.dropout1.forward(this.self_atten.forward(q, k, x))));
+  /** conv_query then the q in-projection, conv_key then the k in-projection, composed (graph ops). */
+  composedProjections(): RabProjections {
+    return {
+      query: composeAffine(this.conv_query.asAffine(), this.self_atten.inProjection('q')),
+      key: composeAffine(this.conv_key.asAffine(), this.self_atten.inProjection('k')),
+    };
+  }
+
+  /** x [L, D] -> [L, D]; with `projections` (this block's, composed) q and k take one GEMM each. */
+  forward(x: Tensor, projections?: RabProjections): Tensor {
+    const att = this.self_atten;
+    const q = projections ? applyAffine(x, projections.query) : att.project(this.conv_query.forward(x), 'q');
+    const k = projections ? applyAffine(x, projections.key) : att.project(this.conv_key.forward(x), 'k');
+    let h = this.norm1.forward(ops.add(x, this.dropout1.forward(att.attend(q, k, att.project(x, 'v')))));
     const ff = this.linear2.forward(this.dropout.forward(ops.relu(this.linear1.forward(h))));
     h = this.norm2.forward(ops.add(h, this.dropout2.forward(ff)));
     return h;

@@ -12,9 +12,10 @@
 import * as ops from '../../ops';
 import { Buffer, Conv1d, Dropout, Module } from '../../nn';
 import { Tensor, noGrad } from '../../tensor/tensor';
+import { DeferredBackward } from '../../tensor/autograd';
 import { Rng } from '../../util/rng';
 import { Device } from '../../runtime/backend';
-import { ReliabilityAwareBlock, RabOptions } from './rab';
+import { ReliabilityAwareBlock, RabOptions, RabProjections } from './rab';
 
 export interface Stage1Options {
   featureDim: number;
@@ -77,12 +78,40 @@ export class Encoder extends Module {
     this.RAB = Array.from({ length: o.layers }, () => new ReliabilityAwareBlock(o.featureDim, o.rab, rng, o.device));
     this.feature_embedding = [new Conv1d(o.featureDim, o.featureDim, 3, rng, { padding: 1, device: o.device })];
   }
-  forward(x: Tensor, protoTokens: Tensor): Tensor {
+  forward(x: Tensor, protoTokens: Tensor, projections?: ComposedProjections): Tensor {
     const T = x.shape[0];
     let h = this.RAB.length ? ops.concat([x, protoTokens], 0) : x;
-    for (const layer of this.RAB) h = layer.forward(h);
+    this.RAB.forEach((layer, i) => (h = layer.forward(h, projections?.layers[i])));
     if (this.RAB.length) h = ops.slice(h, 0, 0, T);
     return ops.relu(this.feature_embedding[0].forward(h));
+  }
+}
+
+/**
+ * Every RAB's q and k branches composed (rab.ts), for many forward passes at once: a test pass, or
+ * a training step's videos. In a training step the passes' gradients gather on the composed maps
+ * and `flush()` carries them to the parameters once, before the optimizer step; under `noGrad`
+ * there is nothing to flush. Valid until the parameters change: compose again after each step.
+ */
+export class ComposedProjections {
+  readonly layers: RabProjections[];
+  private readonly deferred: DeferredBackward<Tensor[]>;
+  constructor(blocks: ReliabilityAwareBlock[]) {
+    this.deferred = new DeferredBackward(() =>
+      blocks.flatMap((b) => {
+        const p = b.composedProjections();
+        return [p.query.weight, p.query.bias, p.key.weight, p.key.bias];
+      }),
+    );
+    const t = this.deferred.leaves;
+    this.layers = blocks.map((_, i) => ({ query: { weight: t[4 * i], bias: t[4 * i + 1] }, key: { weight: t[4 * i + 2], bias: t[4 * i + 3] } }));
+  }
+  /** The gradients gathered since the last flush, into conv_query, conv_key and in_proj's q, k slices. */
+  flush(): void {
+    this.deferred.flush();
+  }
+  dispose(): void {
+    this.deferred.dispose();
   }
 }
 
@@ -112,17 +141,23 @@ export class Stage1Model extends Module {
     return noGrad(() => ops.transpose2d(m.reshape([D, C])));
   }
 
+  /** The encoder's q and k branches composed, for forward passes until the parameters change. */
+  composeProjections(): ComposedProjections {
+    return new ComposedProjections(this.encoder.RAB);
+  }
+
   /**
    * One video: features [T, D]. videoLabels (training only) switches absent classes' video scores
-   * to the mean over time.
+   * to the mean over time. `projections` (this model's, composed since its last parameter change)
+   * take q and k through one GEMM each.
    */
-  forward(features: Tensor, videoLabels?: Float32Array): Stage1Output {
+  forward(features: Tensor, videoLabels?: Float32Array, projections?: ComposedProjections): Stage1Output {
     const { numClasses: C, featureDim: D } = this.options;
     if (features.ndim !== 2 || features.shape[1] !== D)
       throw new Error(`Stage1Model: expected features [T, ${D}], received [${features.shape.join(', ')}]`);
     const T = features.shape[0];
     if (T < 1) throw new Error('Stage1Model: a video needs at least one snippet');
-    const embedded = this.encoder.forward(features, this.prototypeTokens());
+    const embedded = this.encoder.forward(features, this.prototypeTokens(), projections);
     const cas = ops.sigmoid(this.classifier[1].forward(this.classifier[0].forward(embedded)));
     const casS = ops.slice(cas, 1, 0, C);
     const bkg = ops.slice(cas, 1, C, C + 1);

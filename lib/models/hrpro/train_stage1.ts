@@ -18,7 +18,7 @@ import { Adam } from '../../nn/optim';
 import { Rng } from '../../util/rng';
 import type { EvalResult } from '../../eval/detection';
 import { runTrainingLoop, meanMap, TrainingMethod } from '../../train/loop';
-import { Stage1Model } from './stage1';
+import { ComposedProjections, Stage1Model } from './stage1';
 import { selectSeed } from './pseudo_labels';
 import { stage1Losses, updateMemory } from './losses';
 import { Stage1TrainConfig, STAGE1_TRAIN_DEFAULTS } from './config';
@@ -59,9 +59,10 @@ export function initMemory(model: Stage1Model, videos: Stage1Video[]): { classes
   const counts = new Float64Array(C);
   noGrad(() => {
     model.memory.tensor.buffer.fill(0);
+    const projections = model.composeProjections();
     for (const v of videos) {
       tidy(() => {
-        const E = model.forward(Tensor.from(v.features, [v.T, D], device)).embedded.toArray();
+        const E = model.forward(Tensor.from(v.features, [v.T, D], device), undefined, projections).embedded.toArray();
         // the reference takes the point-label matrix's snippets of the video's gt classes: two points of
         // one class in one snippet count once
         const points = pointMatrix(v, C);
@@ -73,6 +74,7 @@ export function initMemory(model: Stage1Model, videos: Stage1Video[]): { classes
           }
       });
     }
+    projections.dispose();
   });
   const m = new Float32Array(C * D);
   const missing: number[] = [];
@@ -100,6 +102,10 @@ export function holdoutSplit(videos: Stage1Video[], fraction: number, seed: numb
  * One training iteration: each video forwarded whole, its seeds from the detached background
  * score, loss / batch backpropagated at once (the gradients accumulate), the memory updated after
  * each video (SPEC §2), then one Adam step. Returns the batch-mean losses.
+ *
+ * When the batch has more tokens (snippets and prototype tokens) than D, the RABs' q and k branches
+ * are composed once for the batch (rab.ts): the composition and its backward cost 3 D^3 a branch,
+ * and save 3 L D^2 a branch over L tokens (one GEMM forward, two backward).
  */
 export function stage1Step(
   model: Stage1Model,
@@ -108,15 +114,37 @@ export function stage1Step(
   pointMats: Map<string, Float32Array>,
   cfg: Pick<Stage1TrainConfig, 'actThreshold' | 'bkgThreshold' | 'lossWeights' | 'memoryMomentum'>,
 ): StepLosses {
-  const { numClasses: C, featureDim: D, device } = model.options;
+  const { numClasses: C, featureDim: D } = model.options;
   model.train();
   adam.zeroGrad();
   const parts: StepLosses = { total: 0, video: 0, frame: 0, background: 0, contrastive: 0 };
+  const tokens = batch.reduce((s, v) => s + v.T + C, 0);
+  const projections = model.encoder.RAB.length && tokens > D ? model.composeProjections() : undefined;
+  try {
+    stage1Videos(model, batch, pointMats, cfg, parts, projections);
+    projections?.flush();
+  } finally {
+    projections?.dispose();
+  }
+  adam.step();
+  return parts;
+}
+
+/** The batch's videos, forward and backward one at a time: losses into `parts`, gradients accumulated. */
+function stage1Videos(
+  model: Stage1Model,
+  batch: Stage1Video[],
+  pointMats: Map<string, Float32Array>,
+  cfg: Pick<Stage1TrainConfig, 'actThreshold' | 'bkgThreshold' | 'lossWeights' | 'memoryMomentum'>,
+  parts: StepLosses,
+  projections: ComposedProjections | undefined,
+): void {
+  const { numClasses: C, featureDim: D, device } = model.options;
   const n = batch.length;
   for (const v of batch) {
     const points = pointMats.get(v.name) ?? pointMatrix(v, C);
     tidy(() => {
-      const out = model.forward(Tensor.from(v.features, [v.T, D], device), v.videoLabel);
+      const out = model.forward(Tensor.from(v.features, [v.T, D], device), v.videoLabel, projections);
       const seeds = selectSeed(out.bkg.toArray(), points, C, cfg);
       const l = stage1Losses(out, points, v.videoLabel, seeds, model.memory.tensor, cfg.lossWeights);
       const total = l.total.item();
@@ -135,8 +163,6 @@ export function stage1Step(
       parts.contrastive += l.contrastive / n;
     });
   }
-  adam.step();
-  return parts;
 }
 
 /** The data order the loop saves with the state: a shuffled pass over the videos and where it is. */

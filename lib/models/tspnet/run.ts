@@ -200,7 +200,7 @@ export function detect(
   let scores: Stage1Scores | undefined;
   if (!list) {
     if (!r.base) throw new Error(`${r.run}: trained on proposals files, not an HR-Pro run: pass the new video's base proposals`);
-    scores = scoreVideo(r.base.stage1, data, T);
+    scores = scoreVideo(r.base.stage1, data, T, r.base.stage1Projections());
     const cands = stage1Candidates(scores, r.base.cfg1);
     let props = cands;
     if (r.baseStage === 2) {
