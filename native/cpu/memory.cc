@@ -15,6 +15,9 @@
 #if defined(__GLIBC__)
 #include <malloc.h>
 #endif
+#if defined(__linux__)
+#include <sys/mman.h>
+#endif
 
 #include "common/error.h"
 #include "common/memory.h"
@@ -29,7 +32,34 @@ namespace pstal {
 // new video lengths from 112,000 faults to 90,000). PSTAL_BUFFER_CACHE_MB caps what
 // is kept (default 2048), PSTAL_BUFFER_SLACK = N sets the slack to 1/N (0: exact size classes);
 // release_cached() returns it all to the system.
+//
+// Blocks of 1 MiB and more are mappings of their own (mmap); a large request takes the smallest
+// cached block at least its size, whatever its size, else grows the largest smaller one (mremap)
+// rather than mapping a fresh one: the pages it keeps are faulted in already, so only the growth
+// costs faults. Attention's saved
+// probabilities ([H, L, L], tens of MB, a size per video length) were most of a training step's
+// faults: D = 256 training on new video lengths, 30,000-140,000 faults an iteration before.
 namespace {
+#if defined(__linux__)
+constexpr size_t kLargeBlock = (size_t)1 << 20;
+float* map_block(size_t bytes) {
+  void* p = mmap(nullptr, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  return p == MAP_FAILED ? nullptr : static_cast<float*>(p);
+}
+float* remap_block(float* p, size_t from, size_t to) {
+  void* q = mremap(p, from, to, MREMAP_MAYMOVE);
+  return q == MAP_FAILED ? nullptr : static_cast<float*>(q);
+}
+void free_block(float* p, size_t bytes) {
+  if (bytes >= kLargeBlock) munmap(p, bytes);
+  else std::free(p);
+}
+#else
+constexpr size_t kLargeBlock = SIZE_MAX;
+float* map_block(size_t) { return nullptr; }
+float* remap_block(float*, size_t, size_t) { return nullptr; }
+void free_block(float* p, size_t) { std::free(p); }
+#endif
 struct BlockCache {
   BlockCache() {
 #if defined(__GLIBC__)
@@ -56,36 +86,57 @@ struct BlockCache {
     return (size_t)(e && std::atoll(e) >= 0 ? std::atoll(e) : 2048) << 20;
   }();
   // The smallest cached block of at least `bytes` and at most `bytes` + slack (a quarter: two size
-  // classes up), else a new one; block_size remembers each block's own size for give().
+  // classes up; any size for a large block), else a new one; block_size remembers each block's own
+  // size for give().
   std::unordered_map<float*, size_t> block_size;
   size_t slack_den = [] {
     const char* e = std::getenv("PSTAL_BUFFER_SLACK");
     return e ? (size_t)std::atoll(e) : (size_t)4;
   }();
   float* take(size_t bytes) {
-    auto it = by_size.lower_bound(bytes);
-    size_t most = slack_den ? bytes + bytes / slack_den : bytes;
+    // a large request may take any larger cached block (its pages are faulted in already)
+    size_t most = bytes >= kLargeBlock ? SIZE_MAX : slack_den ? bytes + bytes / slack_den : bytes;
+    SizeIt it = by_size.lower_bound(bytes);
     while (it != by_size.end() && it->first <= most && it->second.empty()) ++it;
-    float* p;
-    size_t got = bytes;
-    if (it == by_size.end() || it->first > most) {
-      p = static_cast<float*>(std::aligned_alloc(64, bytes));
-      if (!p) return nullptr;
-    } else {
-      auto entry = it->second.back();
-      it->second.pop_back();
-      p = entry->p;
-      got = entry->bytes;
-      lru.erase(entry);
-      cached -= got;
+    if (it != by_size.end() && it->first <= most) {
+      Entry e = unlink(it);
+      block_size[e.p] = e.bytes;
+      return e.p;
     }
-    block_size[p] = got;
+    float* p = bytes >= kLargeBlock ? grow_largest_below(bytes) : nullptr;
+    if (!p) p = bytes >= kLargeBlock ? map_block(bytes) : static_cast<float*>(std::aligned_alloc(64, bytes));
+    if (p) block_size[p] = bytes;
     return p;
+  }
+  using SizeIt = std::map<size_t, std::vector<std::list<Entry>::iterator>>::iterator;
+  // Takes the newest cached block of the size `it` points at out of the cache.
+  Entry unlink(SizeIt it) {
+    auto entry = it->second.back();
+    it->second.pop_back();
+    Entry e = *entry;
+    cached -= e.bytes;
+    lru.erase(entry);
+    return e;
+  }
+  // The largest cached large block smaller than `bytes`, grown to it (only the growth is fresh
+  // pages); null when there is none or mremap fails. Blocks are never shrunk: videos alternate in
+  // length, and a block shrunk for a short one is grown again for the next long one.
+  float* grow_largest_below(size_t bytes) {
+    for (SizeIt it = by_size.lower_bound(bytes); it != by_size.begin();) {
+      --it;
+      if (it->first < kLargeBlock) return nullptr;
+      if (it->second.empty()) continue;
+      Entry e = unlink(it);
+      float* q = remap_block(e.p, e.bytes, bytes);
+      if (!q) free_block(e.p, e.bytes);
+      return q;
+    }
+    return nullptr;
   }
   void evict_oldest() {
     auto& same = by_size[lru.front().bytes];
     same.erase(std::find(same.begin(), same.end(), lru.begin()));
-    std::free(lru.front().p);
+    free_block(lru.front().p, lru.front().bytes);
     cached -= lru.front().bytes;
     lru.pop_front();
   }
@@ -94,7 +145,7 @@ struct BlockCache {
     size_t bytes = b->second;
     block_size.erase(b);
     if (bytes > limit) {
-      std::free(p);
+      free_block(p, bytes);
       return;
     }
     while (cached + bytes > limit) evict_oldest();
@@ -103,7 +154,7 @@ struct BlockCache {
     cached += bytes;
   }
   void clear() {
-    for (Entry& e : lru) std::free(e.p);
+    for (Entry& e : lru) free_block(e.p, e.bytes);
     lru.clear();
     by_size.clear();
     cached = 0;
