@@ -14,6 +14,7 @@
 #include <cstring>
 
 #include "common/parallel.h"
+#include "common/rng.h"
 #include "cpu/dropout.h"
 
 // The unary functions, in kind order (lib/ops/elementwise.ts's UNARY): name, f(x), and f'(x) from
@@ -211,31 +212,36 @@ void axpy(const Axpy& a) {
 
 // ---- dropout (cpu/dropout.h) -----------------------------------------------------------------------
 
-// splitmix64(seed * K ^ i) >> 40 as rng.h's uniform01 takes it, written out for the vectorizer.
-static inline uint32_t dropout_bits(uint64_t key, uint64_t i) {
-  uint64_t x = (key ^ i) + 0x9E3779B97F4A7C15ULL;
-  x = (x ^ (x >> 30)) * 0xBF58476D1CE4E5B9ULL;
-  x = (x ^ (x >> 27)) * 0x94D049BB133111EBULL;
-  x ^= x >> 31;
-  return (uint32_t)(x >> 40);
+// Both loops take rng.h's uniform01(seed, base + i) apart: one key per 2^32 elements (by_key splits
+// the range where it changes), then mix32 per element, which GCC vectorizes in AVX2 lanes.
+template <class F>
+static void by_key(uint64_t seed, uint64_t base, int64_t n, F run) {
+  for (int64_t i = 0; i < n;) {
+    uint64_t g = base + (uint64_t)i;
+    int64_t to_block_end = (int64_t)(((g >> 32) + 1) << 32) - (int64_t)g;  // > 0
+    int64_t m = std::min(n - i, to_block_end);
+    run(i, m, dropout_key(seed, g >> 32), (uint32_t)g);
+    i += m;
+  }
 }
 
-__attribute__((target_clones("avx2", "default"))) void apply_dropout(float* out, const float* in, int64_t n,
-                                                                    uint64_t seed, uint64_t base, float p) {
-  const float keep = 1.f / (1.f - p);
-  const uint64_t key = seed * 0xD1B54A32D192ED03ULL;
+__attribute__((target_clones("avx2", "default"))) static void dropout_run(float* out, const float* in, int64_t n, uint32_t key,
+                                                                         uint32_t lo, float p, float keep) {
   for (int64_t i = 0; i < n; i++) {
-    float u = (float)(int32_t)dropout_bits(key, base + (uint64_t)i) * (1.0f / 16777216.0f);  // 24 bits: exact
+    float u = (float)(int32_t)dropout_bits(key, lo + (uint32_t)i) * (1.0f / 16777216.0f);  // 24 bits: exact
     out[i] = in[i] * (u < p ? 0.f : keep);
   }
 }
 
-__attribute__((target_clones("avx2", "default"))) void apply_dropout_mark(float* __restrict out, float* __restrict in, int64_t n,
-                                                                         float scale, uint64_t seed, uint64_t base, float p) {
+void apply_dropout(float* out, const float* in, int64_t n, uint64_t seed, uint64_t base, float p) {
   const float keep = 1.f / (1.f - p);
-  const uint64_t key = seed * 0xD1B54A32D192ED03ULL;
+  by_key(seed, base, n, [&](int64_t i, int64_t m, uint32_t key, uint32_t lo) { dropout_run(out + i, in + i, m, key, lo, p, keep); });
+}
+
+__attribute__((target_clones("avx2", "default"))) static void dropout_mark_run(float* __restrict out, float* __restrict in, int64_t n,
+                                                                              float scale, uint32_t key, uint32_t lo, float p, float keep) {
   for (int64_t i = 0; i < n; i++) {
-    float u = (float)(int32_t)dropout_bits(key, base + (uint64_t)i) * (1.0f / 16777216.0f);
+    float u = (float)(int32_t)dropout_bits(key, lo + (uint32_t)i) * (1.0f / 16777216.0f);
     uint32_t dropped = u < p;  // written without branches or selects, so that GCC vectorizes it
     float x = in[i] * scale;
     out[i] = x * ((float)(1 - dropped) * keep);
@@ -244,6 +250,11 @@ __attribute__((target_clones("avx2", "default"))) void apply_dropout_mark(float*
     bits ^= dropped << 31;
     std::memcpy(in + i, &bits, sizeof bits);
   }
+}
+
+void apply_dropout_mark(float* __restrict out, float* __restrict in, int64_t n, float scale, uint64_t seed, uint64_t base, float p) {
+  const float keep = 1.f / (1.f - p);
+  by_key(seed, base, n, [&](int64_t i, int64_t m, uint32_t key, uint32_t lo) { dropout_mark_run(out + i, in + i, m, scale, key, lo, p, keep); });
 }
 
 void dropout(const Dropout& a) {

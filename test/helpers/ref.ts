@@ -114,17 +114,25 @@ export function conv1dRef(x: F64, w: F64, bias: F64 | null, T: number, Cin: numb
 
 /** multi-head attention without dropout; q, k, v [L, D] */
 /**
- * The dropout multiplier of element i, transcribed from native/common/rng.h (splitmix64 on
- * seed * 0xD1B54A32D192ED03 ^ i, 24 bits): both backends' masks must be exactly this.
+ * The dropout multiplier of element i, transcribed from native/common/rng.h: a key from splitmix64
+ * of (seed * 0xD1B54A32D192ED03 ^ (i >> 32)), its high 32 bits; lowbias32 of (i's low 32 bits ^
+ * key), 24 bits. Both backends' masks must be exactly this.
  */
 export function dropoutScaleRef(seed: number, i: number, p: number): number {
   const M = (1n << 64n) - 1n;
-  let x = ((BigInt(seed) * 0xd1b54a32d192ed03n) & M) ^ BigInt(i);
+  let x = ((BigInt(seed) * 0xd1b54a32d192ed03n) & M) ^ (BigInt(i) >> 32n);
   x = (x + 0x9e3779b97f4a7c15n) & M;
   x = ((x ^ (x >> 30n)) * 0xbf58476d1ce4e5b9n) & M;
   x = ((x ^ (x >> 27n)) * 0x94d049bb133111ebn) & M;
   x ^= x >> 31n;
-  const u = Number(x >> 40n) / 16777216;
+  const key = Number(x >> 32n);
+  let h = (Number(BigInt(i) & 0xffffffffn) ^ key) >>> 0;
+  h = (h ^ (h >>> 16)) >>> 0;
+  h = Math.imul(h, 0x7feb352d) >>> 0;
+  h = (h ^ (h >>> 15)) >>> 0;
+  h = Math.imul(h, 0x846ca68b) >>> 0;
+  h = (h ^ (h >>> 16)) >>> 0;
+  const u = (h >>> 8) / 16777216;
   return u < Math.fround(p) ? 0 : Math.fround(1 / Math.fround(1 - Math.fround(p)));
 }
 

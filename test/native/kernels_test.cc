@@ -8,6 +8,8 @@
 #include "ops/elementwise.h"
 #include "ops/norm.h"
 #include "ops/tensor.h"
+#include "common/rng.h"
+#include "cpu/dropout.h"
 
 using namespace pstal;
 
@@ -56,5 +58,22 @@ int main() {
   softmax_forward(SoftmaxForward{2, 3, false, probs.data(), logits.data()});
   float row1 = probs[3] + probs[4] + probs[5];
   check(std::fabs(probs[0] - 1.f / 3) < 1e-7f && std::fabs(row1 - 1.f) < 1e-6f && probs[5] > probs[4], "softmax_forward");
+  // dropout across a block of 2^32 elements (the key changes there): both loops agree with
+  // rng.h's dropout_scale element by element, on each side of the boundary
+  {
+    const int n = 300;
+    const uint64_t base = (1ULL << 32) - 150, seed = 77;
+    std::vector<float> in(n), outd(n), outm(n), marked(n);
+    for (int i = 0; i < n; i++) in[i] = marked[i] = 0.5f + (float)i / n;
+    apply_dropout(outd.data(), in.data(), n, seed, base, 0.3f);
+    apply_dropout_mark(outm.data(), marked.data(), n, 1.f, seed, base, 0.3f);
+    int bad = 0, dropped = 0;
+    for (int i = 0; i < n; i++) {
+      float want = in[i] * dropout_scale(seed, base + i, 0.3f);
+      dropped += want == 0.f;
+      bad += outd[i] != want || outm[i] != want || std::signbit(marked[i]) != (want == 0.f);
+    }
+    check(bad == 0 && dropped > 50 && dropped < 130, "apply_dropout and apply_dropout_mark are rng.h's masks across 2^32");
+  }
   return failures ? 1 : 0;
 }
