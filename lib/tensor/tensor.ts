@@ -245,21 +245,11 @@ export function needsGrad(t: Tensor): boolean {
 
 /** Runs fn and disposes every tensor it created except those it returns (in arrays/objects too). */
 export function tidy<T>(fn: () => T): T {
-  const scope = new Set<Tensor>();
-  scopes.push(scope);
-  let result: T;
-  try {
-    result = fn();
-  } catch (e) {
-    scopes.pop();
-    for (const t of scope) t.dispose();
-    throw e;
-  }
-  scopes.pop();
+  const { result, tensors } = owned(fn);
   const survivors = new Set<Tensor>();
   collectTensors(result, survivors);
   const parent = scopes[scopes.length - 1];
-  for (const t of scope) {
+  for (const t of tensors) {
     if (survivors.has(t)) parent?.add(t);
     else t.dispose();
   }
@@ -268,7 +258,8 @@ export function tidy<T>(fn: () => T): T {
 
 /**
  * Runs fn and hands back, beside its result, every tensor it created, none of them disposed: for a
- * graph that must outlive the scope it was built in (the caller disposes them).
+ * graph that must outlive the scope it was built in (the caller disposes them). If fn throws, what
+ * it created is disposed.
  */
 export function owned<T>(fn: () => T): { result: T; tensors: Tensor[] } {
   const scope = new Set<Tensor>();

@@ -60,21 +60,24 @@ export function initMemory(model: Stage1Model, videos: Stage1Video[]): { classes
   noGrad(() => {
     model.memory.tensor.buffer.fill(0);
     const projections = model.composeProjections();
-    for (const v of videos) {
-      tidy(() => {
-        const E = model.forward(Tensor.from(v.features, [v.T, D], device), undefined, projections).embedded.toArray();
-        // the reference takes the point-label matrix's snippets of the video's gt classes: two points of
-        // one class in one snippet count once
-        const points = pointMatrix(v, C);
-        for (let t = 0; t < v.T; t++)
-          for (let c = 0; c < C; c++) {
-            if (!(points[t * C + c] > 0) || !(v.videoLabel[c] > 0)) continue;
-            counts[c]++;
-            for (let d = 0; d < D; d++) sums[c * D + d] += E[t * D + d];
-          }
-      });
+    try {
+      for (const v of videos) {
+        tidy(() => {
+          const E = model.forward(Tensor.from(v.features, [v.T, D], device), undefined, projections).embedded.toArray();
+          // the reference takes the point-label matrix's snippets of the video's gt classes: two points of
+          // one class in one snippet count once
+          const points = pointMatrix(v, C);
+          for (let t = 0; t < v.T; t++)
+            for (let c = 0; c < C; c++) {
+              if (!(points[t * C + c] > 0) || !(v.videoLabel[c] > 0)) continue;
+              counts[c]++;
+              for (let d = 0; d < D; d++) sums[c * D + d] += E[t * D + d];
+            }
+        });
+      }
+    } finally {
+      projections.dispose();
     }
-    projections.dispose();
   });
   const m = new Float32Array(C * D);
   const missing: number[] = [];
