@@ -6,7 +6,7 @@
 import { evaluateDetection } from '../../eval/detection';
 import type { DetectionResults, EvalResult, GroundTruth } from '../../eval/detection';
 import type { Proposal } from '../../postprocess';
-import type { Stage1Model } from './stage1';
+import type { ComposedProjections, Stage1Model } from './stage1';
 import { noGrad } from '../../tensor/tensor';
 import type { Stage2Model } from './stage2';
 import type { Stage2TrainConfig } from './config';
@@ -30,13 +30,20 @@ export function testStage1(
   videos: Stage1Video[],
   classNames: string[],
   cfg: Stage1InferenceOptions & { tiou: number[] },
-  opts: { ambiguous?: Map<string, [number, number][]>; blockedVideos?: string[]; evaluate?: boolean; groundTruth?: GroundTruth } = {},
+  opts: {
+    ambiguous?: Map<string, [number, number][]>;
+    blockedVideos?: string[];
+    evaluate?: boolean;
+    groundTruth?: GroundTruth;
+    /** the model's composed projections, for callers that run several passes on the same weights */
+    projections?: ComposedProjections;
+  } = {},
 ): TestPass {
   const t0 = Date.now();
   const results: DetectionResults = {};
   const candidates = new Map<string, Proposal[]>();
   const scores = new Map<string, Stage1Scores>();
-  const projections = noGrad(() => model.composeProjections());
+  const projections = opts.projections ?? noGrad(() => model.composeProjections());
   try {
     for (const v of videos) {
       const s = scoreVideo(model, v.features, v.T, projections);
@@ -46,7 +53,7 @@ export function testStage1(
       results[v.name] = stage1Detections(v.name, cands, classNames, cfg, opts.ambiguous);
     }
   } finally {
-    projections.dispose();
+    if (projections !== opts.projections) projections.dispose();
   }
   const evaluation = opts.evaluate !== false ? scoreResults(results, videos, classNames, cfg.tiou, opts) : null;
   return { results, candidates, scores, evaluation, seconds: (Date.now() - t0) / 1000 };

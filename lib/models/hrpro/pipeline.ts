@@ -10,7 +10,8 @@ import { Rng } from '../../util/rng';
 import { AtomicFileWriter } from '../../util/fs';
 import { ProgressBar } from '../../util/progress';
 import { formatMapTable } from '../../eval/detection';
-import { Stage1Model } from './stage1';
+import { ComposedProjections, Stage1Model } from './stage1';
+import { noGrad } from '../../tensor/tensor';
 import { selectSeed } from './pseudo_labels';
 import { groupByClass, rankVideo } from './ranking';
 import type { Stage1Context } from './context';
@@ -38,8 +39,31 @@ export function finishStage1(ctx: Stage1Context, cfg: Stage1TrainConfig, model: 
   const paths = stage1Paths(ctx.out);
   loadStage1Weights(model, paths.best);
   const C = ctx.classNames.length;
-  const test = testStage1(model, ctx.test, ctx.classNames, cfg, { ambiguous: ctx.ambiguous, blockedVideos: ctx.blockedVideos, groundTruth: ctx.testGroundTruth });
-  writeResults(paths.results, test.results, 'pstal stage 1');
+  // composed once for the test pass and every ranking batch (D^3 a branch each time otherwise)
+  const projections = noGrad(() => model.composeProjections());
+  try {
+    return testAndRank(ctx, cfg, model, projections, paths.results, C);
+  } finally {
+    projections.dispose();
+  }
+}
+
+/** finishStage1 with the projections composed: the test pass, then the ranking of the training videos. */
+function testAndRank(
+  ctx: Stage1Context,
+  cfg: Stage1TrainConfig,
+  model: Stage1Model,
+  projections: ComposedProjections,
+  resultsFile: string,
+  C: number,
+): Stage1Finish {
+  const test = testStage1(model, ctx.test, ctx.classNames, cfg, {
+    ambiguous: ctx.ambiguous,
+    blockedVideos: ctx.blockedVideos,
+    groundTruth: ctx.testGroundTruth,
+    projections,
+  });
+  writeResults(resultsFile, test.results, 'pstal stage 1');
   const table = formatMapTable(test.evaluation!);
   const rng = new Rng(cfg.seed + 2);
   const counts = { PP: 0, RP: 0, NP: 0 };
@@ -50,7 +74,7 @@ export function finishStage1(ctx: Stage1Context, cfg: Stage1TrainConfig, model: 
     w.write(`{"units":${JSON.stringify({ PP: 'seconds', RP: 'seconds', NP: 'snippets' })},"train":{`);
     for (let b = 0; b < ctx.train.length; b += RANKING_BATCH) {
       const videos = ctx.train.slice(b, b + RANKING_BATCH);
-      const pass = testStage1(model, videos, ctx.classNames, cfg, { evaluate: false });
+      const pass = testStage1(model, videos, ctx.classNames, cfg, { evaluate: false, projections });
       const parts: string[] = [];
       for (const v of videos) {
         const candidates = pass.candidates.get(v.name)!;
