@@ -64,3 +64,30 @@ test('three worker threads running ops at once each get the main thread\'s bits'
     t.is(r.digest, expected, `worker ${i}'s outputs differ from the main thread's`);
   }
 });
+
+test('each isolate is told of its own buffers only: a worker\'s V8 does not count the main thread\'s memory', async (t) => {
+  const { Tensor } = require('../lib/tensor/tensor');
+  const { cpu } = require('../lib/runtime/native');
+  const held = Tensor.zeros([64 << 18]); // 64 MB in the main thread
+  t.true(cpu().memory_stats().reportedBytes >= 64 << 20, 'the main thread\'s isolate is told of its 64 MB');
+  const source = `
+    const { parentPort } = require('worker_threads');
+    require(${JSON.stringify(path.join(ROOT, 'node_modules', 'ts-node'))}).register({ transpileOnly: true });
+    const { Tensor } = require(${JSON.stringify(path.join(ROOT, 'lib', 'tensor', 'tensor'))});
+    const { cpu } = require(${JSON.stringify(path.join(ROOT, 'lib', 'runtime', 'native'))});
+    const mine = Tensor.zeros([1 << 18]); // 1 MB
+    parentPort.postMessage({ reported: cpu().memory_stats().reportedBytes });
+    mine.dispose();
+  `;
+  const reported = await new Promise<number>((resolve, reject) => {
+    const w = new Worker(source, { eval: true });
+    w.once('message', (m) => {
+      resolve(m.reported);
+      void w.terminate();
+    });
+    w.once('error', reject);
+  });
+  held.dispose();
+  // its own 1 MB; told the process-wide figure (before), it was 65 MB
+  t.true(reported >= 1 << 20 && reported < 8 << 20, `the worker's isolate was told ${(reported / 1048576).toFixed(1)} MB`);
+});

@@ -20,6 +20,8 @@ PSTAL_OP(memory_stats) {
   i.num("liveBytes", (double)NativeBuffer::live_bytes.load()).num("liveBuffers", (double)NativeBuffer::live_count.load());
   i.num("createdBuffers", (double)NativeBuffer::created_count.load());
   i.num("cachedBytes", (double)mem::cached_bytes());
+  // this thread's isolate only: the bytes V8 has been told its buffers hold (their peak)
+  i.num("reportedBytes", (double)NativeBuffer::reported_bytes());
   // the C heap under everything (glibc): bytes in use by malloc (tensors' cached blocks, kernels'
   // scratch, V8's array buffers) and the main arena's size, so a test can tell growth of the C
   // heap from growth of the tensors; -1 where the C library does not say

@@ -14,6 +14,17 @@ namespace pstal {
 
 std::atomic<int64_t> NativeBuffer::live_bytes{0};
 std::atomic<int64_t> NativeBuffer::live_count{0};
+
+namespace {
+// The bytes held by this thread's buffers: a buffer lives and dies in the isolate (the thread)
+// that made it, so this is what that isolate's V8 is told (report_live). The process-wide
+// live_bytes told every worker's isolate of the others' memory too: collections for nothing.
+thread_local int64_t isolate_live_bytes = 0;
+// What this isolate's V8 has been told (report_live).
+thread_local int64_t isolate_reported_bytes = 0;
+}  // namespace
+
+int64_t NativeBuffer::reported_bytes() { return isolate_reported_bytes; }
 std::atomic<int64_t> NativeBuffer::created_count{0};
 
 namespace {
@@ -96,6 +107,7 @@ void NativeBuffer::acquire(const Napi::CallbackInfo& info, const char* what) {
   disposed_ = false;
   live_bytes += size * 4;
   live_count += 1;
+  isolate_live_bytes += size * 4;
   report_live(env);
 }
 
@@ -108,14 +120,13 @@ void NativeBuffer::acquire(const Napi::CallbackInfo& info, const char* what) {
 // reported at once (memory held past the peak, a leak, still brings a collection); falls are not,
 // since any fall reported is a rise to report again when the next video allocates (one collection
 // per video). release_cached_buffers() (`exact`) tells V8 the live bytes as they are.
-// thread_local: each worker thread is its own isolate.
+// thread_local: each worker thread is its own isolate, told of its own buffers only.
 void NativeBuffer::report_live(Napi::Env env, bool exact) {
-  thread_local int64_t reported = 0;
-  const int64_t live = live_bytes;
-  const int64_t delta = live > reported || exact ? live - reported : 0;
+  const int64_t live = isolate_live_bytes;
+  const int64_t delta = live > isolate_reported_bytes || exact ? live - isolate_reported_bytes : 0;
   if (delta == 0) return;
   Napi::MemoryManagement::AdjustExternalMemory(env, delta);
-  reported += delta;
+  isolate_reported_bytes += delta;
 }
 
 // reset(size [, zero] | Float32Array): a disposed buffer takes new storage, as the constructor would give.
@@ -135,6 +146,7 @@ void NativeBuffer::release(Napi::Env env) {
   data = nullptr;
   live_bytes -= size * 4;
   live_count -= 1;
+  isolate_live_bytes -= size * 4;
   if (env != nullptr) report_live(env);
 }
 
@@ -146,6 +158,7 @@ NativeBuffer::~NativeBuffer() {
     disposed_ = true;
     live_bytes -= size * 4;
     live_count -= 1;
+    isolate_live_bytes -= size * 4;
   }
 }
 

@@ -33,8 +33,11 @@ class NativeBuffer : public Napi::ObjectWrap<NativeBuffer> {
   static std::atomic<int64_t> live_bytes;
   static std::atomic<int64_t> live_count;
   static std::atomic<int64_t> created_count;  // wrappers ever constructed (each one costs a finalizer)
-  // Tells V8 the peak of live_bytes (or, exact, live_bytes as they are): see buffer.cc.
+  // Tells this isolate's V8 the peak of the bytes its own buffers hold (or, exact, those bytes as
+  // they are): see buffer.cc.
   static void report_live(Napi::Env env, bool exact = false);
+  // What report_live has told the calling thread's isolate so far.
+  static int64_t reported_bytes();
 
  private:
   bool disposed_ = false;
