@@ -4,7 +4,7 @@
  */
 export { Tensor, tidy, noGrad, setDetectAnomaly } from './tensor/tensor';
 export type { Shape } from './tensor/tensor';
-export { backward, zeroGrad } from './tensor/autograd';
+export { backward, zeroGrad, DeferredBackward } from './tensor/autograd';
 export * as ops from './ops';
 export * as nn from './nn';
 export { Rng } from './util/rng';
