@@ -415,8 +415,10 @@ test.serial('detect() in a loop that never yields: no new native wrappers and a 
     t.is(after.liveBuffers, before.liveBuffers);
     t.is(after.liveBytes, before.liveBytes);
     if (gc && before.mallocInUseBytes >= 0) {
+      // the defect grew the C heap 19.8 MB over these calls; V8's own malloc use (array buffers freed
+      // by background sweeping) moves it by -1.8 to +1.2 MB between two readings, more under load
       const grew = after.mallocInUseBytes - before.mallocInUseBytes;
-      t.true(grew < 1 << 20, `the C heap grew by ${(grew / 1024).toFixed(0)} KB over ${N} detect() calls`);
+      t.true(grew < 4 << 20, `the C heap grew by ${(grew / 1024).toFixed(0)} KB over ${N} detect() calls`);
     }
   } finally {
     model.dispose();
