@@ -42,8 +42,7 @@ export class Linear extends Module {
   }
   /** x [..., in] -> [..., out] */
   forward(x: Tensor): Tensor {
-    const y = ops.matmul(x, this.weight, { transB: true });
-    return this.bias ? ops.add(y, this.bias) : y;
+    return this.bias ? applyAffine(x, { weight: this.weight, bias: this.bias }) : ops.matmul(x, this.weight, { transB: true });
   }
 }
 

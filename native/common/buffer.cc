@@ -14,20 +14,23 @@ namespace pstal {
 
 std::atomic<int64_t> NativeBuffer::live_bytes{0};
 std::atomic<int64_t> NativeBuffer::live_count{0};
+std::atomic<int64_t> NativeBuffer::created_count{0};
 
 namespace {
+
 // The bytes held by this thread's buffers: a buffer lives and dies in the isolate (the thread)
 // that made it, so this is what that isolate's V8 is told (report_live). The process-wide
 // live_bytes told every worker's isolate of the others' memory too: collections for nothing.
 thread_local int64_t isolate_live_bytes = 0;
 // What this isolate's V8 has been told (report_live).
 thread_local int64_t isolate_reported_bytes = 0;
-}  // namespace
 
-int64_t NativeBuffer::reported_bytes() { return isolate_reported_bytes; }
-std::atomic<int64_t> NativeBuffer::created_count{0};
-
-namespace {
+// A buffer's storage taken (+1) or given back (-1), in the process's and this isolate's counts.
+void count_storage(int64_t bytes, int sign) {
+  NativeBuffer::live_bytes += sign * bytes;
+  NativeBuffer::live_count += sign;
+  isolate_live_bytes += sign * bytes;
+}
 
 // Runs fn, turning an allocator exception into a JS Error "<what>: <cause>".
 template <typename F>
@@ -105,9 +108,7 @@ void NativeBuffer::acquire(const Napi::CallbackInfo& info, const char* what) {
   data = p;
   size = n;
   disposed_ = false;
-  live_bytes += size * 4;
-  live_count += 1;
-  isolate_live_bytes += size * 4;
+  count_storage(size * 4, +1);
   report_live(env);
 }
 
@@ -121,6 +122,8 @@ void NativeBuffer::acquire(const Napi::CallbackInfo& info, const char* what) {
 // since any fall reported is a rise to report again when the next video allocates (one collection
 // per video). release_cached_buffers() (`exact`) tells V8 the live bytes as they are.
 // thread_local: each worker thread is its own isolate, told of its own buffers only.
+int64_t NativeBuffer::reported_bytes() { return isolate_reported_bytes; }
+
 void NativeBuffer::report_live(Napi::Env env, bool exact) {
   const int64_t live = isolate_live_bytes;
   const int64_t delta = live > isolate_reported_bytes || exact ? live - isolate_reported_bytes : 0;
@@ -144,9 +147,7 @@ void NativeBuffer::release(Napi::Env env) {
   disposed_ = true;
   mem::free(data, size);
   data = nullptr;
-  live_bytes -= size * 4;
-  live_count -= 1;
-  isolate_live_bytes -= size * 4;
+  count_storage(size * 4, -1);
   if (env != nullptr) report_live(env);
 }
 
@@ -156,9 +157,7 @@ NativeBuffer::~NativeBuffer() {
     mem::free(data, size);
     data = nullptr;
     disposed_ = true;
-    live_bytes -= size * 4;
-    live_count -= 1;
-    isolate_live_bytes -= size * 4;
+    count_storage(size * 4, -1);
   }
 }
 

@@ -36,9 +36,9 @@ namespace pstal {
 // Blocks of 1 MiB and more are mappings of their own (mmap); a large request takes the smallest
 // cached block at least its size, whatever its size, else grows the largest smaller one (mremap)
 // rather than mapping a fresh one: the pages it keeps are faulted in already, so only the growth
-// costs faults. Attention's saved
-// probabilities ([H, L, L], tens of MB, a size per video length) were most of a training step's
-// faults: D = 256 training on new video lengths, 30,000-140,000 faults an iteration before.
+// costs faults. Attention's saved probabilities ([H, L, L], tens of MB, a size per video length)
+// were most of a training step's faults: D = 256 training on new video lengths, 30,000-140,000
+// faults an iteration before.
 namespace {
 #if defined(__linux__)
 constexpr size_t kLargeBlock = (size_t)1 << 20;
@@ -66,8 +66,9 @@ struct BlockCache {
     // glibc raises its mmap threshold each time a large mmapped block is freed (up to 32 MiB), after
     // which blocks of a few MiB come from the heap, where videos of varying length fragment it:
     // measured at D = 2048, stage-1 training grew to 12.6 GB resident against 4.4 GB with a fixed
-    // threshold (live tensors 1 GB, cache 2 GB). A fixed threshold makes every block of 1 MiB or
-    // more its own mapping, returned to the system when it is freed.
+    // threshold (live tensors 1 GB, cache 2 GB). Tensors' large blocks are now this file's own
+    // mappings; the fixed threshold still keeps the rest of the process's large mallocs (kernels'
+    // scratch, V8's array buffers) out of the heap.
     mallopt(M_MMAP_THRESHOLD, 1 << 20);
 #endif
   }
