@@ -1,6 +1,6 @@
 /**
  * The CPU backend's caching allocator (native/cpu/memory.cc): freed blocks are reused; a large
- * request (1 MiB and more) takes any larger cached block or grows a smaller one in place of a fresh
+ * request (64 KiB and more) takes any larger cached block or grows a smaller one in place of a fresh
  * mapping; small requests keep to a quarter of slack. Its own process (ava runs each file alone),
  * so the cache's figures are this file's.
  */
@@ -36,13 +36,26 @@ test.serial('large blocks: a larger request grows a cached block, a smaller one 
 
 test.serial('small blocks: reused within a quarter of slack, else a fresh one beside', (t) => {
   cpu().release_cached_buffers();
-  Tensor.empty([floats(64 * 1024)]).dispose();
-  t.is(cached(), 64 * 1024);
-  const a = Tensor.empty([floats(60 * 1024)]); // within a quarter: the cached block
+  Tensor.empty([floats(32 * 1024)]).dispose();
+  t.is(cached(), 32 * 1024);
+  const a = Tensor.empty([floats(30 * 1024)]); // within a quarter: the cached block
   t.is(cached(), 0);
   a.dispose();
-  const b = Tensor.empty([floats(16 * 1024)]); // a quarter of it: a fresh block
-  t.is(cached(), 64 * 1024);
+  const b = Tensor.empty([floats(8 * 1024)]); // a quarter of it: a fresh block
+  t.is(cached(), 32 * 1024);
   b.dispose();
+  cpu().release_cached_buffers();
+});
+
+test.serial('64 KiB is large: an activation of a few hundred snippets at D = 256 grows a cached block', (t) => {
+  cpu().release_cached_buffers();
+  Tensor.empty([256, 256]).dispose(); // 256 KiB (a size class's bound, as the sizes below)
+  t.is(cached(), 256 * 1024);
+  const longer = Tensor.empty([384, 256]); // no cached block is large enough: the 256 KiB one is grown
+  t.is(cached(), 0);
+  longer.dispose();
+  const shorter = Tensor.empty([128, 256]); // takes the grown block whole
+  t.is(cached(), 0);
+  shorter.dispose();
   cpu().release_cached_buffers();
 });

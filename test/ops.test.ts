@@ -9,6 +9,8 @@ import { checkOp, randArray } from './helpers/gradcheck';
 import * as R from './helpers/ref';
 import { dropoutScaleRef } from './helpers/ref';
 import { Rng } from '../lib/util/rng';
+import { Tensor } from '../lib/tensor/tensor';
+import { backward } from '../lib/tensor/autograd';
 
 const positive = (_: number, rng: Rng, n: number): Float64Array => randArray(rng, n, 0.2, 2);
 const probs = (_: number, rng: Rng, n: number): Float64Array => randArray(rng, n, 0.05, 0.95);
@@ -81,6 +83,24 @@ for (const [name, f, g, draw] of UN)
   for (const shape of [[1], [7, 3], [2, 65]])
     test(`${name} ${JSON.stringify(shape)}`, (t) =>
       checkOp(t, { name, shapes: [shape], forward: ([x]) => f(x), ref: ([x]) => x.map(g), draw }));
+
+// relu's backward has its own loop (native/cpu/elementwise.cc, relu_backward_range): exactly
+// dy * (x > 0 ? 1 : 0), the sign of a zero product included, over a vector body and its tail.
+test('relu backward: dy * (x > 0), bit for bit, with zeros, negatives and the sign of zero', (t) => {
+  const n = 1003;
+  const rng = new Rng(7);
+  const xs = Float32Array.from({ length: n }, (_, i) => (i % 5 === 0 ? (i % 10 === 0 ? 0 : -0) : rng.normal()));
+  const dys = Float32Array.from({ length: n }, () => rng.normal());
+  const x = Tensor.from(xs, [n]);
+  x.requiresGrad = true;
+  backward(ops.relu(x), Tensor.from(dys, [n]));
+  const dx = x.grad!.toArray();
+  for (let i = 0; i < n; i++) {
+    const want = Math.fround(dys[i] * (xs[i] > 0 ? 1 : 0));
+    if (!Object.is(dx[i], want)) return t.fail(`element ${i}: x ${xs[i]}, dy ${dys[i]}: ${dx[i]}, expected ${want}`);
+  }
+  t.pass();
+});
 
 test('affine / mulScalar / addScalar', (t) => {
   checkOp(t, { name: 'affine', shapes: [[5, 3]], forward: ([x]) => ops.affine(x, -2.5, 0.75), ref: ([x]) => x.map((v) => -2.5 * v + 0.75) });

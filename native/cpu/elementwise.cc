@@ -127,6 +127,20 @@ void map_unary_backward(float* dx, const float* dy, const float* x, const float*
   });
 }
 
+// relu's backward, dx = dy * (float)(x > 0): GCC turns the product into a branch per element
+// (dy, or dy * 0 where x <= 0: measured 5 ns an element in training, where the signs are random)
+// however the step is written, so the mask is built explicitly: 1.0f where x > 0, else +0.0f,
+// and multiplied, the same product as the scalar form (dy * 0 keeps its sign: -0 for dy < 0).
+__attribute__((target_clones("avx2", "default"))) void relu_backward_range(float* __restrict dx, const float* __restrict dy,
+                                                                          const float* __restrict x, int64_t n) {
+  for (int64_t i = 0; i < n; i++) {
+    uint32_t m = -(uint32_t)(x[i] > 0.f) & 0x3f800000u;  // the bits of 1.0f or of +0.0f
+    float f;
+    std::memcpy(&f, &m, sizeof f);
+    dx[i] = dy[i] * f;
+  }
+}
+
 }  // namespace
 
 // ---- kernels ----------------------------------------------------------------------------------
@@ -186,6 +200,8 @@ void unary_forward(const UnaryForward& a) {
 }
 
 void unary_backward(const UnaryBackward& a) {
+  if (a.kind == UNARY_relu)
+    return parallel_for(a.n, 1 << 14, [&](int64_t s, int64_t e) { relu_backward_range(a.dx + s, a.dy + s, a.x + s, e - s); });
   switch (a.kind) {
 #define PSTAL_X(name, f, df) \
   case UNARY_##name:         \
