@@ -92,6 +92,18 @@ test('outputs allocated without a fill pass (Tensor.empty) are written whole: th
   t.deepEqual(stale, zeroed);
 });
 
+test('detach writes its copy whole (no zero fill): exact over NaN-filled cached blocks', (t) => {
+  const B = cpu();
+  const bufs = [];
+  for (let i = 0; i < 8; i++) bufs.push(new B.NativeBuffer(24, false));
+  for (const x of bufs) {
+    x.fill(NaN);
+    x.dispose();
+  }
+  const x = Tensor.from(Float32Array.from({ length: 24 }, (_, i) => i + 1), [6, 4]);
+  t.deepEqual(Array.from(x.detach().toArray()), Array.from({ length: 24 }, (_, i) => i + 1));
+});
+
 test('1,000 training-like steps keep native and resident memory flat', (t) => {
   const rng = new Rng(3);
   const lin = new Linear(64, 32, rng);

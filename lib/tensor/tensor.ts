@@ -222,7 +222,7 @@ export class Tensor {
 
   /** A copy that is cut from the graph. */
   detach(): Tensor {
-    const out = Tensor.zeros(this.shape, this.device);
+    const out = Tensor.empty(this.shape, this.device); // the copy writes it whole
     backend(this.device).copy(this.buffer, 0, out.buffer, 0, this.size);
     return out;
   }
