@@ -184,7 +184,11 @@ test('stage 1: five training iterations from the same weights and videos: loss p
 
 test('stage 1: a full test pass with fixed weights gives the reference detections and mAP table', (t) => {
   const model = stage1Model('test', false);
-  const pass = testStage1(model, ctx.test, ctx.classNames, cfg1, { ambiguous: ctx.ambiguous, blockedVideos: ctx.blockedVideos, groundTruth: ctx.testGroundTruth });
+  const calls: string[] = [];
+  const pass = testStage1(model, ctx.test, ctx.classNames, cfg1, {
+    ambiguous: ctx.ambiguous, blockedVideos: ctx.blockedVideos, groundTruth: ctx.testGroundTruth, onVideo: (d, n) => calls.push(`${d}/${n}`),
+  });
+  t.deepEqual(calls, ctx.test.map((_, i) => `${i + 1}/${ctx.test.length}`), 'progress after every video');
   sameDetections(t, pass.results, E.stage1_test.detections, 'stage-1 detections');
   t.true(worst(pass.evaluation!.map, E.stage1_test.map, 1e-9, 1e-9) < 1, `mAP ${pass.evaluation!.map} vs ${E.stage1_test.map}`);
   t.true(Math.abs(meanMap(pass.evaluation!) - E.stage1_test.average) < 1e-9);
@@ -276,7 +280,11 @@ test('stage 2: a test pass with fixed weights gives the reference detections and
     for (const [c, s, e, sc] of r.PP) (pp[ctx.classNames[c]] ??= []).push([s, e, sc]);
     proposals.test[v] = { PP: packByClass(pp) };
   }
-  const pass = testStage2(model, ctx.test, proposals, ctx.classNames, cfg2, { ambiguous: ctx.ambiguous, blockedVideos: ctx.blockedVideos, groundTruth: ctx.testGroundTruth });
+  const calls: string[] = [];
+  const pass = testStage2(model, ctx.test, proposals, ctx.classNames, cfg2, {
+    ambiguous: ctx.ambiguous, blockedVideos: ctx.blockedVideos, groundTruth: ctx.testGroundTruth, onVideo: (d, n) => calls.push(`${d}/${n}`),
+  });
+  t.deepEqual(calls, ctx.test.map((_, i) => `${i + 1}/${ctx.test.length}`), 'progress after every video');
   sameDetections(t, pass.results, E.stage2_test.detections, 'stage-2 detections');
   t.true(worst(pass.evaluation!.map, E.stage2_test.map, 1e-9, 1e-9) < 1, `mAP ${pass.evaluation!.map} vs ${E.stage2_test.map}`);
   model.dispose();

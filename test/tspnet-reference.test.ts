@@ -194,7 +194,11 @@ function rows(dets: Detection[]): number[][] {
 test('a test pass with fixed weights: every detection and the mAP table', (t) => {
   const m = model('test');
   const gt = loadGroundTruth(dataset.gtFile, dataset.testSubset, { blockedVideos: config.blockedVideos });
-  const pass = testTspNet(m, dataset.test, proposals.test, dataset.classNames, cfg, { ambiguous: dataset.ambiguous, blockedVideos: config.blockedVideos, groundTruth: gt });
+  const calls: string[] = [];
+  const pass = testTspNet(m, dataset.test, proposals.test, dataset.classNames, cfg, {
+    ambiguous: dataset.ambiguous, blockedVideos: config.blockedVideos, groundTruth: gt, onVideo: (d, n) => calls.push(`${d}/${n}`),
+  });
+  t.deepEqual(calls, dataset.test.map((_, i) => `${i + 1}/${dataset.test.length}`), 'progress after every video');
   const ours: DetectionResults = pass.results;
   t.deepEqual(Object.keys(ours).sort(), Object.keys(E.test.detections).sort());
   let n = 0;

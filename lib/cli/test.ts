@@ -5,6 +5,7 @@
  * averages) on stdout; --out-results writes the detections (ActivityNet format).
  */
 import { parseArgs, CliError, OptionSpec, PRECISION_OPTION, applyPrecision } from './args';
+import { progressCallback } from '../util/progress';
 import { loadConfig, loadDataset } from '../data';
 import { evaluateRun } from '../models/hrpro/evaluate_run';
 import { writeFileAtomic } from '../util/fs';
@@ -53,7 +54,14 @@ export async function main(argv: string[]): Promise<number> {
   if (!featureDim) throw new Error(`${run}: no run here (no config.json or stage2_config.json with featureDim); train or import one first`);
   const config = loadConfig(a.config as string, { featureDim });
   const dataset = loadDataset(a.data as string, config, { splits: ['test'], onWarning: (m) => console.error(`warning: ${m}`) });
-  const r = evaluateRun({ run, dataset, stage: a.stage as 1 | 2 | undefined, device: a.device as string, log: (s) => console.error(s) });
+  const r = evaluateRun({
+    run,
+    dataset,
+    stage: a.stage as 1 | 2 | undefined,
+    device: a.device as string,
+    log: (s) => console.error(s),
+    onVideo: progressCallback('test', { unit: 'videos' }),
+  });
   console.error(`stage ${r.stage}: best checkpoint of ${run} on the ${dataset.test.length} test videos of ${a.data} (${r.seconds.toFixed(1)} s)`);
   console.log(r.table);
   if (a['out-results']) {

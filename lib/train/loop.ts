@@ -22,7 +22,7 @@ import { Rng } from '../util/rng';
 import { writeFileAtomic } from '../util/fs';
 import { writeJsonFileAtomic } from '../util/json';
 import { lockRunFolder } from '../util/lock';
-import { ProgressBar } from '../util/progress';
+import { OnProgress, ProgressBar, progressCallback } from '../util/progress';
 import { writeMetricsPlot } from '../plot/metrics';
 import { loadTrainState, saveTrainState } from '../models/train_state';
 import { formatMapTable } from '../eval/detection';
@@ -95,7 +95,8 @@ export interface TrainingMethod<X, L extends { total: number }> {
   testAfter(step: number): boolean;
   /** also save the training state after this many steps (always after tests and the last step) */
   checkpointAfter?(step: number): boolean;
-  evaluate(step: number): Evaluation;
+  /** a test pass; `progress` (done, total) drives a bar over its videos */
+  evaluate(step: number, progress?: OnProgress): Evaluation;
   /** the metrics line of a test, in the method's words (iteration or epoch) */
   metricsLine(line: LoopLine, lastLosses: L): object;
   /** the step a metrics line was written at (resume keeps the lines up to the resumed step) */
@@ -269,7 +270,7 @@ async function trainingLoop<X, L extends { total: number }>(m: TrainingMethod<X,
     o.onStep?.(state.step, losses);
     const testNow = m.testAfter(state.step) || state.step === m.totalSteps;
     if (testNow) {
-      const e = m.evaluate(state.step);
+      const e = m.evaluate(state.step, progressCallback(`${m.label} test`, { quiet: o.quiet, unit: 'videos' }));
       const improved = e.criterion > state.best;
       if (improved) {
         state.best = e.criterion;

@@ -12,6 +12,12 @@ export interface ProgressOptions {
   quiet?: boolean;
   /** the count already done when a resumed run starts (ETA counts only new work) */
   start?: number;
+  /**
+   * A bar for work inside other work (a test pass within training): when finished, a terminal's
+   * line is cleared instead of kept, and a log gets a last line only if it got earlier ones (work
+   * under 10 s leaves no trace; the caller reports the result).
+   */
+  transient?: boolean;
 }
 
 export function formatDuration(seconds: number): string {
@@ -26,6 +32,7 @@ export function formatDuration(seconds: number): string {
 export class ProgressBar {
   private readonly t0 = Date.now();
   private lastPrint = 0;
+  private printed = false;
   private readonly startCount: number;
   private count: number;
   private readonly stream: NodeJS.WriteStream;
@@ -44,9 +51,17 @@ export class ProgressBar {
     const now = Date.now();
     const finished = count >= this.total;
     if (this.o.quiet) return;
-    if (!this.tty && !finished && now - this.lastPrint < 10_000) return;
+    // a transient bar's log gets its first line after 10 s of work, not at once
+    if (!this.tty && !finished && now - (this.o.transient && !this.printed ? this.t0 : this.lastPrint) < 10_000) return;
     if (this.tty && !finished && now - this.lastPrint < 100) return;
+    if (finished && this.o.transient) {
+      if (this.tty) this.stream.write('\r\x1b[K');
+      else if (this.printed) this.stream.write(this.line(info) + '\n');
+      this.lastPrint = now;
+      return;
+    }
     this.lastPrint = now;
+    this.printed = true;
     this.stream.write((this.tty ? '\r\x1b[K' : '') + this.line(info) + (this.tty && !finished ? '' : '\n'));
   }
 
@@ -73,4 +88,15 @@ export class ProgressBar {
       .join('  ');
     return `${this.label} [${bar}] ${this.count}/${this.total} ${rateText} elapsed ${formatDuration(elapsed)} eta ${formatDuration(eta)}${extra ? '  ' + extra : ''}`;
   }
+}
+
+/** Progress of a pass over many items, as a callback (done, total): a transient bar made at the first call. */
+export type OnProgress = (done: number, total: number) => void;
+
+export function progressCallback(label: string, o: Omit<ProgressOptions, 'transient'> = {}): OnProgress {
+  let bar: ProgressBar | undefined;
+  return (done, total) => {
+    bar ??= new ProgressBar(label, total, { ...o, transient: true });
+    bar.update(done);
+  };
 }

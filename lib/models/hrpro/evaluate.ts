@@ -4,6 +4,7 @@
  * split's ground truth (SPEC §6) with the blocked videos left out.
  */
 import { evaluateDetection } from '../../eval/detection';
+import type { OnProgress } from '../../util/progress';
 import type { DetectionResults, EvalResult, GroundTruth } from '../../eval/detection';
 import type { Proposal } from '../../postprocess';
 import type { ComposedProjections, Stage1Model } from './stage1';
@@ -37,6 +38,8 @@ export function testStage1(
     groundTruth?: GroundTruth;
     /** the model's composed projections, for callers that run several passes on the same weights */
     projections?: ComposedProjections;
+    /** called after each video (a progress bar: lib/util/progress.ts's progressCallback) */
+    onVideo?: OnProgress;
   } = {},
 ): TestPass {
   const t0 = Date.now();
@@ -45,13 +48,14 @@ export function testStage1(
   const scores = new Map<string, Stage1Scores>();
   const projections = opts.projections ?? noGrad(() => model.composeProjections());
   try {
-    for (const v of videos) {
+    videos.forEach((v, i) => {
       const s = scoreVideo(model, v.features, v.T, projections);
       const cands = stage1Candidates(s, cfg);
       scores.set(v.name, s);
       candidates.set(v.name, cands);
       results[v.name] = stage1Detections(v.name, cands, classNames, cfg, opts.ambiguous);
-    }
+      opts.onVideo?.(i + 1, videos.length);
+    });
   } finally {
     if (projections !== opts.projections) projections.dispose();
   }
@@ -80,14 +84,15 @@ export function testStage2(
   proposals: ProposalsFile,
   classNames: string[],
   cfg: Stage2TrainConfig,
-  opts: { ambiguous?: Map<string, [number, number][]>; blockedVideos?: string[]; groundTruth?: GroundTruth; evaluate?: boolean } = {},
+  opts: { ambiguous?: Map<string, [number, number][]>; blockedVideos?: string[]; groundTruth?: GroundTruth; evaluate?: boolean; onVideo?: OnProgress } = {},
 ): { results: DetectionResults; evaluation: EvalResult | null; seconds: number } {
   const t0 = Date.now();
   const results: DetectionResults = {};
-  for (const v of videos) {
+  videos.forEach((v, i) => {
     const pp = testProposals(proposals.test[v.name]?.PP, classNames, 1 / cfg.secondsPerSnippet);
     results[v.name] = stage2Detect(model, v, pp, classNames, cfg, opts.ambiguous).detections;
-  }
+    opts.onVideo?.(i + 1, videos.length);
+  });
   const evaluation = opts.evaluate !== false ? scoreResults(results, videos, classNames, cfg.tiou, opts) : null;
   return { results, evaluation, seconds: (Date.now() - t0) / 1000 };
 }

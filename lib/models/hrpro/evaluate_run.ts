@@ -8,6 +8,7 @@
  * stage2_config.json).
  */
 import * as fs from 'fs';
+import type { OnProgress } from '../../util/progress';
 import * as path from 'path';
 import type { Dataset } from '../../data';
 import type { DetectionResults, EvalResult } from '../../eval/detection';
@@ -36,6 +37,8 @@ export interface EvaluateRunOptions {
   device?: Device | string;
   /** progress messages (default: none) */
   log?: (text: string) => void;
+  /** called after each test video of the scored pass (a progress bar: lib/util/progress.ts) */
+  onVideo?: OnProgress;
 }
 
 export interface EvaluateRunResult {
@@ -117,7 +120,7 @@ export function evaluateRun(o: EvaluateRunOptions): EvaluateRunResult {
     if (stage === 1) {
       const cfg1 = { ...hr!.cfg1, tiou };
       log(`stage 1: ${ds.test.length} test videos`);
-      const pass = testStage1(hr!.stage1, ctx.test, ctx.classNames, cfg1, evalOpts);
+      const pass = testStage1(hr!.stage1, ctx.test, ctx.classNames, cfg1, { ...evalOpts, onVideo: o.onVideo });
       return { stage, evaluation: pass.evaluation!, results: pass.results, table: formatMapTable(pass.evaluation!), seconds: (Date.now() - t0) / 1000 };
     }
 
@@ -140,7 +143,7 @@ export function evaluateRun(o: EvaluateRunOptions): EvaluateRunResult {
     const model2 = hr?.stage2 ?? only2!.model;
     const cfg2 = { ...(hr?.cfg2 ?? only2!.cfg), tiou };
     log(`stage 2: ${ds.test.length} test videos, proposals from ${source === 'proposals.json' ? proposalsFile : 'the stage-1 checkpoint'}`);
-    const pass = testStage2(model2, ctx.test, proposals, ctx.classNames, cfg2, evalOpts);
+    const pass = testStage2(model2, ctx.test, proposals, ctx.classNames, cfg2, { ...evalOpts, onVideo: o.onVideo });
     return { stage, evaluation: pass.evaluation!, results: pass.results, table: formatMapTable(pass.evaluation!), proposals: source, seconds: (Date.now() - t0) / 1000 };
   } finally {
     hr?.dispose();

@@ -8,7 +8,7 @@
 import * as path from 'path';
 import { Rng } from '../../util/rng';
 import { AtomicFileWriter } from '../../util/fs';
-import { ProgressBar } from '../../util/progress';
+import { ProgressBar, progressCallback } from '../../util/progress';
 import { formatMapTable } from '../../eval/detection';
 import { ComposedProjections, Stage1Model } from './stage1';
 import { noGrad } from '../../tensor/tensor';
@@ -62,6 +62,7 @@ function testAndRank(
     blockedVideos: ctx.blockedVideos,
     groundTruth: ctx.testGroundTruth,
     projections,
+    onVideo: progressCallback('stage 1 test', { quiet: ctx.quiet, unit: 'videos' }),
   });
   writeResults(resultsFile, test.results, 'pstal stage 1');
   const table = formatMapTable(test.evaluation!);

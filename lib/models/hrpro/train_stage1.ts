@@ -224,8 +224,8 @@ export async function trainStage1(ctx: Stage1Context, config: Partial<Stage1Trai
     },
     testAfter: (step) => step % cfg.testEvery === 0,
     checkpointAfter: (step) => cfg.checkpointEvery > 0 && step % cfg.checkpointEvery === 0,
-    evaluate() {
-      const pass = testStage1(model, ctx.test, ctx.classNames, cfg, { ambiguous: ctx.ambiguous, blockedVideos: ctx.blockedVideos, groundTruth: ctx.testGroundTruth });
+    evaluate(_step, progress) {
+      const pass = testStage1(model, ctx.test, ctx.classNames, cfg, { ambiguous: ctx.ambiguous, blockedVideos: ctx.blockedVideos, groundTruth: ctx.testGroundTruth, onVideo: progress });
       if (!holdout.length) return { criterion: meanMap(pass.evaluation!), evaluation: pass.evaluation!, results: pass.results, seconds: pass.seconds };
       const h = testStage1(model, holdout, ctx.classNames, cfg, {}).evaluation!;
       heldOut = h;

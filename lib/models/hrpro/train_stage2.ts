@@ -160,8 +160,8 @@ export async function trainStage2(ctx: Stage2Context, config: Partial<Stage2Trai
     },
     testAfter: (step) => step % batchesPerEpoch === 0 && epochOf(step) % cfg.testEvery === 0,
     checkpointAfter: (step) => step % batchesPerEpoch === 0,
-    evaluate() {
-      const pass = testStage2(model, ctx.test, ctx.proposals, ctx.classNames, cfg, { ambiguous: ctx.ambiguous, blockedVideos: ctx.blockedVideos, groundTruth: ctx.testGroundTruth });
+    evaluate(_step, progress) {
+      const pass = testStage2(model, ctx.test, ctx.proposals, ctx.classNames, cfg, { ambiguous: ctx.ambiguous, blockedVideos: ctx.blockedVideos, groundTruth: ctx.testGroundTruth, onVideo: progress });
       return { criterion: meanMap(pass.evaluation!), evaluation: pass.evaluation!, results: pass.results, seconds: pass.seconds };
     },
     metricsLine(l): Stage2MetricsLine {

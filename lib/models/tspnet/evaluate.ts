@@ -3,6 +3,7 @@
  * split's ground truth, SPEC §6, blocked videos left out), as the reference's test_proposal.
  */
 import type { DetectionResults, EvalResult, GroundTruth } from '../../eval/detection';
+import type { OnProgress } from '../../util/progress';
 import type { VideoRecord } from '../../data';
 import { scoreResults } from '../hrpro/evaluate';
 import type { TspNetModel } from './model';
@@ -21,16 +22,17 @@ export function testTspNet(
   proposals: Map<string, VideoProposals>,
   classNames: string[],
   cfg: InferenceOptions & { tiou: number[] },
-  opts: { ambiguous?: Map<string, [number, number][]>; blockedVideos?: string[]; groundTruth?: GroundTruth; evaluate?: boolean } = {},
+  opts: { ambiguous?: Map<string, [number, number][]>; blockedVideos?: string[]; groundTruth?: GroundTruth; evaluate?: boolean; onVideo?: OnProgress } = {},
 ): TspNetTestPass {
   const t0 = Date.now();
   const amb = ambiguousInSnippets(opts.ambiguous, cfg);
   const results: DetectionResults = {};
-  for (const v of videos) {
+  videos.forEach((v, i) => {
     const p = proposals.get(v.name);
     if (!p) throw new Error(`tspnet: no proposals for test video ${v.name}`);
     results[v.name] = tspnetDetect(model, v, p, classNames, cfg, amb).detections;
-  }
+    opts.onVideo?.(i + 1, videos.length);
+  });
   const evaluation = opts.evaluate !== false ? scoreResults(results, videos, classNames, cfg.tiou, opts) : null;
   return { results, evaluation, seconds: (Date.now() - t0) / 1000 };
 }

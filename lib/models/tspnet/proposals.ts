@@ -13,6 +13,7 @@
  *            soft-NMS, no ambiguous filter), clipped to the video.
  */
 import * as fs from 'fs';
+import type { OnProgress } from '../../util/progress';
 import type { VideoRecord } from '../../data';
 import type { Proposal } from '../../postprocess';
 import { loadHrPro } from '../hrpro/detect';
@@ -156,7 +157,7 @@ export function hrproProposals(
   stage: BaseStage,
   videos: VideoRecord[],
   classNames: string[],
-  options: { device?: Device } = {},
+  options: { device?: Device; onVideo?: OnProgress } = {},
 ): Record<string, BaseProposal[]> {
   const base = loadHrPro(run, { device: options.device });
   try {
@@ -164,7 +165,7 @@ export function hrproProposals(
       throw new Error(`${run}: the HR-Pro run's classes (${base.classNames.length}) differ from the dataset's (${classNames.length})`);
     if (videos.length && videos[0].D !== base.featureDim) throw new Error(`${run}: the HR-Pro run expects D = ${base.featureDim}, the data has D = ${videos[0].D}`);
     if (stage === 2 && !base.stage2) throw new Error(`${run}: no stage-2 checkpoint; use --base-stage 1 or train stage 2 first`);
-    const pass = testStage1(base.stage1, videos, classNames, base.cfg1, { evaluate: false });
+    const pass = testStage1(base.stage1, videos, classNames, base.cfg1, { evaluate: false, onVideo: options.onVideo });
     const out: Record<string, BaseProposal[]> = {};
     for (const v of videos) {
       const end = Math.max(v.duration || 0, v.T * base.cfg1.secondsPerSnippet);

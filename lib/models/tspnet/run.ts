@@ -10,6 +10,7 @@
  * HR-Pro run the plug-in was trained on (recorded in tspnet_config.json), or are given by the caller.
  */
 import * as fs from 'fs';
+import { progressCallback } from '../../util/progress';
 import * as path from 'path';
 import type { Dataset } from '../../data';
 import { formatMapTable } from '../../eval/detection';
@@ -74,7 +75,10 @@ export function prepareProposals(o: TspNetTrainOptions): object {
     const stage = o.baseStage ?? 1;
     if (stage !== 1 && stage !== 2) throw new Error(`tspnet: the base stage must be 1 or 2, received ${stage}`);
     for (const [subset, videos, file] of [['train', dataset.train, files.proposalsTrain], ['test', dataset.test, files.proposalsTest]] as const) {
-      const props = hrproProposals(o.base, stage, videos, dataset.classNames, { device: o.device });
+      const props = hrproProposals(o.base, stage, videos, dataset.classNames, {
+        device: o.device,
+        onVideo: progressCallback(`base proposals (${subset})`, { quiet: o.quiet, unit: 'videos' }),
+      });
       writeBaseProposals(file, props, `HR-Pro stage ${stage} of ${path.resolve(o.base)}, ${subset} subset`);
     }
     return { run: path.resolve(o.base), stage };

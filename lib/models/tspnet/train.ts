@@ -212,8 +212,8 @@ export async function trainTspNet(ctx: TspNetContext, config: Partial<TspNetConf
     },
     testAfter: (step) => step % cfg.testEvery === 0,
     checkpointAfter: (step) => cfg.checkpointEvery > 0 && step % cfg.checkpointEvery === 0,
-    evaluate() {
-      const pass = testTspNet(model, ctx.test, ctx.proposals.test, ctx.classNames, cfg, testOpts);
+    evaluate(_step, progress) {
+      const pass = testTspNet(model, ctx.test, ctx.proposals.test, ctx.classNames, cfg, { ...testOpts, onVideo: progress });
       return { criterion: meanMap(pass.evaluation!), evaluation: pass.evaluation!, results: pass.results, seconds: pass.seconds };
     },
     metricsLine(l): TspNetMetricsLine {
