@@ -24,5 +24,6 @@ export * as tspnet from './models/tspnet';
 export * as data from './data';
 export * as postprocess from './postprocess';
 export * as evaluation from './eval';
-export { ProgressBar } from './util/progress';
+export { ProgressBar, progressCallback } from './util/progress';
+export type { OnProgress, ProgressOptions } from './util/progress';
 export * as plot from './plot';
