@@ -41,7 +41,7 @@ function median(xs: number[]): number {
   return s[Math.floor(s.length / 2)];
 }
 
-function runReference(python: string, dir: string, iterations: number, threads: number, testVideos: number | undefined, device: Device): ReferenceTiming | null {
+function runReference(python: string, dir: string, D: number, iterations: number, threads: number, testVideos: number | undefined, device: Device): ReferenceTiming | null {
   if (!REFERENCE || !fs.existsSync(REFERENCE)) {
     console.error(`bench stage1: ${REFERENCE ? `no reference at ${REFERENCE}` : 'PSTAL_REFERENCE is not set'} (a clone of pipixin321/HR-Pro); reporting ours only`);
     return null;
@@ -50,7 +50,10 @@ function runReference(python: string, dir: string, iterations: number, threads: 
     '--iterations', String(iterations), '--threads', String(threads)];
   if (testVideos) args.push('--test-videos', String(testVideos));
   if (device !== 'cpu') args.push('--device', device); // the reference on the same GPU as ours
+  console.error(`bench stage1: the reference at D=${D}, ${threads} thread(s): ${iterations + 1} iterations and a test pass...`);
+  const t0 = Date.now();
   const r = spawnSync(python, args, { encoding: 'utf8', maxBuffer: 1 << 26 });
+  console.error(`bench stage1: the reference done in ${((Date.now() - t0) / 1000).toFixed(0)} s`);
   if (r.status !== 0) {
     console.error(`bench stage1: the PyTorch reference did not run (${(r.stderr || r.error?.message || '').trim().split('\n').pop()}); reporting ours only`);
     return null;
@@ -123,6 +126,8 @@ export async function benchStage1(opts: SuiteOptions): Promise<BenchResult[]> {
             const testSeconds = Number(process.hrtime.bigint() - t0) / 1e9;
             run.dispose();
             set.ours.push({ threads, precision, train: median(times), test: testSeconds, evaluated: pass.evaluation !== null });
+            // a line per row as it is measured: the whole suite runs for a quarter of an hour and more
+            console.error(`bench stage1: ours, D=${D}, ${threads} thread(s), ${precision}: training ${median(times).toFixed(3)} s/it, test pass ${testSeconds.toFixed(2)} s`);
           } finally {
             if (precision === 'tf32') setTf32(false);
             else setGemmPrecision('fp32');
@@ -133,7 +138,7 @@ export async function benchStage1(opts: SuiteOptions): Promise<BenchResult[]> {
     for (const set of sets) {
       // the reference once per thread count, beside the fp32 rows (it has no bf16 path)
       const refs = new Map<number, ReferenceTiming | null>();
-      if (precisions.some((p) => p !== 'bf16')) for (const threads of threadCounts) refs.set(threads, runReference(python, set.dir, set.iterations, threads, opts.testVideos, device));
+      if (precisions.some((p) => p !== 'bf16')) for (const threads of threadCounts) refs.set(threads, runReference(python, set.dir, set.D, set.iterations, threads, opts.testVideos, device));
       for (const o of set.ours) {
         // On cuda the reference runs with PyTorch's defaults (cuDNN's convolutions in TF32, matmuls in
         // fp32): it stands beside our fp32 and our tf32 rows alike.
