@@ -138,6 +138,7 @@ export async function benchTspNet(opts: { quick?: boolean }): Promise<BenchResul
       adam.dispose();
       model.dispose();
       const M = items.slice(BATCH).map((it) => it.props.length / 2);
+      console.error(`bench tspnet: ours, D=${D}: training ${median(times).toFixed(3)} s/it, test pass ${testSeconds.toFixed(2)} s; the reference next...`);
       const ref = runReference(dir, files, iterations, videos);
       const threads = ref ? `PyTorch ${ref.threads} threads` : '';
       rows.push({
