@@ -84,16 +84,23 @@ for (const [name, f, g, draw] of UN)
     test(`${name} ${JSON.stringify(shape)}`, (t) =>
       checkOp(t, { name, shapes: [shape], forward: ([x]) => f(x), ref: ([x]) => x.map(g), draw }));
 
-// relu's backward has its own loop (native/cpu/elementwise.cc, relu_backward_range): exactly
-// dy * (x > 0 ? 1 : 0), the sign of a zero product included, over a vector body and its tail.
-test('relu backward: dy * (x > 0), bit for bit, with zeros, negatives and the sign of zero', (t) => {
+// relu has its own loops (native/cpu/elementwise.cc, relu_forward_range / relu_backward_range):
+// exactly x > 0 ? x : +0 (NaN and -0 give +0) and dy * (x > 0 ? 1 : 0), the sign of a zero product
+// included, over a vector body and its tail.
+test('relu forward and backward: x > 0 ? x : +0 and dy * (x > 0), bit for bit, with zeros, negatives, NaN and the sign of zero', (t) => {
   const n = 1003;
   const rng = new Rng(7);
-  const xs = Float32Array.from({ length: n }, (_, i) => (i % 5 === 0 ? (i % 10 === 0 ? 0 : -0) : rng.normal()));
+  const xs = Float32Array.from({ length: n }, (_, i) => (i % 5 === 0 ? (i % 10 === 0 ? 0 : -0) : i === 7 ? NaN : rng.normal()));
   const dys = Float32Array.from({ length: n }, () => rng.normal());
   const x = Tensor.from(xs, [n]);
   x.requiresGrad = true;
-  backward(ops.relu(x), Tensor.from(dys, [n]));
+  const y = ops.relu(x);
+  const ys = y.toArray();
+  for (let i = 0; i < n; i++) {
+    const want = xs[i] > 0 ? xs[i] : 0;
+    if (!Object.is(ys[i], want)) return t.fail(`forward, element ${i}: x ${xs[i]}: ${ys[i]}, expected ${want}`);
+  }
+  backward(y, Tensor.from(dys, [n]));
   const dx = x.grad!.toArray();
   for (let i = 0; i < n; i++) {
     const want = Math.fround(dys[i] * (xs[i] > 0 ? 1 : 0));
