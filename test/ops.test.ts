@@ -84,7 +84,7 @@ for (const [name, f, g, draw] of UN)
     test(`${name} ${JSON.stringify(shape)}`, (t) =>
       checkOp(t, { name, shapes: [shape], forward: ([x]) => f(x), ref: ([x]) => x.map(g), draw }));
 
-// relu has its own loops (native/cpu/elementwise.cc, relu_forward_range / relu_backward_range):
+// relu is written as bit masks (native/cpu/elementwise.cc, relu_f / relu_df):
 // exactly x > 0 ? x : +0 (NaN and -0 give +0) and dy * (x > 0 ? 1 : 0), the sign of a zero product
 // included, over a vector body and its tail.
 test('relu forward and backward: x > 0 ? x : +0 and dy * (x > 0), bit for bit, with zeros, negatives, NaN and the sign of zero', (t) => {

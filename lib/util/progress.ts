@@ -57,7 +57,6 @@ export class ProgressBar {
     if (finished && this.o.transient) {
       if (this.tty) this.stream.write('\r\x1b[K');
       else if (this.printed) this.stream.write(this.line(info) + '\n');
-      this.lastPrint = now;
       return;
     }
     this.lastPrint = now;

@@ -19,10 +19,10 @@
 
 // The unary functions, in kind order (lib/ops/elementwise.ts's UNARY): name, f(x), and f'(x) from
 // the input x and the output y = f(x). native/cuda/elementwise.cu's PSTAL_UNARY_CUDA is the twin.
-// Derivatives that are steps are written as converted comparisons, not selects: GCC vectorizes
-// those (a select kept relu's backward scalar, with a mispredicted branch per element).
+// Steps are written without selects, which GCC compiles to a branch per element (mispredicted
+// half the time on signs): abs's as converted comparisons, relu's as bit masks (relu_f, relu_df).
 #define PSTAL_UNARY_CPU(X)                                                                     \
-  X(relu, x > 0.f ? x : 0.f, (float)(x > 0.f))                                                 \
+  X(relu, relu_f(x), relu_df(x))                                                               \
   X(gelu, 0.5f * x * (1.f + std::erf(x * 0.70710678118654752f)), gelu_df(x)) /* exact GELU */ \
   X(sigmoid, 1.f / (1.f + std::exp(-x)), y * (1.f - y))                                        \
   X(exp, std::exp(x), y)                                                                       \
@@ -100,6 +100,24 @@ void binary_kernel(float* out, const float* a, const float* b, const Broadcast& 
   });
 }
 
+// relu and its derivative as masks of the comparison: written `x > 0 ? x : 0` and `(float)(x > 0)`
+// (the latter the fifth session's cure), GCC compiles a compare-and-branch per element, 5 ns an
+// element in training where the signs are random; bit masks vectorize. The same values: x where
+// x > 0, else +0 (NaN and -0 too); 1.0f or +0.0f, so dy * df keeps dy * 0's sign.
+inline float relu_f(float x) {
+  uint32_t b;
+  std::memcpy(&b, &x, sizeof b);
+  b &= -(uint32_t)(x > 0.f);
+  std::memcpy(&x, &b, sizeof b);
+  return x;
+}
+inline float relu_df(float x) {
+  uint32_t m = -(uint32_t)(x > 0.f) & 0x3f800000u;  // the bits of 1.0f or of +0.0f
+  float f;
+  std::memcpy(&f, &m, sizeof f);
+  return f;
+}
+
 // d GELU(x) / dx = Phi(x) + x phi(x)
 inline float gelu_df(float x) {
   float cdf = 0.5f * (1.f + std::erf(x * 0.70710678118654752f));
@@ -125,30 +143,6 @@ void map_unary_backward(float* dx, const float* dy, const float* x, const float*
   parallel_for(n, 1 << 14, [&](int64_t s, int64_t e) {
     for (int64_t i = s; i < e; i++) dx[i] = dy[i] * df(x[i], y[i]);
   });
-}
-
-// relu's backward, dx = dy * (float)(x > 0): GCC turns the product into a branch per element
-// (dy, or dy * 0 where x <= 0: measured 5 ns an element in training, where the signs are random)
-// however the step is written, so the mask is built explicitly: 1.0f where x > 0, else +0.0f,
-// and multiplied, the same product as the scalar form (dy * 0 keeps its sign: -0 for dy < 0).
-// relu itself, x > 0 ? x : +0 (NaN and -0 give +0): the same branch per element, the same cure.
-__attribute__((target_clones("avx2", "default"))) void relu_forward_range(float* __restrict y, const float* __restrict x, int64_t n) {
-  for (int64_t i = 0; i < n; i++) {
-    uint32_t b;
-    std::memcpy(&b, x + i, sizeof b);
-    b &= -(uint32_t)(x[i] > 0.f);
-    std::memcpy(y + i, &b, sizeof b);
-  }
-}
-
-__attribute__((target_clones("avx2", "default"))) void relu_backward_range(float* __restrict dx, const float* __restrict dy,
-                                                                          const float* __restrict x, int64_t n) {
-  for (int64_t i = 0; i < n; i++) {
-    uint32_t m = -(uint32_t)(x[i] > 0.f) & 0x3f800000u;  // the bits of 1.0f or of +0.0f
-    float f;
-    std::memcpy(&f, &m, sizeof f);
-    dx[i] = dy[i] * f;
-  }
 }
 
 }  // namespace
@@ -201,8 +195,6 @@ void sum_to(const SumTo& a) {
 int unary_kinds() { return UNARY_COUNT; }
 
 void unary_forward(const UnaryForward& a) {
-  if (a.kind == UNARY_relu)
-    return parallel_for(a.n, 1 << 14, [&](int64_t s, int64_t e) { relu_forward_range(a.out + s, a.x + s, e - s); });
   switch (a.kind) {
 #define PSTAL_X(name, f, df) \
   case UNARY_##name: return map_unary(a.out, a.x, a.n, [](float x) { return f; });
@@ -212,8 +204,6 @@ void unary_forward(const UnaryForward& a) {
 }
 
 void unary_backward(const UnaryBackward& a) {
-  if (a.kind == UNARY_relu)
-    return parallel_for(a.n, 1 << 14, [&](int64_t s, int64_t e) { relu_backward_range(a.dx + s, a.dy + s, a.x + s, e - s); });
   switch (a.kind) {
 #define PSTAL_X(name, f, df) \
   case UNARY_##name:         \
