@@ -46,10 +46,10 @@ for (const L of arg('lengths', '200,300,364,715,920').split(',').map(Number)) {
   const [q, k, v, g] = [1, 2, 3, 4].map((s) => Tensor.from(values(L * D, s), [L, D]));
   const [out, dq, dk, dv] = [0, 1, 2, 3].map(() => Tensor.empty([L, D]));
   const probs = Tensor.empty([H, L, L]);
-  const fwd = best(5, () => B.attention_forward(out.buffer, probs.buffer, q.buffer, k.buffer, v.buffer, L, D, H, 0.1, 7));
-  const bwd = best(5, () => B.attention_backward(dq.buffer, dk.buffer, dv.buffer, g.buffer, probs.buffer, q.buffer, k.buffer, v.buffer, L, D, H, 0.1, 7));
+  const fwd = best(5, () => B.attention_forward(out.buffer, probs.buffer, q.buffer, k.buffer, v.buffer, L, L, D, H, 0.1, 7));
+  const bwd = best(5, () => B.attention_backward(dq.buffer, dk.buffer, dv.buffer, g.buffer, probs.buffer, q.buffer, k.buffer, v.buffer, L, L, D, H, 0.1, 7));
   for (const t of [out, dq, dk, dv]) hash.update(Buffer.from(t.toArray().buffer));
-  const inf = best(3, () => B.attention_forward(out.buffer, null, q.buffer, k.buffer, v.buffer, L, D, H, 0, 0));
+  const inf = best(3, () => B.attention_forward(out.buffer, null, q.buffer, k.buffer, v.buffer, L, L, D, H, 0, 0));
   hash.update(Buffer.from(out.toArray().buffer));
   const ns = (ms: number): string => ((ms * 1e6) / (H * L * L)).toFixed(2);
   console.log(`L ${L}: training forward ${ns(fwd)}, backward ${ns(bwd)}, inference ${ns(inf)} ns per weight`);

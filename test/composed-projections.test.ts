@@ -9,6 +9,7 @@ import { Tensor, noGrad, tidy } from '../lib/tensor/tensor';
 import { DeferredBackward, backward } from '../lib/tensor/autograd';
 import { Parameter, applyAffine, composeAffine } from '../lib/nn';
 import { Stage1Model } from '../lib/models/hrpro/stage1';
+import { ReliabilityAwareBlock } from '../lib/models/hrpro/rab';
 import { scoreVideo } from '../lib/models/hrpro/inference';
 import { stage1Step } from '../lib/models/hrpro/train_stage1';
 import { Adam } from '../lib/nn';
@@ -186,3 +187,34 @@ test('stage1Step: composes once a batch when the batch has more tokens than D, n
   adam.dispose();
   m.dispose();
 });
+
+// The last RAB computes only the snippets' rows (Encoder.forward passes queryRows = T): the same
+// bits as computing all L rows and slicing, in training (every dropout on), for the output, the
+// input's gradient and every parameter's, with and without composed projections. Two blocks built
+// from the same seed draw the same weights and the same dropout seeds.
+for (const composed of [false, true])
+  test(`RAB with queryRows = T: the first T rows of the full block and the same gradients, bit for bit (composed projections: ${composed})`, (t) => {
+    const L = 37, T = 31, D = 16;
+    const opts = { heads: 4, feedForward: 8, dropout: 0.3, attentionDropout: 0.1 };
+    const xs = new Rng(3).uniformArray(L * D, -1, 1);
+    const gy = new Rng(4).uniformArray(T * D, -1, 1);
+    const run = (rows: number | undefined) =>
+      tidy(() => {
+        const block = new ReliabilityAwareBlock(D, opts, new Rng(5));
+        block.train();
+        const x = Tensor.from(xs, [L, D]);
+        x.requiresGrad = true;
+        const proj = composed ? block.composedProjections() : undefined;
+        let y = block.forward(x, proj, rows);
+        if (rows === undefined) y = ops.slice(y, 0, 0, T);
+        backward(y, Tensor.from(gy, [T, D]));
+        return { y: y.toArray(), dx: x.grad!.toArray(), grads: block.parameters().map((p) => p.grad?.toArray() ?? null) };
+      });
+    const full = run(undefined);
+    const part = run(T);
+    t.deepEqual(part.y, full.y, 'output');
+    t.deepEqual(part.dx, full.dx, 'input gradient');
+    t.is(part.grads.length, full.grads.length);
+    part.grads.forEach((g, i) => t.deepEqual(g, full.grads[i], `parameter ${i}`));
+    t.true(full.grads.filter((g) => g && g.some((v) => v !== 0)).length >= 10, 'gradients reach the parameters');
+  });

@@ -476,6 +476,12 @@ function registerGpuSuite(): void {
         name: `attention L=${L} D=${D} heads=${heads} p=${p}`, shapes: [[L, D], [L, D], [L, D]],
         f: ([q, k, v]) => ops.scaledDotProductAttention(q, k, v, heads, p, 77),
       });
+    // fewer queries than keys (the last RAB's snippet rows): the same dropout mask numbering
+    for (const [Lq, L, D, heads, p] of [[1, 7, 12, 3, 0.1], [5, 7, 12, 3, 0.1], [340, 360, 2048, 8, 0.1]])
+      parity(t, {
+        name: `attention Lq=${Lq} L=${L} D=${D} heads=${heads} p=${p}`, shapes: [[Lq, D], [L, D], [L, D]],
+        f: ([q, k, v]) => ops.scaledDotProductAttention(q, k, v, heads, p, 77),
+      });
   });
 
   // ---- shape ops -------------------------------------------------------------------------------

@@ -1,12 +1,15 @@
 // ---------------------------------------------------------------------------------------------
-// attention.cc: multi-head scaled-dot-product attention over all L tokens (no mask), the core of
+// attention.cc: multi-head scaled-dot-product attention over all Lk tokens (no mask), the core of
 // the Reliability-aware Attention Block (SPEC §2 step 2). Inputs are the already in-projected
-// q, k, v [L, D]; head h is the column block [h*dh, (h+1)*dh), addressed with GEMM row strides,
-// so no head split/merge copies are made. Heads run in parallel, one thread each.
+// q [Lq, D], k, v [Lk, D]: the first Lq <= Lk tokens' queries (the last RAB needs only the
+// snippets' rows, not the prototype tokens' after them). Head h is the column block
+// [h*dh, (h+1)*dh), addressed with GEMM row strides, so no head split/merge copies are made. Heads
+// run in parallel, one thread each. Everything is as for Lq = Lk restricted to the first Lq rows,
+// bit for bit: the query blocks and the dropout mask's element numbers come from Lk.
 //
 //   P_h = softmax(Q_h K_h^T / sqrt(dh)),  O_h = dropout(P_h) V_h
 //
-// The forward saves P [H, L, L], its dropped elements negated: the backward reads the dropout mask
+// The forward saves P [H, Lq, Lk], its dropped elements negated: the backward reads the dropout mask
 // from the signs (one hash per element in all, not two).
 // ---------------------------------------------------------------------------------------------
 #include <algorithm>
@@ -136,19 +139,20 @@ void softmax_dropout_backward_rows(float* dP, const float* P, int64_t rows, int6
 
 }  // namespace
 
-// attention_forward(out, probs, q, k, v, L, D, H, dropout_p, seed). probs may be null when no
-// gradient is needed (inference): each block's scores then live in a per-thread scratch, and the
-// [H, L, L] buffer (27 MB for an 900-snippet video) is neither allocated nor written.
+// attention_forward(out, probs, q, k, v, Lq, Lk, D, H, dropout_p, seed). probs may be null when
+// no gradient is needed (inference): each block's scores then live in a per-thread scratch, and
+// the [H, Lq, Lk] buffer (27 MB for an 900-snippet video) is neither allocated nor written.
 void attention_forward(const AttentionForward& op) {
-  const auto& [L, D, H, p, seed, out, probs, q, k, v] = op;
+  const auto& [Lq, Lk, D, H, p, seed, out, probs, q, k, v] = op;
+  const int64_t L = Lk;  // a row's length
   int64_t dh = D / H;
   float scale = 1.f / std::sqrt((float)dh);
   int64_t rb = query_block(L);
   parallel_for(H, 1, [&](int64_t h0, int64_t h1) {
     for (int64_t h = h0; h < h1; h++) {
-      for (int64_t i0 = 0; i0 < L; i0 += rb) {
-        int64_t rows = std::min(rb, L - i0);
-        float* S = probs ? probs + (h * L + i0) * L : score_scratch.get((size_t)(rb * L));
+      for (int64_t i0 = 0; i0 < Lq; i0 += rb) {
+        int64_t rows = std::min(rb, Lq - i0);
+        float* S = probs ? probs + (h * Lq + i0) * L : score_scratch.get((size_t)(rb * L));
         sgemm_serial(false, true, rows, L, dh, scale, q + i0 * D + h * dh, D, k + h * dh, D, 0.f, S, L);
         const float* Sd = S;
         if (p > 0 && probs) {
@@ -175,21 +179,22 @@ void attention_forward(const AttentionForward& op) {
   });
 }
 
-// attention_backward(dq, dk, dv, dout, probs, q, k, v, L, D, H, dropout_p, seed), in blocks of
-// query rows as the forward. dV = Pd^T dO and dK = dS^T Q sum over the query rows, so each block
+// attention_backward(dq, dk, dv, dout, probs, q, k, v, Lq, Lk, D, H, dropout_p, seed), in blocks
+// of query rows as the forward. dV = Pd^T dO and dK = dS^T Q sum over the query rows, so each block
 // adds its share (beta = 1 after the first); a block a multiple of the GEMM's depth block keeps
 // the additions in the one-block order, hence the same bits.
 void attention_backward(const AttentionBackward& op) {
-  const auto& [L, D, H, p, seed, dq, dk, dv, dout, probs, q, k, v] = op;
+  const auto& [Lq, Lk, D, H, p, seed, dq, dk, dv, dout, probs, q, k, v] = op;
+  const int64_t L = Lk;  // a row's length
   int64_t dh = D / H;
   float scale = 1.f / std::sqrt((float)dh);
   const int64_t rb = query_block(L);
   const float keep = p > 0 ? 1.f / (1.f - (float)p) : 1.f;
   parallel_for(H, 1, [&](int64_t h0, int64_t h1) {
     for (int64_t h = h0; h < h1; h++) {
-      for (int64_t i0 = 0; i0 < L; i0 += rb) {
-        int64_t rows = std::min(rb, L - i0);
-        const float* P = probs + (h * L + i0) * L;
+      for (int64_t i0 = 0; i0 < Lq; i0 += rb) {
+        int64_t rows = std::min(rb, Lq - i0);
+        const float* P = probs + (h * Lq + i0) * L;
         const float* dO = dout + i0 * D + h * dh;
         float beta = i0 == 0 ? 0.f : 1.f;
         // Pd = P * mask, the mask read from P's signs

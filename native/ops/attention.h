@@ -11,12 +11,16 @@
 
 namespace pstal {
 
-// attention_forward(out, probs, q, k, v, L, D, H, dropout_p, seed). probs may be null when no
-// gradient is needed (inference): the scores then live in scratch, and the [H, L, L] buffer is
-// neither allocated nor written. What probs holds is for the same backend's backward only (the
-// CPU marks the dropped weights in their sign bits; CUDA saves them plain).
+// attention_forward(out, probs, q, k, v, Lq, Lk, D, H, dropout_p, seed): Lq query rows q [Lq, D]
+// attend over Lk key rows k, v [Lk, D] (Lq <= Lk: the queries are the first Lq tokens, whose
+// weights are the first Lq rows of each head's Lk x Lk matrix; the dropout mask numbers element
+// (h, i, j) as (h Lk + i) Lk + j, the full matrix's index, so dropping the last Lk - Lq query rows
+// changes nothing else). out [Lq, D]. probs [H, Lq, Lk] may be null when no gradient is needed
+// (inference): the scores then live in scratch, and the buffer is neither allocated nor written.
+// What probs holds is for the same backend's backward only (the CPU marks the dropped weights in
+// their sign bits; CUDA saves them plain).
 struct AttentionForward {
-  int64_t L, D, H;
+  int64_t Lq, Lk, D, H;
   double p;
   uint64_t seed;
   float* out;
@@ -27,11 +31,10 @@ struct AttentionForward {
 };
 void attention_forward(const AttentionForward& a);
 
-// attention_backward(dq, dk, dv, dout, probs, q, k, v, L, D, H, dropout_p, seed)
+// attention_backward(dq, dk, dv, dout, probs, q, k, v, Lq, Lk, D, H, dropout_p, seed): dq [Lq, D],
+// dk, dv [Lk, D]
 struct AttentionBackward {
-  int64_t L;
-  int64_t D;
-  int64_t H;
+  int64_t Lq, Lk, D, H;
   double p;
   uint64_t seed;
   float* dq;

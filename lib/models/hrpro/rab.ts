@@ -10,6 +10,12 @@
  * `RabProjections`, each branch is one map composed from both (`composeAffine`), one GEMM of
  * [L, D] x [D, D] instead of two, the same function up to float rounding. The composition costs
  * D^3 per branch, so callers compose once for many videos (Stage1Model.composeProjections).
+ *
+ * `queryRows` (the last block: the encoder keeps only the snippets' rows, not the prototype
+ * tokens' after them) computes only the first rows' outputs: their queries attend over all tokens'
+ * keys and values, and the block's row-wise rest (residual, norms, FFN) runs on those rows alone.
+ * The same bits as slicing the full output: every op is row-independent, the attention numbers its
+ * dropout mask as for all rows, and the dropped rows' gradients were zeros at the ends of sums.
  */
 import * as ops from '../../ops';
 import { Affine, applyAffine, composeAffine, Conv1d, Dropout, LayerNorm, Linear, Module, MultiheadAttention } from '../../nn';
@@ -66,12 +72,17 @@ export class ReliabilityAwareBlock extends Module {
     };
   }
 
-  /** x [L, D] -> [L, D]; with `projections` (this block's, composed) q and k take one GEMM each. */
-  forward(x: Tensor, projections?: RabProjections): Tensor {
+  /**
+   * x [L, D] -> [queryRows, D] (default all L); with `projections` (this block's, composed) q and k
+   * take one GEMM each.
+   */
+  forward(x: Tensor, projections?: RabProjections, queryRows = x.shape[0]): Tensor {
     const att = this.self_atten;
-    const q = projections ? applyAffine(x, projections.query) : att.project(this.conv_query.forward(x), 'q');
+    const xq = queryRows === x.shape[0] ? x : ops.slice(x, 0, 0, queryRows); // the query rows
+    const q = projections ? applyAffine(xq, projections.query) : att.project(this.conv_query.forward(xq), 'q');
     const k = projections ? applyAffine(x, projections.key) : att.project(this.conv_key.forward(x), 'k');
-    let h = this.norm1.forward(ops.add(x, this.dropout1.forward(att.attend(q, k, att.project(x, 'v')))));
+    const a = this.dropout1.forward(att.attend(q, k, att.project(x, 'v')));
+    let h = this.norm1.forward(ops.add(xq, a));
     const ff = this.linear2.forward(this.dropout.forward(ops.relu(this.linear1.forward(h))));
     h = this.norm2.forward(ops.add(h, this.dropout2.forward(ff)));
     return h;

@@ -2,7 +2,8 @@
  * stage1.ts: HR-Pro's snippet-level model (SPEC §2), `S_Model` in the reference, with its
  * parameter names (SPEC §8) so a PyTorch checkpoint exported to safetensors loads by name.
  *
- *   tokens = [X (T x D); prototype tokens (C x D)]  -> 2 x RAB -> first T rows
+ *   tokens = [X (T x D); prototype tokens (C x D)]  -> 2 x RAB -> first T rows (the last RAB
+ *   computes only those)
  *   E = relu(conv3(.))                          the embedded feature   [T, D]
  *   cas = sigmoid(conv1(dropout0.7(E)))         [T, C + 1], last column = background
  *   cas_P = cas_S * (1 - bkg), cas_fuse = [cas_P, bkg]
@@ -81,8 +82,9 @@ export class Encoder extends Module {
   forward(x: Tensor, protoTokens: Tensor, projections?: ComposedProjections): Tensor {
     const T = x.shape[0];
     let h = this.RAB.length ? ops.concat([x, protoTokens], 0) : x;
-    this.RAB.forEach((layer, i) => (h = layer.forward(h, projections?.layers[i])));
-    if (this.RAB.length) h = ops.slice(h, 0, 0, T);
+    // every block sees all tokens; the last computes only the snippets' rows, the ones kept
+    const last = this.RAB.length - 1;
+    this.RAB.forEach((layer, i) => (h = layer.forward(h, projections?.layers[i], i === last ? T : undefined)));
     return ops.relu(this.feature_embedding[0].forward(h));
   }
 }
