@@ -397,3 +397,29 @@ test('conv1d and matmul compute only the gradients their inputs need (the featur
   t.is(da, null);
   t.deepEqual(db!.shape, [2, 4]);
 });
+
+// A slice's gradient is a BlockGrad (added where the slice was, never a zero-filled tensor of the
+// input's size): into a leaf that several slices and a whole use reach, accumulated over two
+// passes; through a non-leaf (made whole there); with integers, so every sum is exact.
+test('slice gradients (BlockGrad): a leaf reached by two slices and a whole use, two passes, and a non-leaf', (t) => {
+  tidy(() => {
+    const int = (n: number, k: number): Float32Array => Float32Array.from({ length: n }, (_, i) => ((i * k) % 7) - 3);
+    const W = Tensor.from(int(24, 1), [6, 4]);
+    W.requiresGrad = true;
+    const A = Tensor.from(int(8, 2), [2, 4]), Bm = Tensor.from(int(8, 3), [2, 4]), C = Tensor.from(int(24, 5), [6, 4]);
+    const pass = (): void =>
+      backward(ops.add(ops.add(ops.sumAll(ops.mul(ops.slice(W, 0, 0, 2), A)), ops.sumAll(ops.mul(ops.slice(W, 0, 2, 4), Bm))), ops.sumAll(ops.mul(W, C))));
+    const [a, b, c] = [A, Bm, C].map((x) => Array.from(x.toArray()));
+    const once = c.map((v, i) => v + (i < 8 ? a[i] : i < 16 ? b[i - 8] : 0));
+    pass();
+    t.deepEqual(Array.from(W.grad!.toArray()), once, 'first pass: [A; B; 0] + C');
+    pass();
+    t.deepEqual(Array.from(W.grad!.toArray()), once.map((v) => 2 * v), 'second pass accumulates');
+    // through a non-leaf, and a slice along the last axis
+    const x = Tensor.from(int(12, 4), [3, 4]);
+    x.requiresGrad = true;
+    backward(ops.sumAll(ops.mul(ops.slice(ops.affine(x, 2, 0), 1, 1, 3), Tensor.from(int(6, 6), [3, 2]))));
+    const r = Array.from(int(6, 6));
+    t.deepEqual(Array.from(x.grad!.toArray()), Array.from({ length: 12 }, (_, i) => (i % 4 >= 1 && i % 4 < 3 ? 2 * r[Math.floor(i / 4) * 2 + (i % 4) - 1] : 0)));
+  });
+});

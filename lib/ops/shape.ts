@@ -79,11 +79,8 @@ export function slice(x: Tensor, axis: number, start: number, end: number): Tens
     throw new Error(`slice: range [${start}, ${end}) is invalid for axis ${axis} of ${shapeStr(x.shape)}`);
   const out = Tensor.empty(x.shape.map((d, i) => (i === a ? end - start : d)), x.device);
   blockCopy(out, x, a, 0, start, end - start, false);
-  return record('slice', out, [x], (g) => {
-    const dx = Tensor.zeros(x.shape, x.device);
-    blockCopy(dx, g, a, start, 0, end - start, false);
-    return [dx];
-  });
+  // the gradient is g where the slice was, zero elsewhere: added in place (autograd's BlockGrad)
+  return record('slice', out, [x], (g) => [{ block: g, addInto: (dst, acc) => blockCopy(dst, g, a, start, 0, end - start, acc) }]);
 }
 
 /** [R, C] -> [C, R]. */

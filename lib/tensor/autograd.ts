@@ -5,7 +5,7 @@
  * run before one optimizer step (gradient accumulation).
  */
 import { backend } from '../runtime/backend';
-import { GradNode, Tensor, checkFinite, isDetectAnomaly, needsGrad, owned, shapeStr, tidy } from './tensor';
+import { BlockGrad, GradNode, Tensor, checkFinite, isDetectAnomaly, needsGrad, owned, shapeStr, tidy } from './tensor';
 
 /** Attaches a backward rule to `out` when any input needs a gradient; checks for NaN/Inf. */
 export function record(op: string, out: Tensor, inputs: Tensor[], backward: GradNode['backward']): Tensor {
@@ -43,50 +43,70 @@ export function backward(loss: Tensor, grad?: Tensor): void {
     if (t.node) for (const i of t.node.inputs) if (!seen.has(i) && (i.node || i.requiresGrad)) stack.push([i, false]);
   }
   tidy(() => {
-    const grads = new Map<Tensor, Tensor>();
+    const grads = new Map<Tensor, Tensor | BlockGrad>();
     grads.set(loss, grad ? grad.detach() : Tensor.full(loss.shape, 1, loss.device));
     for (let k = order.length - 1; k >= 0; k--) {
       const t = order[k];
-      const g = grads.get(t);
-      if (!g) continue;
+      const entry = grads.get(t);
+      if (!entry) continue;
       grads.delete(t);
       if (!t.node) {
-        if (t.requiresGrad) {
-          if (t.grad) {
-            accumulate(t.grad, g);
-            g.dispose();
-          } else {
-            t.grad = g.keep();
-          }
-        } else g.dispose();
+        if (!t.requiresGrad) release(entry);
+        else if (t.grad) {
+          addInto(t.grad, entry);
+          release(entry);
+        } else t.grad = materialize(entry, t).keep();
         continue;
       }
+      const g = materialize(entry, t); // a node's backward takes its output's whole gradient
       const gs = t.node.backward(g);
       let gPassed = false;
       t.node.inputs.forEach((inp, i) => {
         let gi = gs[i];
         if (!gi) return;
-        if (gi === g) {
-          if (gPassed) gi = g.detach();
+        if (held(gi) === g) {
+          if (gPassed) gi = isBlock(gi) ? materialize(gi, inp, false) : g.detach();
           gPassed = true;
         }
+        const holdsG = held(gi) === g;
         if (!(inp.node || inp.requiresGrad)) {
-          if (gi !== g) gi.dispose();
+          if (!holdsG) release(gi);
           return;
         }
-        if (gi.size !== inp.size)
+        if (!isBlock(gi) && gi.size !== inp.size)
           throw new Error(`backward of ${t.node!.op}: gradient ${shapeStr(gi.shape)} does not match input ${shapeStr(inp.shape)}`);
-        if (isDetectAnomaly()) checkFinite(`backward of ${t.node!.op} (the gradient of its input ${i})`, gi, [g]);
-        const acc = grads.get(inp);
+        if (isDetectAnomaly()) checkFinite(`backward of ${t.node!.op} (the gradient of its input ${i})`, held(gi), [g]);
+        let acc = grads.get(inp);
         if (acc) {
-          accumulate(acc, gi);
-          if (gi !== g) gi.dispose();
+          if (isBlock(acc)) grads.set(inp, (acc = materialize(acc, inp))); // a sum of two needs the whole tensor
+          addInto(acc, gi);
+          if (!holdsG) release(gi);
           else gPassed = false;
         } else grads.set(inp, gi);
       });
       if (!gPassed) g.dispose();
     }
   });
+}
+
+const isBlock = (x: Tensor | BlockGrad): x is BlockGrad => !(x instanceof Tensor);
+/** the tensor a gradient holds */
+const held = (x: Tensor | BlockGrad): Tensor => (isBlock(x) ? x.block : x);
+const release = (x: Tensor | BlockGrad): void => held(x).dispose();
+
+/** dst += x, the same additions as with x made whole (zeros outside a block add nothing). */
+function addInto(dst: Tensor, x: Tensor | BlockGrad): void {
+  if (isBlock(x)) x.addInto(dst, true);
+  else accumulate(dst, x);
+}
+
+/** The gradient x as a tensor of `input`'s shape (a block: zeros around it); consumes x unless told not to. */
+function materialize(x: Tensor | BlockGrad, input: Tensor, consume = true): Tensor {
+  if (!isBlock(x)) return x;
+  const whole = Tensor.zeros(input.shape, input.device);
+  x.addInto(whole, false);
+  if (consume) x.block.dispose();
+  return whole;
 }
 
 /** Clears the accumulated gradients of these tensors (fills with zero, keeping the memory). */

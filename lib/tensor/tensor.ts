@@ -18,8 +18,24 @@ import type { NativeAddon, NativeBuffer } from '../runtime/native';
 export interface GradNode {
   op: string;
   inputs: Tensor[];
-  /** Returns one gradient per input (null where none flows). May return `grad` itself once. */
-  backward(grad: Tensor): (Tensor | null)[];
+  /**
+   * Returns one gradient per input (null where none flows): a tensor of the input's shape, or a
+   * BlockGrad. May return `grad` itself once (as a tensor or as a BlockGrad's block).
+   */
+  backward(grad: Tensor): (Tensor | BlockGrad | null)[];
+}
+
+/**
+ * A gradient that is zero outside one block of its input (a slice's): autograd adds the block where
+ * it lands instead of building a zero-filled tensor of the input's size and adding that whole. For
+ * MultiheadAttention's in_proj_weight [3D, D], whose q, k and v rows are slices, that was a 3D^2
+ * fill and a 3D^2 addition per slice and video for D^2 numbers (~2.5 % of a D = 2048 step).
+ */
+export interface BlockGrad {
+  /** the block's values (the gradient owns this tensor) */
+  block: Tensor;
+  /** writes (accumulate false) or adds the block into its place in `dst`, a tensor of the input's shape */
+  addInto(dst: Tensor, accumulate: boolean): void;
 }
 
 /**
