@@ -387,7 +387,7 @@ test('conv1d and matmul compute only the gradients their inputs need (the featur
   const y = ops.conv1d(x, w, null, 1);
   const [dx, dw] = y.node!.backward(Tensor.full(y.shape, 1));
   t.is(dx, null);
-  t.deepEqual(dw!.shape, [3, 4, 3]);
+  t.deepEqual((dw as Tensor).shape, [3, 4, 3]);
   const m = ops.matmul(x, Tensor.from(data(4 * 2), [4, 2]));
   t.is(m.node, null, 'no input needs a gradient: no node');
   const p = Tensor.from(data(2 * 4), [2, 4]);
@@ -395,7 +395,7 @@ test('conv1d and matmul compute only the gradients their inputs need (the featur
   const m2 = ops.matmul(x, p, { transB: true });
   const [da, db] = m2.node!.backward(Tensor.full(m2.shape, 1));
   t.is(da, null);
-  t.deepEqual(db!.shape, [2, 4]);
+  t.deepEqual((db as Tensor).shape, [2, 4]);
 });
 
 // A slice's gradient is a BlockGrad (added where the slice was, never a zero-filled tensor of the
