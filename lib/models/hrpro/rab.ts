@@ -30,10 +30,14 @@ export interface RabOptions {
   attentionDropout: number;
 }
 
-/** A block's q and k branches, each composed into one affine map. */
+/**
+ * A block's in-projections for many forward passes: q and k each composed into one affine map, v
+ * the slice of in_proj (sliced once, not copied out of in_proj_weight by every pass).
+ */
 export interface RabProjections {
   query: Affine;
   key: Affine;
+  value: Affine;
 }
 
 export class ReliabilityAwareBlock extends Module {
@@ -64,11 +68,12 @@ export class ReliabilityAwareBlock extends Module {
     this.dropout2 = new Dropout(o.dropout, rng);
   }
 
-  /** conv_query then the q in-projection, conv_key then the k in-projection, composed (graph ops). */
+  /** conv_query then the q in-projection, conv_key then the k in-projection, composed, and v's (graph ops). */
   composedProjections(): RabProjections {
     return {
       query: composeAffine(this.conv_query.asAffine(), this.self_atten.inProjection('q')),
       key: composeAffine(this.conv_key.asAffine(), this.self_atten.inProjection('k')),
+      value: this.self_atten.inProjection('v'),
     };
   }
 
@@ -81,7 +86,8 @@ export class ReliabilityAwareBlock extends Module {
     const xq = queryRows === x.shape[0] ? x : ops.slice(x, 0, 0, queryRows); // the query rows
     const q = projections ? applyAffine(xq, projections.query) : att.project(this.conv_query.forward(xq), 'q');
     const k = projections ? applyAffine(x, projections.key) : att.project(this.conv_key.forward(x), 'k');
-    const a = this.dropout1.forward(att.attend(q, k, att.project(x, 'v')));
+    const v = projections ? applyAffine(x, projections.value) : att.project(x, 'v');
+    const a = this.dropout1.forward(att.attend(q, k, v));
     let h = this.norm1.forward(ops.add(xq, a));
     const ff = this.linear2.forward(this.dropout.forward(ops.relu(this.linear1.forward(h))));
     h = this.norm2.forward(ops.add(h, this.dropout2.forward(ff)));

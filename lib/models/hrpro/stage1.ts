@@ -11,7 +11,7 @@
  *   a training video use the mean over all T instead)
  */
 import * as ops from '../../ops';
-import { Buffer, Conv1d, Dropout, Module } from '../../nn';
+import { Affine, Buffer, Conv1d, Dropout, Module } from '../../nn';
 import { Tensor, noGrad } from '../../tensor/tensor';
 import { DeferredBackward } from '../../tensor/autograd';
 import { Rng } from '../../util/rng';
@@ -90,8 +90,8 @@ export class Encoder extends Module {
 }
 
 /**
- * Every RAB's q and k branches composed (rab.ts), for many forward passes at once: a test pass, or
- * a training step's videos. In a training step the passes' gradients gather on the composed maps
+ * Every RAB's in-projections (rab.ts: q and k branches composed, v sliced out of in_proj), for
+ * many forward passes at once: a test pass, or a training step's videos. In a training step the passes' gradients gather on the composed maps
  * and `flush()` carries them to the parameters once, before the optimizer step; under `noGrad`
  * there is nothing to flush. Valid until the parameters change: compose again after each step.
  */
@@ -102,13 +102,14 @@ export class ComposedProjections {
     this.deferred = new DeferredBackward(() =>
       blocks.flatMap((b) => {
         const p = b.composedProjections();
-        return [p.query.weight, p.query.bias, p.key.weight, p.key.bias];
+        return [p.query.weight, p.query.bias, p.key.weight, p.key.bias, p.value.weight, p.value.bias];
       }),
     );
     const t = this.deferred.leaves;
-    this.layers = blocks.map((_, i) => ({ query: { weight: t[4 * i], bias: t[4 * i + 1] }, key: { weight: t[4 * i + 2], bias: t[4 * i + 3] } }));
+    const affine = (i: number): Affine => ({ weight: t[i], bias: t[i + 1] });
+    this.layers = blocks.map((_, i) => ({ query: affine(6 * i), key: affine(6 * i + 2), value: affine(6 * i + 4) }));
   }
-  /** The gradients gathered since the last flush, into conv_query, conv_key and in_proj's q, k slices. */
+  /** The gradients gathered since the last flush, into conv_query, conv_key and in_proj. */
   flush(): void {
     this.deferred.flush();
   }
