@@ -11,6 +11,7 @@ import { dropoutScaleRef } from './helpers/ref';
 import { Rng } from '../lib/util/rng';
 import { Tensor } from '../lib/tensor/tensor';
 import { backward } from '../lib/tensor/autograd';
+import { cpu } from '../lib/runtime/native';
 
 const positive = (_: number, rng: Rng, n: number): Float64Array => randArray(rng, n, 0.2, 2);
 const probs = (_: number, rng: Rng, n: number): Float64Array => randArray(rng, n, 0.05, 0.95);
@@ -237,6 +238,37 @@ for (const shape of [[5], [3, 4], [2, 3, 5], [1, 1, 1]])
         const inner = shape.slice(axis + 1).reduce((a, b) => a * b, 1);
         checkOp(t, { name: kind, shapes: [shape], forward: ([x]) => ops[kind](x, axis), ref: ([x]) => R.reduceRef(x, outer, shape[axis], inner, kind) });
       });
+
+// max's kernel picks with masks in AVX2 lanes (8 columns at a time, then a scalar tail): the same
+// values and indices as the plain rule (strictly greater replaces, so the first of equal maxima
+// wins; a NaN never replaces, and a NaN in row 0 stays), checked on the addon directly (the op
+// refuses NaN inputs), with ties and NaNs planted, for widths around the vector length.
+test('max over an axis: the plain rule\'s values and argmax, ties and NaN, every tail width', (t) => {
+  const B = cpu();
+  const rng = new Rng(11);
+  for (const inner of [1, 7, 8, 9, 16, 17, 256])
+    for (const len of [1, 2, 8, 13]) {
+      const outer = 3;
+      const x = Float32Array.from({ length: outer * len * inner }, () => Math.round(rng.range(-3, 3))); // small integers: many ties
+      for (let i = 0; i < x.length; i += 11) x[i] = NaN;
+      const want = new Float32Array(outer * inner), wantArg = new Float32Array(outer * inner);
+      for (let o = 0; o < outer; o++)
+        for (let j = 0; j < inner; j++) {
+          let m = x[o * len * inner + j], a = 0;
+          for (let l = 1; l < len; l++) {
+            const v = x[(o * len + l) * inner + j];
+            if (v > m) (m = v), (a = l);
+          }
+          want[o * inner + j] = m;
+          wantArg[o * inner + j] = a;
+        }
+      const [xb, out, arg] = [Tensor.from(x, [x.length]), Tensor.empty([outer * inner]), Tensor.empty([outer * inner])];
+      B.reduce_forward(2, out.buffer, arg.buffer, xb.buffer, outer, len, inner);
+      t.deepEqual(out.toArray(), want, `values, inner ${inner}, len ${len}`);
+      t.deepEqual(arg.toArray(), wantArg, `argmax, inner ${inner}, len ${len}`);
+      for (const z of [xb, out, arg]) z.dispose();
+    }
+});
 
 for (const [T, C, k] of [[1, 3, 1], [8, 4, 1], [17, 5, 2], [40, 21, 5]])
   test(`topkMean T=${T} C=${C} k=${k}`, (t) =>

@@ -12,7 +12,57 @@
 #include "common/parallel.h"
 #include "ops/reduce.h"
 
+#if defined(__x86_64__) || defined(__i386__)
+#include <immintrin.h>
+#define PSTAL_REDUCE_X86 1
+#endif
+
 namespace pstal {
+namespace {
+
+// Max over len rows of inner values, and the row of each maximum: out[j] = x[0][j], then for
+// l = 1.. a value strictly greater (NaN never is) replaces it and records l, so the first of equal
+// maxima wins. The comparison picks with masks, not branches: as branches (GCC's code for the
+// plain loop) it cost 2.4 ns an element in TSPNet's RoI max pooling, mispredicted on random data.
+void max_rows_generic(float* out, float* arg, const float* x, int64_t len, int64_t inner) {
+  for (int64_t j = 0; j < inner; j++) out[j] = x[j], arg[j] = 0.f;
+  for (int64_t l = 1; l < len; l++)
+    for (int64_t j = 0; j < inner; j++)
+      if (x[l * inner + j] > out[j]) out[j] = x[l * inner + j], arg[j] = (float)l;
+}
+
+#if PSTAL_REDUCE_X86
+__attribute__((target("avx2"))) void max_rows_avx2(float* out, float* arg, const float* x, int64_t len, int64_t inner) {
+  int64_t j = 0;
+  for (; j + 8 <= inner; j += 8) {
+    __m256 m = _mm256_loadu_ps(x + j), a = _mm256_setzero_ps();
+    for (int64_t l = 1; l < len; l++) {
+      __m256 v = _mm256_loadu_ps(x + l * inner + j);
+      __m256 gt = _mm256_cmp_ps(v, m, _CMP_GT_OQ);  // ordered: false where either is NaN
+      m = _mm256_blendv_ps(m, v, gt);
+      a = _mm256_blendv_ps(a, _mm256_set1_ps((float)l), gt);
+    }
+    _mm256_storeu_ps(out + j, m);
+    _mm256_storeu_ps(arg + j, a);
+  }
+  if (j < inner) {  // the last inner % 8 columns
+    for (int64_t jj = j; jj < inner; jj++) out[jj] = x[jj], arg[jj] = 0.f;
+    for (int64_t l = 1; l < len; l++)
+      for (int64_t jj = j; jj < inner; jj++)
+        if (x[l * inner + jj] > out[jj]) out[jj] = x[l * inner + jj], arg[jj] = (float)l;
+  }
+}
+const bool has_avx2 = __builtin_cpu_supports("avx2");
+#endif
+
+void max_rows(float* out, float* arg, const float* x, int64_t len, int64_t inner) {
+#if PSTAL_REDUCE_X86
+  if (has_avx2) return max_rows_avx2(out, arg, x, len, inner);
+#endif
+  max_rows_generic(out, arg, x, len, inner);
+}
+
+}  // namespace
 
 
 // reduce_forward(kind, out, argmax, x, outer, len, inner): argmax (a buffer of [outer, inner]
@@ -25,11 +75,7 @@ void reduce_forward(const ReduceForward& op) {
       const float* xo = x + o * len * inner;
       float* out_o = out + o * inner;
       if (kind == MAX) {
-        float* arg_o = arg + o * inner;
-        for (int64_t j = 0; j < inner; j++) out_o[j] = xo[j], arg_o[j] = 0.f;
-        for (int64_t l = 1; l < len; l++)
-          for (int64_t j = 0; j < inner; j++)
-            if (xo[l * inner + j] > out_o[j]) out_o[j] = xo[l * inner + j], arg_o[j] = (float)l;
+        max_rows(out_o, arg + o * inner, xo, len, inner);
       } else {
         std::fill(acc.begin(), acc.end(), 0.0);
         for (int64_t l = 0; l < len; l++)
