@@ -270,6 +270,30 @@ test('max over an axis: the plain rule\'s values and argmax, ties and NaN, every
     }
 });
 
+// maxOver reads the range in place (reduce_forward's axis_len, start): the values and the gradient
+// of max(slice(x)), bit for bit, on every axis; its gradient is a BlockGrad (zero outside the range).
+test('maxOver(x, axis, start, end) equals max(slice(x, axis, start, end), axis), values and gradient', (t) => {
+  const shape = [5, 12, 7];
+  const x0 = new Rng(5).uniformArray(5 * 12 * 7, -1, 1);
+  for (let axis = 0; axis < 3; axis++)
+    for (const [a, b] of [[0, 2], [2, 10], [10, 12], [0, 12], [3, 4]].filter(([, e]) => e <= shape[axis])) {
+      const run = (fast: boolean): [Float32Array, Float32Array] => {
+        const x = Tensor.from(x0, shape);
+        x.requiresGrad = true;
+        const y = fast ? ops.maxOver(x, axis, a, b) : ops.max(ops.slice(x, axis, a, b), axis);
+        backward(ops.sumAll(ops.mul(y, Tensor.from(new Rng(9).uniformArray(y.size, -1, 1), y.shape))));
+        return [y.toArray(), x.grad!.toArray()];
+      };
+      const [yf, gf] = run(true);
+      const [ys, gs] = run(false);
+      t.deepEqual(yf, ys, `values, axis ${axis}, [${a}, ${b})`);
+      t.deepEqual(gf, gs, `gradient, axis ${axis}, [${a}, ${b})`);
+    }
+  const x = Tensor.zeros([2, 3]);
+  t.throws(() => ops.maxOver(x, 1, 2, 2), { message: /max: positions \[2, 2\) are not a non-empty range of axis 1 of \[2, 3\]/ });
+  t.throws(() => ops.maxOver(x, 1, 1, 4), { message: /positions \[1, 4\)/ });
+});
+
 for (const [T, C, k] of [[1, 3, 1], [8, 4, 1], [17, 5, 2], [40, 21, 5]])
   test(`topkMean T=${T} C=${C} k=${k}`, (t) =>
     checkOp(t, { name: 'topkMean', shapes: [[T, C]], forward: ([x]) => ops.topkMean(x, k), ref: ([x]) => R.topkMeanRef(x, T, C, k) }));

@@ -15,27 +15,48 @@ function normAxis(op: string, x: Tensor, axis: number): number {
   return a;
 }
 
-function reduce(kind: keyof typeof KIND, x: Tensor, axis: number, keepDim: boolean): Tensor {
+/** kind over positions [start, end) of an axis (default all): a slice's reduction without the slice's copy. */
+function reduce(kind: keyof typeof KIND, x: Tensor, axis: number, keepDim: boolean, start = 0, end?: number): Tensor {
   const a = normAxis(kind, x, axis);
+  const axisLen = x.shape[a];
+  const stop = end ?? axisLen;
+  if (!Number.isInteger(start) || !Number.isInteger(stop) || start < 0 || stop > axisLen || start >= stop)
+    throw new Error(`${kind}: positions [${start}, ${stop}) are not a non-empty range of axis ${axis} of ${shapeStr(x.shape)}`);
   const outer = shapeSize(x.shape.slice(0, a));
-  const len = x.shape[a];
+  const len = stop - start;
   const inner = shapeSize(x.shape.slice(a + 1));
   const outShape = keepDim ? x.shape.map((d, i) => (i === a ? 1 : d)) : x.shape.filter((_, i) => i !== a);
   const B = backend(x.device);
-  const out = Tensor.zeros(outShape, x.device);
-  const argmax = kind === 'max' ? Tensor.zeros(outShape, x.device) : null;
-  B.reduce_forward(KIND[kind], out.buffer, argmax?.buffer ?? null, x.buffer, outer, len, inner);
+  const out = Tensor.empty(outShape, x.device); // the kernels write out and argmax whole
+  const argmax = kind === 'max' ? Tensor.empty(outShape, x.device) : null;
+  B.reduce_forward(KIND[kind], out.buffer, argmax?.buffer ?? null, x.buffer, outer, len, inner, axisLen, start);
   return record(kind, out, [x], (g) => {
-    const dx = Tensor.zeros(x.shape, x.device);
+    const blockShape = x.shape.map((d, i) => (i === a ? len : d));
+    const dx = Tensor.empty(blockShape, x.device); // reduce_backward writes it whole
     B.reduce_backward(KIND[kind], dx.buffer, g.buffer, argmax?.buffer ?? null, outer, len, inner);
-    return [dx];
+    if (len === axisLen) return [dx];
+    // the positions outside the range get nothing: added where the range was (autograd's BlockGrad)
+    return [{ block: dx, addInto: (dst: Tensor, acc: boolean) => placeBlock(dst, dx, a, start, acc) }];
   });
+}
+
+/** Writes (or adds) `block` into `dst` at positions [start, start + block.shape[axis]) of an axis. */
+function placeBlock(dst: Tensor, block: Tensor, axis: number, start: number, accumulate: boolean): void {
+  const outer = shapeSize(dst.shape.slice(0, axis));
+  const inner = shapeSize(dst.shape.slice(axis + 1));
+  backend(dst.device).block_copy(dst.buffer, block.buffer, outer, block.shape[axis] * inner, dst.shape[axis] * inner, start * inner,
+    block.shape[axis] * inner, 0, accumulate);
 }
 
 export const sum = (x: Tensor, axis: number, keepDim = false): Tensor => reduce('sum', x, axis, keepDim);
 export const mean = (x: Tensor, axis: number, keepDim = false): Tensor => reduce('mean', x, axis, keepDim);
 /** Max over an axis; the gradient goes to the first maximal element. */
 export const max = (x: Tensor, axis: number, keepDim = false): Tensor => reduce('max', x, axis, keepDim);
+/**
+ * Max over positions [start, end) of an axis: max(slice(x, axis, start, end), axis), the same
+ * values and gradient, without copying the slice out.
+ */
+export const maxOver = (x: Tensor, axis: number, start: number, end: number): Tensor => reduce('max', x, axis, false, start, end);
 
 /** Sum of all values, as a scalar tensor. */
 export function sumAll(x: Tensor): Tensor {

@@ -65,14 +65,14 @@ void max_rows(float* out, float* arg, const float* x, int64_t len, int64_t inner
 }  // namespace
 
 
-// reduce_forward(kind, out, argmax, x, outer, len, inner): argmax (a buffer of [outer, inner]
-// indices stored as floats) is written for MAX only and may be null otherwise.
+// reduce_forward(kind, out, argmax, x, outer, len, inner[, axis_len, start]): argmax (a buffer of
+// [outer, inner] indices stored as floats) is written for MAX only and may be null otherwise.
 void reduce_forward(const ReduceForward& op) {
-  const auto& [kind, outer, len, inner, out, arg, x] = op;
+  const auto& [kind, outer, len, inner, out, arg, x, x_stride] = op;
   parallel_for(outer, 1, [&](int64_t o0, int64_t o1) {
     std::vector<double> acc((size_t)inner);
     for (int64_t o = o0; o < o1; o++) {
-      const float* xo = x + o * len * inner;
+      const float* xo = x + o * x_stride;
       float* out_o = out + o * inner;
       if (kind == MAX) {
         max_rows(out_o, arg + o * inner, xo, len, inner);

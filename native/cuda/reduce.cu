@@ -40,12 +40,12 @@ inline unsigned grid_for_blocks(int64_t blocks) {
 constexpr int64_t SERIAL_LEN = 64;
 
 template <int KIND>
-__global__ void reduce_serial_kernel(float* out, float* arg, const float* x, int64_t outer, int64_t len, int64_t inner,
-                                     double scale) {
+__global__ void reduce_serial_kernel(float* out, float* arg, const float* x, int64_t xs, int64_t outer, int64_t len,
+                                     int64_t inner, double scale) {
   int64_t n = outer * inner;
   for (int64_t e = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; e < n; e += (int64_t)gridDim.x * blockDim.x) {
     int64_t o = e / inner, j = e - o * inner;
-    const float* xo = x + o * len * inner + j;
+    const float* xo = x + o * xs + j;
     if (KIND == MAX) {
       float best = xo[0], bi = 0.f;
       for (int64_t l = 1; l < len; l++)
@@ -87,9 +87,9 @@ __device__ __forceinline__ void max_write(float* out, float* arg, int64_t e, flo
 }
 
 template <int KIND>
-__global__ void reduce_tiled_kernel(float* out, float* arg, double* psum, MaxState* pmax, const float* x, int64_t outer,
-                                    int64_t len, int64_t inner, int64_t tiles, int64_t chunks, int64_t chunk_len,
-                                    double scale) {
+__global__ void reduce_tiled_kernel(float* out, float* arg, double* psum, MaxState* pmax, const float* x, int64_t xs,
+                                    int64_t outer, int64_t len, int64_t inner, int64_t tiles, int64_t chunks,
+                                    int64_t chunk_len, double scale) {
   __shared__ double ssum[256];
   __shared__ MaxState smax[256];
   const int tx = threadIdx.x, ty = threadIdx.y, TX = blockDim.x, TY = blockDim.y, tid = ty * TX + tx;
@@ -98,7 +98,7 @@ __global__ void reduce_tiled_kernel(float* out, float* arg, double* psum, MaxSta
     int64_t ch = b % chunks, rest = b / chunks, tile = rest % tiles, o = rest / tiles;
     int64_t j = tile * TX + tx;
     int64_t l0 = ch * chunk_len, l1 = l0 + chunk_len < len ? l0 + chunk_len : len;
-    const float* xo = x + o * len * inner + j;
+    const float* xo = x + o * xs + j;
     if (KIND == MAX) {
       MaxState s{0.f, -1};
       if (j < inner)
@@ -146,14 +146,15 @@ __global__ void reduce_tiled_kernel(float* out, float* arg, double* psum, MaxSta
 
 template <int KIND>
 __global__ void reduce_finish_kernel(float* out, float* arg, const double* psum, const MaxState* pmax, const float* x,
-                                     int64_t outer, int64_t len, int64_t inner, int64_t chunks, double scale) {
+                                     int64_t xs, int64_t outer, int64_t len, int64_t inner, int64_t chunks,
+                                     double scale) {
   int64_t n = outer * inner;
   for (int64_t e = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; e < n; e += (int64_t)gridDim.x * blockDim.x) {
     if (KIND == MAX) {
       MaxState s{0.f, -1};
       for (int64_t c = 0; c < chunks; c++) max_combine(s, pmax[e * chunks + c]);
       int64_t o = e / inner, j = e - o * inner;
-      max_write(out, arg, e, x[o * len * inner + j], s);
+      max_write(out, arg, e, x[o * xs + j], s);
     } else {
       double s = 0;
       for (int64_t c = 0; c < chunks; c++) s += psum[e * chunks + c];
@@ -163,10 +164,11 @@ __global__ void reduce_finish_kernel(float* out, float* arg, const double* psum,
 }
 
 template <int KIND>
-void reduce_launch(float* out, float* arg, const float* x, int64_t outer, int64_t len, int64_t inner, double scale) {
+void reduce_launch(float* out, float* arg, const float* x, int64_t xs, int64_t outer, int64_t len, int64_t inner,
+                   double scale) {
   int64_t n = outer * inner;
   if (len <= SERIAL_LEN) {
-    reduce_serial_kernel<KIND><<<cuda::blocks_for(n), 256, 0, cuda::stream()>>>(out, arg, x, outer, len, inner, scale);
+    reduce_serial_kernel<KIND><<<cuda::blocks_for(n), 256, 0, cuda::stream()>>>(out, arg, x, xs, outer, len, inner, scale);
     PSTAL_CUDA_LAUNCH();
     return;
   }
@@ -186,11 +188,11 @@ void reduce_launch(float* out, float* arg, const float* x, int64_t outer, int64_
   double* psum = KIND == MAX ? nullptr : partial.as<double>();
   MaxState* pmax = KIND == MAX ? partial.as<MaxState>() : nullptr;
   reduce_tiled_kernel<KIND><<<grid_for_blocks(groups * chunks), dim3(TX, TY), 0, cuda::stream()>>>(
-      out, arg, psum, pmax, x, outer, len, inner, tiles, chunks, chunk_len, scale);
+      out, arg, psum, pmax, x, xs, outer, len, inner, tiles, chunks, chunk_len, scale);
   PSTAL_CUDA_LAUNCH();
   if (chunks > 1) {
-    reduce_finish_kernel<KIND><<<cuda::blocks_for(n), 256, 0, cuda::stream()>>>(out, arg, psum, pmax, x, outer, len, inner,
-                                                                               chunks, scale);
+    reduce_finish_kernel<KIND><<<cuda::blocks_for(n), 256, 0, cuda::stream()>>>(out, arg, psum, pmax, x, xs, outer, len,
+                                                                               inner, chunks, scale);
     PSTAL_CUDA_LAUNCH();
   }
 }
@@ -277,16 +279,16 @@ __global__ void topk_backward_kernel(float* dx, const float* dy, const float* in
 
 }  // namespace
 
-// reduce_forward(kind, out, argmax, x, outer, len, inner): argmax (a buffer of [outer, inner]
-// indices stored as floats) is written for MAX only and may be null otherwise.
+// reduce_forward(kind, out, argmax, x, outer, len, inner[, axis_len, start]): argmax (a buffer of
+// [outer, inner] indices stored as floats) is written for MAX only and may be null otherwise.
 void reduce_forward(const ReduceForward& op) {
-  const auto& [kind, outer, len, inner, out, arg, x] = op;
+  const auto& [kind, outer, len, inner, out, arg, x, xs] = op;
   if (outer * inner == 0) return;
   double scale = kind == MEAN ? 1.0 / (double)len : 1.0;
   if (kind == MAX)
-    reduce_launch<MAX>(out, arg, x, outer, len, inner, scale);
+    reduce_launch<MAX>(out, arg, x, xs, outer, len, inner, scale);
   else
-    reduce_launch<SUM>(out, arg, x, outer, len, inner, scale);
+    reduce_launch<SUM>(out, arg, x, xs, outer, len, inner, scale);
 }
 
 // reduce_backward(kind, dx, dy, argmax, outer, len, inner)

@@ -7,16 +7,20 @@
 
 namespace pstal {
 
-// reduce_forward(kind, out, argmax, x, outer, len, inner): argmax (a buffer of [outer, inner]
-// indices stored as floats) is written for MAX only and may be null otherwise.
+// reduce_forward(kind, out, argmax, x, outer, len, inner[, axis_len, start]): argmax (a buffer of
+// [outer, inner] indices stored as floats) is written for MAX only and may be null otherwise.
 PSTAL_OP(reduce_forward) {
   int64_t kind = args.i64(0, "kind"), outer = args.i64(4, "outer"), len = args.i64(5, "len"), inner = args.i64(6, "inner");
+  int64_t axis_len = args.has(7) ? args.i64(7, "axis_len") : len, start = args.has(8) ? args.i64(8, "start") : 0;
   PSTAL_CHECK(args, kind >= 0 && kind <= 2, "unknown reduction " + std::to_string(kind));
   PSTAL_CHECK(args, outer >= 0 && len >= 1 && inner >= 0, "cannot reduce an empty axis");
+  PSTAL_CHECK(args, start >= 0 && start + len <= axis_len,
+              "positions [" + std::to_string(start) + ", " + std::to_string(start + len) + ") are not inside an axis of " +
+                  std::to_string(axis_len));
   float* out = args.buf(1, outer * inner, "out");
   float* arg = kind == MAX ? args.buf(2, outer * inner, "argmax") : nullptr;
-  const float* x = args.buf(3, outer * len * inner, "x");
-  reduce_forward(ReduceForward{kind, outer, len, inner, out, arg, x});
+  const float* x = args.buf(3, outer * axis_len * inner, "x");
+  reduce_forward(ReduceForward{kind, outer, len, inner, out, arg, x + start * inner, axis_len * inner});
   return args.env().Undefined();
 }
 

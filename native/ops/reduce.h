@@ -14,8 +14,10 @@ namespace pstal {
 // reduce_forward / reduce_backward kinds (lib/ops/reduce.ts KIND)
 enum Reduce { SUM = 0, MEAN = 1, MAX = 2 };
 
-// reduce_forward(kind, out, argmax, x, outer, len, inner): argmax (a buffer of [outer, inner]
-// indices stored as floats) is written for MAX only and may be null otherwise.
+// reduce_forward(kind, out, argmax, x, outer, len, inner[, axis_len, start]): argmax (a buffer of
+// [outer, inner] indices stored as floats) is written for MAX only and may be null otherwise.
+// With axis_len and start, x is [outer, axis_len, inner] and the reduction runs over positions
+// [start, start + len) of its axis: a slice's reduction without copying the slice out.
 struct ReduceForward {
   int64_t kind;
   int64_t outer;
@@ -23,7 +25,8 @@ struct ReduceForward {
   int64_t inner;
   float* out;
   float* arg;
-  const float* x;
+  const float* x;       // the first reduced position of outer block 0
+  int64_t x_stride;     // elements from one outer block of x to the next (axis_len * inner)
 };
 void reduce_forward(const ReduceForward& a);
 

@@ -82,18 +82,28 @@ export class Stage2Model extends Module {
 
   /** Scores and offsets from RoI features [M, bins, D]. */
   forward(roi: Tensor): Stage2Output {
-    const bins = this.options.roiBins;
-    const edge = Math.floor(bins / 6); // 2 of 12: the reference's roi_size // 6
-    const fs = ops.max(ops.slice(roi, 1, 0, edge), 1);
-    const fc = ops.max(ops.slice(roi, 1, edge, edge * 5), 1);
-    const fe = ops.max(ops.slice(roi, 1, edge * 5, bins), 1);
-    const fused = applyAll(ops.concat([ops.sub(fc, fs), fc, ops.sub(fc, fe)], 1), this.bcr.prop_fusion);
+    const { start: fs, end: fe, fusionInput } = roiParts(roi, this.options.roiBins);
+    const fused = applyAll(fusionInput, this.bcr.prop_fusion);
     const M = roi.shape[0];
     const completeness = ops.sigmoid(applyAll(fused, this.bcr.prop_completeness)).reshape([M]);
     const startOffset = applyAll(fs, this.bcr.start_reg_conv).reshape([M]);
     const endOffset = applyAll(fe, this.bcr.end_reg_conv).reshape([M]);
     return { completeness, startOffset, endOffset };
   }
+}
+
+/**
+ * RoI features [M, bins, D] in three parts, each max-pooled over its bins: start (the first
+ * roi_size // 6 bins, as the reference), center (the middle two thirds), end (the last sixth); and
+ * the fusion layer's input [M, 3D] = [center - start, center, center - end]. HR-Pro's stage 2 and
+ * TSPNet's backbone both begin so. The pools read the bins in place (ops.maxOver: no slice copies).
+ */
+export function roiParts(roi: Tensor, bins: number): { start: Tensor; center: Tensor; end: Tensor; fusionInput: Tensor } {
+  const edge = Math.floor(bins / 6); // 2 of 12: the reference's roi_size // 6
+  const start = ops.maxOver(roi, 1, 0, edge);
+  const center = ops.maxOver(roi, 1, edge, edge * 5);
+  const end = ops.maxOver(roi, 1, edge * 5, bins);
+  return { start, center, end, fusionInput: ops.concat([ops.sub(center, start), center, ops.sub(center, end)], 1) };
 }
 
 /**

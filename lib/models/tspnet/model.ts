@@ -11,13 +11,12 @@
  * align); f_s, f_c, f_e = max over bins [0, 2), [2, 10), [10, 12); the fusion input is
  * [f_c - f_s, f_c, f_c - f_e]. Outputs are raw: class logits [M, C + 1], attention [M], center [M].
  */
-import * as ops from '../../ops';
 import { Tensor } from '../../tensor/tensor';
 import { Module } from '../../nn/module';
 import { Conv1d, Dropout, Linear, ReLU } from '../../nn/layers';
 import { Rng } from '../../util/rng';
 import { Device } from '../../runtime/backend';
-import { proposalFeatures } from '../hrpro/stage2';
+import { proposalFeatures, roiParts } from '../hrpro/stage2';
 
 export interface TspNetOptions {
   featureDim: number;
@@ -84,13 +83,8 @@ export class TspNetModel extends Module {
 
   /** The three heads' raw outputs from RoI features [M, bins, D]. */
   forward(roi: Tensor): TspNetOutput {
-    const bins = this.options.roiBins;
-    const edge = Math.floor(bins / 6); // the reference's roi_size // 6
-    const fs = ops.max(ops.slice(roi, 1, 0, edge), 1);
-    const fc = ops.max(ops.slice(roi, 1, edge, edge * 5), 1);
-    const fe = ops.max(ops.slice(roi, 1, edge * 5, bins), 1);
     const b = this.prop_backbone;
-    const fused = applyAll(ops.concat([ops.sub(fc, fs), fc, ops.sub(fc, fe)], 1), b.prop_fusion);
+    const fused = applyAll(roiParts(roi, this.options.roiBins).fusionInput, b.prop_fusion);
     return { logits: applyAll(fused, b.prop_classifier), attention: applyAll(fused, b.prop_attention), center: applyAll(fused, b.prop_completeness) };
   }
 
