@@ -42,7 +42,7 @@ const COVERED: Record<string, string> = {
   affine: 'ops.affine, and the loss backward of smoothL1/mse targets',
   axpy: 'direct, and gradient accumulation of an input used twice',
   dropout: 'ops.dropout: identical masks for a seed',
-  reduce_forward: 'ops.sum/mean/max over each axis, sumAll, meanAll',
+  reduce_forward: 'ops.sum/mean/max over each axis, maxOver, sumAll, meanAll',
   reduce_backward: 'the same, backward',
   topk_mean_forward: 'ops.topkMean',
   topk_mean_backward: 'the same, backward',
@@ -426,6 +426,9 @@ function registerGpuSuite(): void {
       for (let axis = 0; axis < shape.length; axis++)
         for (const [name, f] of [['sum', ops.sum], ['mean', ops.mean], ['max', ops.max]] as const)
           parity(t, { name: `${name} axis ${axis}`, shapes: [shape], f: ([x]) => f(x, axis, axis === 0) });
+    // a range of the axis read in place (RoI parts: [M, 12 bins, D], bins [2, 10)), and a long one
+    parity(t, { name: 'maxOver bins', shapes: [[1000, 12, 256]], f: ([x]) => ops.maxOver(x, 1, 2, 10) });
+    parity(t, { name: 'maxOver long', shapes: [[3, 5000, 40]], f: ([x]) => ops.maxOver(x, 1, 100, 4900) });
     for (const shape of [[1], [1001], [340, 2048]]) {
       parity(t, { name: 'sumAll', shapes: [shape], f: ([x]) => ops.sumAll(x) });
       parity(t, { name: 'meanAll', shapes: [shape], f: ([x]) => ops.meanAll(x) });
