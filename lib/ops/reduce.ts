@@ -5,6 +5,7 @@
 import { record } from '../tensor/autograd';
 import { backend } from '../runtime/backend';
 import { Tensor, shapeStr, shapeSize } from '../tensor/tensor';
+import { axisBlockGrad } from './shape';
 
 const KIND = { sum: 0, mean: 1, max: 2 } as const;
 
@@ -36,16 +37,8 @@ function reduce(kind: keyof typeof KIND, x: Tensor, axis: number, keepDim: boole
     B.reduce_backward(KIND[kind], dx.buffer, g.buffer, argmax?.buffer ?? null, outer, len, inner);
     if (len === axisLen) return [dx];
     // the positions outside the range get nothing: added where the range was (autograd's BlockGrad)
-    return [{ block: dx, addInto: (dst: Tensor, acc: boolean) => placeBlock(dst, dx, a, start, acc) }];
+    return [axisBlockGrad(dx, a, start)];
   });
-}
-
-/** Writes (or adds) `block` into `dst` at positions [start, start + block.shape[axis]) of an axis. */
-function placeBlock(dst: Tensor, block: Tensor, axis: number, start: number, accumulate: boolean): void {
-  const outer = shapeSize(dst.shape.slice(0, axis));
-  const inner = shapeSize(dst.shape.slice(axis + 1));
-  backend(dst.device).block_copy(dst.buffer, block.buffer, outer, block.shape[axis] * inner, dst.shape[axis] * inner, start * inner,
-    block.shape[axis] * inner, 0, accumulate);
 }
 
 export const sum = (x: Tensor, axis: number, keepDim = false): Tensor => reduce('sum', x, axis, keepDim);

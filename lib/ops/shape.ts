@@ -6,7 +6,7 @@
  */
 import { record } from '../tensor/autograd';
 import { backend } from '../runtime/backend';
-import { Tensor, shapeStr, shapeSize } from '../tensor/tensor';
+import { BlockGrad, Tensor, shapeStr, shapeSize } from '../tensor/tensor';
 import { sameDevice } from './elementwise';
 
 function normAxis(op: string, ndim: number, axis: number): number {
@@ -45,6 +45,14 @@ function blockCopy(dst: Tensor, src: Tensor, axis: number, dstStart: number, src
   );
 }
 
+/**
+ * The gradient of an input whose positions [start, start + block.shape[axis]) of an axis received
+ * `block` and the rest nothing (a slice's, a reduction over a range): autograd adds it in place.
+ */
+export function axisBlockGrad(block: Tensor, axis: number, start: number): BlockGrad {
+  return { block, addInto: (dst, acc) => blockCopy(dst, block, axis, start, 0, block.shape[axis], acc) };
+}
+
 export function concat(tensors: Tensor[], axis: number): Tensor {
   if (tensors.length === 0) throw new Error('concat: no tensors');
   sameDevice('concat', ...tensors);
@@ -80,7 +88,7 @@ export function slice(x: Tensor, axis: number, start: number, end: number): Tens
   const out = Tensor.empty(x.shape.map((d, i) => (i === a ? end - start : d)), x.device);
   blockCopy(out, x, a, 0, start, end - start, false);
   // the gradient is g where the slice was, zero elsewhere: added in place (autograd's BlockGrad)
-  return record('slice', out, [x], (g) => [{ block: g, addInto: (dst, acc) => blockCopy(dst, g, a, start, 0, end - start, acc) }]);
+  return record('slice', out, [x], (g) => [axisBlockGrad(g, a, start)]);
 }
 
 /** [R, C] -> [C, R]. */

@@ -24,11 +24,12 @@ namespace {
 // l = 1.. a value strictly greater (NaN never is) replaces it and records l, so the first of equal
 // maxima wins. The comparison picks with masks, not branches: as branches (GCC's code for the
 // plain loop) it cost 2.4 ns an element in TSPNet's RoI max pooling, mispredicted on random data.
-void max_rows_generic(float* out, float* arg, const float* x, int64_t len, int64_t inner) {
-  for (int64_t j = 0; j < inner; j++) out[j] = x[j], arg[j] = 0.f;
+// (`width` columns of rows `stride` apart: all of them, or the AVX2 loop's last inner % 8.)
+void max_rows_generic(float* out, float* arg, const float* x, int64_t len, int64_t width, int64_t stride) {
+  for (int64_t j = 0; j < width; j++) out[j] = x[j], arg[j] = 0.f;
   for (int64_t l = 1; l < len; l++)
-    for (int64_t j = 0; j < inner; j++)
-      if (x[l * inner + j] > out[j]) out[j] = x[l * inner + j], arg[j] = (float)l;
+    for (int64_t j = 0; j < width; j++)
+      if (x[l * stride + j] > out[j]) out[j] = x[l * stride + j], arg[j] = (float)l;
 }
 
 #if PSTAL_REDUCE_X86
@@ -45,12 +46,7 @@ __attribute__((target("avx2"))) void max_rows_avx2(float* out, float* arg, const
     _mm256_storeu_ps(out + j, m);
     _mm256_storeu_ps(arg + j, a);
   }
-  if (j < inner) {  // the last inner % 8 columns
-    for (int64_t jj = j; jj < inner; jj++) out[jj] = x[jj], arg[jj] = 0.f;
-    for (int64_t l = 1; l < len; l++)
-      for (int64_t jj = j; jj < inner; jj++)
-        if (x[l * inner + jj] > out[jj]) out[jj] = x[l * inner + jj], arg[jj] = (float)l;
-  }
+  max_rows_generic(out + j, arg + j, x + j, len, inner - j, inner);
 }
 const bool has_avx2 = __builtin_cpu_supports("avx2");
 #endif
@@ -59,7 +55,7 @@ void max_rows(float* out, float* arg, const float* x, int64_t len, int64_t inner
 #if PSTAL_REDUCE_X86
   if (has_avx2) return max_rows_avx2(out, arg, x, len, inner);
 #endif
-  max_rows_generic(out, arg, x, len, inner);
+  max_rows_generic(out, arg, x, len, inner, inner);
 }
 
 }  // namespace
