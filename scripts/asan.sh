@@ -7,13 +7,13 @@
 # Any ASan report or UBSan error aborts the test process, so a failing test run is a finding.
 #
 #   scripts/asan.sh                      # build (a few minutes) and run the default tests
-#   scripts/asan.sh test/ops.test.ts     # build and run only these test files
+#   scripts/asan.sh test/unit/ops.test.ts     # build and run only these test files
 #   ASAN_BUILD=/tmp/pstal-asan scripts/asan.sh   # build folder (reused when present: SKIP_BUILD=1)
 set -euo pipefail
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
 BUILD="${ASAN_BUILD:-${TMPDIR:-/tmp}/pstal-asan}"
 TESTS=("$@")
-[ ${#TESTS[@]} -eq 0 ] && TESTS=(test/ops.test.ts test/autograd.test.ts test/native-kernels.test.ts test/postprocess.test.ts)
+[ ${#TESTS[@]} -eq 0 ] && TESTS=(test/unit/ops.test.ts test/unit/autograd.test.ts test/unit/native-kernels.test.ts test/unit/postprocess.test.ts)
 
 if [ "${SKIP_BUILD:-0}" != 1 ] || [ ! -f "$BUILD/build/Release/pstal.node" ]; then
   rm -rf "$BUILD" && mkdir -p "$BUILD"

@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 """Writes test/fixtures/eval/parity.json: a small random ground truth + predictions scored by the
-reference evaluator (HR-Pro eval/eval_detection.py, ANETdetection), for test/eval.test.ts.
+reference evaluator (HR-Pro eval/eval_detection.py, ANETdetection), for test/unit/eval.test.ts.
 
 The reference files are read from the bare mirror at run time into a temporary directory; nothing
 of them is committed. Exact score ties are avoided (the reference's order for them is undefined).

@@ -2,7 +2,7 @@
 # gpu-check.sh: the checks only a GPU can make, in one call, sized for a short lease on a lent GPU
 # machine (or run on any CUDA machine with the addon built):
 #   1. the machine: GPU, driver, node, torch; the CUDA addon loads and names its device
-#   2. test/cuda.test.ts: every op on the GPU against the CPU backend, outputs and gradients, and
+#   2. test/gpu/cuda.test.ts: every op on the GPU against the CPU backend, outputs and gradients, and
 #      stage-1 training steps on both devices
 #   3. `npm run bench -- --only ops,stage1 --device cuda`: our GPU rows, and the stage-1 rows beside
 #      the PyTorch reference's own S_train / S_test on the same GPU (scripts/bench-reference-stage1.py)
@@ -56,9 +56,9 @@ PHASES=",${GPU_CHECK_PHASES:-test,bench},"
 has() { [[ "$PHASES" == *",$1,"* ]]; }
 test_rc=0
 if has test; then
-say "test/cuda.test.ts"
+say "test/gpu/cuda.test.ts"
 set -o pipefail
-timeout "${GPU_CHECK_TEST:-150}" node node_modules/ava/entrypoints/cli.mjs --verbose test/cuda.test.ts > "$OUTDIR/cuda-test.log" 2>&1
+timeout "${GPU_CHECK_TEST:-150}" node node_modules/ava/entrypoints/cli.mjs --verbose test/gpu/cuda.test.ts > "$OUTDIR/cuda-test.log" 2>&1
 test_rc=$?
 set +o pipefail
 grep -E '✘|✔|passed|failed|skipped|known failure|uncaught|crash|exited|timed out|Error' "$OUTDIR/cuda-test.log" | head -150
@@ -85,9 +85,9 @@ else echo "no time left for the bench"; fi
 fi
 
 if [ "$test_rc" -ne 0 ] && command -v compute-sanitizer >/dev/null && [ "$(left)" -gt 40 ]; then
-  say "compute-sanitizer memcheck over test/cuda.test.ts ($(( $(left) - 15 )) s)"
+  say "compute-sanitizer memcheck over test/gpu/cuda.test.ts ($(( $(left) - 15 )) s)"
   timeout $(( $(left) - 15 )) compute-sanitizer --target-processes all --print-limit 40 --log-file "$OUTDIR/sanitizer.log" \
-    node node_modules/ava/entrypoints/cli.mjs test/cuda.test.ts > "$OUTDIR/sanitized-test.log" 2>&1
+    node node_modules/ava/entrypoints/cli.mjs test/gpu/cuda.test.ts > "$OUTDIR/sanitized-test.log" 2>&1
   grep -m 60 -E 'Invalid|Error|at 0x|by thread|Address' "$OUTDIR/sanitizer.log"
 fi
 say "done"

@@ -2,7 +2,7 @@
 """
 make-reference-parity.py: the HR-Pro parity fixture, made by the reference's *own* code (its modules
 imported at run time from a clone or mirror of github.com/pipixin321/HR-Pro by
-scripts/hrpro_reference.py; nothing of it is copied into this project). test/hrpro-reference.test.ts
+scripts/hrpro_reference.py; nothing of it is copied into this project). test/reference/hrpro-reference.test.ts
 checks pstal against it without Python.
 
 It writes a small synthetic dataset in the standard layout (SPEC §1; THUMOS14's class names and

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """
 make-stage1-parity.py: the PyTorch side of the stage-1 checkpoint parity test
-(test/hrpro-parity.test.ts). Our own PyTorch implementation of HR-Pro's stage-1 forward pass,
+(test/reference/hrpro-parity.test.ts). Our own PyTorch implementation of HR-Pro's stage-1 forward pass,
 written from ../shared/SPEC.md sections 2 and 8 (parameter names and layouts as the reference's
 S_Model), a seeded random initialisation, a random prototype memory and video, and its eval-mode
 outputs, all written to one safetensors file:

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """
 make-torch-checkpoint-fixture.py: PyTorch checkpoints for the `pstal import` tests
-(test/torch-import.test.ts), written with torch.save exactly as a user's training script writes
+(test/e2e/torch-import.test.ts), written with torch.save exactly as a user's training script writes
 them, and the values they must import to, written beside them as safetensors (float32, C order).
 
   test/fixtures/torch/stage1.pt             torch.save(OrderedDict state dict) of an HR-Pro S_Model

@@ -2,7 +2,7 @@
 """
 make-tspnet-parity.py: the TSPNet parity fixture, made by the reference's *own* code (its modules
 imported at run time from a clone or mirror of github.com/zyxia1009/CVPR2024-TSPNet by
-scripts/tspnet_reference.py; nothing of it is copied into this project). test/tspnet-reference.test.ts
+scripts/tspnet_reference.py; nothing of it is copied into this project). test/reference/tspnet-reference.test.ts
 checks pstal against it without Python.
 
 Data: the HR-Pro parity fixture's synthetic dataset (test/fixtures/reference/hrpro/data, D = 32,

@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 """Writes test/fixtures/postprocess-parity.json: stage-1 post-processing (SPEC section 2) computed
-with numpy/scipy in float64, for test/postprocess.test.ts to compare with the native kernels.
+with numpy/scipy in float64, for test/unit/postprocess.test.ts to compare with the native kernels.
 
 Written from SPEC.md, in our own structure: scipy interp1d for the upsampling (the library the
 reference uses), numpy means for the OIC scores, a direct Gaussian soft-NMS loop. Run:

@@ -3,7 +3,7 @@
  *
  * The CPU addon is loaded with node-gyp-build, which prefers a local build (build/Release) and
  * falls back to a prebuilt binary under prebuilds/<platform>-<arch>/; node-gyp-build itself honours
- * PREBUILDS_ONLY=1 (only the prebuild is accepted: test/package.test.ts proves an `npm pack` tarball
+ * PREBUILDS_ONLY=1 (only the prebuild is accepted: test/e2e/package.test.ts proves an `npm pack` tarball
  * loads without compiling). The CUDA addon (lib/runtime/backend.ts) is loaded only when a tensor
  * or model asks for device 'cuda'.
  */

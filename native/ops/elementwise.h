@@ -6,7 +6,7 @@
 // Broadcasting is described by the output shape and, per operand, strides in output coordinates
 // (0 along a broadcast axis). The unary functions are listed once per backend, in an X-macro at
 // the top of each kernel file (PSTAL_UNARY_CPU, PSTAL_UNARY_CUDA); a function's kind is its place
-// in the list, which is also its number in lib/ops/elementwise.ts's UNARY (test/cuda-compile.test.ts
+// in the list, which is also its number in lib/ops/elementwise.ts's UNARY (test/gpu/cuda-compile.test.ts
 // checks that the three lists agree). Adding one touches only those three files.
 // ---------------------------------------------------------------------------------------------
 #pragma once

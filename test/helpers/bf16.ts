@@ -1,6 +1,6 @@
 /**
- * bf16.ts: the BF16 GEMM checks (set_gemm_precision('bf16')), shared by test/bf16.test.ts (the real
- * AVX512-BF16 kernel, where the CPU has it) and test/bf16-emulated.test.ts (PSTAL_GEMM_BF16=emulate,
+ * bf16.ts: the BF16 GEMM checks (set_gemm_precision('bf16')), shared by test/unit/bf16.test.ts (the real
+ * AVX512-BF16 kernel, where the CPU has it) and test/unit/bf16-emulated.test.ts (PSTAL_GEMM_BF16=emulate,
  * the AVX2 emulation of vdpbf16ps, on any AVX2 CPU).
  *
  * Tolerances, derived rather than chosen:

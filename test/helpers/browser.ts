@@ -1,5 +1,5 @@
 /**
- * A headless Chromium for the tests that render HTML (test/report.test.ts), driven by
+ * A headless Chromium for the tests that render HTML (test/e2e/report.test.ts), driven by
  * puppeteer-core (which downloads no browser). The browser: $PSTAL_CHROMIUM, else Debian's
  * `chromium` package (or chromium-browser / google-chrome on the PATH). When none is there it is
  * installed with apt-get only if we run as root and CI=true or PSTAL_INSTALL_CHROMIUM=1; otherwise

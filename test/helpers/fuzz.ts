@@ -1,6 +1,6 @@
 /**
- * fuzz.ts: a seeded, reproducible fuzzer of every reader of outside data (test/fuzz.test.ts runs a
- * few thousand cases, scripts/fuzz.ts 10^5). Each target starts from small valid files, mutates
+ * fuzz.ts: a seeded, reproducible fuzzer of every reader of outside data (test/unit/fuzz.test.ts runs a
+ * few thousand cases, test/soak/fuzz.ts 10^5). Each target starts from small valid files, mutates
  * them (bit flips, byte overwrites, truncations, insertions, chunk repeats; for text formats also
  * numbers replaced by NaN / Infinity / -1 / 1e300 / 2^53 / words, segments reversed, lines
  * repeated or dropped, BOMs and CRLF; for .npy and safetensors headers huge shapes and wrong

@@ -1,5 +1,5 @@
 /**
- * killrun.ts: the kill -9 harness of test/kill.test.ts (CI size) and scripts/kill-soak.ts (long).
+ * killrun.ts: the kill -9 harness of test/e2e/kill.test.ts (CI size) and test/soak/kill-soak.ts (long).
  *
  * A real `pstal run` on a tiny synthetic dataset is started, SIGKILLed after a random delay, checked
  * (every file of the run folder must read: JSON, JSONL, safetensors; a lock or temporary file may be

@@ -1,4 +1,4 @@
-// kernels_test.cc: the CPU kernels called from plain C++, without Node (test/native-kernels.test.ts
+// kernels_test.cc: the CPU kernels called from plain C++, without Node (test/unit/native-kernels.test.ts
 // builds and runs it). Proves that native/cpu holds Napi-free kernels behind the signatures of
 // native/ops/*.h. Prints one line per check, "ok ..." or "FAIL ...", and exits 1 on any failure.
 #include <cmath>

@@ -1,0 +1,652 @@
+/**
+ * The CUDA backend against the CPU backend, op by op: the same inputs on both devices, outputs and
+ * every gradient (through lib/ops and the autograd tape) compared, then a few stage-1 training
+ * steps on each device. Runs only where device 'cuda' is usable (cudaAvailable()); elsewhere it
+ * registers one skipped test saying why. Two checks run everywhere: the error for a missing CUDA
+ * addon, and that this suite names every op the CPU addon exports (so a new op cannot skip it).
+ *
+ * Tolerance: norm-relative error ||cuda - cpu|| / ||cpu|| < 1e-4, TF32 off. Both devices compute
+ * in float32 and differ only in summation order (GEMM tiling, tree reductions, atomics) and in
+ * libm vs CUDA math functions (<= 2 ulp). A sum of n terms in float32 errs by ~sqrt(n) * 6e-8
+ * relative on either side: ~3e-6 for n = 2048, ~5e-6 for conv1d's 3 * 2048, ~2e-5 after the two
+ * or three chained products of a backward pass. 1e-4 keeps a 5x margin over that; an indexing or
+ * race bug errs by O(1). Norm-relative, not per-element, so that a cancelling sum (a value near 0
+ * computed from large terms) does not fail on rounding alone.
+ */
+import test, { ExecutionContext } from 'ava';
+import * as fs from 'fs';
+import * as os from 'os';
+import * as path from 'path';
+import * as ops from '../../lib/ops';
+import { Tensor, tidy } from '../../lib/tensor/tensor';
+import { backward } from '../../lib/tensor/autograd';
+import { cpu, NativeAddon } from '../../lib/runtime/native';
+import { cuda, cudaAvailable, Device, loadCudaAddon, setTf32 } from '../../lib/runtime/backend';
+import { Rng } from '../../lib/util/rng';
+import { relErr } from '../helpers/gradcheck';
+import { defaultProposalOptions } from '../../lib/postprocess/proposals';
+
+const TOL = 1e-4;
+
+// ---- how each CPU op is covered here (checked against the CPU addon's exports, everywhere) ----
+
+const COVERED: Record<string, string> = {
+  matmul_forward: 'ops.matmul: shapes, transposes, batched, shared weight, model shapes',
+  gemm_info: 'direct: impl cublas, tf32 off, the CPU keys',
+  set_gemm_impl: "direct: 'cublas' accepted, others explained",
+  set_gemm_precision: "direct: 'fp32' accepted, 'bf16' explained (CPU only)",
+  binary_forward: 'ops.add/sub/mul/div with broadcasting',
+  sum_to: 'the backward of broadcasting binary ops',
+  unary_forward: 'ops.relu/gelu/sigmoid/exp/log/tanh/neg/sqrt/abs',
+  unary_backward: 'the same, backward',
+  affine: 'ops.affine, and the loss backward of smoothL1/mse targets',
+  axpy: 'direct, and gradient accumulation of an input used twice',
+  dropout: 'ops.dropout: identical masks for a seed',
+  reduce_forward: 'ops.sum/mean/max over each axis, maxOver, sumAll, meanAll',
+  reduce_backward: 'the same, backward',
+  topk_mean_forward: 'ops.topkMean',
+  topk_mean_backward: 'the same, backward',
+  softmax_forward: 'ops.softmax / logSoftmax',
+  softmax_backward: 'the same, backward',
+  layernorm_forward: 'ops.layerNorm',
+  layernorm_backward: 'the same, backward',
+  l2norm_forward: 'ops.l2Normalize',
+  l2norm_backward: 'the same, backward',
+  conv1d_forward: 'ops.conv1d: k = 1, 3, 5, padding, with and without bias, model shape',
+  conv1d_backward: 'the same, backward',
+  attention_forward: 'ops.scaledDotProductAttention with and without dropout',
+  attention_backward: 'the same, backward',
+  gather_rows_forward: 'ops.gatherRows with repeated indices',
+  gather_rows_backward: 'the same, backward (duplicates accumulate)',
+  block_copy: 'ops.concat / ops.slice along each axis',
+  transpose2d: 'ops.transpose2d',
+  loss_forward: 'ops.bce / smoothL1 / mse',
+  loss_backward: 'the same, backward',
+  roi_align_forward: 'ops.roiAlign1d',
+  roi_align_backward: 'the same, backward',
+  adam_step: 'direct: several steps, with and without weight decay',
+  first_nonfinite: 'direct: NaN, Inf, none, empty',
+  copy: 'direct with offsets, and Tensor.detach',
+  memory_stats: 'direct: live bytes follow allocation and dispose',
+  release_cached_buffers: 'direct: the cache empties',
+  get_num_threads: 'direct',
+  set_num_threads: 'direct',
+  upsample_linear: 'direct, host arrays as lib/postprocess passes them',
+  oic_proposals: 'direct, host arrays as lib/postprocess passes them',
+  soft_nms: 'direct: each method, both IoU conventions',
+  boundary_adaptation: 'direct',
+};
+const EXEMPT: Record<string, string> = {
+  synth_features: 'CPU-only generation of synthetic data',
+};
+
+function opNames(addon: NativeAddon): string[] {
+  return Object.keys(addon).filter((k) => k !== 'NativeBuffer' && typeof addon[k] === 'function').sort();
+}
+
+test('the CUDA suite covers every op the CPU addon exports', (t) => {
+  const names = opNames(cpu());
+  const missing = names.filter((n) => !(n in COVERED) && !(n in EXEMPT));
+  t.deepEqual(missing, [], `CPU ops with no CUDA parity check: ${missing.join(', ')}`);
+  const stale = Object.keys(COVERED).filter((n) => !names.includes(n));
+  t.deepEqual(stale, [], `ops listed here that the CPU addon no longer exports: ${stale.join(', ')}`);
+});
+
+test('device cuda without its addon fails with the error that says how to build it', (t) => {
+  const file = path.join(os.tmpdir(), 'pstal-no-such-dir', 'pstal_cuda.node');
+  const e = t.throws(() => loadCudaAddon(file));
+  t.regex(e!.message, /device 'cuda' is not available/);
+  t.true(e!.message.includes(file), 'names the file it looked for');
+  t.regex(e!.message, /npm run build:cuda/);
+  // A file that is there but cannot be loaded (here: not a shared library) names the cause.
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'pstal-bad-addon-'));
+  try {
+    const bad = path.join(dir, 'pstal_cuda.node');
+    fs.writeFileSync(bad, 'not a shared library');
+    t.throws(() => loadCudaAddon(bad), { message: new RegExp(`device 'cuda' could not be loaded from .*pstal_cuda\\.node: .+`) });
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+  if (!cudaAvailable()) {
+    // The real path: a tensor on 'cuda' gets the loader's message (not built, or built but unloadable).
+    const err = t.throws(() => Tensor.zeros([2], 'cuda'));
+    t.regex(err!.message, /device 'cuda' (is not available|could not be loaded)/);
+    t.throws(() => setTf32(true), { message: /device 'cuda'/ });
+  } else {
+    t.is(cuda().backend, 'cuda');
+  }
+});
+
+// ---- the GPU suite -----------------------------------------------------------------------------
+
+let unavailable = '';
+try {
+  cuda();
+} catch (e) {
+  unavailable = (e as Error).message;
+}
+
+if (unavailable) {
+  test.skip(`CUDA parity suite (skipped: ${unavailable})`, () => {});
+} else {
+  registerGpuSuite();
+}
+
+function registerGpuSuite(): void {
+  const C = cuda();
+  const P = cpu();
+
+  test.before(() => {
+    setTf32(false); // PSTAL_TF32=1 in the environment would otherwise loosen every GEMM
+  });
+
+  function compare(t: ExecutionContext, what: string, got: ArrayLike<number>, want: ArrayLike<number>, tol = TOL): void {
+    t.is(got.length, want.length, `${what}: length`);
+    // A reference that is exactly zero (a gradient that vanishes identically, e.g. of the queries
+    // when a softmax has one key: P = 1, dP - sum(dP * P) = 0) has no norm to be relative to: the
+    // other side's rounding (~1e-10 at these O(1) values) is checked against an absolute bound.
+    if (Array.prototype.every.call(want, (x: number) => x === 0)) {
+      const largest = Array.prototype.reduce.call(got, (m: number, x: number) => Math.max(m, Math.abs(x)), 0) as number;
+      t.true(largest < 1e-6, `${what}: the reference is exactly 0, the largest magnitude here is ${largest}`);
+      return;
+    }
+    const e = relErr(got, want);
+    let worst = 0;
+    let at = -1;
+    for (let i = 0; i < want.length; i++) {
+      const d = Math.abs(got[i] - want[i]);
+      if (!(d <= worst)) {
+        worst = d;
+        at = i;
+      }
+    }
+    t.true(e < tol, `${what}: relative error ${e.toExponential(2)} (largest difference ${worst} at ${at}: cuda ${got[at]}, cpu ${want[at]})`);
+  }
+
+  interface Case {
+    name: string;
+    shapes: number[][];
+    f: (xs: Tensor[]) => Tensor;
+    /** inputs to take gradients of (default: all; [] for none) */
+    grad?: number[];
+    draw?: (i: number, rng: Rng, n: number) => Float32Array;
+    tol?: number;
+  }
+
+  const size = (s: number[]): number => s.reduce((a, b) => a * b, 1);
+
+  /** Runs a case on one device: the output and the gradient of sum(out * R) for each input. */
+  function runOn(device: Device, c: Case, data: Float32Array[], seed: number): { y: Float32Array; gs: Float32Array[] } {
+    const grads = c.grad ?? c.shapes.map((_, i) => i);
+    return tidy(() => {
+      const ins = data.map((d, i) => {
+        const x = Tensor.from(d, c.shapes[i], device);
+        x.requiresGrad = grads.includes(i);
+        return x;
+      });
+      const out = c.f(ins);
+      const y = out.toArray();
+      const gs: Float32Array[] = [];
+      if (grads.length) {
+        const R = Tensor.from(new Rng(seed + 7919).uniformArray(out.size, -1, 1), out.shape, device);
+        backward(ops.sumAll(ops.mul(out, R)));
+        for (const i of grads) gs.push(ins[i].grad?.toArray() ?? new Float32Array(data[i].length));
+        for (const x of ins) {
+          x.grad?.dispose();
+          x.grad = null;
+        }
+      }
+      return { y, gs };
+    });
+  }
+
+  function parity(t: ExecutionContext, c: Case, seed = 1): void {
+    const rng = new Rng(seed);
+    const data = c.shapes.map((s, i) => (c.draw ? c.draw(i, rng, size(s)) : rng.uniformArray(size(s), -1, 1)));
+    const want = runOn('cpu', c, data, seed);
+    const got = runOn('cuda', c, data, seed);
+    const tag = `${c.name} ${JSON.stringify(c.shapes)}`;
+    compare(t, `${tag} forward`, got.y, want.y, c.tol);
+    const grads = c.grad ?? c.shapes.map((_, i) => i);
+    grads.forEach((inp, k) => compare(t, `${tag} gradient of input ${inp}`, got.gs[k], want.gs[k], c.tol));
+  }
+
+  const uniform = (lo: number, hi: number) => (_: number, rng: Rng, n: number): Float32Array => rng.uniformArray(n, lo, hi);
+
+  // ---- addon surface -------------------------------------------------------------------------
+
+  test('the CUDA addon exports every CPU op under the same name, and its own extras', (t) => {
+    t.is(C.backend, 'cuda');
+    const missing = opNames(P).filter((n) => !(n in EXEMPT) && typeof C[n] !== 'function');
+    t.deepEqual(missing, []);
+    for (const extra of ['device_info', 'set_tf32', 'synchronize']) t.is(typeof C[extra], 'function', extra);
+    const info = C.device_info();
+    t.true(typeof info.name === 'string' && info.name.length > 0);
+    t.regex(info.computeCapability, /^\d+\.\d+$/);
+    t.true(info.totalBytes > 0 && info.freeBytes > 0 && info.freeBytes <= info.totalBytes);
+    t.log(`${info.name}, compute ${info.computeCapability}, ${(info.totalBytes / 2 ** 30).toFixed(1)} GiB`);
+  });
+
+  test('gemm_info and set_gemm_impl', (t) => {
+    const info = C.gemm_info();
+    t.is(info.impl, 'cublas');
+    t.is(info.tf32, false);
+    for (const k of Object.keys(P.gemm_info())) t.true(k in info, `gemm_info has the CPU key ${k}`);
+    t.is(C.set_gemm_impl('cublas'), undefined);
+    t.is(C.gemm_info().impl, 'cublas', 'still cuBLAS after selecting it');
+    t.throws(() => C.set_gemm_impl('pstal'), { message: /set_gemm_impl: .*cublas/ });
+    t.is(C.set_gemm_precision('fp32'), undefined);
+    t.throws(() => C.set_gemm_precision('bf16'), { message: /set_gemm_precision: .*'bf16' is the CPU backend's/ });
+    // and a product after selecting it is right (2x2 by hand)
+    const a = Tensor.from([1, 2, 3, 4], [2, 2], 'cuda');
+    t.deepEqual(Array.from(ops.matmul(a, a).toArray()), [7, 10, 15, 22]);
+  });
+
+  test('get_num_threads and set_num_threads (host threads, shared code)', (t) => {
+    const n = C.get_num_threads();
+    t.true(n >= 1);
+    C.set_num_threads(n);
+    t.is(C.get_num_threads(), n);
+  });
+
+  test('NativeBuffer: construct, read, write, fill, dispose', (t) => {
+    const data = new Rng(3).uniformArray(1001, -5, 5);
+    const b = new C.NativeBuffer(data);
+    t.is(b.size, 1001);
+    t.deepEqual(b.read(), data);
+    t.deepEqual(b.read(10, 5), data.subarray(10, 15));
+    b.write(Float32Array.from([1, 2, 3]), 998);
+    t.deepEqual(Array.from(b.read(997, 4)), [data[997], 1, 2, 3]);
+    b.fill(2.5);
+    t.true(b.read().every((v) => v === 2.5));
+    b.fill(0);
+    t.true(b.read().every((v) => v === 0));
+    t.throws(() => b.read(1000, 2), { instanceOf: RangeError });
+    b.dispose();
+    b.dispose();
+    t.true(b.disposed);
+    t.throws(() => b.read(), { message: /disposed/ });
+    const z = new C.NativeBuffer(7);
+    t.deepEqual(Array.from(z.read()), [0, 0, 0, 0, 0, 0, 0]);
+    z.dispose();
+    const e = new C.NativeBuffer(0);
+    t.is(e.read().length, 0);
+    e.dispose();
+  });
+
+  test('memory_stats and release_cached_buffers', (t) => {
+    const before = C.memory_stats();
+    for (const k of Object.keys(P.memory_stats())) t.true(k in before, `memory_stats has the CPU key ${k}`);
+    const b = new C.NativeBuffer(1 << 20);
+    const during = C.memory_stats();
+    t.is(during.liveBytes - before.liveBytes, 4 << 20);
+    t.is(during.liveBuffers - before.liveBuffers, 1);
+    b.dispose();
+    const after = C.memory_stats();
+    t.is(after.liveBytes, before.liveBytes);
+    t.true(after.cachedBytes >= 4 << 20, 'the freed block is cached');
+    C.release_cached_buffers();
+    t.is(C.memory_stats().cachedBytes, 0);
+  });
+
+  test('Tensor.to moves values between devices; ops refuse mixed devices', (t) => {
+    tidy(() => {
+      const data = new Rng(4).uniformArray(35, -1, 1);
+      const x = Tensor.from(data, [5, 7]);
+      const g = x.to('cuda');
+      t.is(g.device, 'cuda');
+      t.deepEqual(g.toArray(), data);
+      t.deepEqual(g.to('cpu').toArray(), data);
+      t.deepEqual(g.detach().toArray(), data);
+      t.throws(() => ops.add(x, g), { message: /different devices/ });
+    });
+  });
+
+  test('first_nonfinite', (t) => {
+    const cases: [number, [number, number][]][] = [
+      [1000, [[777, NaN], [900, Infinity]]],
+      [1000, []],
+      [1, [[0, -Infinity]]],
+      [8_000_000, [[7_999_999, NaN], [5_000_001, NaN]]],
+    ];
+    for (const [n, bad] of cases) {
+      const d = new Float32Array(n).fill(1);
+      for (const [i, v] of bad) d[i] = v;
+      const b = new C.NativeBuffer(d);
+      const p = new P.NativeBuffer(d);
+      t.is(C.first_nonfinite(b), P.first_nonfinite(p), `n = ${n}`);
+      b.dispose();
+      p.dispose();
+    }
+    const e = new C.NativeBuffer(0);
+    t.is(C.first_nonfinite(e), -1);
+    e.dispose();
+  });
+
+  test('copy with offsets', (t) => {
+    const src = new Rng(5).uniformArray(100, -1, 1);
+    const s = new C.NativeBuffer(src);
+    const d = new C.NativeBuffer(50);
+    C.copy(s, 13, d, 7, 30);
+    const got = d.read();
+    for (let i = 0; i < 50; i++) t.is(got[i], i >= 7 && i < 37 ? src[13 + i - 7] : 0);
+    t.throws(() => C.copy(s, 90, d, 0, 20), { message: /copy: .*src/ });
+    s.dispose();
+    d.dispose();
+  });
+
+  test('axpy', (t) => {
+    const rng = new Rng(6);
+    for (const n of [1, 1001, 1 << 20]) {
+      const y = rng.uniformArray(n, -1, 1);
+      const x = rng.uniformArray(n, -1, 1);
+      const [yc, xc, yp, xp] = [new C.NativeBuffer(y), new C.NativeBuffer(x), new P.NativeBuffer(y), new P.NativeBuffer(x)];
+      C.axpy(yc, xc, n, -0.75);
+      P.axpy(yp, xp, n, -0.75);
+      compare(t, `axpy n=${n}`, yc.read(), yp.read());
+      for (const b of [yc, xc, yp, xp]) b.dispose();
+    }
+  });
+
+  test('adam_step', (t) => {
+    const rng = new Rng(7);
+    for (const [n, wd] of [[1, 0], [1001, 0.01], [2048 * 2048, 0]] as [number, number][]) {
+      const init = [rng.uniformArray(n, -1, 1), rng.uniformArray(n, -0.1, 0.1), rng.uniformArray(n, 0, 1e-3)];
+      const bc = [new C.NativeBuffer(init[0]), new C.NativeBuffer(n), new C.NativeBuffer(init[1]), new C.NativeBuffer(init[2])];
+      const bp = [new P.NativeBuffer(init[0]), new P.NativeBuffer(n), new P.NativeBuffer(init[1]), new P.NativeBuffer(init[2])];
+      for (let step = 1; step <= 3; step++) {
+        const g = rng.uniformArray(n, -1, 1);
+        bc[1].write(g);
+        bp[1].write(g);
+        C.adam_step(bc[0], bc[1], bc[2], bc[3], n, 1e-3, 0.9, 0.999, 1e-8, wd, step);
+        P.adam_step(bp[0], bp[1], bp[2], bp[3], n, 1e-3, 0.9, 0.999, 1e-8, wd, step);
+      }
+      ['param', 'grad', 'm', 'v'].forEach((name, i) => compare(t, `adam n=${n} wd=${wd} ${name}`, bc[i].read(), bp[i].read()));
+      for (const b of [...bc, ...bp]) b.dispose();
+    }
+  });
+
+  // ---- GEMM ----------------------------------------------------------------------------------
+
+  for (const [M, N, K] of [[1, 1, 1], [3, 5, 7], [17, 33, 9], [1, 2048, 2048], [340, 128, 2048]])
+    for (const ta of [false, true])
+      for (const tb of [false, true])
+        test(`matmul ${M}x${K}x${N} ta=${ta} tb=${tb}`, (t) =>
+          parity(t, { name: 'matmul', shapes: [ta ? [K, M] : [M, K], tb ? [N, K] : [K, N]], f: ([a, b]) => ops.matmul(a, b, { transA: ta, transB: tb }) }));
+
+  test('matmul at the model shapes: linear [340x2048] x [2048x2048]^T and FFN [360x2048] x [128x2048]^T', (t) => {
+    parity(t, { name: 'linear', shapes: [[340, 2048], [2048, 2048]], f: ([x, w]) => ops.matmul(x, w, { transB: true }) });
+    parity(t, { name: 'ffn', shapes: [[360, 2048], [128, 2048]], f: ([x, w]) => ops.matmul(x, w, { transB: true }) });
+  });
+
+  test('matmul batched, transposed batched, and shared weight over leading dims', (t) => {
+    parity(t, { name: 'bmm', shapes: [[3, 5, 6], [3, 6, 4]], f: ([a, b]) => ops.matmul(a, b) });
+    parity(t, { name: 'bmm^T', shapes: [[3, 6, 5], [3, 4, 6]], f: ([a, b]) => ops.matmul(a, b, { transA: true, transB: true }) });
+    parity(t, { name: 'heads', shapes: [[8, 360, 256], [8, 360, 256]], f: ([a, b]) => ops.matmul(a, b, { transB: true }) });
+    parity(t, { name: 'shared', shapes: [[2, 4, 3, 5], [5, 7]], f: ([a, b]) => ops.matmul(a, b) });
+    parity(t, { name: 'shared^T', shapes: [[2, 4, 3, 5], [7, 5]], f: ([a, b]) => ops.matmul(a, b, { transB: true }) });
+  });
+
+  // ---- elementwise -----------------------------------------------------------------------------
+
+  const BIN: [string, (a: Tensor, b: Tensor) => Tensor][] = [['add', ops.add], ['sub', ops.sub], ['mul', ops.mul], ['div', ops.div]];
+  for (const [name, f] of BIN)
+    test(`${name} with broadcasting`, (t) => {
+      for (const [sa, sb] of [[[1], [1]], [[4, 5], [4, 5]], [[4, 5], [5]], [[3, 1, 5], [4, 1]], [[1], [2, 3]], [[1, 7], [1, 7]], [[340, 2048], [2048]], [[33, 1], [1, 65]]])
+        parity(t, { name, shapes: [sa, sb], f: ([a, b]) => f(a, b), draw: name === 'div' ? (i, rng, n) => rng.uniformArray(n, i === 1 ? 0.5 : -1, i === 1 ? 2 : 1) : undefined });
+    });
+
+  const UN: [string, (x: Tensor) => Tensor, ((i: number, rng: Rng, n: number) => Float32Array)?][] = [
+    ['relu', ops.relu], ['gelu', ops.gelu], ['sigmoid', ops.sigmoid], ['exp', ops.exp], ['log', ops.log, uniform(0.2, 2)],
+    ['tanh', ops.tanh], ['neg', ops.neg], ['sqrt', ops.sqrt, uniform(0.2, 2)], ['abs', ops.abs],
+  ];
+  for (const [name, f, draw] of UN)
+    test(`${name}`, (t) => {
+      for (const shape of [[1], [7, 13], [361, 129]]) parity(t, { name, shapes: [shape], f: ([x]) => f(x), draw: draw ?? uniform(-3, 3) });
+    });
+
+  test('affine', (t) => {
+    for (const shape of [[1], [1001], [340, 2048]]) parity(t, { name: 'affine', shapes: [shape], f: ([x]) => ops.affine(x, 1.7, -0.3) });
+  });
+
+  test('dropout: the same mask for the same seed', (t) => {
+    for (const shape of [[1], [1001], [340, 2048]])
+      for (const [p, seed] of [[0.1, 3], [0.5, 12345], [0.7, 2 ** 31 + 5]])
+        parity(t, { name: `dropout p=${p} seed=${seed}`, shapes: [shape], f: ([x]) => ops.dropout(x, p, true, seed) }, 2);
+  });
+
+  test('gradient accumulation of an input used twice (axpy on the tape)', (t) => {
+    parity(t, { name: 'x*x+x', shapes: [[17, 9]], f: ([x]) => ops.add(ops.mul(x, x), x) });
+  });
+
+  // ---- reductions, normalisation ---------------------------------------------------------------
+
+  test('sum / mean / max over each axis, sumAll, meanAll', (t) => {
+    for (const shape of [[1, 5], [7, 13], [340, 21], [3, 4, 5], [2048], [360, 2048]])
+      for (let axis = 0; axis < shape.length; axis++)
+        for (const [name, f] of [['sum', ops.sum], ['mean', ops.mean], ['max', ops.max]] as const)
+          parity(t, { name: `${name} axis ${axis}`, shapes: [shape], f: ([x]) => f(x, axis, axis === 0) });
+    // a range of the axis read in place (RoI parts: [M, 12 bins, D], bins [2, 10)), and a long one
+    parity(t, { name: 'maxOver bins', shapes: [[1000, 12, 256]], f: ([x]) => ops.maxOver(x, 1, 2, 10) });
+    parity(t, { name: 'maxOver long', shapes: [[3, 5000, 40]], f: ([x]) => ops.maxOver(x, 1, 100, 4900) });
+    for (const shape of [[1], [1001], [340, 2048]]) {
+      parity(t, { name: 'sumAll', shapes: [shape], f: ([x]) => ops.sumAll(x) });
+      parity(t, { name: 'meanAll', shapes: [shape], f: ([x]) => ops.meanAll(x) });
+    }
+  });
+
+  test('topkMean', (t) => {
+    for (const [T, Cc, k] of [[1, 3, 1], [17, 5, 3], [340, 21, 42], [341, 20, 1], [64, 7, 64]])
+      parity(t, { name: `topkMean k=${k}`, shapes: [[T, Cc]], f: ([x]) => ops.topkMean(x, k) });
+  });
+
+  test('softmax and logSoftmax', (t) => {
+    for (const shape of [[1, 1], [7, 13], [8 * 360, 360], [3, 2049]]) {
+      parity(t, { name: 'softmax', shapes: [shape], f: ([x]) => ops.softmax(x), draw: uniform(-4, 4) });
+      parity(t, { name: 'logSoftmax', shapes: [shape], f: ([x]) => ops.logSoftmax(x), draw: uniform(-4, 4) });
+    }
+  });
+
+  test('layerNorm', (t) => {
+    for (const [rows, cols] of [[1, 1], [1, 2048], [5, 7], [360, 2048], [3, 4097]])
+      parity(t, {
+        name: 'layerNorm', shapes: [[rows, cols], [cols], [cols]], f: ([x, w, b]) => ops.layerNorm(x, w, b),
+        draw: (i, rng, n) => (i === 0 ? rng.uniformArray(n, -2, 3) : rng.uniformArray(n, 0.5, 1.5)),
+      });
+  });
+
+  test('l2Normalize', (t) => {
+    for (const shape of [[1, 1], [9, 31], [340, 2048]]) parity(t, { name: 'l2Normalize', shapes: [shape], f: ([x]) => ops.l2Normalize(x) });
+  });
+
+  // ---- conv1d, attention -----------------------------------------------------------------------
+
+  test('conv1d', (t) => {
+    for (const [T, Cin, Cout, k, pad, bias] of [
+      [1, 3, 5, 1, 0, true], [1, 4, 6, 3, 1, true], [17, 9, 11, 3, 1, false], [33, 7, 8, 5, 2, true], [20, 6, 4, 3, 0, true],
+      [340, 2048, 2048, 3, 1, true], [340, 2048, 21, 1, 0, false],
+    ] as [number, number, number, number, number, boolean][])
+      parity(t, {
+        name: `conv1d k=${k} pad=${pad} bias=${bias}`,
+        shapes: bias ? [[T, Cin], [Cout, Cin, k], [Cout]] : [[T, Cin], [Cout, Cin, k]],
+        f: ([x, w, b]) => ops.conv1d(x, w, b ?? null, pad),
+      });
+  });
+
+  test('attention', (t) => {
+    for (const [L, D, heads, p] of [[1, 8, 2, 0], [1, 8, 1, 0.1], [7, 12, 3, 0], [7, 12, 3, 0.1], [33, 64, 8, 0.3], [360, 2048, 8, 0.1]])
+      parity(t, {
+        name: `attention L=${L} D=${D} heads=${heads} p=${p}`, shapes: [[L, D], [L, D], [L, D]],
+        f: ([q, k, v]) => ops.scaledDotProductAttention(q, k, v, heads, p, 77),
+      });
+    // fewer queries than keys (the last RAB's snippet rows): the same dropout mask numbering
+    for (const [Lq, L, D, heads, p] of [[1, 7, 12, 3, 0.1], [5, 7, 12, 3, 0.1], [340, 360, 2048, 8, 0.1]])
+      parity(t, {
+        name: `attention Lq=${Lq} L=${L} D=${D} heads=${heads} p=${p}`, shapes: [[Lq, D], [L, D], [L, D]],
+        f: ([q, k, v]) => ops.scaledDotProductAttention(q, k, v, heads, p, 77),
+      });
+  });
+
+  // ---- shape ops -------------------------------------------------------------------------------
+
+  test('gatherRows with repeated indices', (t) => {
+    parity(t, { name: 'gatherRows', shapes: [[10, 7]], f: ([x]) => ops.gatherRows(x, [3, 3, 0, 9, 1]) });
+    parity(t, { name: 'gatherRows one', shapes: [[1, 1]], f: ([x]) => ops.gatherRows(x, [0, 0]) });
+    const rng = new Rng(9);
+    const idx = Array.from({ length: 500 }, () => rng.int(340));
+    parity(t, { name: 'gatherRows big', shapes: [[340, 2048]], f: ([x]) => ops.gatherRows(x, idx) });
+  });
+
+  test('concat and slice along each axis, transpose2d', (t) => {
+    parity(t, { name: 'concat 0', shapes: [[2, 5], [1, 5], [4, 5]], f: (xs) => ops.concat(xs, 0) });
+    parity(t, { name: 'concat 1', shapes: [[3, 2], [3, 7], [3, 1]], f: (xs) => ops.concat(xs, 1) });
+    parity(t, { name: 'concat -1 3d', shapes: [[2, 3, 4], [2, 3, 5]], f: (xs) => ops.concat(xs, -1) });
+    parity(t, { name: 'concat model', shapes: [[340, 2048], [20, 2048]], f: (xs) => ops.concat(xs, 0) });
+    parity(t, { name: 'slice 0', shapes: [[9, 5]], f: ([x]) => ops.slice(x, 0, 2, 7) });
+    parity(t, { name: 'slice 1', shapes: [[4, 9, 3]], f: ([x]) => ops.slice(x, 1, 0, 1) });
+    parity(t, { name: 'slice model', shapes: [[360, 2048]], f: ([x]) => ops.slice(x, 0, 20, 360) });
+    for (const shape of [[1, 1], [17, 33], [340, 2048]]) parity(t, { name: 'transpose2d', shapes: [shape], f: ([x]) => ops.transpose2d(x) });
+  });
+
+  // ---- losses, RoI align -----------------------------------------------------------------------
+
+  test('bce, smoothL1, mse with every reduction', (t) => {
+    const probs = (i: number, rng: Rng, n: number): Float32Array =>
+      i === 0 ? rng.uniformArray(n, 0.05, 0.95) : i === 1 ? Float32Array.from(rng.uniformArray(n, 0, 1), (v) => (v < 0.3 ? 1 : 0)) : rng.uniformArray(n, 0, 2);
+    for (const shape of [[1], [17, 5], [340, 21]])
+      for (const reduction of ['none', 'mean', 'sum'] as const) {
+        parity(t, { name: `bce ${reduction}`, shapes: [shape, shape], f: ([p, y]) => ops.bce(p, y, { reduction }), draw: probs, grad: [0] });
+        parity(t, { name: `bce weighted ${reduction}`, shapes: [shape, shape, shape], f: ([p, y, w]) => ops.bce(p, y, { weight: w, reduction }), draw: probs, grad: [0, 2] });
+        parity(t, { name: `smoothL1 ${reduction}`, shapes: [shape, shape], f: ([a, b]) => ops.smoothL1(a, b, { reduction }), draw: uniform(-3, 3) });
+        parity(t, { name: `smoothL1 beta=0.5 ${reduction}`, shapes: [shape, shape], f: ([a, b]) => ops.smoothL1(a, b, { beta: 0.5, reduction }), draw: uniform(-3, 3) });
+        parity(t, { name: `mse ${reduction}`, shapes: [shape, shape], f: ([a, b]) => ops.mse(a, b, { reduction }) });
+      }
+  });
+
+  test('roiAlign1d', (t) => {
+    const rng = new Rng(10);
+    const rois = (n: number, T: number): Float32Array => {
+      const r = new Float32Array(2 * n);
+      for (let i = 0; i < n; i++) {
+        const s = rng.range(-2, T);
+        r[2 * i] = s;
+        r[2 * i + 1] = s + rng.range(0, T / 2 + 1);
+      }
+      return r;
+    };
+    for (const [T, D, R, bins] of [[1, 3, 2, 1], [1, 4, 3, 12], [17, 5, 7, 4], [340, 2048, 50, 12]]) {
+      const rr = rois(R, T);
+      for (const samplingRatio of [0, 2])
+        for (const aligned of [false, true])
+          parity(t, { name: `roiAlign1d T=${T} sr=${samplingRatio} aligned=${aligned}`, shapes: [[T, D]], f: ([x]) => ops.roiAlign1d(x, rr, { bins, samplingRatio, aligned }) });
+    }
+  });
+
+  // ---- post-processing (host arrays in, host arrays out: as lib/postprocess calls them) ----------
+
+  function compareRows(t: ExecutionContext, what: string, got: Float64Array, want: Float64Array): void {
+    t.is(got.length, want.length, `${what}: number of rows`);
+    for (let i = 2; i < want.length; i += 4) t.is(got[i], want[i], `${what}: class of row ${(i - 2) / 4}`);
+    compare(t, what, got, want);
+  }
+
+  function randomRows(rng: Rng, n: number, classes: number): Float64Array {
+    const rows = new Float64Array(4 * n);
+    for (let i = 0; i < n; i++) {
+      const s = rng.range(0, 100);
+      rows.set([s, s + rng.range(0.5, 20), rng.int(classes), rng.range(0.01, 1)], 4 * i);
+    }
+    return rows;
+  }
+
+  test('upsample_linear', (t) => {
+    const rng = new Rng(11);
+    for (const [T, Cc, scale] of [[1, 1, 2], [1, 3, 4], [37, 3, 2], [340, 21, 2], [340, 21, 3.5]]) {
+      const x = rng.uniformArray(T * Cc, 0, 1);
+      compare(t, `upsample_linear T=${T} C=${Cc} scale=${scale}`, C.upsample_linear(x, T, Cc, scale), P.upsample_linear(x, T, Cc, scale));
+    }
+  });
+
+  test('oic_proposals', (t) => {
+    const rng = new Rng(12);
+    const o = defaultProposalOptions();
+    for (const [T, Cc, classes] of [[1, 2, [0]], [50, 4, [0, 2]], [340, 20, [1, 5, 19]]] as [number, number, number[]][]) {
+      // smooth class scores, so that proposals span several snippets
+      const cas = new Float32Array(T * Cc);
+      for (let c = 0; c < Cc; c++) {
+        const phase = rng.range(0, 6.28);
+        for (let i = 0; i < T; i++) cas[i * Cc + c] = 0.5 + 0.45 * Math.sin(i / 7 + phase) * rng.range(0.7, 1);
+      }
+      const agnostic = Float32Array.from({ length: T }, (_, i) => 0.5 + 0.4 * Math.cos(i / 5));
+      const vid = rng.uniformArray(Cc, 0, 1);
+      for (const anyQuirk of [false, true]) {
+        const call = (A: NativeAddon): Float64Array =>
+          A.oic_proposals(cas, agnostic, T, Cc, Int32Array.from(classes), vid, Float64Array.from(o.casThresholds), Float64Array.from(o.agnosticThresholds),
+            o.lambda, o.gamma, o.scale, o.secondsPerSnippet / o.scale, anyQuirk);
+        const want = call(P);
+        if (T > 1) t.true(want.length > 0, 'the case produces proposals');
+        compareRows(t, `oic_proposals T=${T} quirk=${anyQuirk}`, call(C), want);
+      }
+    }
+  });
+
+  test('soft_nms: each method, both IoU conventions', (t) => {
+    const rng = new Rng(13);
+    for (const n of [1, 7, 200]) {
+      const rows = randomRows(rng, n, 3);
+      for (const method of [0, 1, 2])
+        for (const plusOne of [true, false])
+          compareRows(t, `soft_nms n=${n} method=${method} plusOne=${plusOne}`, C.soft_nms(rows, method, 0.3, 0.7, plusOne), P.soft_nms(rows, method, 0.3, 0.7, plusOne));
+    }
+  });
+
+  test('boundary_adaptation', (t) => {
+    const rng = new Rng(14);
+    for (const n of [1, 9, 150])
+      for (const thr of [0, 0.4]) {
+        const rows = randomRows(rng, n, 4);
+        compareRows(t, `boundary_adaptation n=${n} thr=${thr}`, C.boundary_adaptation(rows, thr), P.boundary_adaptation(rows, thr));
+      }
+  });
+
+  // ---- end to end --------------------------------------------------------------------------------
+
+  test.serial('stage-1 training: the same losses on cuda as on cpu for the same seed', async (t) => {
+    t.timeout(10 * 60_000);
+    const { synthesizeDataset } = await import('../../lib/data/synth');
+    const { loadConfig, loadDataset } = await import('../../lib/data');
+    const { trainStage1 } = await import('../../lib/models/hrpro/train_stage1');
+    const { stage1ConfigFrom } = await import('../../lib/models/hrpro/config');
+    const root = fs.mkdtempSync(path.join(os.tmpdir(), 'pstal-cuda-train-'));
+    try {
+      const D = 32;
+      const knobs = { durationScale: 0.35, noiseStd: 0.1, sceneStrength: 0, latentNoiseStrength: 0, contextStrength: 0, styleStrength: 0, mixIn: 0, classCorrelation: 0 };
+      await synthesizeDataset({ out: path.join(root, 'data'), dim: D, seed: 7, videos: 24, knobs });
+      const ds = loadDataset(path.join(root, 'data'), loadConfig('thumos14', { featureDim: D }));
+      const cfg = stage1ConfigFrom(ds.config, { iterations: 6, testEvery: 6, seed: 3, lr: 3e-3, batchSize: 4 });
+      const losses: Record<Device, number[][]> = { cpu: [], cuda: [] };
+      for (const device of ['cpu', 'cuda'] as const) {
+        const r = await trainStage1(
+          {
+            out: path.join(root, device), classNames: ds.classNames, train: ds.train, test: ds.test, ambiguous: ds.ambiguous,
+            blockedVideos: [], quiet: true, device,
+            onIteration: (_, l) => losses[device].push([l.total, l.video, l.frame, l.background, l.contrastive]),
+          },
+          cfg,
+        );
+        r.model.dispose();
+      }
+      t.is(losses.cuda.length, 6);
+      losses.cpu.forEach((want, it) =>
+        want.forEach((w, k) => {
+          const g = losses.cuda[it][k];
+          // relative, with a floor: a term that is ~0 on both devices differs only by rounding
+          t.true(Math.abs(g - w) <= 1e-3 * Math.max(Math.abs(w), 1e-4), `iteration ${it + 1}, loss term ${k}: cuda ${g}, cpu ${w}`);
+        }),
+      );
+      t.log(`total loss by iteration (cpu / cuda): ${losses.cpu.map((l, i) => `${l[0].toFixed(5)}/${losses.cuda[i][0].toFixed(5)}`).join(', ')}`);
+    } finally {
+      fs.rmSync(root, { recursive: true, force: true });
+    }
+  });
+}
