@@ -14,7 +14,7 @@ import { BenchResult } from './harness';
 import { synthesizeDataset } from '../lib/data/synth';
 import { loadConfig, loadDataset } from '../lib/data';
 import { trainStage2 } from '../lib/models/hrpro/train_stage2';
-import { packByClass, packSpans, ProposalsFile } from '../lib/models/hrpro/proposals';
+import { packByClass, packSpans, ProposalsFile } from '../lib/formats/proposals';
 import { stage2ConfigFrom } from '../lib/models/hrpro/config';
 import { RankedProposals, Span } from '../lib/models/hrpro/ranking';
 import { Rng } from '../lib/util/rng';
@@ -55,7 +55,7 @@ export async function benchStage2(opts: { quick?: boolean }): Promise<BenchResul
           const s = rng.uniform() * (v.T - 2);
           r.NP.push([s, s + 1 + rng.uniform() * 5, -0.5]);
         }
-        // packed as readProposalsFile gives them to stage 2
+        // packed as readProposals gives them to stage 2
         proposals.train[v.name] = { PP: packByClass(r.PP), RP: r.RP, NP: packSpans(r.NP) };
       }
       for (const v of ds.test) proposals.test[v.name] = { PP: packByClass({ [ds.classNames[0]]: spansAround(rng, v.gt, v.T * sps, PP_TEST) }) };

@@ -9,7 +9,7 @@
  */
 import * as fs from 'fs';
 import * as path from 'path';
-import { data, hrpro, evaluation, plot } from '../lib';
+import { data, formats, hrpro, evaluation, plot } from '../lib';
 
 async function main(): Promise<void> {
   const dataDir = process.argv[2] ?? path.join('pstal-example', 'data');
@@ -37,7 +37,7 @@ async function main(): Promise<void> {
 
   // 3. stage 2 (SPEC §4) from the ranked proposals
   const cfg2 = hrpro.stage2ConfigFrom(config, { epochs: 15, testEvery: 5, lr: 1e-3, seed: 0 });
-  const proposals = hrpro.readProposalsFile(ranked.proposalsFile);
+  const proposals = formats.readProposals(ranked.proposalsFile);
   const s2 = await hrpro.trainStage2({ ...ctx, proposals }, cfg2);
   s2.model.dispose();
   console.log(`stage 2: best avg mAP ${(100 * s2.bestMap).toFixed(2)} at epoch ${s2.bestEpoch}`);

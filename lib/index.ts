@@ -22,6 +22,7 @@ export * as native from './runtime/native';
 export * as hrpro from './models/hrpro';
 export * as tspnet from './models/tspnet';
 export * as data from './data';
+export * as formats from './formats';
 export * as postprocess from './postprocess';
 export * as evaluation from './eval';
 export { ProgressBar, progressCallback } from './util/progress';

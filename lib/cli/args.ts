@@ -3,7 +3,6 @@
  * Unknown options are an error naming the option (a typo must not silently use a default).
  */
 import { EXAMPLES } from './examples';
-import { setGemmPrecision } from '../runtime/native';
 
 /** A usage error: printed without a stack trace, exit code 2. */
 export class CliError extends Error {}
@@ -67,23 +66,4 @@ export function helpText(command: string, spec: Record<string, OptionSpec>, abou
   const examples = EXAMPLES[command];
   const ex = examples?.length ? `\n\nexample${examples.length > 1 ? 's' : ''}:\n${examples.map((e) => `  ${e}`).join('\n')}` : '';
   return `usage: pstal ${command} [options]\n\noptions:\n${rows.join('\n')}${about ? `\n\n${about}` : ''}${ex}`;
-}
-
-/** --precision: the CPU GEMM's operand precision (train, run, test, detect). */
-export const PRECISION_OPTION: OptionSpec = {
-  type: 'string',
-  describe: "CPU matrix products: 'fp32', or 'bf16' (bfloat16 operands, float32 accumulation; needs AVX512-BF16)",
-  default: 'fp32',
-};
-
-/** Sets --precision (a usage error names the option when it is not one of the two, or the CPU cannot). */
-export function applyPrecision(value: unknown, device: unknown = 'cpu'): void {
-  if (value === undefined || value === 'fp32') return;
-  if (value !== 'bf16') throw new CliError(`--precision must be 'fp32' or 'bf16', received '${value}'`);
-  if (device !== 'cpu') throw new CliError(`--precision bf16 is for --device cpu (received --device ${device})`);
-  try {
-    setGemmPrecision('bf16');
-  } catch (e) {
-    throw new CliError(`--precision bf16: ${(e as Error).message.replace(/^setGemmPrecision: /, '')}`);
-  }
 }

@@ -8,7 +8,7 @@
 import * as fs from 'fs';
 import * as path from 'path';
 import { parseArgs, OptionSpec } from './args';
-import { withSigint } from './train';
+import { withSigint } from './training';
 import { synthesizeDataset, SynthKnobs } from '../data/synth';
 import { loadConfig, loadDataset } from '../data';
 import { runHrPro } from '../models/hrpro/run';

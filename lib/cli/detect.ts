@@ -7,17 +7,19 @@
  */
 import * as fs from 'fs';
 import * as path from 'path';
-import { parseArgs, CliError, OptionSpec, Parsed, PRECISION_OPTION, applyPrecision } from './args';
+import { parseArgs, CliError, OptionSpec, Parsed } from './args';
+import { SHARED, applyComputeOptions } from './options';
 import { loadTspNet, detect as tspnetDetectVideo } from '../models/tspnet/run';
 import { tspnetPaths } from '../models/tspnet/checkpoint';
 import type { BaseProposal } from '../models/tspnet/proposals';
 import { readNpy, assertFiniteFeatures } from '../data/npy';
-import { readGroundTruth } from '../data/dataset';
+import { GroundTruthFile, readGroundTruth } from '../formats/ground_truth';
+import { DetectionResults, resultsText, writeResults } from '../formats/results';
+import { emptyRecord } from '../formats/text';
 import { loadHrPro, detect } from '../models/hrpro/detect';
-import { writeFileAtomic } from '../util/fs';
-import type { DetectionResults, Segment } from '../eval/detection';
+import type { Segment } from '../eval/detection';
 import { plotVideo } from '../plot/video';
-import { readJsonFile } from '../util/json';
+import { readJson } from '../formats/text';
 
 export const DETECT_OPTIONS: Record<string, OptionSpec> = {
   model: { type: 'string', describe: 'a run folder trained by `pstal run` (or stage 1 alone by `pstal train`)', required: true },
@@ -26,8 +28,9 @@ export const DETECT_OPTIONS: Record<string, OptionSpec> = {
   plot: { type: 'string', describe: 'folder for one picture per video (SVG, and PNG when @resvg/resvg-js is installed)' },
   gt: { type: 'string', describe: 'a gt_full.json whose annotations of these videos are drawn in the plots' },
   top: { type: 'number', describe: 'keep the N best detections a video (default: all)' },
-  device: { type: 'string', describe: "'cpu' or 'cuda'", default: 'cpu' },
-  precision: PRECISION_OPTION,
+  device: SHARED.device,
+  threads: SHARED.threads,
+  precision: SHARED.precision,
   proposals: { type: 'string', describe: "a TSPNet run trained on proposals files: the new videos' base proposals (ActivityNet JSON, seconds)" },
 };
 
@@ -42,14 +45,14 @@ function readFeatures(file: string, featureDim: number): ReturnType<typeof readN
 }
 
 /** The ground truth of a video for its plot, when --gt gives it. */
-function knownSegments(gt: Map<string, { annotations: { label: string; segment: [number, number] }[] }>, name: string): Segment[] | undefined {
+function knownSegments(gt: GroundTruthFile, name: string): Segment[] | undefined {
   return gt.get(name)?.annotations.map((g) => ({ label: g.label, segment: [g.segment[0], g.segment[1]] }));
 }
 
 export async function main(argv: string[]): Promise<number> {
   const a = parseArgs('detect', argv, DETECT_OPTIONS);
   if (!a) return 0;
-  applyPrecision(a.precision, a.device);
+  applyComputeOptions(a);
   const files = a.features as string[];
   if (a.top !== undefined && !(Number.isInteger(a.top as number) && (a.top as number) >= 1)) throw new CliError(`--top must be a positive integer, received ${a.top}`);
   // one entry a video in the results: two files of one name would overwrite each other's detections
@@ -60,12 +63,12 @@ export async function main(argv: string[]): Promise<number> {
     byName.set(n, f);
   }
   // the ground truth is checked field by field (errors name the file, video and field)
-  const gt = a.gt ? readGroundTruth(a.gt as string) : new Map<string, { annotations: { label: string; segment: [number, number] }[] }>();
+  const gt: GroundTruthFile = a.gt ? readGroundTruth(a.gt as string) : new Map();
   if (fs.existsSync(tspnetPaths(a.model as string).best)) return detectTspNet(a, files, gt);
   if (a.proposals !== undefined) throw new CliError('--proposals is for TSPNet runs (pstal train --method tspnet)');
   const model = loadHrPro(a.model as string, { device: a.device as string });
   try {
-    const results: DetectionResults = {};
+    const results: DetectionResults = emptyRecord();
     for (const file of files) {
       const name = path.basename(file).replace(/\.npy$/, '');
       const arr = readFeatures(file, model.featureDim);
@@ -80,9 +83,9 @@ export async function main(argv: string[]): Promise<number> {
         console.error(`  plot: ${written.join(', ')}`);
       }
     }
-    const json = JSON.stringify({ version: 'VERSION 1.3', results, external_data: { used: true, details: `pstal detect, model ${model.run}` } });
-    if (a.out) writeFileAtomic(a.out as string, json);
-    else console.log(json);
+    const details = `pstal detect, model ${model.run}`;
+    if (a.out) writeResults(a.out as string, results, details);
+    else console.log(resultsText(results, details));
     return 0;
   } finally {
     model.dispose();
@@ -90,19 +93,15 @@ export async function main(argv: string[]): Promise<number> {
 }
 
 /** `pstal detect` with a TSPNet run: the base (its HR-Pro run, or --proposals) then the plug-in. */
-function detectTspNet(a: Parsed, files: string[], gt: Map<string, { annotations: { label: string; segment: [number, number] }[] }>): number {
+function detectTspNet(a: Parsed, files: string[], gt: GroundTruthFile): number {
   const model = loadTspNet(a.model as string, { device: a.device as string });
   try {
     let given: Record<string, BaseProposal[]> | undefined;
     if (a.proposals !== undefined) {
-      try {
-        given = (readJsonFile(a.proposals as string) as { results: Record<string, BaseProposal[]> }).results;
-      } catch (e) {
-        throw new CliError(`--proposals ${a.proposals}: ${(e as Error).message}`);
-      }
+      given = (readJson(a.proposals as string, '--proposals') as { results: Record<string, BaseProposal[]> }).results;
       if (!given || typeof given !== 'object') throw new CliError(`--proposals ${a.proposals}: expected {"results": {video: [{"segment": [s, e]}]}}`);
     }
-    const results: DetectionResults = {};
+    const results: DetectionResults = emptyRecord();
     for (const file of files) {
       const name = path.basename(file).replace(/\.npy$/, '');
       const arr = readFeatures(file, model.featureDim);
@@ -125,9 +124,9 @@ function detectTspNet(a: Parsed, files: string[], gt: Map<string, { annotations:
         console.error(`  plot: ${written.join(', ')}`);
       }
     }
-    const json = JSON.stringify({ version: 'VERSION 1.3', results, external_data: { used: true, details: `pstal detect, TSPNet model ${model.run}` } });
-    if (a.out) writeFileAtomic(a.out as string, json);
-    else console.log(json);
+    const details = `pstal detect, TSPNet model ${model.run}`;
+    if (a.out) writeResults(a.out as string, results, details);
+    else console.log(resultsText(results, details));
     return 0;
   } finally {
     model.dispose();

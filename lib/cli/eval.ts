@@ -3,17 +3,13 @@
  * thresholds (SPEC section 6), printed as the references' table, or as one JSON object with --json.
  */
 import { parseArgs, CliError, OptionSpec } from './args';
-import {
-  DetectionResults,
-  EvalResult,
-  THUMOS14_BLOCKED,
-  evaluateDetection,
-  formatMapTable,
-  loadGroundTruth,
-  loadResults,
-  parseTiou,
-} from '../eval/detection';
-import { filterAmbiguous, loadAmbiguous } from '../eval/ambiguous';
+import { SHARED } from './options';
+import { EvalResult, THUMOS14_BLOCKED, evaluateDetection, evaluationJson, formatMapTable, parseTiou, subsetGroundTruth } from '../eval/detection';
+import { filterAmbiguous } from '../eval/ambiguous';
+import { GroundTruthFile, readGroundTruth } from '../formats/ground_truth';
+import { DetectionResults, readResults } from '../formats/results';
+import { readAmbiguous } from '../formats/splits';
+import { emptyRecord } from '../formats/text';
 
 export const EVAL_OPTIONS: Record<string, OptionSpec> = {
   gt: { type: 'string', describe: 'ground truth gt_full.json', required: true },
@@ -21,17 +17,16 @@ export const EVAL_OPTIONS: Record<string, OptionSpec> = {
   subset: { type: 'string', describe: "subset of the ground truth to score (THUMOS14: 'Test' or 'Validation')", required: true },
   tiou: { type: 'string', describe: "tIoU thresholds: 'start:stop:step' (stop included) or 'a,b,c'", default: '0.1:0.7:0.1' },
   'per-class': { type: 'boolean', describe: 'also print the AP of every class' },
-  json: { type: 'boolean', describe: 'print one JSON object instead of tables' },
+  json: SHARED.json,
   ambiguous: { type: 'string', describe: 'ambiguous segments file (THUMOS14 Ambiguous_test.txt): overlapping detections are dropped' },
   blocked: { type: 'string', describe: "videos left out: 'thumos14', 'none' or a comma list (default: thumos14 when the subset holds them)" },
   'allow-unknown': { type: 'boolean', describe: 'score labels/videos unknown to the ground truth instead of failing (unknown labels are ignored)' },
 };
 
-function blockedList(spec: string | undefined, gtFile: string, subset: string): string[] {
+function blockedList(spec: string | undefined, gt: GroundTruthFile, subset: string): string[] {
   if (spec === undefined) {
     // default: the THUMOS14 exclusions when any of those videos is in this subset
-    const probe = loadGroundTruth(gtFile, subset);
-    return THUMOS14_BLOCKED.some((v) => v in probe.videos) ? THUMOS14_BLOCKED : [];
+    return THUMOS14_BLOCKED.some((v) => gt.get(v)?.subset === subset) ? THUMOS14_BLOCKED : [];
   }
   if (spec === 'thumos14') return THUMOS14_BLOCKED;
   if (spec === 'none' || spec === '') return [];
@@ -49,13 +44,14 @@ export async function main(argv: string[]): Promise<number> {
   } catch (e) {
     throw new CliError(`--tiou: ${(e as Error).message}`);
   }
-  const blocked = blockedList(a.blocked as string | undefined, gtFile, subset);
-  const gt = loadGroundTruth(gtFile, subset, { blockedVideos: blocked });
-  let results: DetectionResults = loadResults(a.pred as string);
+  const gtParsed = readGroundTruth(gtFile);
+  const blocked = blockedList(a.blocked as string | undefined, gtParsed, subset);
+  const gt = subsetGroundTruth(gtParsed, subset, { blockedVideos: blocked, file: gtFile });
+  let results: DetectionResults = readResults(a.pred as string);
   let droppedAmbiguous = 0;
   if (a.ambiguous) {
-    const amb = loadAmbiguous(a.ambiguous as string);
-    const kept: DetectionResults = {};
+    const amb = readAmbiguous(a.ambiguous as string);
+    const kept: DetectionResults = emptyRecord();
     for (const [video, dets] of Object.entries(results)) {
       kept[video] = filterAmbiguous(video, dets, amb);
       droppedAmbiguous += dets.length - kept[video].length;
@@ -73,12 +69,7 @@ export async function main(argv: string[]): Promise<number> {
     console.log(
       JSON.stringify({
         subset,
-        tiou: r.tiou,
-        map: r.map,
-        averages: r.averages,
-        apPerClass: r.apPerClass,
-        numGroundTruth: r.numGroundTruth,
-        numDetections: r.numDetections,
+        ...evaluationJson(r),
         blockedVideos: blocked,
         droppedAmbiguous,
       }),

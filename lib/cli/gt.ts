@@ -10,8 +10,9 @@ import * as fs from 'fs';
 import * as path from 'path';
 import { parseArgs, CliError, OptionSpec } from './args';
 import { groundTruthFromPoints } from '../data/points';
-import { GT_FILE, POINT_FILE } from '../data/dataset';
-import { writeFileAtomic } from '../util/fs';
+import { GT_FILE, writeGroundTruth } from '../formats/ground_truth';
+import { POINT_FILE, writePointLabels } from '../formats/point_labels';
+import { splitFile, writeSplit } from '../formats/splits';
 
 export const GT_OPTIONS: Record<string, OptionSpec> = {
   annotations: { type: 'string', describe: 'annotation folder: point_labels/point_gaussian.csv (with start_frame, stop_frame), split_train.txt, split_test.txt', required: true },
@@ -34,7 +35,7 @@ export async function main(argv: string[]): Promise<number> {
   const dir = a.annotations as string;
   const out = a.out as string;
   const csv = path.join(dir, POINT_FILE);
-  const r = groundTruthFromPoints(csv, path.join(dir, 'split_train.txt'), path.join(dir, 'split_test.txt'), {
+  const r = groundTruthFromPoints(csv, path.join(dir, splitFile('train')), path.join(dir, splitFile('test')), {
     fps: a.fps as number,
     durationMargin: a['duration-margin'] as number,
     minDuration: a['min-duration'] as number,
@@ -44,13 +45,11 @@ export async function main(argv: string[]): Promise<number> {
     testSubset: a['test-subset'] as string,
   });
   fs.mkdirSync(path.join(out, path.dirname(POINT_FILE)), { recursive: true });
-  writeFileAtomic(path.join(out, GT_FILE), JSON.stringify(r.gt));
-  writeFileAtomic(path.join(out, 'split_train.txt'), r.splits.train.join('\n') + '\n');
-  writeFileAtomic(path.join(out, 'split_test.txt'), r.splits.test.join('\n') + '\n');
+  writeGroundTruth(path.join(out, GT_FILE), r.gt);
+  writeSplit(path.join(out, splitFile('train')), r.splits.train);
+  writeSplit(path.join(out, splitFile('test')), r.splits.test);
   // the point labels of the videos kept (the loader would warn about the others' rows)
-  const lines = fs.readFileSync(csv, 'utf8').split(/\r?\n/);
-  const keep = new Set(r.keptLines);
-  writeFileAtomic(path.join(out, POINT_FILE), [lines[0], ...lines.filter((_, i) => keep.has(i + 1))].join('\n') + '\n');
+  writePointLabels(path.join(out, POINT_FILE), r.header, r.keptRows.map((row) => row.fields));
   const left = r.withoutPoints.train + r.withoutPoints.test;
   console.error(
     `gt: ${r.splits.train.length} training and ${r.splits.test.length} test videos${a.holdout !== undefined ? ` (test: ${a.holdout} of the labelled training videos, seed ${a.seed})` : ''}, ` +

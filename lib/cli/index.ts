@@ -3,9 +3,10 @@
  * `pstal eval` never pays for loading the models. Each module exports
  * `main(argv: string[]): Promise<number>` (the exit code).
  */
-import * as fs from 'fs';
-import * as path from 'path';
 import { CliError } from './args';
+import { version } from './version';
+
+export { version };
 
 const COMMANDS: Record<string, string> = {
   synth: 'write a synthetic dataset in the standard layout',
@@ -21,14 +22,6 @@ const COMMANDS: Record<string, string> = {
   demo: 'synthesize a small dataset and run the whole pipeline',
   report: "one self-contained HTML page of a run: config, curves, AP tables, timelines",
 };
-
-/** The package's version (package.json). */
-export function version(): string {
-  // the nearest package.json above this file: lib/cli/ from the sources, dist/lib/cli/ compiled
-  let dir = __dirname;
-  while (!fs.existsSync(path.join(dir, 'package.json')) && path.dirname(dir) !== dir) dir = path.dirname(dir);
-  return (JSON.parse(fs.readFileSync(path.join(dir, 'package.json'), 'utf8')) as { version: string }).version;
-}
 
 function usage(): string {
   const rows = Object.entries(COMMANDS).map(([c, d]) => `  ${c.padEnd(8)} ${d}`);

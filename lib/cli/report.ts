@@ -10,13 +10,18 @@
  * recorded in RUN/dataset.json. Without it the page has the curves, the tables of the metrics
  * files and the counts, and says what is missing.
  */
-import { readJsonFile } from '../util/json';
 import * as fs from 'fs';
 import * as path from 'path';
 import { parseArgs, CliError, OptionSpec } from './args';
-import { version } from './index';
+import { version } from './version';
 import { loadConfig, loadDataset, Split, VideoRecord } from '../data';
-import { evaluateDetection, loadGroundTruth, loadResults, DetectionResults, EvalResult } from '../eval/detection';
+import { evaluateDetection, subsetGroundTruth, EvalResult } from '../eval/detection';
+import { DetectionResults, readResults } from '../formats/results';
+import { readMetrics } from '../formats/metrics';
+import { readProposals, PROPOSALS_FILE } from '../formats/proposals';
+import { readDatasetRecord, readRunConfigIfPresent } from '../formats/run_config';
+import { emptyRecord } from '../formats/text';
+import { stage1Paths, stage2Paths } from '../models/hrpro/checkpoint';
 import { metricsSvg } from '../plot/metrics';
 import { timelineSvg } from '../plot/timeline';
 import { videoTimeline } from '../plot/video';
@@ -34,30 +39,6 @@ export const REPORT_OPTIONS: Record<string, OptionSpec> = {
 };
 
 type Json = Record<string, unknown>;
-
-function readJson(file: string): Json | null {
-  if (!fs.existsSync(file)) return null;
-  try {
-    return readJsonFile(file) as Json;
-  } catch (e) {
-    throw new Error(`${file}: ${(e as Error).message}`);
-  }
-}
-
-function readJsonl(file: string): Json[] {
-  if (!fs.existsSync(file)) return [];
-  return fs
-    .readFileSync(file, 'utf8')
-    .split('\n')
-    .filter((l) => l.trim())
-    .map((l, i) => {
-      try {
-        return JSON.parse(l) as Json;
-      } catch (e) {
-        throw new Error(`${file}:${i + 1}: ${(e as Error).message}`);
-      }
-    });
-}
 
 interface TestLine {
   map: number[];
@@ -78,24 +59,30 @@ function bestTable(lines: Json[], key: 'iteration' | 'epoch', title: string, tio
 
 /** PP/RP/NP totals of proposals.json's training videos (as the ranking counts them), and per class. */
 function proposalCounts(file: string): ReportInput['proposals'] {
-  const p = readJson(file);
-  if (!p) return null;
-  const train = (p.train ?? {}) as Record<string, { PP?: Record<string, unknown[]>; RP?: Record<string, unknown[]>; NP?: unknown[] }>;
-  const out = { PP: 0, RP: 0, NP: 0, videos: 0, perClass: {} as Record<string, { PP: number; RP: number }> };
-  for (const v of Object.values(train)) {
+  if (!fs.existsSync(file)) return null;
+  const p = readProposals(file);
+  const out = { PP: 0, RP: 0, NP: 0, videos: 0, perClass: emptyRecord<{ PP: number; RP: number }>() };
+  for (const v of Object.values(p.train)) {
     out.videos++;
-    for (const [c, spans] of Object.entries(v.PP ?? {})) {
-      out.PP += spans.length;
-      (out.perClass[c] ??= { PP: 0, RP: 0 }).PP += spans.length;
+    for (const [c, spans] of Object.entries(v.PP)) {
+      out.PP += spans.length / 3;
+      (out.perClass[c] ??= { PP: 0, RP: 0 }).PP += spans.length / 3;
     }
-    for (const [c, spans] of Object.entries(v.RP ?? {})) {
+    for (const [c, spans] of Object.entries(v.RP)) {
       const n = spans.filter((x) => x).length;
       out.RP += n;
       (out.perClass[c] ??= { PP: 0, RP: 0 }).RP += n;
     }
-    out.NP += (v.NP ?? []).length;
+    out.NP += v.NP.length / 3;
   }
   return out;
+}
+
+/** A metrics file's lines; lines that do not parse are left out with a warning. */
+function metricsLines(file: string, warnings: string[]): Json[] {
+  const m = readMetrics(file);
+  if (m.badLines.length) warnings.push(`${file}: line(s) ${m.badLines.join(', ')} are not JSON objects; left out`);
+  return m.lines.map((l) => l.value);
 }
 
 export async function main(argv: string[]): Promise<number> {
@@ -110,10 +97,12 @@ export async function main(argv: string[]): Promise<number> {
   if (!['test', 'train', 'all'].includes(a.split as string)) throw new CliError(`--split must be 'test', 'train' or 'all', received '${a.split}'`);
   const maxVideos = a['max-videos'] as number | undefined;
   if (maxVideos !== undefined && !(Number.isInteger(maxVideos) && maxVideos >= 0)) throw new CliError(`--max-videos must be a non-negative integer, received ${maxVideos}`);
-  const cfg1 = readJson(path.join(run, 'config.json'));
+  const p1 = stage1Paths(run);
+  const p2 = stage2Paths(run);
+  const cfg1 = readRunConfigIfPresent(p1.config);
   if (!cfg1) throw new Error(`${run}: no config.json: not a run folder of pstal run / pstal train`);
-  const cfg2 = readJson(path.join(run, 'stage2_config.json'));
-  const recorded = readJson(path.join(run, 'dataset.json'));
+  const cfg2 = readRunConfigIfPresent(p2.config);
+  const recorded = readDatasetRecord(run);
   const warnings: string[] = [];
   let data = a.data as string | undefined;
   if (!data && typeof recorded?.data === 'string') {
@@ -121,23 +110,23 @@ export async function main(argv: string[]): Promise<number> {
     else warnings.push(`the run's data folder ${recorded.data} (RUN/dataset.json) is gone: no per-class AP and no timelines; give --data`);
   }
   const configName = (a.config as string | undefined) ?? (typeof recorded?.config === 'string' ? recorded.config : 'thumos14');
-  const classNames = (cfg1.classNames as string[]) ?? [];
-  const featureDim = cfg1.featureDim as number;
+  const classNames = cfg1.classNames ?? [];
+  const featureDim = cfg1.featureDim;
   const s1 = (cfg1.stage1 ?? {}) as Json;
   const s2 = (cfg2?.stage2 ?? {}) as Json;
   const tiou = (s1.tiou as number[]) ?? [];
 
   // ---- curves and the metrics files' best tables ------------------------------------------------------
-  const m1 = readJsonl(path.join(run, 'stage1_metrics.jsonl'));
-  const m2 = readJsonl(path.join(run, 'stage2_metrics.jsonl'));
+  const m1 = metricsLines(p1.metrics, warnings);
+  const m2 = metricsLines(p2.metrics, warnings);
   const b1 = bestTable(m1, 'iteration', 'Stage 1, best checkpoint: test mAP (%)', tiou);
   const b2 = bestTable(m2, 'epoch', 'Stage 2, best checkpoint: test mAP (%)', (s2.tiou as number[]) ?? tiou);
   const tables = [b1?.table, b2?.table].filter((t): t is ReportStageTable => Boolean(t));
 
   // ---- final evaluation, per class ------------------------------------------------------------------------
-  const resultsFile = ['stage2_results.json', 'stage1_results.json'].map((f) => path.join(run, f)).find((f) => fs.existsSync(f));
+  const resultsFile = [p2.results, p1.results].find((f) => fs.existsSync(f));
   let results: DetectionResults | null = null;
-  if (resultsFile) results = loadResults(resultsFile);
+  if (resultsFile) results = readResults(resultsFile);
   let evaluation: EvalResult | null = null;
   let evaluationOf = resultsFile ? 'Per-class AP needs the ground truth: give --data.' : 'No results file (stage1_results.json / stage2_results.json) in the run folder.';
   const splits: Split[] = a.split === 'all' ? ['train', 'test'] : [a.split as Split];
@@ -151,8 +140,8 @@ export async function main(argv: string[]): Promise<number> {
     if (JSON.stringify(dataset.classNames) !== JSON.stringify(classNames))
       warnings.push(`the classes of ${data} (${dataset.classNames.length}) are not the run's (${classNames.length}): is this the run's dataset?`);
     if (results && resultsFile) {
-      const gt = loadGroundTruth(dataset.gtFile, dataset.testSubset, { blockedVideos: config.blockedVideos });
-      const kept: DetectionResults = {};
+      const gt = subsetGroundTruth(dataset.groundTruth, dataset.testSubset, { blockedVideos: config.blockedVideos, file: dataset.gtFile });
+      const kept: DetectionResults = emptyRecord();
       for (const name of Object.keys(gt.videos)) if (results[name]) kept[name] = results[name];
       evaluation = evaluateDetection(gt, kept, { tiou: (s2.tiou as number[]) ?? tiou, checkUnknown: false });
       evaluationOf = `${path.basename(resultsFile)} on subset "${dataset.testSubset}" of ${dataset.gtFile}`;
@@ -165,7 +154,7 @@ export async function main(argv: string[]): Promise<number> {
   const timelines: ReportTimeline[] = [];
   let timelinesNote: string | undefined;
   if (!data) timelinesNote = 'Timelines need the test videos\' features: give --data (or run pstal run, which records the data folder).';
-  else if (!fs.existsSync(path.join(run, 'stage1_best.safetensors'))) timelinesNote = 'No stage-1 checkpoint in the run folder: no class scores to draw.';
+  else if (!fs.existsSync(p1.best)) timelinesNote = 'No stage-1 checkpoint in the run folder: no class scores to draw.';
   else {
     const { loadHrPro, detect } = await import('../models/hrpro/detect');
     const model = loadHrPro(run, { device: a.device as string });
@@ -197,7 +186,7 @@ export async function main(argv: string[]): Promise<number> {
   if (b1) facts.push(['stage 1 best', `avg mAP ${(100 * b1.best).toFixed(2)} at iteration ${b1.at}`]);
   if (cfg2) facts.push(['stage 2', `${s2.epochs} epochs of batches of ${s2.batchSize} videos, lr ${s2.lr}`]);
   if (b2) facts.push(['stage 2 best', `avg mAP ${(100 * b2.best).toFixed(2)} at epoch ${b2.at}`]);
-  const configs = [{ name: 'config.json (stage 1)', json: cfg1 }];
+  const configs: { name: string; json: object }[] = [{ name: 'config.json (stage 1)', json: cfg1 }];
   if (cfg2) configs.push({ name: 'stage2_config.json', json: cfg2 });
   if (recorded) configs.push({ name: 'dataset.json', json: recorded });
   const html = reportHtml({
@@ -212,7 +201,7 @@ export async function main(argv: string[]): Promise<number> {
     tables,
     evaluation,
     evaluationOf,
-    proposals: proposalCounts(path.join(run, 'proposals.json')),
+    proposals: proposalCounts(path.join(run, PROPOSALS_FILE)),
     timelines,
     timelinesNote,
     warnings,

@@ -5,7 +5,7 @@
  * stage-1 candidates: --base-stage 1) in RUN/tspnet (runHrProTspNet, lib/models/tspnet/pipeline.ts).
  */
 import { parseArgs, CliError, OptionSpec, Parsed } from './args';
-import { COMMON_OPTIONS, STAGE1_OPTIONS, STAGE2_OPTIONS, setup, withSigint } from './train';
+import { COMMON_OPTIONS, STAGE1_OPTIONS, STAGE2_OPTIONS, setup, stage1Overrides, stage2Overrides, withSigint } from './training';
 import { STAGE1_TRAIN_DEFAULTS } from '../models/hrpro/config';
 import { STAGE2_TRAIN_DEFAULTS } from '../models/hrpro/config';
 import { runHrPro } from '../models/hrpro/run';
@@ -63,7 +63,9 @@ export async function main(argv: string[]): Promise<number> {
   if (!chained)
     for (const [k, s] of Object.entries(RUN_TSPNET_OPTIONS)) if (a[k] !== undefined && a[k] !== s.default) throw new CliError(`--${k} is a --method hrpro+tspnet option`);
   if (a['base-stage'] !== 1 && a['base-stage'] !== 2) throw new CliError(`--base-stage must be 1 or 2, received ${a['base-stage']}`);
-  const { device, dataset, stage1, stage2 } = setup(a, 'lr', 'lr2', 'batch-size', 'batch-size2');
+  const { device, dataset } = setup(a);
+  const stage1 = stage1Overrides(a, { lr: a.lr as number | undefined, batchSize: a['batch-size'] as number | undefined });
+  const stage2 = stage2Overrides(a, { lr: a.lr2 as number | undefined, batchSize: a['batch-size2'] as number | undefined });
   const tspnet = chained ? tspnetOverrides(a) : {};
   return withSigint(async (signal) => {
     const common = { dataset, out: a.out as string, stage1, stage2, device, resume: Boolean(a.resume), quiet: Boolean(a.quiet), signal };

@@ -5,7 +5,7 @@
  * RUN2 gets proposals_{train,test}.json, the loop's files (tspnet_*), and the final table.
  */
 import { CliError, Parsed } from './args';
-import { setup, withSigint } from './train';
+import { setup, withSigint } from './training';
 import { train } from '../models/tspnet/run';
 import { TspNetConfig, TSPNET_DEFAULTS } from '../models/tspnet/config';
 

@@ -32,7 +32,10 @@ import * as fs from 'fs';
 import * as path from 'path';
 import { readNpyHeader } from './npy';
 import type { DatasetConfig } from './config';
-import { AMBIGUOUS_FILE, GT_FILE, POINT_FILE, PointRow, Split, readAmbiguous, readGroundTruth, readPointCsv, readSplit } from './dataset';
+import type { DatasetFiles } from './dataset';
+import { GT_FILE, TimedGtVideo, groundTruthLabels, readGroundTruth, requireTiming } from '../formats/ground_truth';
+import { POINT_FILE, PointLabelsFile, readPointLabels } from '../formats/point_labels';
+import { AMBIGUOUS_FILE, AmbiguousSegments, Split, readAmbiguous, readSplit, splitFile } from '../formats/splits';
 
 export type Severity = 'error' | 'warning';
 
@@ -86,6 +89,8 @@ export interface CheckResult {
   errors: number;
   warnings: number;
   summary: CheckSummary;
+  /** the annotation files as parsed, when every one of them parsed (the loader takes them: nothing is read twice) */
+  files?: DatasetFiles;
 }
 
 export interface CheckOptions {
@@ -128,8 +133,8 @@ export function formatProblems(problems: DataProblem[], perKind = 20): string[] 
 
 /** The first training video's feature file and its width (what --dim defaults to), or null. */
 export function dataFeatureWidth(root: string): { dim: number; file: string } | null {
-  const splitFile = path.join(root, 'split_train.txt');
-  const names = fs.existsSync(splitFile) ? readSplit(splitFile) : [];
+  const list = path.join(root, splitFile('train'));
+  const names = fs.existsSync(list) ? readSplit(list) : [];
   for (const name of names) {
     const file = path.join(root, 'features', 'train', `${name}.npy`);
     if (!fs.existsSync(file)) continue;
@@ -158,32 +163,34 @@ export function checkDataset(root: string, config: Pick<DatasetConfig, 'featureF
   const splits = opts.splits ?? (['train', 'test'] as Split[]);
   const tol = opts.lengthTolerance ?? LENGTH_TOLERANCE;
   const summary: CheckSummary = { root, dim: opts.dim ?? null, dimSource: opts.dim !== undefined ? '--dim' : '', classes: [], splits: {}, perClass: {}, pointsPerInstance: 0, ambiguousSegments: 0 };
+  let files: DatasetFiles | undefined;
   const result = (): CheckResult => ({
     problems,
     errors: problems.filter((p) => p.severity === 'error').length,
     warnings: problems.filter((p) => p.severity === 'warning').length,
     summary,
+    files,
   });
 
   // ---- ground truth --------------------------------------------------------------------------
   const gtFile = path.join(root, GT_FILE);
-  let gt: ReturnType<typeof readGroundTruth>;
+  let gt: Map<string, TimedGtVideo>;
   try {
-    gt = readGroundTruth(gtFile);
+    gt = requireTiming(readGroundTruth(gtFile), gtFile);
   } catch (e) {
     add({ severity: 'error', kind: 'file', file: gtFile, message: stripFile((e as Error).message, gtFile) });
     return result();
   }
-  const gtLabels = [...new Set([...gt.values()].flatMap((v) => v.annotations.map((a) => a.label)))].sort();
-  const classes = config.classNames ? [...config.classNames] : gtLabels;
+  const classes = config.classNames ? [...config.classNames] : groundTruthLabels(gt);
   summary.classes = classes;
   const known = new Set(classes);
+  summary.perClass = Object.create(null) as CheckSummary['perClass'];
   for (const c of classes) summary.perClass[c] = { train: 0, test: 0, points: 0 };
 
   // ---- split lists -----------------------------------------------------------------------------
   const lists = new Map<Split, string[]>();
   for (const split of splits) {
-    const file = path.join(root, `split_${split}.txt`);
+    const file = path.join(root, splitFile(split));
     try {
       lists.set(split, readSplit(file));
     } catch (e) {
@@ -200,7 +207,7 @@ export function checkDataset(root: string, config: Pick<DatasetConfig, 'featureF
   for (const [split, names] of lists) {
     for (const n of names) {
       const other = inSplit.get(n);
-      if (other && other !== split) add({ severity: 'warning', kind: 'both-splits', file: path.join(root, `split_${split}.txt`), video: n, message: `is also listed in split_${other}.txt` });
+      if (other && other !== split) add({ severity: 'warning', kind: 'both-splits', file: path.join(root, splitFile(split)), video: n, message: `is also listed in ${splitFile(other)}` });
       else inSplit.set(n, split);
     }
   }
@@ -235,7 +242,7 @@ export function checkDataset(root: string, config: Pick<DatasetConfig, 'featureF
       if (v) s.instances += v.annotations.length;
       const file = path.join(root, 'features', split, `${name}.npy`);
       if (!fs.existsSync(file)) {
-        add({ severity: 'error', kind: 'missing-features', file, video: name, message: `missing: the video is listed in split_${split}.txt but has no features file` });
+        add({ severity: 'error', kind: 'missing-features', file, video: name, message: `missing: the video is listed in ${splitFile(split)} but has no features file` });
         continue;
       }
       let shape: number[];
@@ -282,20 +289,16 @@ export function checkDataset(root: string, config: Pick<DatasetConfig, 'featureF
 
   // ---- point labels ----------------------------------------------------------------------------------
   const pointFile = path.join(root, POINT_FILE);
-  let rows: PointRow[] = [];
-  let header: string[] = [];
+  let points: PointLabelsFile | undefined;
   try {
-    rows = readPointCsv(pointFile);
-    header = fs.readFileSync(pointFile, 'utf8').split(/\r?\n/)[0].split(',').map((x) => x.trim().replace(/^"|"$/g, ''));
+    points = readPointLabels(pointFile);
   } catch (e) {
     const m = (e as Error).message;
     const at = new RegExp(`^${pointFile.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}:(\\d+): `).exec(m);
     add({ severity: 'error', kind: 'file', file: pointFile, line: at ? Number(at[1]) : undefined, message: at ? m.slice(at[0].length) : stripFile(m, pointFile) });
   }
-  const pointsRead = rows.length > 0 || !problems.some((p) => p.file === pointFile);
-  const iStart = header.indexOf('start_frame');
-  const iStop = header.indexOf('stop_frame');
-  const extra = iStart >= 0 && iStop >= 0 ? startStop(pointFile, iStart, iStop) : null;
+  const rows = points?.rows ?? [];
+  const pointsRead = points !== undefined;
   const pointsOfVideo = new Map<string, number>();
   const unknownVideos = new Set<string>();
   for (const r of rows) {
@@ -321,9 +324,8 @@ export function checkDataset(root: string, config: Pick<DatasetConfig, 'featureF
     const slack = 1 / v.fps;
     if (v.annotations.length && !v.annotations.some((a) => a.label === r.label && t >= Math.min(...a.segment) - slack && t <= Math.max(...a.segment) + slack))
       add({ severity: 'warning', kind: 'point-off-instance', file: pointFile, line: r.line, video: r.video, field: 'point', message: `frame ${r.frame} (${fmt(t)} s) is inside no ground-truth instance of class "${r.label}"` });
-    const ss = extra?.get(r.line);
-    if (ss && Number.isFinite(ss[0]) && Number.isFinite(ss[1]) && (r.frame < ss[0] - 1 || r.frame > ss[1] + 1))
-      add({ severity: 'warning', kind: 'point-off-instance', file: pointFile, line: r.line, video: r.video, field: 'point', message: `frame ${r.frame} is outside its own start_frame..stop_frame ${ss[0]}..${ss[1]}` });
+    if (r.startFrame !== undefined && r.stopFrame !== undefined && (r.frame < r.startFrame - 1 || r.frame > r.stopFrame + 1))
+      add({ severity: 'warning', kind: 'point-off-instance', file: pointFile, line: r.line, video: r.video, field: 'point', message: `frame ${r.frame} is outside its own start_frame..stop_frame ${r.startFrame}..${r.stopFrame}` });
   }
   if (unknownVideos.size)
     add({ severity: 'warning', kind: 'unknown-video', file: pointFile, message: `${unknownVideos.size} video(s) of the point labels are not in ${gtFile} (their rows are ignored): ${preview([...unknownVideos])}` });
@@ -336,24 +338,24 @@ export function checkDataset(root: string, config: Pick<DatasetConfig, 'featureF
 
   // ---- ambiguous segments ------------------------------------------------------------------------------
   const ambFile = path.join(root, AMBIGUOUS_FILE);
+  let ambiguous: AmbiguousSegments | undefined = new Map();
   if (fs.existsSync(ambFile)) {
     try {
-      readAmbiguous(ambFile); // throws, naming the line, on a line that does not parse
-      const lines = fs.readFileSync(ambFile, 'utf8').split(/\r?\n/);
+      ambiguous = readAmbiguous(ambFile); // throws, naming the line, on a line that does not parse or a reversed segment
       const unknownAmb = new Set<string>();
-      lines.forEach((line, i) => {
-        const tok = line.trim().split(/\s+/);
-        if (tok.length !== 3) return;
-        const [video, s, e] = [tok[0], Number(tok[1]), Number(tok[2])];
-        summary.ambiguousSegments++;
+      for (const [video, segs] of ambiguous) {
+        summary.ambiguousSegments += segs.length;
         if (!gt.has(video)) unknownAmb.add(video);
-        if (s > e) add({ severity: 'error', kind: 'ambiguous', file: ambFile, line: i + 1, video, message: `segment [${s}, ${e}] is reversed: its start is after its end` });
-      });
+      }
       if (unknownAmb.size) add({ severity: 'warning', kind: 'ambiguous', file: ambFile, message: `${unknownAmb.size} video(s) not in ${gtFile}: ${preview([...unknownAmb])}` });
     } catch (e) {
-      add({ severity: 'error', kind: 'ambiguous', file: ambFile, message: stripFile((e as Error).message, ambFile) });
+      ambiguous = undefined;
+      const m = (e as Error).message;
+      const at = new RegExp(`^${ambFile.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}:(\\d+): `).exec(m);
+      add({ severity: 'error', kind: 'ambiguous', file: ambFile, line: at ? Number(at[1]) : undefined, message: at ? m.slice(at[0].length) : stripFile(m, ambFile) });
     }
   }
+  if (points && ambiguous && lists.size === splits.length) files = { gtFile, gt, lists, pointFile, points, ambiguousFile: ambFile, ambiguous };
   return result();
 }
 
@@ -369,18 +371,6 @@ function mostCommon(values: string[]): string {
   let n = 0;
   for (const [v, c] of counts) if (c > n) [best, n] = [v, c];
   return best;
-}
-
-/** line -> [start_frame, stop_frame] of the point csv (plain fields; quoted ones are left out). */
-function startStop(file: string, iStart: number, iStop: number): Map<number, [number, number]> {
-  const out = new Map<number, [number, number]>();
-  const lines = fs.readFileSync(file, 'utf8').split(/\r?\n/);
-  for (let n = 1; n < lines.length; n++) {
-    if (!lines[n].trim() || lines[n].includes('"')) continue;
-    const f = lines[n].split(',');
-    out.set(n + 1, [Number(f[iStart]), Number(f[iStop])]);
-  }
-  return out;
 }
 
 /** The summary as a few lines of text. */

@@ -20,9 +20,12 @@ import * as fs from 'fs';
 import * as path from 'path';
 import { readNpy, assertFiniteFeatures } from './npy';
 import type { DatasetConfig } from './config';
-import { DuplicateKeyError, parseJson } from '../util/json';
+import { GT_FILE, GroundTruthFile, GtSegment, TimedGtVideo, groundTruthLabels, readGroundTruth, requireTiming } from '../formats/ground_truth';
+import { POINT_FILE, PointLabelsFile, PointRow, readPointLabels } from '../formats/point_labels';
+import { AMBIGUOUS_FILE, AmbiguousSegments, Split, readAmbiguous, readSplit, splitFile } from '../formats/splits';
 
-export type Split = 'train' | 'test';
+export type { Split, GtSegment };
+
 
 export interface PointLabel {
   snippet: number;
@@ -31,12 +34,6 @@ export interface PointLabel {
   frame: number;
   /** Seconds: frame / fps. */
   time: number;
-}
-
-export interface GtSegment {
-  label: string;
-  /** [start, end] seconds. */
-  segment: [number, number];
 }
 
 export interface VideoRecord {
@@ -73,6 +70,8 @@ export interface Dataset {
   /** Ambiguous_test.txt: video -> [start, end] seconds, excluded from scoring (empty when absent). */
   ambiguous: Map<string, [number, number][]>;
   gtFile: string;
+  /** gt_full.json as read (every video, any subset): the evaluator's ground truth comes from it */
+  groundTruth: GroundTruthFile;
   trainSubset: string;
   testSubset: string;
   skipped: SkipReport;
@@ -83,179 +82,8 @@ export interface LoadDatasetOptions {
   onWarning?: (msg: string) => void;
   /** Read at most this many videos of each split (the first ones of the split file). */
   maxVideos?: number;
-}
-
-interface GtVideo {
-  subset: string;
-  duration: number;
-  fps: number;
-  annotations: GtSegment[];
-}
-
-export const GT_FILE = 'gt_full.json';
-export const POINT_FILE = path.join('point_labels', 'point_gaussian.csv');
-export const AMBIGUOUS_FILE = 'Ambiguous_test.txt';
-
-function stripBom(text: string): string {
-  return text.charCodeAt(0) === 0xfeff ? text.slice(1) : text;
-}
-
-/** gt_full.json's database, checked field by field. */
-export function readGroundTruth(file: string): Map<string, GtVideo> {
-  if (!fs.existsSync(file)) throw new Error(`ground-truth file not found: ${file}`);
-  let json: unknown;
-  try {
-    json = parseJson(fs.readFileSync(file, 'utf8'), file);
-  } catch (e) {
-    throw e instanceof DuplicateKeyError ? e : new Error(`${file}: invalid JSON: ${(e as Error).message}`);
-  }
-  const db = (json as { database?: unknown } | null)?.database;
-  if (typeof db !== 'object' || db === null || Array.isArray(db)) throw new Error(`${file}: no "database" object`);
-  const out = new Map<string, GtVideo>();
-  for (const [name, raw] of Object.entries(db as Record<string, unknown>)) {
-    const v = raw as Record<string, unknown>;
-    const bad = (field: string, want: string): never => {
-      throw new Error(`${file}: video "${name}": field "${field}" must be ${want}, received ${JSON.stringify(v?.[field])}`);
-    };
-    if (typeof v !== 'object' || v === null) throw new Error(`${file}: video "${name}" is not an object`);
-    if (typeof v.subset !== 'string') bad('subset', 'a string');
-    if (typeof v.duration !== 'number' || !(v.duration >= 0)) bad('duration', 'a non-negative number');
-    if (typeof v.fps !== 'number' || !(v.fps > 0)) bad('fps', 'a positive number');
-    const anns = v.annotations ?? [];
-    if (!Array.isArray(anns)) bad('annotations', 'a list');
-    const annotations: GtSegment[] = (anns as unknown[]).map((a, i) => {
-      const ann = a as { label?: unknown; segment?: unknown };
-      const seg = ann?.segment;
-      if (typeof ann?.label !== 'string') bad(`annotations[${i}].label`, 'a string');
-      if (!Array.isArray(seg) || seg.length !== 2 || !seg.every((x) => typeof x === 'number' && Number.isFinite(x))) {
-        throw new Error(`${file}: video "${name}": field "annotations[${i}].segment" must be [start, end] seconds, received ${JSON.stringify(seg)}`);
-      }
-      return { label: ann.label as string, segment: [seg[0], seg[1]] as [number, number] };
-    });
-    out.set(name, { subset: v.subset as string, duration: v.duration as number, fps: v.fps as number, annotations });
-  }
-  return out;
-}
-
-/** split_<split>.txt: one video name a line (blank lines ignored). */
-export function readSplit(file: string): string[] {
-  if (!fs.existsSync(file)) throw new Error(`split file not found: ${file}`);
-  const names = stripBom(fs.readFileSync(file, 'utf8'))
-    .split(/\r?\n/)
-    .map((s) => s.trim())
-    .filter((s) => s.length > 0);
-  const seen = new Map<string, number>();
-  names.forEach((n, i) => {
-    if (/[\/\\]|^\.\.?$|\0/.test(n)) throw new Error(`${file}: entry ${i + 1} ${JSON.stringify(n)} is not a video name (it holds a path separator or is . or ..)`);
-    if (seen.has(n)) throw new Error(`${file}: video ${JSON.stringify(n)} is listed twice (entries ${seen.get(n)! + 1} and ${i + 1})`);
-    seen.set(n, i);
-  });
-  return names;
-}
-
-/** One csv line into fields; double-quoted fields may hold commas and "" for a quote. */
-function splitCsvLine(line: string): string[] {
-  const out: string[] = [];
-  let field = '';
-  let quoted = false;
-  for (let i = 0; i < line.length; i++) {
-    const ch = line[i];
-    if (quoted) {
-      if (ch === '"' && line[i + 1] === '"') {
-        field += '"';
-        i++;
-      } else if (ch === '"') quoted = false;
-      else field += ch;
-    } else if (ch === '"' && field.length === 0) quoted = true;
-    else if (ch === ',') {
-      out.push(field);
-      field = '';
-    } else field += ch;
-  }
-  out.push(field);
-  return out;
-}
-
-export interface PointRow {
-  /** 1-based line number in the csv. */
-  line: number;
-  video: string;
-  label: string;
-  frame: number;
-  /** the instance's start and stop frames, where the csv has `start_frame`/`stop_frame` (THUMOS14, GTEA, BEOID, ActivityNet all do) */
-  startFrame?: number;
-  stopFrame?: number;
-}
-
-/**
- * point_gaussian.csv: columns found by name in the header; `class`, `video_id` and `point` are
- * needed (THUMOS14's also has class_index, GTEA/BEOID/ActivityNet's do not; it is not used: the
- * class index comes from the class name and the config's class list).
- */
-export function readPointCsv(file: string): PointRow[] {
-  if (!fs.existsSync(file)) throw new Error(`point-label file not found: ${file}`);
-  const lines = stripBom(fs.readFileSync(file, 'utf8')).split(/\r?\n/);
-  const header = splitCsvLine(lines[0] ?? '').map((s) => s.trim());
-  if (new Set(header).size !== header.length) throw new Error(`${file}:1: the header names a column twice (header: ${header.join(',')})`);
-  const col = (name: string): number => {
-    const i = header.indexOf(name);
-    if (i < 0) throw new Error(`${file}: missing column "${name}" (header: ${header.join(',')})`);
-    return i;
-  };
-  const iClass = col('class');
-  const iVideo = col('video_id');
-  const iPoint = col('point');
-  const iStart = header.indexOf('start_frame');
-  const iStop = header.indexOf('stop_frame');
-  const rows: PointRow[] = [];
-  for (let n = 1; n < lines.length; n++) {
-    if (lines[n].trim().length === 0) continue;
-    const f = splitCsvLine(lines[n]);
-    if (f.length !== header.length) {
-      throw new Error(`${file}:${n + 1}: expected ${header.length} fields, found ${f.length}`);
-    }
-    if (f.every((x, i) => x.trim() === header[i])) throw new Error(`${file}:${n + 1}: the header line again (two files concatenated?)`);
-    if (f[iVideo].trim() === '') throw new Error(`${file}:${n + 1}: column "video_id" is empty`);
-    if (f[iClass].trim() === '') throw new Error(`${file}:${n + 1}: column "class" is empty`);
-    let startFrame: number | undefined;
-    let stopFrame: number | undefined;
-    if (iStart >= 0 && iStop >= 0 && f[iStart].trim() !== '' && f[iStop].trim() !== '') {
-      const a = Number(f[iStart]);
-      const b = Number(f[iStop]);
-      if (!Number.isFinite(a) || !Number.isFinite(b) || a < 0 || b < 0)
-        throw new Error(`${file}:${n + 1}: columns "start_frame", "stop_frame" must be non-negative frame numbers, received ${JSON.stringify(f[iStart])}, ${JSON.stringify(f[iStop])}`);
-      if (a > b) throw new Error(`${file}:${n + 1}: "start_frame" ${a} is after "stop_frame" ${b} (reversed)`);
-      startFrame = a;
-      stopFrame = b;
-    }
-    const frame = Number(f[iPoint]);
-    if (f[iPoint].trim() === '' || !Number.isFinite(frame) || frame < 0) {
-      throw new Error(`${file}:${n + 1}: column "point" must be a non-negative frame number, received ${JSON.stringify(f[iPoint])}`);
-    }
-    rows.push({ line: n + 1, video: f[iVideo].trim(), label: f[iClass].trim(), frame, startFrame, stopFrame });
-  }
-  if (rows.length === 0) throw new Error(`${file}: no point labels (a header and no rows); every training video needs its points`);
-  return rows;
-}
-
-/** Ambiguous_test.txt: "video start end" a line (seconds, whitespace-separated). */
-export function readAmbiguous(file: string): Map<string, [number, number][]> {
-  const out = new Map<string, [number, number][]>();
-  const lines = stripBom(fs.readFileSync(file, 'utf8')).split(/\r?\n/);
-  lines.forEach((line, i) => {
-    const tokens = line.trim().split(/\s+/).filter((t) => t.length > 0);
-    if (tokens.length === 0) return;
-    const start = Number(tokens[1]);
-    const end = Number(tokens[2]);
-    if (tokens.length !== 3 || !Number.isFinite(start) || !Number.isFinite(end)) {
-      throw new Error(`${file}:${i + 1}: expected "video start end" (seconds), found ${JSON.stringify(line)}`);
-    }
-    if (start > end || start < 0) throw new Error(`${file}:${i + 1}: [${start}, ${end}] ${start < 0 ? 'starts before 0 s' : 'is reversed (its start is after its end)'}`);
-    const list = out.get(tokens[0]) ?? [];
-    list.push([start, end]);
-    out.set(tokens[0], list);
-  });
-  return out;
+  /** the folder's annotation files already parsed (`pstal check` hands its parse on): not read again */
+  files?: DatasetFiles;
 }
 
 /** Most common value (ties: the first seen). */
@@ -278,6 +106,31 @@ export function pointSnippet(frame: number, videoFps: number, config: Pick<Datas
   return Math.floor(frame * (config.featureFps / (videoFps * config.snippetFrames)));
 }
 
+/** The files of a dataset folder, parsed (what `pstal check` reads and hands on to the loader). */
+export interface DatasetFiles {
+  gtFile: string;
+  gt: Map<string, TimedGtVideo>;
+  lists: Map<Split, string[]>;
+  pointFile: string;
+  points: PointLabelsFile;
+  ambiguousFile: string;
+  /** empty when the folder has no Ambiguous_test.txt */
+  ambiguous: AmbiguousSegments;
+}
+
+/** Reads a dataset folder's annotation files (every missing one is an error naming it; features are not read). */
+export function readDatasetFiles(root: string, splits: Split[] = ['train', 'test']): DatasetFiles {
+  const gtFile = path.join(root, GT_FILE);
+  const gt = requireTiming(readGroundTruth(gtFile), gtFile);
+  const lists = new Map<Split, string[]>();
+  for (const split of splits) lists.set(split, readSplit(path.join(root, splitFile(split))));
+  const pointFile = path.join(root, POINT_FILE);
+  const points = readPointLabels(pointFile);
+  const ambiguousFile = path.join(root, AMBIGUOUS_FILE);
+  const ambiguous: AmbiguousSegments = fs.existsSync(ambiguousFile) ? readAmbiguous(ambiguousFile) : new Map();
+  return { gtFile, gt, lists, pointFile, points, ambiguousFile, ambiguous };
+}
+
 export function loadDataset(root: string, config: DatasetConfig, opts: LoadDatasetOptions = {}): Dataset {
   const splits = opts.splits ?? ['train', 'test'];
   const messages: string[] = [];
@@ -287,21 +140,14 @@ export function loadDataset(root: string, config: DatasetConfig, opts: LoadDatas
   };
   const skipped: SkipReport = { missingFeatures: [], unknownVideos: [], unknownClassPoints: 0, pointsPastEnd: 0, messages };
 
-  const gtFile = path.join(root, GT_FILE);
-  const gt = readGroundTruth(gtFile);
-  const classNames = config.classNames
-    ? [...config.classNames]
-    : [...new Set([...gt.values()].flatMap((v) => v.annotations.map((a) => a.label)))].sort();
+  // Split lists before features (every missing file is reported before any feature is read).
+  const files = opts.files ?? readDatasetFiles(root, splits);
+  for (const split of splits) if (!files.lists.has(split)) throw new Error(`loadDataset: the parsed files of ${root} hold no ${splitFile(split)}`);
+  const { gtFile, gt, lists, pointFile, ambiguous } = files;
+  const rows = files.points.rows;
+  const classNames = config.classNames ? [...config.classNames] : groundTruthLabels(gt);
   const classIndex = new Map(classNames.map((c, i) => [c, i] as const));
   const C = classNames.length;
-
-  // Split lists first (every missing file is reported before any feature is read).
-  const lists = new Map<Split, string[]>();
-  for (const split of splits) lists.set(split, readSplit(path.join(root, `split_${split}.txt`)));
-  const pointFile = path.join(root, POINT_FILE);
-  const rows = readPointCsv(pointFile);
-  const ambiguousFile = path.join(root, AMBIGUOUS_FILE);
-  const ambiguous = fs.existsSync(ambiguousFile) ? readAmbiguous(ambiguousFile) : new Map<string, [number, number][]>();
 
   const rowsByVideo = new Map<string, PointRow[]>();
   for (const r of rows) {
@@ -320,7 +166,7 @@ export function loadDataset(root: string, config: DatasetConfig, opts: LoadDatas
     const unknown = names.filter((n) => !gt.has(n));
     if (unknown.length > 0) {
       skipped.unknownVideos.push(...unknown);
-      warn(`split_${split}.txt: ${unknown.length} video(s) not in ${gtFile}, skipped: ${preview(unknown)}`);
+      warn(`${splitFile(split)}: ${unknown.length} video(s) not in ${gtFile}, skipped: ${preview(unknown)}`);
       names = names.filter((n) => gt.has(n));
     }
     subsets[split] = mostCommon(names.map((n) => gt.get(n)!.subset));
@@ -374,7 +220,7 @@ export function loadDataset(root: string, config: DatasetConfig, opts: LoadDatas
 
       records[split].push({
         name, split, subset: info.subset, duration: info.duration, fps: info.fps, T, D,
-        features: data, videoLabel, points, gt: info.annotations,
+        features: data, videoLabel, points, gt: info.annotations.map((a) => ({ label: a.label, segment: a.segment })),
       });
     }
     if (missing.length > 0) {
@@ -398,7 +244,7 @@ export function loadDataset(root: string, config: DatasetConfig, opts: LoadDatas
     warn(`${pointFile}: ${unknownPointVideos.length} video id(s) not in ${gtFile}, their points ignored: ${preview(unknownPointVideos)}`);
 
   return {
-    root, config, classNames, train: records.train, test: records.test, ambiguous, gtFile,
+    root, config, classNames, train: records.train, test: records.test, ambiguous, gtFile, groundTruth: gt,
     trainSubset: subsets.train, testSubset: subsets.test, skipped,
   };
 }

@@ -24,11 +24,11 @@
  * Deterministic: each video's draws come from an Rng (lib/util/rng.ts) seeded by (seed, video
  * name), so a video's points do not depend on which other videos or subsets are labelled.
  */
-import * as fs from 'fs';
 import { Rng } from '../util/rng';
-import { PointRow, readGroundTruth, readPointCsv, readSplit } from './dataset';
+import { GroundTruthFile, TimedGtVideo, groundTruthLabels, readGroundTruth, requireTiming } from '../formats/ground_truth';
+import { POINT_HEADER, PointRow, pointLabelsText, readPointLabels } from '../formats/point_labels';
+import { readSplit } from '../formats/splits';
 import { videoSeed } from './synth';
-import { parseJson } from '../util/json';
 
 export type PointDistribution = 'gaussian' | 'uniform' | 'center';
 export const POINT_DISTRIBUTIONS: PointDistribution[] = ['gaussian', 'uniform', 'center'];
@@ -74,16 +74,15 @@ export function simulatePoints(gtFile: string, opts: SimulatePointsOptions = {})
   if (!(sigma >= 0) || !Number.isFinite(sigma)) throw new Error(`points: sigma must be a non-negative number of frames, received ${sigma}`);
   if (opts.sigmaFraction !== undefined && !(opts.sigmaFraction >= 0 && Number.isFinite(opts.sigmaFraction)))
     throw new Error(`points: sigmaFraction must be a non-negative number, received ${opts.sigmaFraction}`);
-  const gt = readGroundTruth(gtFile);
+  const gt = requireTiming(readGroundTruth(gtFile), gtFile);
   // class indices: THUMOS14's label_id when every annotation has one, else the sorted labels (the loader's order)
-  const raw = (parseJson(fs.readFileSync(gtFile, 'utf8'), gtFile) as { database: Record<string, { annotations?: { label: string; label_id?: unknown }[] }> }).database;
   const ids = new Map<string, number>();
   let allIds = true;
-  for (const v of Object.values(raw)) for (const a of v.annotations ?? []) {
-    if (typeof a.label_id === 'number' && Number.isInteger(a.label_id)) ids.set(a.label, a.label_id);
+  for (const v of gt.values()) for (const a of v.annotations) {
+    if (a.labelId !== undefined) ids.set(a.label, a.labelId);
     else allIds = false;
   }
-  const classes = [...new Set([...gt.values()].flatMap((v) => v.annotations.map((a) => a.label)))].sort();
+  const classes = groundTruthLabels(gt);
   const classIndex = (label: string): number => (allIds && ids.has(label) ? ids.get(label)! : classes.indexOf(label));
 
   const known = [...new Set([...gt.values()].map((v) => v.subset))];
@@ -121,13 +120,9 @@ export function simulatePoints(gtFile: string, opts: SimulatePointsOptions = {})
   return { points, classes, videos, subsets };
 }
 
-const csvField = (s: string): string => (/[",\n]/.test(s) ? `"${s.replace(/"/g, '""')}"` : s);
-
 /** The csv text the dataset loader reads (header `class,class_index,start_frame,stop_frame,video_id,point`). */
 export function pointsCsv(points: SimulatedPoint[]): string {
-  const rows = ['class,class_index,start_frame,stop_frame,video_id,point'];
-  for (const p of points) rows.push([csvField(p.label), p.classIndex, p.startFrame, p.stopFrame, csvField(p.video), p.point].join(','));
-  return rows.join('\n') + '\n';
+  return pointLabelsText(POINT_HEADER, points.map((p) => [p.label, p.classIndex, p.startFrame, p.stopFrame, p.video, p.point]));
 }
 
 export interface GroundTruthFromPointsOptions {
@@ -153,16 +148,17 @@ export interface GroundTruthFromPointsOptions {
 }
 
 export interface GroundTruthFromPoints {
-  /** gt_full.json's content: {database: {video: {subset, duration, fps, annotations}}} */
-  gt: { database: Record<string, { subset: string; duration: number; fps: number; annotations: { label: string; segment: [number, number] }[] }> };
+  /** the ground truth formed */
+  gt: GroundTruthFile;
   /** the splits of the videos in gt (with `holdout`: the new ones) */
   splits: Record<'train' | 'test', string[]>;
   /** split videos without a point label (left out: no annotation of them exists) */
   withoutPoints: Record<'train' | 'test', number>;
   /** labelled videos left out because every instance ends before minDuration */
   degenerate: string[];
-  /** the csv's line numbers (1-based) of the rows of the videos kept */
-  keptLines: number[];
+  /** the csv's header and the rows of the videos kept, as read */
+  header: string[];
+  keptRows: PointRow[];
   instances: number;
 }
 
@@ -180,7 +176,7 @@ export function groundTruthFromPoints(csvFile: string, trainSplitFile: string, t
   if (!(fps > 0 && Number.isFinite(fps))) throw new Error(`gt: fps must be a positive number, received ${fps}`);
   if (!(margin >= 0 && Number.isFinite(margin))) throw new Error(`gt: durationMargin must be a non-negative number, received ${margin}`);
   if (opts.holdout !== undefined && !(opts.holdout > 0 && opts.holdout < 1)) throw new Error(`gt: holdout must be a fraction in (0, 1), received ${opts.holdout}`);
-  const rows = readPointCsv(csvFile);
+  const { header, rows } = readPointLabels(csvFile);
   const byVideo = new Map<string, PointRow[]>();
   for (const r of rows) {
     if (r.startFrame === undefined || r.stopFrame === undefined)
@@ -213,16 +209,16 @@ export function groundTruthFromPoints(csvFile: string, trainSplitFile: string, t
     throw new Error(`gt: no video of ${testSplitFile} has a row in ${csvFile}, so the test split would have no ground truth; draw test videos from the training split with a holdout fraction`);
   }
   const subsetOf = { train: opts.trainSubset ?? 'training', test: opts.testSubset ?? 'validation' };
-  const database: GroundTruthFromPoints['gt']['database'] = {};
+  const database = new Map<string, TimedGtVideo>();
   let instances = 0;
   for (const split of ['train', 'test'] as const) {
     for (const name of splits[split]) {
       const list = byVideo.get(name)!;
       const annotations = list.map((r) => ({ label: r.label, segment: [r.startFrame! / fps, r.stopFrame! / fps] as [number, number] }));
-      database[name] = { subset: subsetOf[split], duration: lastEnd(name) * (1 + margin), fps, annotations };
+      database.set(name, { subset: subsetOf[split], duration: lastEnd(name) * (1 + margin), fps, annotations });
       instances += annotations.length;
     }
   }
-  const keptLines = rows.filter((r) => database[r.video]).map((r) => r.line);
-  return { gt: { database }, splits, withoutPoints, degenerate, keptLines, instances };
+  const keptRows = rows.filter((r) => database.has(r.video));
+  return { gt: database, splits, withoutPoints, degenerate, header, keptRows, instances };
 }

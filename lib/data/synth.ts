@@ -35,7 +35,9 @@ import * as path from 'path';
 import { Rng } from '../util/rng';
 import { writeNpy } from './npy';
 import { writeFileAtomic } from '../util/fs';
-import { DuplicateKeyError, readJsonFile } from '../util/json';
+import { GT_FILE, GtSegment, TimedGtVideo, readGroundTruth, requireTiming, writeGroundTruth } from '../formats/ground_truth';
+import { POINT_FILE, POINT_HEADER, writePointLabels } from '../formats/point_labels';
+import { AMBIGUOUS_FILE, Split, readSplit, splitFile, writeAmbiguous, writeSplit } from '../formats/splits';
 
 export const THUMOS14_CLASSES = [
   'BaseballPitch', 'BasketballDunk', 'Billiards', 'CleanAndJerk', 'CliffDiving', 'CricketBowling', 'CricketShot',
@@ -198,19 +200,7 @@ export interface SynthSummary {
   classes: string[];
 }
 
-interface GtAnnotation {
-  label: string;
-  segment: [number, number];
-  'segment(frames)'?: [number, number];
-  label_id?: number;
-}
-interface GtVideo {
-  subset: string;
-  duration: number;
-  fps: number;
-  annotations: GtAnnotation[];
-}
-type GtDatabase = Record<string, GtVideo>;
+type GtDatabase = Map<string, TimedGtVideo>;
 
 // ---- random helpers ----------------------------------------------------------------------------
 
@@ -232,7 +222,7 @@ const round1 = (x: number): number => Math.round(x * 10) / 10;
 
 // ---- invented annotations ----------------------------------------------------------------------
 
-function inventVideo(name: string, subset: string, seed: number, k: SynthKnobs): GtVideo {
+function inventVideo(name: string, subset: string, seed: number, k: SynthKnobs): TimedGtVideo {
   const rng = new Rng(videoSeed(seed, 'annotations:' + name));
   const C = THUMOS14_CLASSES.length;
   const duration = round1(
@@ -249,7 +239,7 @@ function inventVideo(name: string, subset: string, seed: number, k: SynthKnobs):
   }
   const wanted = Math.max(1, Math.min(k.maxInstances, Math.round(logNormal(rng, k.instancesMedian, k.instancesSigma))));
   const placed: Record<number, [number, number][]> = {};
-  const annotations: GtAnnotation[] = [];
+  const annotations: GtSegment[] = [];
   for (let n = 0; n < wanted; n++) {
     const c = classes.length > 1 && rng.uniform() < 0.35 ? classes[1] : classes[0];
     const list = (placed[c] ??= []);
@@ -267,27 +257,24 @@ function inventVideo(name: string, subset: string, seed: number, k: SynthKnobs):
   }
   annotations.sort((a, b) => a.label.localeCompare(b.label) || a.segment[0] - b.segment[0]);
   const fps = 30;
-  for (const a of annotations) {
-    a['segment(frames)'] = [Math.round(a.segment[0] * fps), Math.round(a.segment[1] * fps)];
-    a.label_id = THUMOS14_CLASSES.indexOf(a.label);
-  }
+  for (const a of annotations) a.labelId = THUMOS14_CLASSES.indexOf(a.label);
   return { subset, duration, fps, annotations };
 }
 
-function pointRows(name: string, v: GtVideo, classes: string[], seed: number, k: SynthKnobs): string[] {
+function pointRows(name: string, v: TimedGtVideo, classes: string[], seed: number, k: SynthKnobs): (string | number)[][] {
   const rng = new Rng(videoSeed(seed, 'points:' + name));
-  const rows: string[] = [];
+  const rows: (string | number)[][] = [];
   for (const a of v.annotations) {
     const s = Math.round(a.segment[0] * v.fps);
     const e = Math.round(a.segment[1] * v.fps);
     const off = k.pointOffsetMean + k.pointOffsetStd * rng.normal();
     const p = Math.max(s, Math.min(e, Math.round((s + e) / 2 + off * (e - s))));
-    rows.push(`${a.label},${classes.indexOf(a.label)},${s},${e},${name},${p}`);
+    rows.push([a.label, classes.indexOf(a.label), s, e, name, p]);
   }
   return rows;
 }
 
-function ambiguousRows(name: string, v: GtVideo, seed: number, k: SynthKnobs): string[] {
+function ambiguousRows(name: string, v: TimedGtVideo, seed: number, k: SynthKnobs): string[] {
   const rng = new Rng(videoSeed(seed, 'ambiguous:' + name));
   if (rng.uniform() >= k.ambiguousProb) return [];
   const rows: string[] = [];
@@ -359,7 +346,7 @@ export function actionProfile(u: number, edgeFade: number, plateau: number): num
   return 1 - edgeFade * (1 - w);
 }
 
-function latentState(name: string, v: GtVideo, T: number, classes: string[], basis: Basis, seed: number, k: SynthKnobs): Float32Array {
+function latentState(name: string, v: TimedGtVideo, T: number, classes: string[], basis: Basis, seed: number, k: SynthKnobs): Float32Array {
   const rng = new Rng(videoSeed(seed, 'features:' + name));
   const K = basis.K;
   const C = classes.length;
@@ -510,7 +497,7 @@ const featureKernelJs: FeatureKernel = (X, Z, B, table, off, scale, T, D, K, phi
   }
 };
 
-function videoFeatures(name: string, v: GtVideo, classes: string[], basis: Basis, D: number, seed: number, k: SynthKnobs, run: FeatureKernel): Float32Array {
+function videoFeatures(name: string, v: TimedGtVideo, classes: string[], basis: Basis, D: number, seed: number, k: SynthKnobs, run: FeatureKernel): Float32Array {
   const T = snippetCount(v.duration);
   const Z = latentState(name, v, T, classes, basis, seed, k);
   const rng = new Rng(videoSeed(seed, 'noise:' + name));
@@ -536,42 +523,22 @@ export function snippetCount(duration: number): number {
 
 // ---- the dataset -------------------------------------------------------------------------------
 
-function readLines(file: string): string[] {
-  return fs
-    .readFileSync(file, 'utf8')
-    .split(/\r?\n/)
-    .map((s) => s.trim())
-    .filter((s) => s.length > 0);
-}
-
 function loadAnnotations(dir: string): { db: GtDatabase; train: string[]; test: string[] } {
-  const gt = path.join(dir, 'gt_full.json');
-  if (!fs.existsSync(gt)) {
+  const gtFile = path.join(dir, GT_FILE);
+  if (!fs.existsSync(gtFile)) {
     const hint = fs.existsSync(path.join(dir, 'gt.json'))
       ? ' (ActivityNet-style folders have gt.json; synth needs gt_full.json with durations and fps for every video)'
       : '';
-    throw new Error(`synth: ${gt} does not exist${hint}`);
+    throw new Error(`synth: ${gtFile} does not exist${hint}`);
   }
-  let db: GtDatabase;
-  try {
-    db = (readJsonFile(gt) as { database: GtDatabase }).database;
-  } catch (e) {
-    throw e instanceof DuplicateKeyError ? e : new Error(`synth: ${gt}: ${(e as Error).message}`);
-  }
-  if (!db || typeof db !== 'object') throw new Error(`synth: ${gt}: no "database" object`);
-  const split = (f: string): string[] => {
-    const file = path.join(dir, f);
-    if (!fs.existsSync(file)) throw new Error(`synth: ${file} does not exist`);
-    const names = readLines(file);
-    for (const n of names) {
-      const v = db[n];
-      if (!v) throw new Error(`synth: ${file}: video '${n}' is not in ${gt}`);
-      if (!(typeof v.duration === 'number' && v.duration >= 0)) throw new Error(`synth: ${gt}: video '${n}' has no valid "duration"`);
-      if (!Array.isArray(v.annotations)) throw new Error(`synth: ${gt}: video '${n}' has no "annotations" list`);
-    }
+  const db = requireTiming(readGroundTruth(gtFile), gtFile);
+  const split = (which: Split): string[] => {
+    const file = path.join(dir, splitFile(which));
+    const names = readSplit(file);
+    for (const n of names) if (!db.has(n)) throw new Error(`synth: ${file}: video '${n}' is not in ${gtFile}`);
     return names;
   };
-  return { db, train: split('split_train.txt'), test: split('split_test.txt') };
+  return { db, train: split('train'), test: split('test') };
 }
 
 function copyIfExists(from: string, to: string): void {
@@ -615,14 +582,14 @@ export async function synthesizeDataset(o: SynthOptions): Promise<SynthSummary> 
     test = o.videos ? a.test.slice(0, o.videos) : a.test;
     // class names in label_id order when present (THUMOS14), else sorted
     const ids = new Map<string, number>();
-    for (const v of Object.values(db)) for (const an of v.annotations) if (!ids.has(an.label)) ids.set(an.label, an.label_id ?? -1);
+    for (const v of db.values()) for (const an of v.annotations) if (!ids.has(an.label)) ids.set(an.label, an.labelId ?? -1);
     classes = [...ids.keys()].sort((x, y) => (ids.get(x)! - ids.get(y)!) || x.localeCompare(y));
     for (const f of ['gt_full.json', 'split_train.txt', 'split_test.txt', 'Ambiguous_test.txt', 'point_labels'])
       copyIfExists(path.join(o.annotations, f), path.join(out, f));
     if (o.videos) {
       // the splits list only the videos that get features, so the folder loads as a dataset
-      writeFileAtomic(path.join(out, 'split_train.txt'), train.join('\n') + '\n');
-      writeFileAtomic(path.join(out, 'split_test.txt'), test.join('\n') + '\n');
+      writeSplit(path.join(out, splitFile('train')), train);
+      writeSplit(path.join(out, splitFile('test')), test);
     }
   } else {
     classes = THUMOS14_CLASSES.slice();
@@ -630,19 +597,20 @@ export async function synthesizeDataset(o: SynthOptions): Promise<SynthSummary> 
     const nTrain = Math.ceil(n / 2);
     train = Array.from({ length: nTrain }, (_, i) => `video_validation_${String(i + 1).padStart(7, '0')}`);
     test = Array.from({ length: n - nTrain }, (_, i) => `video_test_${String(i + 1).padStart(7, '0')}`);
-    db = {};
-    for (const name of train) db[name] = inventVideo(name, 'Validation', seed, k);
-    for (const name of test) db[name] = inventVideo(name, 'Test', seed, k);
-    writeFileAtomic(path.join(out, 'gt_full.json'), JSON.stringify({ database: db }));
-    writeFileAtomic(path.join(out, 'split_train.txt'), train.join('\n') + '\n');
-    writeFileAtomic(path.join(out, 'split_test.txt'), test.join('\n') + '\n');
+    db = new Map();
+    for (const name of train) db.set(name, inventVideo(name, 'Validation', seed, k));
+    for (const name of test) db.set(name, inventVideo(name, 'Test', seed, k));
+    writeGroundTruth(path.join(out, GT_FILE), db);
+    writeSplit(path.join(out, splitFile('train')), train);
+    writeSplit(path.join(out, splitFile('test')), test);
     // point labels for the training videos, as THUMOS14's point_gaussian.csv
-    const rows = ['class,class_index,start_frame,stop_frame,video_id,point'];
-    for (const name of train) rows.push(...pointRows(name, db[name], classes, seed, k));
-    writeFileAtomic(path.join(out, 'point_labels', 'point_gaussian.csv'), rows.join('\n') + '\n');
+    const rows: (string | number)[][] = [];
+    for (const name of train) rows.push(...pointRows(name, db.get(name)!, classes, seed, k));
+    fs.mkdirSync(path.join(out, path.dirname(POINT_FILE)), { recursive: true });
+    writePointLabels(path.join(out, POINT_FILE), POINT_HEADER, rows);
     const amb: string[] = [];
-    for (const name of test) amb.push(...ambiguousRows(name, db[name], seed, k));
-    writeFileAtomic(path.join(out, 'Ambiguous_test.txt'), amb.join('\n') + (amb.length ? '\n' : ''));
+    for (const name of test) amb.push(...ambiguousRows(name, db.get(name)!, seed, k));
+    writeAmbiguous(path.join(out, AMBIGUOUS_FILE), amb);
   }
 
   const basis = makeBasis(seed, D, classes.length, k);
@@ -653,7 +621,7 @@ export async function synthesizeDataset(o: SynthOptions): Promise<SynthSummary> 
   let lastYield = Date.now();
   for (let i = 0; i < jobs.length; i++) {
     const [name, split] = jobs[i];
-    const v = db[name];
+    const v = db.get(name)!;
     const X = videoFeatures(name, v, classes, basis, D, seed, k, run);
     const T = X.length / D;
     writeNpy(path.join(out, 'features', split, `${name}.npy`), X, [T, D]);

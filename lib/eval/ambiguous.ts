@@ -5,8 +5,8 @@
  * of the ambiguous segment, where int() truncates toward zero and round() is Python's round half to
  * even. Any shared integer second means the detection is dropped.
  */
-import * as fs from 'fs';
-import type { Detection } from './detection';
+import type { Detection } from '../formats/results';
+import { readAmbiguous } from '../formats/splits';
 
 /** Python's round(x) for a float: nearest integer, exact halves to the even neighbour. */
 export function roundHalfEven(x: number): number {
@@ -17,30 +17,8 @@ export function roundHalfEven(x: number): number {
   return f % 2 === 0 ? f : f + 1;
 }
 
-/** Reads "video  start end" lines (any whitespace; blank lines skipped) into video -> segments. */
-export function loadAmbiguous(file: string): Map<string, [number, number][]> {
-  let text: string;
-  try {
-    text = fs.readFileSync(file, 'utf8').replace(/^\uFEFF/, '');
-  } catch (e) {
-    throw new Error(`ambiguous segments ${file}: cannot read (${(e as Error).message})`);
-  }
-  const out = new Map<string, [number, number][]>();
-  text.split(/\r?\n/).forEach((raw, i) => {
-    const line = raw.trim();
-    if (line === '') return;
-    const parts = line.split(/\s+/);
-    const a = Number(parts[1]);
-    const b = Number(parts[2]);
-    if (parts.length !== 3 || !Number.isFinite(a) || !Number.isFinite(b))
-      throw new Error(`ambiguous segments ${file}:${i + 1}: expected 'video start end', received '${line}'`);
-    if (a > b || a < 0) throw new Error(`ambiguous segments ${file}:${i + 1}: [${a}, ${b}] ${a < 0 ? 'starts before 0 s' : 'is reversed (its start is after its end)'}`);
-    let list = out.get(parts[0]);
-    if (!list) out.set(parts[0], (list = []));
-    list.push([a, b]);
-  });
-  return out;
-}
+/** Reads Ambiguous_test.txt: lib/formats/splits.ts. */
+export const loadAmbiguous = readAmbiguous;
 
 /** The detections of `video` that share no whole second with any of its ambiguous segments. */
 export function filterAmbiguous(video: string, dets: Detection[], ambiguous: Map<string, [number, number][]>): Detection[] {

@@ -16,7 +16,12 @@
  *
  * Where the reference's order is undefined we fix one (documented on evaluateDetection).
  */
-import { DuplicateKeyError, readJsonFile } from '../util/json';
+import { readGroundTruth, GroundTruthFile, MAX_SEGMENT_SECONDS } from '../formats/ground_truth';
+import { readResults, Detection, DetectionResults } from '../formats/results';
+import { emptyRecord } from '../formats/text';
+
+export { MAX_SEGMENT_SECONDS };
+export type { Detection, DetectionResults };
 
 export interface Segment {
   label: string;
@@ -24,18 +29,11 @@ export interface Segment {
   segment: [number, number];
 }
 
-export interface Detection extends Segment {
-  score: number;
-}
-
-/** video id -> its detections */
-export type DetectionResults = Record<string, Detection[]>;
-
 /** The ground truth of one subset. */
 export interface GroundTruth {
   /** the classes mAP averages over (labels present in this subset), in order of first appearance */
   classes: string[];
-  /** video id -> annotated segments, for every (non-blocked) video of the subset */
+  /** video id -> annotated segments, for every (non-blocked) video of the subset (a null-prototype record) */
   videos: Record<string, Segment[]>;
   /** every video id of the ground-truth file, any subset (for the unknown-video check) */
   knownVideos?: string[];
@@ -43,7 +41,7 @@ export interface GroundTruth {
   blockedVideos?: string[];
 }
 
-/** Three THUMOS14 test videos excluded from evaluation by the references (SPEC section 1). */
+/** Three THUMOS14 test videos excluded from evaluation by the references (SPEC §1). */
 export const THUMOS14_BLOCKED: string[] = ['video_test_0000270', 'video_test_0001292', 'video_test_0001496'];
 
 /**
@@ -63,104 +61,47 @@ function tiouRaw(ps: number, pe: number, gs: number, ge: number): number {
   return union > 0 ? inter / union : 0;
 }
 
-function readJson(file: string, what: string): unknown {
-  try {
-    return readJsonFile(file);
-  } catch (e) {
-    if (e instanceof DuplicateKeyError) throw new DuplicateKeyError(`${what} ${file}`, e.path, e.key);
-    // a system error (ENOENT, EACCES, EISDIR) has a code; a syntax error has none
-    if ((e as NodeJS.ErrnoException).code) throw new Error(`${what} ${file}: cannot read (${(e as Error).message})`);
-    throw new Error(`${what} ${file}: malformed JSON (${(e as Error).message})`);
-  }
-}
-
-function isObject(x: unknown): x is Record<string, unknown> {
-  return typeof x === 'object' && x !== null && !Array.isArray(x);
-}
-
-/** Largest |time| in seconds a segment may hold (about 11 days): beyond it a value is an error, not a video. */
-export const MAX_SEGMENT_SECONDS = 1e6;
-
 /**
- * A [start, end] segment in seconds: exactly two finite numbers (numeric strings accepted), start <=
- * end, within +-MAX_SEGMENT_SECONDS. Ground truth must also start at 0 or later; detections may start
- * before 0 (the reference's stage 2 writes such segments and its evaluation scores them as they are).
+ * The ground truth of `subset`, minus `blockedVideos`, from a parsed gt_full.json. Its segments must
+ * start at 0 or later and not be reversed (the evaluator refuses what `pstal check` only lists).
  */
-function readSegment(x: unknown, where: string, kind: 'gt' | 'detection' = 'detection'): [number, number] {
-  if (!Array.isArray(x) || x.length !== 2) throw new Error(`${where}.segment: expected [start, end] (two numbers), received ${JSON.stringify(x)?.slice(0, 200)}`);
-  const s = Number(x[0]);
-  const e = Number(x[1]);
-  if (!Number.isFinite(s) || !Number.isFinite(e) || typeof x[0] === 'boolean' || typeof x[1] === 'boolean' || x[0] === null || x[1] === null || x[0] === '' || x[1] === '')
-    throw new Error(`${where}.segment: expected two finite numbers, received ${JSON.stringify(x)}`);
-  if (s > e) throw new Error(`${where}.segment: [${s}, ${e}] is reversed (its start is after its end)`);
-  if (Math.abs(s) > MAX_SEGMENT_SECONDS || Math.abs(e) > MAX_SEGMENT_SECONDS)
-    throw new Error(`${where}.segment: [${s}, ${e}] lies beyond ${MAX_SEGMENT_SECONDS} s; segments are seconds within a video`);
-  if (kind === 'gt' && s < 0) throw new Error(`${where}.segment: [${s}, ${e}] starts before 0 s`);
-  return [s, e];
-}
-
-/**
- * Reads a gt_full.json ({"database": {video: {subset, annotations: [{label, segment}]}}}) and keeps
- * the videos of `subset`, minus `blockedVideos`.
- */
-export function loadGroundTruth(gtFile: string, subset: string, opts: { blockedVideos?: string[] } = {}): GroundTruth {
-  const data = readJson(gtFile, 'ground truth');
-  if (!isObject(data) || !isObject(data.database)) throw new Error(`ground truth ${gtFile}: missing object field 'database'`);
+export function subsetGroundTruth(gt: GroundTruthFile, subset: string, opts: { blockedVideos?: string[]; file?: string } = {}): GroundTruth {
+  const file = opts.file ?? 'gt_full.json';
   const blocked = new Set(opts.blockedVideos ?? []);
   const classes: string[] = [];
   const seen = new Set<string>();
-  const videos: Record<string, Segment[]> = {};
-  const knownVideos: string[] = [];
+  const videos = emptyRecord<Segment[]>();
   const subsets = new Set<string>();
-  for (const [video, v] of Object.entries(data.database)) {
-    knownVideos.push(video);
-    const where = `ground truth ${gtFile}: database.${video}`;
-    if (!isObject(v)) throw new Error(`${where}: expected an object`);
-    if (typeof v.subset !== 'string') throw new Error(`${where}.subset: expected a string`);
+  for (const [video, v] of gt) {
     subsets.add(v.subset);
     if (v.subset !== subset || blocked.has(video)) continue;
-    if (v.duration !== undefined && !(typeof v.duration === 'number' && Number.isFinite(v.duration) && v.duration >= 0))
-      throw new Error(`${where}.duration: expected a non-negative number of seconds, received ${JSON.stringify(v.duration)}`);
-    // a video without the field is an error, not a video without actions: that would change the score silently
-    if (!('annotations' in v)) throw new Error(`${where}: no "annotations" field (a video without actions has "annotations": [])`);
-    const anns = v.annotations;
-    if (!Array.isArray(anns)) throw new Error(`${where}.annotations: expected an array`);
-    const segs: Segment[] = [];
-    anns.forEach((a, i) => {
-      const w = `${where}.annotations[${i}]`;
-      if (!isObject(a)) throw new Error(`${w}: expected an object`);
-      if (typeof a.label !== 'string' || a.label.length === 0) throw new Error(`${w}.label: expected a non-empty string, received ${JSON.stringify(a.label)}`);
-      segs.push({ label: a.label, segment: readSegment(a.segment, w, 'gt') });
+    videos[video] = v.annotations.map((a, i) => {
+      const [s, e] = a.segment;
+      const where = `ground truth ${file}: video "${video}": annotations[${i}].segment`;
+      if (s > e) throw new Error(`${where}: [${s}, ${e}] is reversed (its start is after its end)`);
+      if (s < 0) throw new Error(`${where}: [${s}, ${e}] starts before 0 s`);
       if (!seen.has(a.label)) {
         seen.add(a.label);
         classes.push(a.label);
       }
+      return { label: a.label, segment: [s, e] };
     });
-    videos[video] = segs;
   }
-  if (!subsets.has(subset))
-    throw new Error(`ground truth ${gtFile}: no video in subset '${subset}' (subsets: ${[...subsets].join(', ')})`);
-  return { classes, videos, knownVideos, blockedVideos: [...blocked] };
+  if (!subsets.has(subset)) throw new Error(`ground truth ${file}: no video in subset '${subset}' (subsets: ${[...subsets].join(', ')})`);
+  return { classes, videos, knownVideos: [...gt.keys()], blockedVideos: [...blocked] };
 }
 
-/** Reads a results file ({"results": {video: [{label, score, segment}]}}). */
-export function loadResults(file: string): DetectionResults {
-  const data = readJson(file, 'results');
-  if (!isObject(data) || !isObject(data.results)) throw new Error(`results ${file}: missing object field 'results'`);
-  const out: DetectionResults = {};
-  for (const [video, list] of Object.entries(data.results)) {
-    const where = `results ${file}: results.${video}`;
-    if (!Array.isArray(list)) throw new Error(`${where}: expected an array of detections`);
-    out[video] = list.map((d, i) => {
-      const w = `${where}[${i}]`;
-      if (!isObject(d)) throw new Error(`${w}: expected an object`);
-      if (typeof d.label !== 'string') throw new Error(`${w}.label: expected a string, received ${JSON.stringify(d.label)}`);
-      const score = typeof d.score === 'string' ? Number(d.score) : d.score;
-      if (typeof score !== 'number' || !Number.isFinite(score)) throw new Error(`${w}.score: expected a finite number, received ${JSON.stringify(d.score)}`);
-      return { label: d.label, score, segment: readSegment(d.segment, w) };
-    });
-  }
-  return out;
+/** Reads a gt_full.json and keeps the videos of `subset`, minus `blockedVideos`. */
+export function loadGroundTruth(gtFile: string, subset: string, opts: { blockedVideos?: string[] } = {}): GroundTruth {
+  return subsetGroundTruth(readGroundTruth(gtFile), subset, { ...opts, file: gtFile });
+}
+
+/** Reads a results file ({"results": {video: [{label, score, segment}]}}): lib/formats/results.ts. */
+export const loadResults = readResults;
+
+/** An evaluation as plain data (what `pstal eval --json` and `pstal test --json` print). */
+export function evaluationJson(r: EvalResult): Pick<EvalResult, 'tiou' | 'map' | 'averages' | 'apPerClass' | 'numGroundTruth' | 'numDetections'> {
+  return { tiou: r.tiou, map: r.map, averages: r.averages, apPerClass: r.apPerClass, numGroundTruth: r.numGroundTruth, numDetections: r.numDetections };
 }
 
 export interface EvalOptions {
@@ -349,7 +290,7 @@ export function evaluateDetection(gt: GroundTruth, results: DetectionResults, op
   const candGt = new Int32Array(maxGroup);
   let minThr = Infinity;
   for (const th of thresholds) if (th < minThr) minThr = th;
-  const apPerClass: Record<string, number[]> = {};
+  const apPerClass = emptyRecord<number[]>();
   const map = new Array<number>(T).fill(0);
   const thr = Float64Array.from(thresholds);
 

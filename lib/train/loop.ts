@@ -19,8 +19,9 @@ import { backend } from '../runtime/backend';
 import { isDetectAnomaly } from '../tensor/tensor';
 import { Adam } from '../nn/optim';
 import { Rng } from '../util/rng';
-import { writeFileAtomic } from '../util/fs';
-import { writeJsonFileAtomic } from '../util/json';
+import { writeResults } from '../formats/results';
+import { readMetrics, writeMetrics } from '../formats/metrics';
+import { writeRunConfig } from '../formats/run_config';
 import { lockRunFolder } from '../util/lock';
 import { OnProgress, ProgressBar, progressCallback } from '../util/progress';
 import { writeMetricsPlot } from '../plot/metrics';
@@ -130,33 +131,18 @@ export function meanMap(r: EvalResult): number {
   return r.map.reduce((a: number, b: number) => a + b, 0) / Math.max(1, r.map.length);
 }
 
-/** Writes a results file in the ActivityNet format, atomically. */
-export function writeResults(file: string, results: DetectionResults, details: string): void {
-  writeJsonFileAtomic(file, { version: 'VERSION 1.3', results, external_data: { used: true, details } });
-}
 
 /**
- * The metrics lines up to `step` (resume). The file is rewritten whole (atomically) after each test;
- * a line that does not parse (a file cut by an older version's append) is dropped with a warning.
+ * The metrics lines up to `step` (resume); a line that does not parse (a file cut by an older
+ * version's append) is dropped with a warning.
  */
 function metricsUpTo(file: string, step: number, lineStep: (l: Record<string, unknown>) => number, log: (s: string) => void): string[] {
-  if (!fs.existsSync(file)) return [];
-  const out: string[] = [];
-  let bad = 0;
-  for (const l of fs.readFileSync(file, 'utf8').split('\n')) {
-    if (!l.trim()) continue;
-    let parsed: Record<string, unknown>;
-    try {
-      parsed = JSON.parse(l) as Record<string, unknown>;
-    } catch {
-      bad++;
-      continue;
-    }
-    const s = lineStep(parsed);
-    if (typeof s === 'number' && s <= step) out.push(l);
-  }
-  if (bad) log(`warning: ${file}: ${bad} line(s) that are not JSON dropped (a write cut short); they are recomputed`);
-  return out;
+  const m = readMetrics(file);
+  if (m.badLines.length) log(`warning: ${file}: ${m.badLines.length} line(s) that are not JSON dropped (a write cut short); they are recomputed`);
+  return m.lines.filter((l) => {
+    const s = lineStep(l.value);
+    return typeof s === 'number' && s <= step;
+  }).map((l) => l.text);
 }
 
 /** The names of the non-finite numbers of a losses record ('total', 'video'...), with their values. */
@@ -231,8 +217,8 @@ async function trainingLoop<X, L extends { total: number }>(m: TrainingMethod<X,
       throw stepError(`${m.label}, start (before the first ${m.unit})`, e, 'no training state was saved yet (nothing to resume)');
     }
   }
-  writeFileAtomic(m.files.metrics, lines.map((l) => l + '\n').join(''));
-  writeFileAtomic(m.files.config, JSON.stringify(m.config, null, 2));
+  writeMetrics(m.files.metrics, lines);
+  writeRunConfig(m.files.config, m.config as Record<string, unknown>);
 
   const t0 = Date.now() - state.elapsed * 1000;
   const saveState = (): void => {
@@ -281,7 +267,7 @@ async function trainingLoop<X, L extends { total: number }>(m: TrainingMethod<X,
       }
       const line = m.metricsLine({ step: state.step, elapsed: (Date.now() - t0) / 1000, evaluation: e, best: state.best, bestStep: state.bestStep }, losses);
       lines.push(JSON.stringify(line));
-      writeFileAtomic(m.files.metrics, lines.map((l) => l + '\n').join(''));
+      writeMetrics(m.files.metrics, lines);
       writeMetricsPlot(o.out);
       log(
         `\n${m.label}, ${m.where(state.step)}: test pass ${e.seconds.toFixed(1)} s\n${formatMapTable(e.evaluation)}` +

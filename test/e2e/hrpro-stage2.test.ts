@@ -16,7 +16,8 @@ import { Rng } from '../../lib/util/rng';
 import { Stage2Model, proposalFeatures, refineProposals } from '../../lib/models/hrpro/stage2';
 import { stage2Losses, trainStage2, Stage2MetricsLine } from '../../lib/models/hrpro/train_stage2';
 import { stage2Detect } from '../../lib/models/hrpro/inference';
-import { readProposalsFile, trainingProposals } from '../../lib/models/hrpro/proposals';
+import { trainingProposals } from '../../lib/models/hrpro/proposals';
+import { readProposals } from '../../lib/formats/proposals';
 import { stage2Paths } from '../../lib/models/hrpro/checkpoint';
 import { trainStage1 } from '../../lib/models/hrpro/train_stage1';
 import { finishStage1 } from '../../lib/models/hrpro/pipeline';
@@ -217,7 +218,7 @@ function ctx2(out: string, extra: Record<string, unknown> = {}) {
     test: ds.test,
     ambiguous: ds.ambiguous,
     blockedVideos: [],
-    proposals: readProposalsFile(path.join(root, 'run', 'proposals.json')),
+    proposals: readProposals(path.join(root, 'run', 'proposals.json')),
     quiet: true,
     ...extra,
   };

@@ -12,14 +12,17 @@ import * as os from 'os';
 import * as path from 'path';
 import { synthesizeDataset } from '../../lib/data/synth';
 import { loadConfig, loadDataset, Dataset } from '../../lib/data';
-import { readPointCsv, readSplit, readAmbiguous, readGroundTruth } from '../../lib/data/dataset';
+import { readPointLabels } from '../../lib/formats/point_labels';
+import { readSplit, readAmbiguous } from '../../lib/formats/splits';
+import { readGroundTruth } from '../../lib/formats/ground_truth';
+const readPointCsv = (file: string) => readPointLabels(file).rows;
 import { loadAmbiguous } from '../../lib/eval/ambiguous';
 import { writeNpy } from '../../lib/data/npy';
 import { trainStage1 } from '../../lib/models/hrpro/train_stage1';
 import { stage1ConfigFrom, stage2ConfigFrom } from '../../lib/models/hrpro/config';
 import { finishStage1 } from '../../lib/models/hrpro/pipeline';
 import { trainStage2 } from '../../lib/models/hrpro/train_stage2';
-import { readProposalsFile } from '../../lib/models/hrpro/proposals';
+import { readProposals } from '../../lib/formats/proposals';
 import { cpu } from '../../lib/runtime/native';
 import { stage1Paths } from '../../lib/models/hrpro/checkpoint';
 import { loadHrPro, detect, clipDetections } from '../../lib/models/hrpro/detect';
@@ -33,7 +36,7 @@ import { DuplicateKeyError, findDuplicateKey, parseJson, stringifyChunks } from 
 import { ensureCompiled, BIN } from '../helpers/killrun';
 import { parseArgs, CliError } from '../../lib/cli/args';
 import { RUN_OPTIONS } from '../../lib/cli/run';
-import { checkNumericOptions } from '../../lib/cli/train';
+import { checkNumericOptions } from '../../lib/cli/training';
 
 const D = 16;
 let root: string;
@@ -390,7 +393,7 @@ test.serial('detect() in a loop that never yields: no new native wrappers and a 
   const r = await trainStage1(ctx(out), cfg);
   const f = finishStage1(ctx(out), cfg, r.model);
   r.model.dispose();
-  (await trainStage2({ ...ctx(out), proposals: readProposalsFile(f.proposalsFile) }, stage2ConfigFrom(ds.config, { epochs: 1, seed: 0 }))).model.dispose();
+  (await trainStage2({ ...ctx(out), proposals: readProposals(f.proposalsFile) }, stage2ConfigFrom(ds.config, { epochs: 1, seed: 0 }))).model.dispose();
   const model = loadHrPro(out);
   const gc = (global as { gc?: () => void }).gc;
   type Stats = { liveBytes: number; liveBuffers: number; createdBuffers: number; mallocInUseBytes: number };
@@ -489,10 +492,10 @@ test('duplicate keys in outside JSON (gt, results, proposals, safetensors header
     t.throws(() => loadResults(res), { message: /results\.json: duplicate key results / });
     const prop = path.join(dir, 'proposals.json');
     fs.writeFileSync(prop, '{"train": {}, "test": {"v": {"PP": {"A": []}}, "v": {"PP": {}}}}');
-    t.throws(() => readProposalsFile(prop), { message: /proposals\.json: duplicate key test\.v / });
+    t.throws(() => readProposals(prop), { message: /proposals\.json: duplicate key test\.v / });
     // the same text without the repeat is read
     fs.writeFileSync(prop, '{"train": {}, "test": {"v": {"PP": {"A": []}}}}');
-    t.notThrows(() => readProposalsFile(prop));
+    t.notThrows(() => readProposals(prop));
     // safetensors: a tensor named twice
     const h = Buffer.from('{"a":{"dtype":"F32","shape":[1],"data_offsets":[0,4]},"a":{"dtype":"F32","shape":[1],"data_offsets":[0,4]}}');
     const len = Buffer.alloc(8);

@@ -17,12 +17,15 @@ import { loadSafetensors, saveSafetensors } from '../../lib/io/safetensors';
 import { readTorchCheckpoint } from '../../lib/io/torch';
 import { loadGroundTruth, loadResults } from '../../lib/eval/detection';
 import { loadAmbiguous } from '../../lib/eval/ambiguous';
-import { readGroundTruth, readPointCsv, readSplit, readAmbiguous } from '../../lib/data/dataset';
+import { readPointLabels } from '../../lib/formats/point_labels';
+import { readSplit, readAmbiguous } from '../../lib/formats/splits';
+import { readGroundTruth } from '../../lib/formats/ground_truth';
+const readPointCsv = (file: string) => readPointLabels(file).rows;
 import { loadConfig } from '../../lib/data/config';
-import { readProposalsFile } from '../../lib/models/hrpro/proposals';
+import { readProposals } from '../../lib/formats/proposals';
 import { parseArgs, CliError } from '../../lib/cli/args';
 import { RUN_OPTIONS } from '../../lib/cli/run';
-import { checkNumericOptions } from '../../lib/cli/train';
+import { checkNumericOptions } from '../../lib/cli/training';
 import { EVAL_OPTIONS } from '../../lib/cli/eval';
 import { DuplicateKeyError, findDuplicateKey } from '../../lib/util/json';
 
@@ -125,7 +128,7 @@ export function targets(tmp: string): Target[] {
       return { bytes: 0, problem: first(Object.values(r).flatMap((ds) => ds.map((d) => segProblem(d.segment, false) ?? (fin(d.score) ? null : `score ${d.score}`)))) };
     } },
     { name: 'proposals', ext: '.json', text: true, seeds: [json(proposals)], read: (f) => {
-      const p = readProposalsFile(f);
+      const p = readProposals(f);
       const spans: unknown[] = [];
       const unpack = (a: Float64Array): void => {
         for (let i = 0; i < a.length; i += 3) spans.push([...a.subarray(i, i + 3)]);

@@ -26,7 +26,7 @@ import { pointMatrix } from '../../lib/models/hrpro/videos';
 import { testStage1, meanMap } from '../../lib/models/hrpro/evaluate';
 import { stage2Losses } from '../../lib/models/hrpro/train_stage2';
 import { testStage2 } from '../../lib/models/hrpro/evaluate';
-import { ProposalsFile, packByClass } from '../../lib/models/hrpro/proposals';
+import { ProposalsFile, packByClass } from '../../lib/formats/proposals';
 import { groupByClass, rankVideo, seedRuns, Span } from '../../lib/models/hrpro/ranking';
 import { stage1ConfigFrom } from '../../lib/models/hrpro/config';
 import { stageContext } from '../../lib/models/hrpro/run';

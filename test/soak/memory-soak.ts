@@ -16,7 +16,7 @@ import { trainStage1 } from '../../lib/models/hrpro/train_stage1';
 import { stage1ConfigFrom, stage2ConfigFrom } from '../../lib/models/hrpro/config';
 import { finishStage1 } from '../../lib/models/hrpro/pipeline';
 import { trainStage2 } from '../../lib/models/hrpro/train_stage2';
-import { readProposalsFile } from '../../lib/models/hrpro/proposals';
+import { readProposals } from '../../lib/formats/proposals';
 import { loadHrPro, detect } from '../../lib/models/hrpro/detect';
 import { cpu, setNumThreads } from '../../lib/runtime/native';
 
@@ -113,7 +113,7 @@ async function main(): Promise<number> {
     const ctx1 = { out: run, classNames: ds.classNames, train: ds.train, test: ds.test, ambiguous: ds.ambiguous, blockedVideos: [], quiet: true, log: () => undefined };
     const f = finishStage1(ctx1, cfg, r.model);
     r.model.dispose();
-    const r2 = await trainStage2({ ...ctx1, proposals: readProposalsFile(f.proposalsFile) }, stage2ConfigFrom(ds.config, { epochs: 1, seed: 0 }));
+    const r2 = await trainStage2({ ...ctx1, proposals: readProposals(f.proposalsFile) }, stage2ConfigFrom(ds.config, { epochs: 1, seed: 0 }));
     r2.model.dispose();
     const trainSeconds = (Date.now() - t0) / 1000;
     const model = loadHrPro(run);

@@ -7,7 +7,8 @@
 import test from 'ava';
 import { bf16Supported, setGemmPrecision, getGemmPrecision, cpu } from '../../lib/runtime/native';
 import { gemmCases, opsCases, trainingCase } from '../helpers/bf16';
-import { applyPrecision, CliError } from '../../lib/cli/args';
+import { CliError } from '../../lib/cli/args';
+import { applyPrecision } from '../../lib/cli/options';
 
 delete process.env.PSTAL_GEMM_BF16; // the real kernel only (read once, when the addon first picks it)
 const real = bf16Supported();

@@ -220,7 +220,7 @@ test('file errors name the file and the field', (t) => {
   const badSeg = path.join(dir, 'seg.json');
   fs.writeFileSync(badSeg, JSON.stringify({ results: { v: [{ label: 'A', score: 0.5, segment: [0] }] } }));
   t.throws(() => loadResults(badSeg), { message: /seg\.json: results\.v\[0\]\.segment/ });
-  t.throws(() => loadGroundTruth(path.join(dir, 'missing.json'), 'Test'), { message: /missing\.json: cannot read/ });
+  t.throws(() => loadGroundTruth(path.join(dir, 'missing.json'), 'Test'), { message: /ground-truth file not found: .*missing\.json/ });
   const gtBad = path.join(dir, 'gt.json');
   fs.writeFileSync(gtBad, JSON.stringify({ database: { v: { subset: 'Test', annotations: [{ label: 3, segment: [0, 1] }] } } }));
   t.throws(() => loadGroundTruth(gtBad, 'Test'), { message: /gt\.json: database\.v\.annotations\[0\]\.label/ });
@@ -279,8 +279,8 @@ test('loadAmbiguous: any whitespace, blank lines; a bad line names file and line
   t.deepEqual(m.get('video_test_0000278'), [[0, 1.4], [95.7, 97.2]]);
   t.deepEqual(m.get('video_test_0000293'), [[50.6, 54.6]]);
   fs.writeFileSync(f, 'a 1 2\nb 3 4\nc 5 x\n');
-  t.throws(() => loadAmbiguous(f), { message: /Ambiguous_test\.txt:3: expected 'video start end'/ });
-  t.throws(() => loadAmbiguous(path.join(dir, 'nope.txt')), { message: /nope\.txt: cannot read/ });
+  t.throws(() => loadAmbiguous(f), { message: /Ambiguous_test\.txt:3: expected "video start end"/ });
+  t.throws(() => loadAmbiguous(path.join(dir, 'nope.txt')), { message: /ambiguous segments not found: .*nope\.txt/ });
 });
 
 async function runCli(argv: string[]): Promise<{ code: number; out: string }> {

@@ -10,7 +10,8 @@ import * as os from 'os';
 import * as path from 'path';
 import { DuplicateKeyError, readJsonFile, readJsonTree, setJsonTreeThreshold, writeJsonFileAtomic } from '../../lib/util/json';
 import { AtomicFileWriter, fsError, setWriteHook } from '../../lib/util/fs';
-import { readProposalsFile, trainingProposals, testProposals } from '../../lib/models/hrpro/proposals';
+import { trainingProposals, testProposals } from '../../lib/models/hrpro/proposals';
+import { readProposals } from '../../lib/formats/proposals';
 import { Rng } from '../../lib/util/rng';
 
 const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'pstal-large-json-'));
@@ -168,11 +169,11 @@ test('proposals.json is read packed, the same above and below the size threshold
     test: { t1: { PP: { B: [[0, 1.28, 0.7]] } } },
   };
   const f = write('proposals.json', JSON.stringify(file));
-  const small = readProposalsFile(f);
+  const small = readProposals(f);
   const prev = setJsonTreeThreshold(0);
   let large;
   try {
-    large = readProposalsFile(f);
+    large = readProposals(f);
   } finally {
     setJsonTreeThreshold(prev);
   }
@@ -191,10 +192,10 @@ test('proposals.json is read packed, the same above and below the size threshold
   // a bad span still names its field, on either path
   const badFile = write('bad-proposals.json', JSON.stringify({ train: { v: { PP: { A: [[2, 1, 0.5]] } } }, test: {} }));
   const msg = /bad-proposals\.json: field train\.v\.PP\.A\[0\] must be a span with start <= end/;
-  t.throws(() => readProposalsFile(badFile), { message: msg });
+  t.throws(() => readProposals(badFile), { message: msg });
   setJsonTreeThreshold(0);
   try {
-    t.throws(() => readProposalsFile(badFile), { message: msg });
+    t.throws(() => readProposals(badFile), { message: msg });
   } finally {
     setJsonTreeThreshold(prev);
   }

@@ -3,15 +3,15 @@
  * evaluation's ground truth, resume and stop switches) and the per-step losses it reports.
  */
 import type { GroundTruth } from '../../eval/detection';
-import type { Device } from '../../runtime/backend';
-import type { ProposalsFile } from './proposals';
+import type { RunControl } from '../../train/control';
+import type { ProposalsFile } from '../../formats/proposals';
 import type { Stage1Video } from './videos';
 
 /**
  * What every training run is given: the split's videos, the run folder, the evaluation's setting.
  * V: the method's video record (HR-Pro's Stage1Video; TSPNet's VideoRecord).
  */
-export interface RunContext<V = Stage1Video> {
+export interface RunContext<V = Stage1Video> extends RunControl {
   out: string;
   classNames: string[];
   train: V[];
@@ -25,13 +25,6 @@ export interface RunContext<V = Stage1Video> {
    * built from the test videos' own annotations.
    */
   testGroundTruth?: GroundTruth;
-  device?: Device;
-  resume?: boolean;
-  quiet?: boolean;
-  /** where tables and messages go (default: stderr through the progress bar) */
-  log?: (text: string) => void;
-  /** set `stop` to end after the current step, saving the training state */
-  signal?: { stop: boolean };
 }
 
 export interface Stage1Context extends RunContext {

@@ -15,10 +15,11 @@ import { Stage1Scores, scoreVideo, stage1Candidates, stage1Detections, stage2Det
 import { STAGE1_TRAIN_DEFAULTS, Stage1TrainConfig, STAGE2_TRAIN_DEFAULTS, Stage2TrainConfig } from './config';
 import { loadStage1Weights, loadStage2Weights, stage1Paths, stage2Paths } from './checkpoint';
 import { Stage2Model } from './stage2';
-import { packByClass, testProposals } from './proposals';
+import { testProposals } from './proposals';
+import { packByClass } from '../../formats/proposals';
 import { groupByClass } from './ranking';
 import { assertFiniteFeatures } from '../../data/npy';
-import { DuplicateKeyError, readJsonFile } from '../../util/json';
+import { readRunConfig } from '../../formats/run_config';
 
 export interface HrProModel {
   run: string;
@@ -36,20 +37,12 @@ export interface HrProModel {
   dispose(): void;
 }
 
-function readJson(file: string): Record<string, unknown> {
-  try {
-    return readJsonFile(file) as Record<string, unknown>;
-  } catch (e) {
-    throw e instanceof DuplicateKeyError ? e : new Error(`${file}: ${(e as Error).message}`);
-  }
-}
-
 /** Both stages' best checkpoints of a run folder (stage 2 when the run has one). */
 export function loadHrPro(run: string, options: { device?: Device | string } = {}): HrProModel {
   const device = checkDevice(options.device ?? 'cpu');
   const p1 = stage1Paths(run);
   if (!fs.existsSync(p1.best)) throw new Error(`${run}: no stage-1 checkpoint (${path.basename(p1.best)}); train the run first`);
-  const c1 = readJson(p1.config);
+  const c1 = readRunConfig(p1.config);
   const featureDim = c1.featureDim as number;
   const classNames = c1.classNames as string[];
   if (!(featureDim > 0) || !Array.isArray(classNames)) throw new Error(`${p1.config}: missing featureDim or classNames`);
@@ -61,7 +54,7 @@ export function loadHrPro(run: string, options: { device?: Device | string } = {
   let stage2: Stage2Model | null = null;
   let cfg2 = STAGE2_TRAIN_DEFAULTS;
   if (fs.existsSync(p2.best)) {
-    cfg2 = { ...STAGE2_TRAIN_DEFAULTS, ...((readJson(p2.config).stage2 ?? {}) as Partial<Stage2TrainConfig>) };
+    cfg2 = { ...STAGE2_TRAIN_DEFAULTS, ...((readRunConfig(p2.config).stage2 ?? {}) as Partial<Stage2TrainConfig>) };
     stage2 = new Stage2Model({ ...cfg2.model, featureDim, device }, new Rng(0));
     loadStage2Weights(stage2, p2.best);
     stage2.eval();

@@ -12,7 +12,8 @@ import { noGrad } from '../../tensor/tensor';
 import type { Stage2Model } from './stage2';
 import type { Stage2TrainConfig } from './config';
 import { Stage1InferenceOptions, Stage1Scores, scoreVideo, stage1Candidates, stage1Detections, stage2Detect } from './inference';
-import { ProposalsFile, testProposals } from './proposals';
+import { testProposals } from './proposals';
+import type { ProposalsFile } from '../../formats/proposals';
 import { Stage1Video, groundTruthOf } from './videos';
 
 export { meanMap } from '../../train/loop';

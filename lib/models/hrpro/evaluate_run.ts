@@ -20,12 +20,12 @@ import { stageContext } from './run';
 import { stage1Paths } from './checkpoint';
 import { testStage1 } from './evaluate';
 import { STAGE2_TRAIN_DEFAULTS, Stage2TrainConfig } from './config';
-import { ProposalsFile, packByClass, readProposalsFile } from './proposals';
+import { ProposalsFile, packByClass, readProposals } from '../../formats/proposals';
 import { stage2Paths, loadStage2Weights } from './checkpoint';
 import { testStage2 } from './evaluate';
 import { Stage2Model } from './stage2';
 import { groupByClass } from './ranking';
-import { DuplicateKeyError, readJsonFile } from '../../util/json';
+import { readRunConfig } from '../../formats/run_config';
 
 export interface EvaluateRunOptions {
   /** the run folder */
@@ -53,18 +53,10 @@ export interface EvaluateRunResult {
   seconds: number;
 }
 
-function readJson(file: string): Record<string, unknown> {
-  try {
-    return readJsonFile(file) as Record<string, unknown>;
-  } catch (e) {
-    throw e instanceof DuplicateKeyError ? e : new Error(`${file}: ${(e as Error).message}`);
-  }
-}
-
 /** A run's stage-2 model alone (a run with proposals.json but no stage-1 checkpoint). */
 function loadStage2Only(run: string, device: Device): { model: Stage2Model; cfg: Stage2TrainConfig; featureDim: number; classNames?: string[] } {
   const p2 = stage2Paths(run);
-  const c2 = readJson(p2.config);
+  const c2 = readRunConfig(p2.config);
   const featureDim = c2.featureDim as number;
   if (!(featureDim > 0)) throw new Error(`${p2.config}: missing featureDim`);
   const cfg = { ...STAGE2_TRAIN_DEFAULTS, ...((c2.stage2 ?? {}) as Partial<Stage2TrainConfig>) };
@@ -127,7 +119,7 @@ export function evaluateRun(o: EvaluateRunOptions): EvaluateRunResult {
     let proposals: ProposalsFile;
     let source: EvaluateRunResult['proposals'];
     if (fs.existsSync(proposalsFile)) {
-      proposals = readProposalsFile(proposalsFile);
+      proposals = readProposals(proposalsFile);
       source = 'proposals.json';
       const missing = ds.test.filter((v) => !proposals.test[v.name]).length;
       if (missing) log(`stage 2: ${missing} of ${ds.test.length} test videos have no proposals in ${proposalsFile}; they get no detections`);

@@ -17,7 +17,9 @@ import { writeFileAtomic } from '../../util/fs';
 import { loadSafetensors, StoredTensor } from '../../io/safetensors';
 import { readTorchCheckpoint, TorchDtype } from '../../io/torch';
 import { loadConfig, DatasetConfig } from '../../data/config';
-import { readGroundTruth } from '../../data/dataset';
+import { GT_FILE, groundTruthLabels, readGroundTruth } from '../../formats/ground_truth';
+import { readRunConfigIfPresent, writeRunConfig } from '../../formats/run_config';
+import { PROPOSALS_FILE } from '../../formats/proposals';
 import type { Module } from '../../nn/module';
 import { Stage1Model } from './stage1';
 import { Stage2Model } from './stage2';
@@ -93,20 +95,10 @@ function looksLikeSafetensors(file: string): boolean {
 
 /** The class names a dataset folder's gt_full.json implies (sorted labels), as loadDataset derives them. */
 export function classNamesOf(datasetDir: string): string[] {
-  const gt = readGroundTruth(path.join(datasetDir, 'gt_full.json'));
-  return [...new Set([...gt.values()].flatMap((v) => v.annotations.map((a) => a.label)))].sort();
+  return groundTruthLabels(readGroundTruth(path.join(datasetDir, GT_FILE)));
 }
 
 const shapeStr = (s: readonly number[]): string => `[${s.join(', ')}]`;
-
-function readJson(file: string): Record<string, unknown> | null {
-  if (!fs.existsSync(file)) return null;
-  try {
-    return readJsonFile(file) as Record<string, unknown>;
-  } catch (e) {
-    throw e instanceof DuplicateKeyError ? e : new Error(`${file}: ${(e as Error).message}`);
-  }
-}
 
 /**
  * loadStateDict's check (every missing, unexpected and wrongly sized name) plus exact shapes
@@ -136,8 +128,8 @@ export function importHrPro(o: ImportOptions): ImportResult {
   const from = o.from;
   const p1 = stage1Paths(o.out);
   const p2 = stage2Paths(o.out);
-  const run1 = readJson(p1.config);
-  const run2 = readJson(p2.config);
+  const run1 = readRunConfigIfPresent(p1.config);
+  const run2 = readRunConfigIfPresent(p2.config);
   const target = o.stage === 1 ? p1.best : p2.best;
   if (fs.existsSync(target) && !o.force) throw new Error(`${target} exists; pass force (--force) to replace it`);
 
@@ -201,12 +193,12 @@ export function importHrPro(o: ImportOptions): ImportResult {
     const model = new Stage1Model({ ...cfg1.model, featureDim: D, numClasses: C }, new Rng(0));
     try {
       loadChecked(model, tensors, from);
-      if (o.force) drop([p1.last, p1.results, p1.metrics, path.join(o.out, 'proposals.json')]);
+      if (o.force) drop([p1.last, p1.results, p1.metrics, path.join(o.out, PROPOSALS_FILE)]);
       saveStage1Model(p1.best, model, meta);
     } finally {
       model.dispose();
     }
-    writeFileAtomic(p1.config, JSON.stringify({ stage1: cfg1, featureDim: D, classNames, imported }, null, 2));
+    writeRunConfig(p1.config, { stage1: cfg1, featureDim: D, classNames, imported });
     return { stage: 1, file: p1.best, configFile: p1.config, featureDim: D, numClasses: C, tensors: tensors.size, converted, wrapper, removed };
   }
 
@@ -223,6 +215,6 @@ export function importHrPro(o: ImportOptions): ImportResult {
   } finally {
     model.dispose();
   }
-  writeFileAtomic(p2.config, JSON.stringify({ stage2: cfg2, featureDim: D, ...(classNames ? { classNames } : {}), imported }, null, 2));
+  writeRunConfig(p2.config, { stage2: cfg2, featureDim: D, ...(classNames ? { classNames } : {}), imported });
   return { stage: 2, file: p2.best, configFile: p2.config, featureDim: D, numClasses: null, tensors: tensors.size, converted, wrapper, removed };
 }

@@ -1,13 +1,11 @@
 /**
  * pipeline.ts: what runs after stage-1 training, as the reference's `--mode infer` does it: the
  * best checkpoint's test pass (final stage-1 detections, written as RUN/stage1_results.json) and
- * the reliability ranking over the training videos (SPEC §3), written as RUN/proposals.json:
- *   { "train": {video: {PP, RP, NP}}, "test": {video: {PP}}, "units": {...} }
- * PP (raw candidates) and RP are in seconds, NP in snippets, as the reference writes them.
+ * the reliability ranking over the training videos (SPEC §3), written as RUN/proposals.json
+ * (lib/formats/proposals.ts).
  */
 import * as path from 'path';
 import { Rng } from '../../util/rng';
-import { AtomicFileWriter } from '../../util/fs';
 import { ProgressBar, progressCallback } from '../../util/progress';
 import { formatMapTable } from '../../eval/detection';
 import { ComposedProjections, Stage1Model } from './stage1';
@@ -19,7 +17,8 @@ import type { Stage1TrainConfig } from './config';
 import { loadStage1Weights, stage1Paths } from './checkpoint';
 import { testStage1 } from './evaluate';
 import { pointMatrix } from './videos';
-import { writeResults } from '../../train/loop';
+import { writeResults } from '../../formats/results';
+import { PROPOSALS_FILE, ProposalsWriter, RankedProposals } from '../../formats/proposals';
 
 export interface Stage1Finish {
   table: string;
@@ -68,15 +67,14 @@ function testAndRank(
   const table = formatMapTable(test.evaluation!);
   const rng = new Rng(cfg.seed + 2);
   const counts = { PP: 0, RP: 0, NP: 0 };
-  const proposalsFile = path.join(ctx.out, 'proposals.json');
-  const w = new AtomicFileWriter(proposalsFile);
+  const proposalsFile = path.join(ctx.out, PROPOSALS_FILE);
+  const w = new ProposalsWriter(proposalsFile);
   const bar = new ProgressBar('ranking', ctx.train.length, { quiet: ctx.quiet, unit: 'videos' });
   try {
-    w.write(`{"units":${JSON.stringify({ PP: 'seconds', RP: 'seconds', NP: 'snippets' })},"train":{`);
     for (let b = 0; b < ctx.train.length; b += RANKING_BATCH) {
       const videos = ctx.train.slice(b, b + RANKING_BATCH);
       const pass = testStage1(model, videos, ctx.classNames, cfg, { evaluate: false, projections });
-      const parts: string[] = [];
+      const ranked: [string, RankedProposals][] = [];
       for (const v of videos) {
         const candidates = pass.candidates.get(v.name)!;
         const seeds = selectSeed(pass.scores.get(v.name)!.bkg, pointMatrix(v, C), C, cfg);
@@ -84,17 +82,12 @@ function testAndRank(
         counts.PP += candidates.length;
         counts.RP += Object.values(r.RP).reduce((n, l) => n + l.filter((x) => x).length, 0);
         counts.NP += r.NP.length;
-        parts.push(`${JSON.stringify(v.name)}:${JSON.stringify(r)}`);
+        ranked.push([v.name, r]);
       }
-      w.write((b ? ',' : '') + parts.join(','));
+      w.train(ranked);
       bar.update(b + videos.length, { PP: counts.PP });
     }
-    w.write('},"test":{');
-    ctx.test.forEach((v, i) => {
-      const pp = groupByClass(test.candidates.get(v.name)!, ctx.classNames);
-      w.write(`${i ? ',' : ''}${JSON.stringify(v.name)}:${JSON.stringify({ PP: pp })}`);
-    });
-    w.write('}}');
+    for (const v of ctx.test) w.test(v.name, groupByClass(test.candidates.get(v.name)!, ctx.classNames));
     w.commit();
   } catch (e) {
     w.abort();

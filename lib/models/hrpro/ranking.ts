@@ -11,8 +11,10 @@
  */
 import { Rng } from '../../util/rng';
 import type { Proposal } from '../../postprocess';
+import type { Span, RankedProposals } from '../../formats/proposals';
+import { emptyRecord } from '../../formats/text';
 
-export type Span = [number, number, number];
+export type { Span, RankedProposals } from '../../formats/proposals';
 
 export interface RankingPoint {
   /** seconds */
@@ -20,18 +22,9 @@ export interface RankingPoint {
   classIndex: number;
 }
 
-export interface RankedProposals {
-  /** candidates by class name: [start s, end s, score] */
-  PP: Record<string, Span[]>;
-  /** per class name, one entry per point of that class (in time order): the matched candidate or null */
-  RP: Record<string, (Span | null)[]>;
-  /** background spans in snippets: [start, end, -normalised length] */
-  NP: Span[];
-}
-
 /** Candidates grouped by class name, in candidate order. */
 export function groupByClass(candidates: Proposal[], classNames: string[]): Record<string, Span[]> {
-  const pp: Record<string, Span[]> = {};
+  const pp = emptyRecord<Span[]>();
   for (const p of candidates) (pp[classNames[p.classIndex]] ??= []).push([p.start, p.end, p.score]);
   return pp;
 }
@@ -40,7 +33,7 @@ export function groupByClass(candidates: Proposal[], classNames: string[]): Reco
 export function matchPoints(pp: Record<string, Span[]>, points: RankingPoint[], classNames: string[]): Record<string, (Span | null)[]> {
   const sorted = points.map((p, i) => ({ ...p, i })).sort((a, b) => a.time - b.time || a.i - b.i);
   const times = [-1, ...sorted.map((p) => p.time), 1e5];
-  const rp: Record<string, (Span | null)[]> = {};
+  const rp = emptyRecord<(Span | null)[]>();
   sorted.forEach((pt, i) => {
     const label = classNames[pt.classIndex];
     const props = pp[label] ?? [];

@@ -6,7 +6,7 @@
  */
 import * as fs from 'fs';
 import type { Dataset } from '../../data';
-import { loadGroundTruth, formatMapTable } from '../../eval/detection';
+import { subsetGroundTruth, formatMapTable } from '../../eval/detection';
 import type { EvalResult } from '../../eval/detection';
 import { Device } from '../../runtime/backend';
 import { trainStage1 } from './train_stage1';
@@ -15,21 +15,17 @@ import { trainStage2 } from './train_stage2';
 import type { Stage1Context, Stage2Context } from './context';
 import { Stage1TrainConfig, Stage2TrainConfig, stage1ConfigFrom, stage2ConfigFrom } from './config';
 import { loadStage2Weights, stage1Paths, stage2Paths } from './checkpoint';
-import { readProposalsFile } from './proposals';
+import { readProposals } from '../../formats/proposals';
 import { testStage2 } from './evaluate';
 import * as path from 'path';
 import { lockRunFolder } from '../../util/lock';
+import type { RunControl } from '../../train/control';
 
-export interface RunOptions {
+export interface RunOptions extends RunControl {
   dataset: Dataset;
   out: string;
   stage1?: Partial<Stage1TrainConfig>;
   stage2?: Partial<Stage2TrainConfig>;
-  device?: Device;
-  resume?: boolean;
-  quiet?: boolean;
-  log?: (text: string) => void;
-  signal?: { stop: boolean };
 }
 
 export interface RunResult {
@@ -39,7 +35,7 @@ export interface RunResult {
 }
 
 /** Shared context of both stages: the dataset's videos, the ambiguous list, the reference's gt. */
-export function stageContext(dataset: Dataset, o: Pick<RunOptions, 'out' | 'device' | 'resume' | 'quiet' | 'log' | 'signal'>): Stage1Context {
+export function stageContext(dataset: Dataset, o: RunControl & { out: string }): Stage1Context {
   const config = dataset.config;
   return {
     out: o.out,
@@ -48,7 +44,7 @@ export function stageContext(dataset: Dataset, o: Pick<RunOptions, 'out' | 'devi
     test: dataset.test,
     ambiguous: dataset.ambiguous.size ? dataset.ambiguous : undefined,
     blockedVideos: config.blockedVideos,
-    testGroundTruth: loadGroundTruth(dataset.gtFile, dataset.testSubset, { blockedVideos: config.blockedVideos }),
+    testGroundTruth: subsetGroundTruth(dataset.groundTruth, dataset.testSubset, { blockedVideos: config.blockedVideos, file: dataset.gtFile }),
     device: o.device,
     resume: o.resume,
     quiet: o.quiet,
@@ -89,7 +85,7 @@ async function runLocked(o: RunOptions): Promise<RunResult> {
   }
 
   const cfg2 = stage2ConfigFrom(o.dataset.config, { seed: cfg1.seed, exactIoU: cfg1.exactIoU, ...(o.stage2 ?? {}) });
-  const ctx2: Stage2Context = { ...ctx, proposals: readProposalsFile(proposalsFile), resume: o.resume };
+  const ctx2: Stage2Context = { ...ctx, proposals: readProposals(proposalsFile), resume: o.resume };
   log(`stage 2: ${cfg2.epochs} epochs of batches of ${cfg2.batchSize} videos, up to ${cfg2.maxProposals} proposals a video`);
   const r2 = await trainStage2(ctx2, cfg2);
   try {

@@ -15,7 +15,7 @@
  * and sends a point without a group back to its annotation.
  */
 import type { VideoRecord } from '../../data';
-import { readPointCsv, POINT_FILE } from '../../data';
+import { POINT_FILE, readPointLabels } from '../../formats/point_labels';
 import * as path from 'path';
 
 export interface TspPoint {
@@ -46,7 +46,7 @@ export function readTspPoints(
   timeBase: { featureFps: number; snippetFrames: number },
 ): Map<string, TspPoint[]> {
   const file = path.join(root, POINT_FILE);
-  const rows = readPointCsv(file);
+  const rows = readPointLabels(file).rows;
   const fps = new Map(videos.map((v) => [v.name, v.fps]));
   const cls = new Map(classNames.map((c, i) => [c, i]));
   const out = new Map<string, TspPoint[]>(videos.map((v) => [v.name, []]));

@@ -14,6 +14,7 @@
  * proposals files, which are written only after stage 2 finished. The base proposals: reused when
  * present. TSPNet training: resumed from RUN/tspnet/tspnet_last.safetensors.
  */
+import type { RunControl } from '../../train/control';
 import * as path from 'path';
 import * as fs from 'fs';
 import type { Dataset } from '../../data';
@@ -29,7 +30,7 @@ import { train, TspNetRunResult } from './run';
 /** The sub-folder of an HR-Pro run folder that holds the chained TSPNet run. */
 export const TSPNET_SUBFOLDER = 'tspnet';
 
-export interface HrProTspNetOptions {
+export interface HrProTspNetOptions extends RunControl {
   dataset: Dataset;
   /** the HR-Pro run folder; TSPNet goes to `out/tspnet` */
   out: string;
@@ -38,11 +39,6 @@ export interface HrProTspNetOptions {
   tspnet?: Partial<TspNetConfig>;
   /** which HR-Pro stage gives TSPNet its base proposals: 2 (stage-2 detections, default) or 1 (raw stage-1 candidates) */
   baseStage?: BaseStage;
-  device?: Device;
-  resume?: boolean;
-  quiet?: boolean;
-  log?: (text: string) => void;
-  signal?: { stop: boolean };
 }
 
 export interface HrProTspNetResult {

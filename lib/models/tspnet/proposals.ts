@@ -19,10 +19,12 @@ import type { Proposal } from '../../postprocess';
 import { loadHrPro } from '../hrpro/detect';
 import { testStage1 } from '../hrpro/evaluate';
 import { stage2Detect } from '../hrpro/inference';
-import { packByClass, testProposals } from '../hrpro/proposals';
+import { testProposals } from '../hrpro/proposals';
+import { packByClass } from '../../formats/proposals';
 import { groupByClass } from '../hrpro/ranking';
 import type { Device } from '../../runtime/backend';
-import { DuplicateKeyError, readJsonFile, writeJsonFileAtomic } from '../../util/json';
+import { readJson } from '../../formats/text';
+import { writeResults } from '../../formats/results';
 
 export interface BaseProposal {
   segment: [number, number];
@@ -64,13 +66,7 @@ export function readBaseProposals(
   classNames: string[],
   timeBase: { featureFps: number; snippetFrames: number },
 ): Map<string, BaseProposal[]> {
-  let p: ProposalsJson;
-  try {
-    p = readJsonFile(file) as ProposalsJson;
-  } catch (e) {
-    if (e instanceof DuplicateKeyError) throw e;
-    throw new Error(`${file}: cannot read proposals (${(e as Error).message})`);
-  }
+  const p = readJson(file, 'base proposals') as ProposalsJson;
   if (!p || typeof p.results !== 'object' || p.results === null || Array.isArray(p.results))
     throw new Error(`${file}: expected {"results": {video: [{"segment": [start, end]}, ...]}} (ActivityNet format, seconds)`);
   const results = p.results;
@@ -131,7 +127,7 @@ export function loadProposalsFor(
 }
 
 export function writeBaseProposals(file: string, results: Record<string, BaseProposal[]>, details: string): void {
-  writeJsonFileAtomic(file, { version: 'VERSION 1.3', units: 'seconds', results, external_data: { used: true, details } });
+  writeResults(file, results, details, { units: 'seconds' });
 }
 
 export type BaseStage = 1 | 2;

@@ -9,6 +9,7 @@
  * loadTspNet(RUN) + detect(): the trained plug-in on a new video; its base proposals come from the
  * HR-Pro run the plug-in was trained on (recorded in tspnet_config.json), or are given by the caller.
  */
+import type { RunControl } from '../../train/control';
 import * as fs from 'fs';
 import { progressCallback } from '../../util/progress';
 import * as path from 'path';
@@ -27,12 +28,13 @@ import { testTspNet } from './evaluate';
 import { ambiguousInSnippets, tspnetDetect } from './inference';
 import { HrProModel, loadHrPro } from '../hrpro/detect';
 import { scoreVideo, stage1Candidates, stage2Detect, Stage1Scores } from '../hrpro/inference';
-import { packByClass, testProposals } from '../hrpro/proposals';
+import { testProposals } from '../hrpro/proposals';
+import { packByClass } from '../../formats/proposals';
 import { groupByClass } from '../hrpro/ranking';
 import { stageContext } from '../hrpro/run';
 import { DuplicateKeyError, readJsonFile } from '../../util/json';
 
-export interface TspNetTrainOptions {
+export interface TspNetTrainOptions extends RunControl {
   dataset: Dataset;
   out: string;
   /** an HR-Pro run folder whose best checkpoints give the base proposals */
@@ -43,11 +45,6 @@ export interface TspNetTrainOptions {
   proposalsTrain?: string;
   proposalsTest?: string;
   config?: Partial<TspNetConfig>;
-  device?: Device;
-  resume?: boolean;
-  quiet?: boolean;
-  log?: (text: string) => void;
-  signal?: { stop: boolean };
   onIteration?: (iteration: number, losses: TspNetLosses) => void;
 }
 

@@ -1,0 +1,58 @@
+/**
+ * options.ts: the options several commands share (run, train, test, detect, report, check, import)
+ * and the one place each is checked and applied, so that `--device`, `--threads` or `--precision`
+ * mean and check the same everywhere. Each command composes its table from these specs.
+ */
+import type { OptionSpec, Parsed } from './args';
+import { CliError } from './args';
+import { setGemmPrecision, setNumThreads } from '../runtime/native';
+import { checkDevice, Device } from '../runtime/backend';
+
+const CONFIG_NAMES = 'thumos14, gtea, beoid, activitynet13, or a YAML file';
+
+/** The shared option specs; a command may restate a description (`{ ...SHARED.data, describe }`). */
+export const SHARED = {
+  data: { type: 'string', describe: 'dataset folder in the standard layout (gt_full.json, split_*.txt, point_labels/, features/)', required: true },
+  config: { type: 'string', describe: `dataset config: ${CONFIG_NAMES}`, default: 'thumos14' },
+  dim: { type: 'number', describe: "feature width D (default: the data's, from the first training video's .npy header); a value that disagrees with the data is an error naming the file" },
+  device: { type: 'string', describe: "'cpu' or 'cuda'", default: 'cpu' },
+  threads: { type: 'number', describe: 'CPU threads (default: all cores, or PSTAL_NUM_THREADS)' },
+  precision: {
+    type: 'string',
+    describe: "CPU matrix products: 'fp32', or 'bf16' (bfloat16 operands, float32 accumulation; needs AVX512-BF16)",
+    default: 'fp32',
+  },
+  json: { type: 'boolean', describe: 'print the mAP table as one JSON object on stdout (for scripts)' },
+} satisfies Record<string, OptionSpec>;
+
+/** The compute options of the parsed command line. */
+export interface ComputeOptions {
+  device: Device;
+}
+
+/**
+ * Applies --threads, --device and --precision (whichever the command has), each checked with a
+ * usage error naming the option.
+ */
+export function applyComputeOptions(a: Parsed): ComputeOptions {
+  if (a.threads !== undefined) {
+    const n = a.threads as number;
+    if (!(Number.isSafeInteger(n) && n >= 1)) throw new CliError(`--threads must be a positive integer, received ${a.threads}`);
+    setNumThreads(n);
+  }
+  const device = checkDevice(a.device ?? 'cpu');
+  applyPrecision(a.precision, device);
+  return { device };
+}
+
+/** Sets --precision (a usage error names the option when it is not one of the two, or the CPU cannot). */
+export function applyPrecision(value: unknown, device: unknown = 'cpu'): void {
+  if (value === undefined || value === 'fp32') return;
+  if (value !== 'bf16') throw new CliError(`--precision must be 'fp32' or 'bf16', received '${value}'`);
+  if (device !== 'cpu') throw new CliError(`--precision bf16 is for --device cpu (received --device ${device})`);
+  try {
+    setGemmPrecision('bf16');
+  } catch (e) {
+    throw new CliError(`--precision bf16: ${(e as Error).message.replace(/^setGemmPrecision: /, '')}`);
+  }
+}
