@@ -1,16 +1,17 @@
 /**
  * eval.ts: detection-evaluation throughput (lib/eval, SPEC section 6) on the THUMOS14 test set:
- * the real test ground truth from /work/shared/data/THUMOS14/gt_full.json when present (212 videos,
- * ~3300 segments, 20 classes; else a synthetic set of the same size), 200,000 detections near the
- * ground truth (jittered copies) and in background, scored at the 7 THUMOS14 tIoUs. Reports the
- * median seconds per evaluation and detections per second.
+ * the real test ground truth (gt_full.json in PSTAL_THUMOS14, or in ../shared/data/THUMOS14 beside
+ * the project) when present (212 videos, ~3300 segments, 20 classes; else a synthetic set of the
+ * same size), 200,000 detections near the ground truth (jittered copies) and in background, scored
+ * at the 7 THUMOS14 tIoUs. Reports the median seconds per evaluation and detections per second.
  */
 import * as fs from 'fs';
+import * as path from 'path';
 import { DetectionResults, GroundTruth, THUMOS14_BLOCKED, evaluateDetection, loadGroundTruth, parseTiou } from '../lib/eval';
 import { Rng } from '../lib/util/rng';
 import { BenchResult, timeIt } from './harness';
 
-const REAL_GT = '/work/shared/data/THUMOS14/gt_full.json';
+const REAL_GT = path.join(process.env.PSTAL_THUMOS14 ?? path.resolve(__dirname, '..', '..', 'shared', 'data', 'THUMOS14'), 'gt_full.json');
 
 function syntheticGroundTruth(rng: Rng): GroundTruth {
   const classes = Array.from({ length: 20 }, (_, c) => `class${c}`);

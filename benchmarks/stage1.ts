@@ -3,8 +3,9 @@
  * THUMOS14 annotations (../shared/data/THUMOS14, or PSTAL_THUMOS14) with synthetic features at
  * D = 2048 and D = 256, side by side in the same run with the PyTorch reference's own S_train and
  * S_test on the same files (scripts/bench-reference-stage1.py; needs python3 with torch, scipy,
- * pandas, joblib, and a clone or mirror of pipixin321/HR-Pro in PSTAL_REFERENCE). Without them only
- * our figures are reported. One iteration = 16 training videos in split order, as both sides use.
+ * pandas, joblib, and a clone or mirror of pipixin321/HR-Pro in PSTAL_HRPRO_REFERENCE, or
+ * PSTAL_REFERENCE). Without them only our figures are reported. One iteration = 16 training videos
+ * in split order, as both sides use.
  *
  * Rows for each thread count (--threads 1,2: ours with setNumThreads, the reference with
  * torch.set_num_threads), and with --precision fp32,bf16 a bf16 row of ours (D = 2048 only, unless
@@ -25,7 +26,7 @@ import { cudaSynchronize, Device, setTf32 } from '../lib/runtime/backend';
 import { ensureTorchVenv } from './torch_venv';
 import { loadStage1RunData, newStage1Run, synthesizeStage1Set } from './stage1_run';
 
-const REFERENCE = process.env.PSTAL_REFERENCE;
+const REFERENCE = process.env.PSTAL_HRPRO_REFERENCE || process.env.PSTAL_REFERENCE;
 
 interface ReferenceTiming {
   train_iteration_s: number[];
@@ -43,7 +44,7 @@ function median(xs: number[]): number {
 
 function runReference(python: string, dir: string, D: number, iterations: number, threads: number, testVideos: number | undefined, device: Device): ReferenceTiming | null {
   if (!REFERENCE || !fs.existsSync(REFERENCE)) {
-    console.error(`bench stage1: ${REFERENCE ? `no reference at ${REFERENCE}` : 'PSTAL_REFERENCE is not set'} (a clone of pipixin321/HR-Pro); reporting ours only`);
+    console.error(`bench stage1: ${REFERENCE ? `no reference at ${REFERENCE}` : 'no reference given'} (set PSTAL_HRPRO_REFERENCE to a clone of pipixin321/HR-Pro); reporting ours only`);
     return null;
   }
   const args = [path.join(__dirname, '..', 'scripts', 'bench-reference-stage1.py'), '--data', dir, '--reference', REFERENCE,
@@ -80,7 +81,7 @@ export async function benchStage1(opts: SuiteOptions): Promise<BenchResult[]> {
   // reference process had run came out up to 2x slower in the same process (D = 256, 2 threads:
   // 1.08 s against 0.57 s without the reference; D = 2048: 33 s against 25 s). Plausibly V8's
   // collections, which every native buffer triggered and whose cost grew with the process's heap
-  // (found in the fourth session, README "Benchmarks"); ours still come first, so that no row of
+  // (commit 4141896, 2026-11-29; README "Benchmarks"); ours still come first, so that no row of
   // ours follows a reference process. The synthesized sets are kept until the reference has run on them.
   interface Ours { threads: number; precision: BenchPrecision; train: number; test: number; evaluated: boolean }
   const sets: { D: number; dir: string; iterations: number; testCount: number; ours: Ours[] }[] = [];

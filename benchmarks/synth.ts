@@ -1,7 +1,7 @@
 /**
  * synth.ts: seconds to synthesize the THUMOS14 annotation set's features (412 videos, ~136k
  * snippets) at D = 2048 (quick: D = 256) into a temporary folder, and the snippet rate. Uses the
- * real annotations from /work/shared/data/THUMOS14 (or PSTAL_THUMOS14_ANNOTATIONS) when present,
+ * real annotations (PSTAL_THUMOS14, or ../shared/data/THUMOS14 beside the project) when present,
  * else an invented 412-video set of THUMOS-like durations.
  */
 import * as fs from 'fs';
@@ -10,7 +10,7 @@ import * as path from 'path';
 import { synthesizeDataset } from '../lib/data/synth';
 import { BenchResult } from './harness';
 
-const ANNOTATIONS = process.env.PSTAL_THUMOS14_ANNOTATIONS ?? '/work/shared/data/THUMOS14';
+const ANNOTATIONS = process.env.PSTAL_THUMOS14 ?? path.resolve(__dirname, '..', '..', 'shared', 'data', 'THUMOS14');
 
 export async function benchSynth(opts: { quick?: boolean } = {}): Promise<BenchResult[]> {
   const dim = opts.quick ? 256 : 2048;

@@ -3,8 +3,8 @@
  * annotations (../shared/data/THUMOS14, or PSTAL_THUMOS14) with `pstal synth` features at D = 2048
  * and D = 256, side by side in the same run with the reference's own train_one_proposal_batch and
  * test_proposal on the same files (scripts/bench-reference-tspnet.py; needs /usr/bin/python3 with
- * torch, torchvision, pandas, and a clone or mirror of zyxia1009/CVPR2024-TSPNet: PSTAL_TSPNET_REFERENCE,
- * default /work/.mirror/zyxia1009+CVPR2024-TSPNet/repo). Without them only our figures are reported.
+ * torch, torchvision, pandas, and a clone or mirror of zyxia1009/CVPR2024-TSPNet in
+ * PSTAL_TSPNET_REFERENCE). Without them only our figures are reported.
  *
  * Base proposals (deterministic, seed 0, written once and read by both sides): per video, 10 jittered
  * copies of every ground-truth segment (boundaries moved by N(0, 0.15 x length)) and random segments
@@ -39,7 +39,7 @@ import { Rng } from '../lib/util/rng';
 import { getNumThreads } from '../lib/runtime/native';
 
 const ANNOTATIONS = process.env.PSTAL_THUMOS14 ?? path.resolve(__dirname, '..', '..', 'shared', 'data', 'THUMOS14');
-const REFERENCE = process.env.PSTAL_TSPNET_REFERENCE ?? '/work/.mirror/zyxia1009+CVPR2024-TSPNet/repo';
+const REFERENCE = process.env.PSTAL_TSPNET_REFERENCE;
 const BATCH = 10;
 
 interface ReferenceTiming {
@@ -81,8 +81,8 @@ export function benchProposals(v: Pick<VideoRecord, 'T' | 'gt'>, secondsPerSnipp
 }
 
 function runReference(dir: string, files: { train: string; test: string }, iterations: number, testVideos: number): ReferenceTiming | null {
-  if (!fs.existsSync(REFERENCE)) {
-    console.error(`bench tspnet: no reference at ${REFERENCE} (set PSTAL_TSPNET_REFERENCE to a clone of zyxia1009/CVPR2024-TSPNet); reporting ours only`);
+  if (!REFERENCE || !fs.existsSync(REFERENCE)) {
+    console.error(`bench tspnet: ${REFERENCE ? `no reference at ${REFERENCE}` : 'no reference given'} (set PSTAL_TSPNET_REFERENCE to a clone of zyxia1009/CVPR2024-TSPNet); reporting ours only`);
     return null;
   }
   const args = [path.join(__dirname, '..', 'scripts', 'bench-reference-tspnet.py'), '--data', dir, '--reference', REFERENCE,

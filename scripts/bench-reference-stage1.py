@@ -13,13 +13,14 @@ Videos are taken in split order (iteration i uses train videos 16i .. 16i+15), a
 Needs torch, numpy, scipy, pandas (Debian: python3-torch python3-scipy python3-pandas).
 Prints one JSON object: {"train_iteration_s": [...], "test_pass_s": ..., "threads": ...}.
 
-  /usr/bin/python3 scripts/bench-reference-stage1.py --data DIR --reference /path/to/HR-Pro \
+  /usr/bin/python3 scripts/bench-reference-stage1.py --data DIR [--reference DIR] \
       [--iterations 3] [--warmup 1] [--no-test] [--threads N] [--test-videos N] [--device cuda]
 
 --test-videos N times the test pass on the first N test videos only (a quick check of the harness).
 --device cuda runs the reference on the GPU as its main.py does there (model and inputs moved with
 args.device; PyTorch's defaults otherwise, cuDNN's TF32 convolutions included); every timed region
-ends with torch.cuda.synchronize(). --reference may also be a plain folder holding the files.
+ends with torch.cuda.synchronize(). --reference (default: $PSTAL_HRPRO_REFERENCE, else $PSTAL_REFERENCE)
+may also be a plain folder holding the files.
 """
 import argparse
 import csv
@@ -45,7 +46,7 @@ def load_split(data, name):
 def main():
     p = argparse.ArgumentParser()
     p.add_argument('--data', required=True)
-    p.add_argument('--reference', required=True)
+    check = hrpro_reference.add_reference_argument(p)
     p.add_argument('--iterations', type=int, default=3)
     p.add_argument('--warmup', type=int, default=1)
     p.add_argument('--no-test', action='store_true')
@@ -53,7 +54,7 @@ def main():
     p.add_argument('--test-videos', type=int, default=0)
     p.add_argument('--device', default='cpu', choices=['cpu', 'cuda'])
     p.add_argument('--profile', action='store_true', help='one more S_train under torch.profiler: its op table on stderr')
-    a = p.parse_args()
+    a = check(p.parse_args())
     device = torch.device(a.device)
     sync = torch.cuda.synchronize if a.device == 'cuda' else (lambda: None)
     if a.threads:

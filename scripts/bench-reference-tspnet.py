@@ -16,8 +16,10 @@ Needs torch, torchvision, numpy, pandas (Debian: python3-torch python3-torchvisi
 Prints one JSON object: {"train_iteration_s": [...], "test_pass_s": ..., "threads": ..., ...}.
 
   /usr/bin/python3 scripts/bench-reference-tspnet.py --data DIR --proposals-train A.json --proposals-test B.json \
-      [--reference /work/.mirror/zyxia1009+CVPR2024-TSPNet/repo] [--iterations 3] [--warmup 1] \
+      [--reference DIR] [--iterations 3] [--warmup 1] \
       [--test-videos N] [--no-test] [--threads N]
+
+--reference: a clone or mirror of zyxia1009/CVPR2024-TSPNet (default: $PSTAL_TSPNET_REFERENCE).
 """
 import argparse
 import json
@@ -44,13 +46,13 @@ def main():
     p.add_argument('--data', required=True)
     p.add_argument('--proposals-train', required=True)
     p.add_argument('--proposals-test', required=True)
-    p.add_argument('--reference', default=ref.DEFAULT_MIRROR)
+    check = ref.add_reference_argument(p)
     p.add_argument('--iterations', type=int, default=3)
     p.add_argument('--warmup', type=int, default=1)
     p.add_argument('--test-videos', type=int, default=0, help='the first N test videos (0: all)')
     p.add_argument('--no-test', action='store_true')
     p.add_argument('--threads', type=int, default=0)
-    a = p.parse_args()
+    a = check(p.parse_args())
     ref.load(a.reference)
     import numpy as np
     import torch

@@ -2,17 +2,19 @@
 """Writes test/fixtures/eval/parity.json: a small random ground truth + predictions scored by the
 reference evaluator (HR-Pro eval/eval_detection.py, ANETdetection), for test/unit/eval.test.ts.
 
-The reference files are read from the bare mirror at run time into a temporary directory; nothing
-of them is committed. Exact score ties are avoided (the reference's order for them is undefined).
-The case covers: duplicates of one gt, several gt per video, predictions for videos of another
-subset and for videos without annotations, a class without predictions, blocked videos.
+The reference files are read at run time from a clone or bare mirror of github.com/pipixin321/HR-Pro
+(--reference, or PSTAL_HRPRO_REFERENCE) into a temporary directory; nothing of them is committed.
+Exact score ties are avoided (the reference's order for them is undefined). The case covers:
+duplicates of one gt, several gt per video, predictions for videos of another subset and for videos
+without annotations, a class without predictions, blocked videos.
 
-usage: python3 scripts/eval-parity.py [--mirror /work/.mirror/pipixin321+HR-Pro/repo]
+usage: python3 scripts/eval-parity.py [--reference DIR] [--out FILE] [--seed N]
 """
 import argparse, json, os, sys, tempfile
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import hrpro_reference  # noqa: E402
 from reference_support import copy_files, restore_numpy_aliases  # noqa: E402
 
 PANDAS_SHIM = r"""
@@ -82,15 +84,15 @@ class _GroupBy:
 """
 
 ap = argparse.ArgumentParser()
-ap.add_argument('--mirror', default='/work/.mirror/pipixin321+HR-Pro/repo')
+check = hrpro_reference.add_reference_argument(ap, '--mirror')
 ap.add_argument('--out', default=os.path.join(os.path.dirname(__file__), '..', 'test', 'fixtures', 'eval', 'parity.json'))
 ap.add_argument('--seed', type=int, default=7)
-args = ap.parse_args()
+args = check(ap.parse_args())
 
 tmp = tempfile.mkdtemp(prefix='pstal-eval-parity-')
 pkg = os.path.join(tmp, 'refeval')
 os.makedirs(pkg)
-copy_files(args.mirror, pkg, ['eval/eval_detection.py', 'eval/utils_eval.py'], rename=os.path.basename)
+copy_files(args.reference, pkg, ['eval/eval_detection.py', 'eval/utils_eval.py'], rename=os.path.basename)
 open(os.path.join(pkg, '__init__.py'), 'w').write('')
 restore_numpy_aliases(tmp)  # numpy >= 1.24 removed np.float, which the reference uses in a cast
 sys.path.insert(0, tmp)

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# gpu-check.sh: the checks only a GPU can make, in one call, sized for a short lease on a lent GPU
-# machine (or run on any CUDA machine with the addon built):
+# gpu-check.sh: the checks only a GPU can make, in one call, sized to fit a time limit
+# (GPU_CHECK_BUDGET, below), on any CUDA machine with the addon built:
 #   1. the machine: GPU, driver, node, torch; the CUDA addon loads and names its device
 #   2. test/gpu/cuda.test.ts: every op on the GPU against the CPU backend, outputs and gradients, and
 #      stage-1 training steps on both devices
@@ -33,9 +33,10 @@ if [ -d .device ]; then
   cp .device/pstal.node build/Release/
   [ -f .device/pstal_cuda.node ] && cp .device/pstal_cuda.node build-cuda/Release/
   [ -d .device/THUMOS14 ] && export PSTAL_THUMOS14=$PWD/.device/THUMOS14
-  [ -d .device/HR-Pro ] && export PSTAL_REFERENCE=$PWD/.device/HR-Pro
+  [ -d .device/HR-Pro ] && export PSTAL_HRPRO_REFERENCE=$PWD/.device/HR-Pro
 fi
-# The addon's rpath names the build machine's cuBLAS; where that is absent, use python3's (PyTorch's wheel).
+HRPRO_REFERENCE=${PSTAL_HRPRO_REFERENCE:-${PSTAL_REFERENCE:-}}  # a clone or mirror of pipixin321/HR-Pro, if any
+# The addon's rpath names the cuBLAS of the machine that compiled it; where that is absent, use python3's (PyTorch's wheel).
 if ! ldd build-cuda/Release/pstal_cuda.node 2>/dev/null | grep -q 'libcublas.so.[0-9]* => /'; then
   lib=$(python3 -c "
 import glob, sys
@@ -70,7 +71,7 @@ if has profile; then
   for dim in ${GPU_CHECK_PROFILE_DIMS:-2048 256}; do
     timeout 120 $TSN scripts/profile-stage1.ts --device cuda --dim $dim --iterations 3 --data /tmp/pstal-prof-$dim 2>&1 | tee "$OUTDIR/profile-ours-$dim.log"
   done
-  [ -n "${PSTAL_REFERENCE:-}" ] && [ "${GPU_CHECK_PROFILE_REFERENCE:-1}" != 0 ] && timeout 120 python3 scripts/bench-reference-stage1.py --data /tmp/pstal-prof-2048 --reference "$PSTAL_REFERENCE" \
+  [ -n "$HRPRO_REFERENCE" ] && [ "${GPU_CHECK_PROFILE_REFERENCE:-1}" != 0 ] && timeout 120 python3 scripts/bench-reference-stage1.py --data /tmp/pstal-prof-2048 --reference "$HRPRO_REFERENCE" \
     --device cuda --iterations 2 --no-test --profile > "$OUTDIR/profile-reference-2048.log" 2>&1 && tail -32 "$OUTDIR/profile-reference-2048.log"
 fi
 

@@ -24,19 +24,28 @@ import types
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import reference_support  # noqa: E402
 from reference_support import copy_files, git_commit, restore_numpy_aliases, stub_modules  # noqa: E402,F401
 
 FILES = ['main.py', 'options.py', 'dataset.py', 'train.py', 'test.py', 'model_S.py', 'model_I.py', 'utils.py', 'log.py',
          'ranking.py', 'cfgs/thumos_hyp.yaml', 'eval/eval_detection.py', 'eval/utils_eval.py']
 
-DEFAULT_MIRROR = '/work/.mirror/pipixin321+HR-Pro/repo'
+# where the reference is, unless --reference says: the first of these that is set
+ENV = ('PSTAL_HRPRO_REFERENCE', 'PSTAL_REFERENCE')
+PROJECT = 'pipixin321/HR-Pro'
 
 
-def load(repo=DEFAULT_MIRROR, files=FILES):
+def add_reference_argument(parser, *aliases):
+    """--reference, by default $PSTAL_HRPRO_REFERENCE (or $PSTAL_REFERENCE); returns the check for the
+    parsed arguments (reference_support.add_reference_argument)."""
+    return reference_support.add_reference_argument(parser, ENV, PROJECT, *aliases)
+
+
+def load(repo, files=FILES):
     """Copies the reference's files (a clone, mirror or plain folder) into a temporary folder and puts it
     on sys.path, adapted as reference_support.py says. Returns the folder."""
     if not os.path.exists(repo):
-        raise SystemExit(f'no HR-Pro clone or mirror at {repo} (pass --reference; the search tool fetches one)')
+        raise SystemExit(f'no HR-Pro clone or mirror at {repo} (pass --reference, or set {ENV[0]}, to a clone of github.com/{PROJECT})')
     tmp = tempfile.mkdtemp(prefix='hrpro-ref-')
     copy_files(repo, tmp, files)
     open(os.path.join(tmp, 'eval', '__init__.py'), 'a').close()

@@ -30,8 +30,9 @@ Output (format version in expected.json; bump FORMAT when the layout changes):
   test/fixtures/reference/hrpro/model1.pkl, model2.pkl
 
 Regenerate (Debian: apt install python3-torch python3-torchvision python3-scipy python3-pandas
-python3-joblib python3-yaml; a mirror of the reference from the search tool's fetch, or a clone):
-  /usr/bin/python3 scripts/make-reference-parity.py [--reference /work/.mirror/pipixin321+HR-Pro/repo]
+python3-joblib python3-yaml; a clone or bare mirror of github.com/pipixin321/HR-Pro, given by
+--reference or PSTAL_HRPRO_REFERENCE):
+  /usr/bin/python3 scripts/make-reference-parity.py [--reference DIR]
 """
 import argparse
 import json
@@ -160,9 +161,9 @@ def tolist(x):
 
 def main():
     p = argparse.ArgumentParser()
-    p.add_argument('--reference', default=ref.DEFAULT_MIRROR)
+    check = ref.add_reference_argument(p)
     p.add_argument('--out', default=ROOT)
-    a = p.parse_args()
+    a = check(p.parse_args())
     out = os.path.abspath(a.out)
     os.makedirs(out, exist_ok=True)
     data = os.path.join(out, 'data')

@@ -16,7 +16,7 @@ Regenerate (needs only torch; Debian: apt install python3-torch):
   /usr/bin/python3 scripts/make-stage1-parity.py
 Optionally also check this module against the reference implementation itself, read at run time
 from a local clone or mirror of github.com/pipixin321/HR-Pro (never copied into this project):
-  /usr/bin/python3 scripts/make-stage1-parity.py --reference /work/.mirror/pipixin321+HR-Pro/repo
+  /usr/bin/python3 scripts/make-stage1-parity.py --reference DIR
 """
 import argparse
 import json

@@ -29,7 +29,7 @@ Optionally check the fixtures' names and shapes against the reference's own S_Mo
 (read at run time from a clone or bare mirror of github.com/pipixin321/HR-Pro, never copied here)
 and write those models' freshly initialised state dicts as the reference's training saves them
 (model1_seed_0.pkl, model2_seed_0.pkl) into DIR, for `pstal import` by hand:
-  /usr/bin/python3 scripts/make-torch-checkpoint-fixture.py --reference /work/.mirror/pipixin321+HR-Pro/repo --reference-out DIR
+  /usr/bin/python3 scripts/make-torch-checkpoint-fixture.py --reference REPO --reference-out DIR
 """
 import argparse
 import collections

@@ -23,7 +23,8 @@ Output (format version in expected.json; bump FORMAT when the layout changes):
   test/fixtures/reference/tspnet/proposals_train.json, proposals_test.json
   test/fixtures/reference/tspnet/tensors.safetensors   weights, outputs, gradients (float32)
   test/fixtures/reference/tspnet/expected.json         labels, losses, points, detections, mAP
-Regenerate: /usr/bin/python3 scripts/make-tspnet-parity.py [--reference /work/.mirror/zyxia1009+CVPR2024-TSPNet/repo]
+Regenerate: /usr/bin/python3 scripts/make-tspnet-parity.py [--reference DIR]
+(DIR: a clone or bare mirror of github.com/zyxia1009/CVPR2024-TSPNet; default $PSTAL_TSPNET_REFERENCE)
 """
 import argparse
 import hashlib
@@ -118,8 +119,8 @@ def labels_of(ds):
 
 def main():
     p = argparse.ArgumentParser()
-    p.add_argument('--reference', default=ref.DEFAULT_MIRROR)
-    a = p.parse_args()
+    check = ref.add_reference_argument(p)
+    a = check(p.parse_args())
     ref.load(a.reference)
     import torch
     from torch.utils.data import DataLoader, Subset

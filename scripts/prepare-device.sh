@@ -7,7 +7,7 @@
 #   pstal_cuda.node         the CUDA addon (PSTAL_CUDA_ARCH=90-real npm run build:cuda first, for an H100/H200)
 #   THUMOS14/               the annotations benchmarks/stage1.ts synthesizes features for (PSTAL_THUMOS14)
 #   HR-Pro/                 the reference's Python files (scripts/bench-reference-stage1.py reads some), exported
-#                           from a clone or mirror (PSTAL_REFERENCE); never committed, only carried
+#                           from a clone or mirror (PSTAL_HRPRO_REFERENCE, or PSTAL_REFERENCE); never committed, only carried
 # Then hand the checkout with .device/ to the GPU machine and run `bash scripts/gpu-check.sh`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -26,16 +26,17 @@ echo "$deps" | tar -cf - -T - | xz -T0 -6 > "$D/node_modules.tar.xz"
 cp build/Release/pstal.node "$D/"
 if [ -f build-cuda/Release/pstal_cuda.node ]; then cp build-cuda/Release/pstal_cuda.node "$D/"; else echo "no CUDA addon built (npm run build:cuda)" >&2; fi
 cp -r "${PSTAL_THUMOS14:-../shared/data/THUMOS14}" "$D/THUMOS14"
-if [ -n "${PSTAL_REFERENCE:-}" ]; then  # its Python files, from HEAD of a clone or mirror, else copied
+REF=${PSTAL_HRPRO_REFERENCE:-${PSTAL_REFERENCE:-}}
+if [ -n "$REF" ]; then  # its Python files, from HEAD of a clone or mirror, else copied
   mkdir -p "$D/HR-Pro"
-  if git -C "$PSTAL_REFERENCE" rev-parse -q --verify HEAD >/dev/null 2>&1; then
+  if git -C "$REF" rev-parse -q --verify HEAD >/dev/null 2>&1; then
     # file by file (a mirror may lack its large data blobs, which `git archive` reports as errors)
-    git -C "$PSTAL_REFERENCE" ls-tree -r --name-only HEAD | grep '\.py$' | while read -r f; do
+    git -C "$REF" ls-tree -r --name-only HEAD | grep '\.py$' | while read -r f; do
       mkdir -p "$D/HR-Pro/$(dirname "$f")"
-      git -C "$PSTAL_REFERENCE" show "HEAD:$f" > "$D/HR-Pro/$f"
+      git -C "$REF" show "HEAD:$f" > "$D/HR-Pro/$f"
     done
   else
-    (cd "$PSTAL_REFERENCE" && find . -name '*.py' -exec cp --parents {} "$OLDPWD/$D/HR-Pro/" \;)
+    (cd "$REF" && find . -name '*.py' -exec cp --parents {} "$OLDPWD/$D/HR-Pro/" \;)
   fi
 fi
 du -sh "$D"/*

@@ -4,6 +4,8 @@ hrpro_reference.py, bench-reference-stage1.py; TSPNet: tspnet_reference.py) do a
 adapts the reference in one way only. Nothing of a reference is in this project: its files are read
 at run time from a local clone, bare mirror or plain folder into a temporary folder.
 
+  add_reference_argument(...) --reference, defaulting to an environment variable; without either, an
+                              argparse error naming the variable to set
   read_file(repo, path)       a file of the reference: from a plain folder or work tree, else `git show HEAD:path`
   copy_files(repo, dest, ps)  those files into dest (folders made), named as in the reference or renamed
   git_commit(repo)            the commit a fixture records
@@ -19,6 +21,22 @@ import os
 import subprocess
 import sys
 import types
+
+
+def add_reference_argument(parser, env, project, *aliases):
+    """Adds --reference (and `aliases`): a clone, bare mirror or plain folder of github.com/<project>,
+    by default the first of the environment variables `env` that is set. Returns check(args), which
+    returns args, or stops with parser.error naming what to set when no reference was given."""
+    default = next((os.environ[n] for n in env if os.environ.get(n)), None)
+    parser.add_argument('--reference', *aliases, dest='reference', default=default, metavar='DIR',
+                        help=f'a clone, bare mirror or plain folder of github.com/{project} (default: '
+                        + ', else '.join(f'${n}' for n in env) + ')')
+
+    def check(args):
+        if not args.reference:
+            parser.error(f'no reference: set {env[0]} to a clone or bare mirror of github.com/{project} (or pass --reference DIR)')
+        return args
+    return check
 
 
 def read_file(repo, path):

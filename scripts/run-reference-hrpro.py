@@ -5,7 +5,7 @@ clone or mirror of github.com/pipixin321/HR-Pro, see scripts/hrpro_reference.py)
 standard layout, so its numbers can be set beside pstal's on the same data (README "Fidelity").
 
   /usr/bin/python3 scripts/run-reference-hrpro.py --data DIR --out OUT --seed 0 \
-      [--iterations 300] [--test-every 50] [--threads 1] [--stage2 [--epochs 20]] [--reference MIRROR]
+      [--iterations 300] [--test-every 50] [--threads 1] [--stage2 [--epochs 20]] [--reference DIR]
 
 Runs main(args) for stage 1 (mode train: memory init, training, a test every --test-every
 iterations, the best checkpoint by average mAP(0.1:0.7)); with --stage2 also main in mode test
@@ -38,8 +38,8 @@ def main():
     p.add_argument('--threads', type=int, default=0)
     p.add_argument('--stage2', action='store_true')
     p.add_argument('--epochs', type=int, default=20)
-    p.add_argument('--reference', default=ref.DEFAULT_MIRROR)
-    a = p.parse_args()
+    check = ref.add_reference_argument(p)
+    a = check(p.parse_args())
     import torch
     if a.threads:
         torch.set_num_threads(a.threads)

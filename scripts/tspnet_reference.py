@@ -28,15 +28,24 @@ import tempfile
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import reference_support  # noqa: E402
 from reference_support import copy_files, git_commit, stub_modules  # noqa: E402,F401
 
-DEFAULT_MIRROR = '/work/.mirror/zyxia1009+CVPR2024-TSPNet/repo'
+# where the reference is, unless --reference says
+ENV = ('PSTAL_TSPNET_REFERENCE',)
+PROJECT = 'zyxia1009/CVPR2024-TSPNet'
 
 
-def load(repo=DEFAULT_MIRROR):
+def add_reference_argument(parser):
+    """--reference, by default $PSTAL_TSPNET_REFERENCE; returns the check for the parsed arguments
+    (reference_support.add_reference_argument)."""
+    return reference_support.add_reference_argument(parser, ENV, PROJECT)
+
+
+def load(repo):
     """Copies the reference's codes/ into a temporary folder and puts it on sys.path. Returns it."""
     if not os.path.exists(repo):
-        raise SystemExit(f'no TSPNet clone or mirror at {repo} (pass --reference; the search tool fetches one)')
+        raise SystemExit(f'no TSPNet clone or mirror at {repo} (pass --reference, or set {ENV[0]}, to a clone of github.com/{PROJECT})')
     files = subprocess.run(['git', '-C', repo, 'ls-tree', '-r', 'HEAD', '--name-only', 'codes'], check=True, capture_output=True, text=True).stdout.split()
     tmp = tempfile.mkdtemp(prefix='tspnet-ref-')
     copy_files(repo, tmp, [f for f in files if f.endswith('.py')], rename=lambda f: os.path.relpath(f, 'codes'))

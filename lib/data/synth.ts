@@ -175,7 +175,7 @@ export const SYNTH_DEFAULTS: SynthKnobs = {
 
 export interface SynthOptions {
   out: string;
-  /** a real annotation folder to keep, e.g. /work/shared/data/THUMOS14 */
+  /** a real annotation folder to keep, e.g. ../shared/data/THUMOS14 */
   annotations?: string;
   /** feature width D (2048) */
   dim?: number;

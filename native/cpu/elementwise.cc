@@ -100,10 +100,10 @@ void binary_kernel(float* out, const float* a, const float* b, const Broadcast& 
   });
 }
 
-// relu and its derivative as masks of the comparison: written `x > 0 ? x : 0` and `(float)(x > 0)`
-// (the latter the fifth session's cure), GCC compiles a compare-and-branch per element, 5 ns an
-// element in training where the signs are random; bit masks vectorize. The same values: x where
-// x > 0, else +0 (NaN and -0 too); 1.0f or +0.0f, so dy * df keeps dy * 0's sign.
+// relu and its derivative as masks of the comparison: written `x > 0 ? x : 0` and `(float)(x > 0)`,
+// GCC compiles a compare-and-branch per element, 5 ns an element in training where the signs are
+// random; bit masks vectorize. The same values: x where x > 0, else +0 (NaN and -0 too); 1.0f or
+// +0.0f, so dy * df keeps dy * 0's sign.
 inline float relu_f(float x) {
   uint32_t b;
   std::memcpy(&b, &x, sizeof b);

@@ -18,7 +18,7 @@ test('examples/*.ts type-check against the library', (t) => {
 
 // ava runs the tests through ts-node's transpile-only mode, which checks no types: a test importing
 // a name that does not exist fails only when it runs, and the GPU tests run only on a GPU (one such
-// import sat in test/gpu/cuda.test.ts for a session). test/tsconfig.json: the library's settings, not strict.
+// import sat unnoticed in test/gpu/cuda.test.ts). test/tsconfig.json: the library's settings, not strict.
 test('test/*.ts type-check against the library (the GPU tests included)', (t) => {
   const r = spawnSync(process.execPath, [require.resolve('typescript/bin/tsc'), '-p', path.join(root, 'test', 'tsconfig.json')], { cwd: root, encoding: 'utf8' });
   t.is(r.status, 0, r.stdout + r.stderr);

@@ -1,5 +1,5 @@
 /**
- * Reliability under faults (issue 13): failing writes (disk full, no permission, read-only) name the
+ * Reliability under faults: failing writes (disk full, no permission, read-only) name the
  * file and leave the previous checkpoint intact; one writer per run folder; NaN/Inf in features or
  * training stop with the iteration, the loss term or parameter and the checkpoint kept, and
  * --resume goes on; temporary files of killed writes are removed; and the defects found by trying

@@ -90,7 +90,7 @@ async function runLocked(o: RunOptions): Promise<RunResult> {
   const r2 = await trainStage2(ctx2, cfg2);
   try {
     if (r2.interrupted) return { ...result, interrupted: true };
-    // the final evaluation: the best stage-2 checkpoint's test pass (also when it came from an earlier session)
+    // the final evaluation: the best stage-2 checkpoint's test pass (also when an earlier run, resumed here, wrote it)
     loadStage2Weights(r2.model, stage2Paths(o.out).best);
     const pass = testStage2(r2.model, ctx.test, ctx2.proposals, ctx.classNames, cfg2, { ambiguous: ctx.ambiguous, blockedVideos: ctx.blockedVideos, groundTruth: ctx.testGroundTruth });
     const table = formatMapTable(pass.evaluation!);

@@ -119,7 +119,7 @@ export async function train(o: TspNetTrainOptions): Promise<TspNetRunResult> {
   const r = await trainTspNet(ctx, cfg);
   try {
     if (r.interrupted) return { interrupted: true, iteration: r.iteration, bestIteration: r.bestIteration, bestMap: r.bestMap, evaluation: null, table: null };
-    // the best checkpoint's test pass (also when it came from an earlier session)
+    // the best checkpoint's test pass (also when an earlier run, resumed here, wrote it)
     loadTspNetWeights(r.model, tspnetPaths(o.out).best);
     const pass = testTspNet(r.model, ctx.test, ctx.proposals.test, ctx.classNames, cfg, { ambiguous: ctx.ambiguous, blockedVideos: ctx.blockedVideos, groundTruth: ctx.testGroundTruth });
     const table = formatMapTable(pass.evaluation!);
