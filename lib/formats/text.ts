@@ -28,7 +28,7 @@ export function readJson(file: string, what: string, member?: MemberReviver): un
   try {
     return readJsonFile(file, member);
   } catch (e) {
-    if (e instanceof DuplicateKeyError) throw new DuplicateKeyError(`${what} ${file}`, e.path, e.key);
+    if (e instanceof DuplicateKeyError) throw e; // its message starts with the file
     const code = (e as NodeJS.ErrnoException).code;
     if (code === 'ENOENT') throw new Error(`${what} not found: ${file}`);
     // a system error (EACCES, EISDIR) has a code; a syntax error has none

@@ -460,11 +460,11 @@ test('pstal eval: malformed results and ground-truth segments, durations, missin
     t.throws(() => loadResults(w('r3.json', res([0, 1e300]))), { message: /r3\.json: results\.v\[0\]\.segment: \[0, 1e\+300\] lies beyond/ });
     t.deepEqual(loadResults(w('r4.json', res([-0.5, 3]))).v[0].segment, [-0.5, 3]); // the reference's stage 2 writes these
     const gt = (ann: unknown, extra: Record<string, unknown> = {}) => ({ database: { v: { subset: 'Test', ...extra, ...(ann === undefined ? {} : { annotations: ann }) } } });
-    t.throws(() => loadGroundTruth(w('g1.json', gt([{ label: 'A', segment: [5, 1] }])), 'Test'), { message: /g1\.json: database\.v\.annotations\[0\]\.segment: \[5, 1\] is reversed/ });
-    t.throws(() => loadGroundTruth(w('g2.json', gt([{ label: 'A', segment: [-2, 1] }])), 'Test'), { message: /g2\.json: database\.v\.annotations\[0\]\.segment: \[-2, 1\] starts before 0 s/ });
-    t.throws(() => loadGroundTruth(w('g3.json', gt([{ label: 'A', segment: [1, 2, 3] }])), 'Test'), { message: /g3\.json: database\.v\.annotations\[0\]\.segment: expected \[start, end\]/ });
-    t.throws(() => loadGroundTruth(w('g4.json', gt([], { duration: -5 })), 'Test'), { message: /g4\.json: database\.v\.duration: expected a non-negative number/ });
-    t.throws(() => loadGroundTruth(w('g5.json', gt(undefined)), 'Test'), { message: /g5\.json: database\.v: no "annotations" field/ });
+    t.throws(() => loadGroundTruth(w('g1.json', gt([{ label: 'A', segment: [5, 1] }])), 'Test'), { message: /g1\.json: video "v": annotations\[0\]\.segment: \[5, 1\] is reversed/ });
+    t.throws(() => loadGroundTruth(w('g2.json', gt([{ label: 'A', segment: [-2, 1] }])), 'Test'), { message: /g2\.json: video "v": annotations\[0\]\.segment: \[-2, 1\] starts before 0 s/ });
+    t.throws(() => loadGroundTruth(w('g3.json', gt([{ label: 'A', segment: [1, 2, 3] }])), 'Test'), { message: /g3\.json: video "v": field "annotations\[0\]\.segment" must be \[start, end\] seconds/ });
+    t.throws(() => loadGroundTruth(w('g4.json', gt([], { duration: -5 })), 'Test'), { message: /g4\.json: video "v": field "duration" must be a non-negative number/ });
+    t.throws(() => loadGroundTruth(w('g5.json', gt(undefined)), 'Test'), { message: /g5\.json: video "v": no "annotations" field/ });
     t.notThrows(() => loadGroundTruth(w('g6.json', '\ufeff' + JSON.stringify(gtOk)), 'Test')); // BOM
     ensureCompiled();
     const r = pstal(['eval', '--gt', gtFile, '--pred', w('r5.json', res([1, 5], '')), '--subset', 'Test'], dir);

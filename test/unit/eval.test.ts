@@ -223,14 +223,17 @@ test('file errors name the file and the field', (t) => {
   t.throws(() => loadGroundTruth(path.join(dir, 'missing.json'), 'Test'), { message: /ground-truth file not found: .*missing\.json/ });
   const gtBad = path.join(dir, 'gt.json');
   fs.writeFileSync(gtBad, JSON.stringify({ database: { v: { subset: 'Test', annotations: [{ label: 3, segment: [0, 1] }] } } }));
-  t.throws(() => loadGroundTruth(gtBad, 'Test'), { message: /gt\.json: database\.v\.annotations\[0\]\.label/ });
+  t.throws(() => loadGroundTruth(gtBad, 'Test'), { message: /gt\.json: video "v": field "annotations\[0\]\.label"/ });
   const gtOk = path.join(dir, 'gt2.json');
   fs.writeFileSync(gtOk, JSON.stringify({ database: { v: { subset: 'Test', annotations: [] } } }));
   t.throws(() => loadGroundTruth(gtOk, 'test'), { message: /no video in subset 'test' \(subsets: Test\)/ });
-  // a string score (some writers emit them) is read as a number
+  // strict types: a score or a segment given as a string is an error naming the field, not a number
   const strScore = path.join(dir, 'str.json');
-  fs.writeFileSync(strScore, JSON.stringify({ results: { v: [{ label: 'A', score: '0.25', segment: ['1', 2] }] } }));
-  t.deepEqual(loadResults(strScore), { v: [{ label: 'A', score: 0.25, segment: [1, 2] }] });
+  fs.writeFileSync(strScore, JSON.stringify({ results: { v: [{ label: 'A', score: '0.25', segment: [1, 2] }] } }));
+  t.throws(() => loadResults(strScore), { message: /str\.json: results\.v\[0\]\.score: expected a finite number, received "0\.25"/ });
+  const strSeg = path.join(dir, 'strseg.json');
+  fs.writeFileSync(strSeg, JSON.stringify({ results: { v: [{ label: 'A', score: 0.25, segment: ['1', 2] }] } }));
+  t.throws(() => loadResults(strSeg), { message: /strseg\.json: results\.v\[0\]\.segment: expected two finite numbers/ });
 });
 
 test('parseTiou: ranges with inclusive stop, lists, errors', (t) => {
