@@ -12,7 +12,7 @@
  *   only be false positives).
  */
 import { Tensor, noGrad, tidy } from '../../tensor/tensor';
-import { generateProposals, predictClasses, softNms, Proposal } from '../../postprocess';
+import { generateProposals, predictClasses, softNms, Proposal, ProposalOptions } from '../../postprocess';
 
 export { predictClasses };
 import { filterAmbiguous } from '../../eval/ambiguous';
@@ -36,21 +36,10 @@ export interface Stage1Scores {
   vidScore: Float32Array;
 }
 
-export interface Stage1InferenceOptions {
+/** Stage 1's inference: the candidate generation's options (lib/postprocess) plus the class threshold and soft-NMS. */
+export interface Stage1InferenceOptions extends Omit<ProposalOptions, 'referenceAnyQuirk'> {
   /** video-level class threshold (0.5) */
   classThreshold: number;
-  /** thresholds on the class score, np.arange(0, 0.25, 0.025) */
-  casThresholds: number[];
-  /** thresholds on 1 - bkg, np.arange(0.5, 0.725, 0.025) */
-  agnosticThresholds: number[];
-  /** outer band ratio of the OIC score (0.25) */
-  lambda: number;
-  /** weight of the video score in the proposal score (0) */
-  gamma: number;
-  /** upsampling factor before proposals (2) */
-  scale: number;
-  /** seconds per snippet: 16 frames at 25 fps */
-  secondsPerSnippet: number;
   /** soft-NMS Gaussian sigma (0.3) */
   softNmsSigma: number;
   /** soft-NMS with exact IoU instead of the reference's "+1" lengths */
