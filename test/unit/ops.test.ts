@@ -5,13 +5,30 @@
  */
 import test from 'ava';
 import * as ops from '../../lib/ops';
-import { checkOp, randArray } from '../helpers/gradcheck';
+import { checkOp, probeIndices, randArray } from '../helpers/gradcheck';
 import * as R from '../helpers/ref';
 import { dropoutScaleRef } from '../helpers/ref';
 import { Rng } from '../../lib/util/rng';
 import { Tensor } from '../../lib/tensor/tensor';
 import { backward } from '../../lib/tensor/autograd';
 import { cpu } from '../../lib/runtime/native';
+
+test('the gradient checks probe distinct elements: every element of small inputs, 64 distinct of larger ones', (t) => {
+  const rng = new Rng(3);
+  for (const size of [1, 5, 63, 64])
+    t.deepEqual(probeIndices(size, 64, rng), [...Array(size).keys()], `size ${size}: all of them`);
+  for (const size of [65, 100, 4096]) {
+    for (let k = 0; k < 20; k++) {
+      const idx = probeIndices(size, 64, rng);
+      t.is(idx.length, 64);
+      t.is(new Set(idx).size, 64, `size ${size}: no element probed twice`);
+      t.true(idx.every((j) => Number.isInteger(j) && j >= 0 && j < size), `size ${size}: in range`);
+    }
+  }
+  // 64 distinct of 65 leave out exactly one element (drawn with replacement, several are left out)
+  const idx = probeIndices(65, 64, new Rng(9));
+  t.is([...Array(65).keys()].filter((j) => !idx.includes(j)).length, 1);
+});
 
 const positive = (_: number, rng: Rng, n: number): Float64Array => randArray(rng, n, 0.2, 2);
 const probs = (_: number, rng: Rng, n: number): Float64Array => randArray(rng, n, 0.05, 0.95);
