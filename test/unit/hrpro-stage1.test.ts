@@ -1,6 +1,7 @@
 /**
  * HR-Pro stage 1: select_seed on hand-made score sequences (every branch), the losses against
- * float64 references, the memory update, and the model's shapes and parameter names.
+ * float64 references, the memory update, the model's shapes and parameter names, and the whole
+ * model worked by hand on a tiny case in the default prototype layout.
  */
 import test from 'ava';
 import { selectSeed, regionRows } from '../../lib/models/hrpro/pseudo_labels';
