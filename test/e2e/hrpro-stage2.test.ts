@@ -2,8 +2,9 @@
  * HR-Pro stage 2 (SPEC §4): RoI features against a float64 transcription of the reference's
  * extract_roi_features (zero pad, 0.5 offset, torchvision roi_align with adaptive sampling), the
  * differentiable segment IoU against finite differences, the losses and the score fusion against
- * plain recomputations, and end to end on a small synthetic dataset: stage 2 improves on stage 1,
- * and a run stopped mid-epoch resumes to exactly the uninterrupted state.
+ * plain recomputations, and end to end on a small synthetic dataset: stage 2 keeps stage 1's mAP
+ * while it learns (its loss falls, its test passes change) and re-scores (its detections are not
+ * stage 1's), and a run stopped mid-epoch resumes to exactly the uninterrupted state.
  */
 import test from 'ava';
 import * as fs from 'fs';
@@ -18,7 +19,7 @@ import { stage2Losses, trainStage2, Stage2MetricsLine } from '../../lib/models/h
 import { stage2Detect } from '../../lib/models/hrpro/inference';
 import { trainingProposals } from '../../lib/models/hrpro/proposals';
 import { readProposals } from '../../lib/formats/proposals';
-import { stage2Paths } from '../../lib/models/hrpro/checkpoint';
+import { stage1Paths, stage2Paths } from '../../lib/models/hrpro/checkpoint';
 import { trainStage1 } from '../../lib/models/hrpro/train_stage1';
 import { finishStage1 } from '../../lib/models/hrpro/pipeline';
 import { stage1ConfigFrom } from '../../lib/models/hrpro/config';
@@ -227,17 +228,50 @@ function ctx2(out: string, extra: Record<string, unknown> = {}) {
 // D = 32 needs a larger step than the reference's 5e-5 (see test/e2e/hrpro-train.test.ts)
 const CFG2 = { epochs: 30, lr: 1e-3, batchSize: 4, seed: 1, tiou: [0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7] };
 
-test.serial('stage 2 keeps stage 1\'s average mAP on the synthetic task; detect() on a test video gives the pipeline\'s detections', async (t) => {
+test.serial('stage 2 learns and re-scores, keeping stage 1\'s average mAP on the synthetic task; detect() on a test video gives the pipeline\'s detections', async (t) => {
   const out = path.join(root, 'run');
   const r = await trainStage2(ctx2(out), CFG2);
   t.log(`stage 1 best ${(100 * stage1Best).toFixed(2)}, stage 2 best ${(100 * r.bestMap).toFixed(2)} at epoch ${r.bestEpoch}`);
-  // measured: 55.29 -> 55.12 (best at epoch 3; 55.17 with lr 2e-4). Before the cas_P correction of
+  // measured: 56.65 -> 56.42, best at epoch 1 (2-core Intel Xeon, 2026-12-06, on commit d0b589f,
+  // `npx ava test/e2e/hrpro-stage2.test.ts`; earlier 55.29 -> 55.12). Before the cas_P correction of
   // stage-1 inference (SPEC §2) stage 1 scored 39.25 here and stage 2 lifted it to 42.35; with
   // the corrected stage 1 this small clean task leaves stage 2 nothing to add, so what is checked
   // is that it keeps stage 1's quality (the D = 256 THUMOS14 run in the README shows its gain).
   t.true(r.bestMap > stage1Best - 0.01, `stage 2 ${r.bestMap} vs stage 1 ${stage1Best}`);
   t.true(r.bestMap > 0.45, `stage 2 ${r.bestMap}`);
   t.true(fs.existsSync(stage2Paths(out).best) && fs.existsSync(stage2Paths(out).results));
+  // keeping stage 1's mAP does not show that stage 2 did anything: a stage 2 that neither learns
+  // nor scores would keep it too. So: (1) training changes the model: its loss falls and its test
+  // passes (deterministic, eval mode) change from epoch to epoch; (2) its detections are its own,
+  // not stage 1's: every detection is re-scored with the completeness (added to the stage-1
+  // score) and the refined proposals join the originals.
+  const lines = fs.readFileSync(stage2Paths(out).metrics, 'utf8').trim().split('\n').map((l) => JSON.parse(l) as Stage2MetricsLine);
+  t.is(lines.length, CFG2.epochs);
+  const loss = lines.map((l) => l.loss);
+  const lastFive = loss.slice(-5).reduce((a, b) => a + b, 0) / 5;
+  const averages = new Set(lines.map((l) => l.test!.average));
+  t.log(`stage-2 loss: epoch 1 ${loss[0].toFixed(4)}, mean of the last five ${lastFive.toFixed(4)}; ${averages.size} distinct test mAPs over ${lines.length} epochs`);
+  // measured: 0.1402 -> 0.0801; 30 distinct test mAPs in 30 epochs
+  t.true(lastFive < 0.8 * loss[0], `the training loss falls: ${loss[0]} -> ${lastFive}`);
+  t.true(averages.size >= CFG2.epochs / 2, `${averages.size} distinct test mAPs in ${CFG2.epochs} epochs`);
+  const s1 = JSON.parse(fs.readFileSync(stage1Paths(out).results, 'utf8')).results as Record<string, { score: number; segment: number[] }[]>;
+  const s2 = JSON.parse(fs.readFileSync(stage2Paths(out).results, 'utf8')).results as Record<string, { score: number; segment: number[] }[]>;
+  const key = (d: { score: number; segment: number[] }) => `${d.segment[0].toFixed(4)},${d.segment[1].toFixed(4)},${d.score.toFixed(4)}`;
+  // soft-NMS decays many scores of both stages to about 0, where they would match by rounding:
+  // the comparison takes the detections scored above 1e-3
+  let shared = 0;
+  let total = 0;
+  for (const [v, dets] of Object.entries(s2)) {
+    const one = new Set((s1[v] ?? []).map(key));
+    const scored = dets.filter((d) => d.score > 1e-3);
+    total += scored.length;
+    shared += scored.filter((d) => one.has(key(d))).length;
+  }
+  const count = (r: typeof s1) => Object.values(r).reduce((a, d) => a + d.length, 0);
+  t.log(`stage-2 detections scored above 1e-3 that are stage 1's (segment and score): ${shared} of ${total}; detections ${count(s1)} -> ${count(s2)}`);
+  // measured: 0 of 1289; 2058 -> 4123
+  t.true(total > 100 && shared < 0.05 * total, `${shared} of ${total} stage-2 detections are stage 1's`);
+  t.true(count(s2) > 1.5 * count(s1), `the refined proposals join the originals: ${count(s1)} -> ${count(s2)} detections`);
   const ins = trainingProposals(ctx2(out).proposals.train[ds.train[0].name], 25 / 16);
   t.true(ins.proposals.length > 0 && ins.targets.length > 0);
   r.model.dispose();

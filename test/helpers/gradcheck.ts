@@ -4,6 +4,7 @@
  * forward: our float32 op against a float64 reference written plainly in TypeScript;
  * backward: our analytic gradient of L = sum(op(x) * R) (R random) against central finite
  * differences of the float64 reference, so the check measures our backward, not float32 noise.
+ * Probes: at most 64 elements of each input (OpCase.probes), distinct, all of them for smaller inputs.
  * Tolerances: float32 arithmetic over sums of n terms errs by ~sqrt(n) * 6e-8 relative; we use the
  * norm-relative error with 2e-5 (forward) and 1e-4 (backward; the reference's differences are
  * exact to ~1e-9 with h = 1e-5 in float64, so what remains is our float32 rounding).
@@ -48,6 +49,21 @@ export function randArray(rng: Rng, n: number, lo = -1, hi = 1): Float64Array {
   return a;
 }
 
+/**
+ * The elements a gradient check probes: all of them when there are at most `probes`, else
+ * `probes` distinct ones drawn at random (without replacement: a partial Fisher-Yates shuffle),
+ * so that every probe checks another element.
+ */
+export function probeIndices(size: number, probes: number, rng: Rng): number[] {
+  const all = [...Array(size).keys()];
+  if (size <= probes) return all;
+  for (let k = 0; k < probes; k++) {
+    const j = k + rng.int(size - k);
+    [all[k], all[j]] = [all[j], all[k]];
+  }
+  return all.slice(0, probes);
+}
+
 export function checkOp(t: ExecutionContext, c: OpCase, seed = 1): void {
   const rng = new Rng(seed);
   const sizes = c.shapes.map((s) => s.reduce((a, b) => a * b, 1));
@@ -72,8 +88,7 @@ export function checkOp(t: ExecutionContext, c: OpCase, seed = 1): void {
     const L = (ys: Float64Array): number => ys.reduce((s, y, i) => s + y * R[i], 0);
     for (const i of c.grad ?? xs.map((_, j) => j)) {
       const g = ins[i].grad?.toArray() ?? new Float32Array(sizes[i]);
-      const probes = Math.min(sizes[i], c.probes ?? 64);
-      const idx = probes === sizes[i] ? [...Array(sizes[i]).keys()] : [...Array(probes)].map(() => rng.int(sizes[i]));
+      const idx = probeIndices(sizes[i], c.probes ?? 64, rng);
       const num: number[] = [];
       const ana: number[] = [];
       for (const j of idx) {

@@ -88,13 +88,13 @@ function weights(prefix: string): Map<string, { shape: number[]; data: Float32Ar
 }
 
 /** A stage-1 model with the reference's weights under `prefix`; dropout off where `deterministic`. */
-function stage1Model(prefix: string, deterministic: boolean): Stage1Model {
+function stage1Model(prefix: string, deterministic: boolean, prototypeReshape = true): Stage1Model {
   const drop = deterministic ? 0 : undefined;
   const m = new Stage1Model(
     {
       featureDim: E.D,
       numClasses: C,
-      prototypeReshape: true,
+      prototypeReshape,
       ...(deterministic ? { dropout: 0, rab: { heads: 8, feedForward: 128, dropout: 0, attentionDropout: drop! } } : {}),
     },
     new Rng(0),
@@ -130,6 +130,42 @@ test('fixture: made by the reference itself, in the format this test reads', (t)
   t.is(E.format, FORMAT, 'regenerate with scripts/make-reference-parity.py');
   t.deepEqual(E.classes, dataset.classNames);
   t.is(dataset.train.length + dataset.test.length, Object.keys(E.ranking.train).length + Object.keys(E.ranking.test).length);
+  // who wrote it: the generator that imports the reference, at a pinned commit
+  const meta = E as unknown as Record<string, unknown>;
+  t.is(meta.generator, 'scripts/make-reference-parity.py');
+  t.is(meta.reference, 'pipixin321/HR-Pro');
+  t.regex(String(meta.reference_commit), /^[0-9a-f]{40}$/);
+  t.is(F.metadata.generator, 'scripts/make-reference-parity.py');
+  // the reference's S_Model state dict: every name and shape of our Stage1Model's under init., test., iter5.
+  const ours = new Stage1Model({ featureDim: E.D, numClasses: C, prototypeReshape: true }, new Rng(0));
+  const shapes = new Map([...ours.stateDict()].map(([k, v]) => [k, v.shape]));
+  for (const prefix of ['init', 'test', 'iter5']) {
+    const w = weights(prefix);
+    t.deepEqual([...w.keys()].sort(), [...shapes.keys()].sort(), `${prefix}: parameter names`);
+    for (const [k, v] of w) t.deepEqual(v.shape, shapes.get(k), `${prefix}.${k}: shape`);
+  }
+  ours.dispose();
+  const T = video(E.step.video).T;
+  t.deepEqual(F.tensors.get('step.cas_fuse')!.shape, [T, C + 1]);
+  t.deepEqual(F.tensors.get('step.memory_after')!.shape, [C, 1, E.D]);
+  // a mark of the reference's own code that a fixture written from the SPEC would not have: its
+  // prototype tokens are the [C, 1, D] memory reshaped to [D, C] (SPEC section 2). Recomputed here,
+  // the step video's scores are the reshaped layout's, and far from the one-token-per-class layout's.
+  const v = video(E.step.video);
+  const casFuse = (reshape: boolean): Float32Array => {
+    const m = stage1Model('init', true, reshape);
+    const out = tidy(() => {
+      m.train();
+      return m.forward(Tensor.from(v.features, [v.T, E.D]), v.videoLabel).casFuse.toArray();
+    });
+    m.dispose();
+    return out;
+  };
+  const want = F.tensors.get('step.cas_fuse')!.data;
+  const [reshaped, perClass] = [worst(casFuse(true), want), worst(casFuse(false), want)];
+  t.log(`allclose ratio: reshaped tokens ${reshaped.toFixed(3)}, one token per class ${perClass.toFixed(0)}`);
+  t.true(reshaped < 1, "the reference's token layout reproduces its scores");
+  t.true(perClass > 10, 'one token per class does not');
 });
 
 test('stage 1, one training video: forward, every loss term, every gradient, memory update', (t) => {

@@ -56,6 +56,21 @@ test('tiou: intersection over union, clipped; disjoint and empty cases', (t) => 
   t.is(tiou([0, 5], [0, 10]), 0.5);
 });
 
+test('tiou by hand: partial overlap either way round, containment, fractions', (t) => {
+  // [2, 6] and [4, 10]: intersection [4, 6] = 2, union [2, 10] = 8 -> 1/4
+  t.is(tiou([2, 6], [4, 10]), 0.25);
+  t.is(tiou([4, 10], [2, 6]), 0.25);
+  // [1, 9] inside [0, 10]: 8 / 10
+  t.is(tiou([1, 9], [0, 10]), 0.8);
+  t.is(tiou([0, 10], [1, 9]), 0.8);
+  // [0, 3] and [1, 4]: intersection 2, union 4 -> 1/2 (len1 + len2 = 6 would give 1/3)
+  t.is(tiou([0, 3], [1, 4]), 0.5);
+  // [0.5, 2.5] and [1.5, 4.5]: intersection 1, union 4 -> 1/4
+  t.is(tiou([0.5, 2.5], [1.5, 4.5]), 0.25);
+  // an empty interval inside another: intersection 0 -> 0
+  t.is(tiou([5, 5], [0, 10]), 0);
+});
+
 test('AP by hand: TP, FP, TP over 2 gt', (t) => {
   // ranks: d1 .9 TP, d2 .8 FP, d3 .7 TP; cumulative TP 1,1,2
   // precision 1/1, 1/2, 2/3; recall 1/2, 1/2, 1
@@ -382,6 +397,17 @@ test('parity with the reference evaluator (fixture from scripts/eval-parity.py)'
     aps.forEach((a, i) => t.true(Math.abs(r.apPerClass[c][i] - a) < 1e-9, `${c}@${fx.tiou[i]}`));
 });
 
+/**
+ * tIoU written here, not lib's: the cross-check below must not share the function it checks.
+ * Intersection of [a0, a1] and [b0, b1] clipped at 0, over the length of their union
+ * (|a| + |b| - intersection); 0 when that union is empty.
+ */
+function ownTiou(a: [number, number], b: [number, number]): number {
+  const inter = Math.max(0, Math.min(a[1], b[1]) - Math.max(a[0], b[0]));
+  const union = a[1] - a[0] + (b[1] - b[0]) - inter;
+  return union > 0 ? inter / union : 0;
+}
+
 /** A direct, slow transcription of the SPEC section 6 rules, for random cross-checks. */
 function naiveMap(gt: GroundTruth, results: DetectionResults, thresholds: number[]): number[] {
   const videos = Object.keys(results).sort();
@@ -402,7 +428,7 @@ function naiveMap(gt: GroundTruth, results: DetectionResults, thresholds: number
         let best: Segment | undefined;
         let bestIou = -1;
         cands.forEach((g) => {
-          const v = tiou(p.d.segment, g.segment);
+          const v = ownTiou(p.d.segment, g.segment);
           if (v >= th && v >= bestIou) {
             best = g;
             bestIou = v;

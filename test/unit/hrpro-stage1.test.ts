@@ -1,11 +1,13 @@
 /**
  * HR-Pro stage 1: select_seed on hand-made score sequences (every branch), the losses against
- * float64 references, the memory update, and the model's shapes and parameter names.
+ * float64 references, the memory update, the model's shapes and parameter names, and the whole
+ * model worked by hand on a tiny case in the default prototype layout.
  */
 import test from 'ava';
 import { selectSeed, regionRows } from '../../lib/models/hrpro/pseudo_labels';
 import { contrastiveLoss, focalFrameLoss, updateMemory } from '../../lib/models/hrpro/losses';
 import { Stage1Model } from '../../lib/models/hrpro/stage1';
+import { scoreVideo } from '../../lib/models/hrpro/inference';
 import { Tensor, tidy } from '../../lib/tensor/tensor';
 import { backward } from '../../lib/tensor/autograd';
 import { Rng } from '../../lib/util/rng';
@@ -207,5 +209,75 @@ test('stage-1 model: output shapes, video scores and PyTorch parameter names (SP
     const b = out.bkg.toArray();
     for (let r = 0; r < 9; r++) t.true(Math.abs(f[r * 4] - casS[r * 3] * (1 - b[r])) < 1e-6);
   });
+  model.dispose();
+});
+
+test('stage-1 model by hand, default prototype layout: one token per class, attended with the snippets', (t) => {
+  // D = 4, C = 2, T = 1, one RAB with one head, every dropout off. Weights chosen so each step
+  // can be worked out on paper:
+  //   conv_query = conv_key = 0, all biases 0   -> equal scores: each row attends uniformly
+  //   in_proj's v slice = I, out_proj = I       -> attention output = mean of the (raw) tokens
+  //   norm weights 1, biases 0; linear1 = linear2 = 0 -> the feed-forward adds 0
+  //   feature_embedding: centre tap I           -> E = relu(norm2(norm1(x + a)))
+  //   classifier rows: class 0 reads channel 0, class 1 channel 2, background -channel 3
+  // memory [C, 1, D]: m0 = [6, 0, 0, 0], m1 = [0, 6, 0, 0]; snippet x = [0, 0, 0, 1.5].
+  // Default layout, tokens x, m0, m1: a = (x + m0 + m1) / 3 = [2, 2, 0, 0.5]; x + a = [2, 2, 0, 2];
+  // mean 1.5, deviations [0.5, 0.5, -1.5, 0.5], variance 0.75: norm1 = dev / sqrt(0.75 + eps);
+  // norm2 of that (mean 0, variance 0.75 / (0.75 + eps)) divides by sqrt(that + eps); relu:
+  // E = [e, e, 0, e] with e = 0.5 / sqrt(0.75 + eps) / sqrt(0.75 / (0.75 + eps) + eps) (about 0.57735)
+  // scores: class 0 sigmoid(e), class 1 sigmoid(0) = 1/2, background sigmoid(-e).
+  // (The reference's reshape layout makes the tokens [6, 0, 0, 0] and [0, 0, 6, 0]: class 1 would
+  // read e there, and without the prototype tokens x + a = 2x, E = [0, 0, 0, e'].)
+  const D = 4;
+  const eps = 1e-5;
+  const model = new Stage1Model(
+    { featureDim: D, numClasses: 2, layers: 1, dropout: 0, rab: { heads: 1, feedForward: 2, dropout: 0, attentionDropout: 0 } },
+    new Rng(5),
+  );
+  t.false(model.options.prototypeReshape, 'the default layout');
+  const w = new Map([...model.stateDict()].map(([k, v]) => [k, { shape: [...v.shape], data: new Float32Array(v.size) }]));
+  const set = (name: string, at: (number[] | number)[], values: number[]): void => {
+    const p = w.get(name);
+    if (!p) throw new Error(`no parameter ${name}`);
+    at.forEach((i, n) => {
+      const idx = Array.isArray(i) ? i.reduce((a, x, d) => a * p.shape[d] + x, 0) : i;
+      p.data[idx] = values[n];
+    });
+  };
+  set('memory.proto_vectors', [[0, 0, 0], [1, 0, 1]], [6, 6]);
+  for (let i = 0; i < D; i++) {
+    set('encoder.RAB.0.self_atten.in_proj_weight', [[2 * D + i, i]], [1]);
+    set('encoder.RAB.0.self_atten.out_proj.weight', [[i, i]], [1]);
+    set('encoder.RAB.0.norm1.weight', [i], [1]);
+    set('encoder.RAB.0.norm2.weight', [i], [1]);
+    set('encoder.feature_embedding.0.weight', [[i, i, 1]], [1]);
+  }
+  set('classifier.1.weight', [[0, 0, 0], [1, 2, 0], [2, 3, 0]], [1, 1, -1]);
+  model.loadStateDict(w);
+  model.eval();
+  const e = 0.5 / Math.sqrt(0.75 + eps) / Math.sqrt(0.75 / (0.75 + eps) + eps);
+  const sig = (z: number) => 1 / (1 + Math.exp(-z));
+  const want = {
+    embedded: [e, e, 0, e],
+    casS: [sig(e), 0.5],
+    bkg: [sig(-e)],
+    casP: [sig(e) * (1 - sig(-e)), 0.5 * (1 - sig(-e))],
+  };
+  const close = (got: ArrayLike<number>, exp: number[], what: string) =>
+    t.true(got.length === exp.length && exp.every((v, i) => Math.abs(got[i] - v) < 1e-6), `${what}: ${Array.from(got)} vs ${exp}`);
+  const x = [0, 0, 0, 1.5];
+  tidy(() => {
+    const out = model.forward(Tensor.from(x, [1, D]));
+    close(out.embedded.toArray(), want.embedded, 'embedded');
+    close(out.casS.toArray(), want.casS, 'cas_S');
+    close(out.bkg.toArray(), want.bkg, 'background');
+    close(out.casP.toArray(), want.casP, 'cas_P');
+    close(out.casFuse.toArray(), [...want.casP, ...want.bkg], 'cas_fuse');
+    close(out.vidScore.toArray(), want.casS, 'video scores (T = 1: top-1 = the snippet)');
+  });
+  // the inference path (q and k through the composed projections) gives the same numbers
+  const s = scoreVideo(model, Float32Array.from(x), 1);
+  close(s.casS, want.casS, 'scoreVideo cas_S');
+  close(s.casP, want.casP, 'scoreVideo cas_P');
   model.dispose();
 });

@@ -5,13 +5,30 @@
  */
 import test from 'ava';
 import * as ops from '../../lib/ops';
-import { checkOp, randArray } from '../helpers/gradcheck';
+import { checkOp, probeIndices, randArray } from '../helpers/gradcheck';
 import * as R from '../helpers/ref';
 import { dropoutScaleRef } from '../helpers/ref';
 import { Rng } from '../../lib/util/rng';
 import { Tensor } from '../../lib/tensor/tensor';
 import { backward } from '../../lib/tensor/autograd';
 import { cpu } from '../../lib/runtime/native';
+
+test('the gradient checks probe distinct elements: every element of small inputs, 64 distinct of larger ones', (t) => {
+  const rng = new Rng(3);
+  for (const size of [1, 5, 63, 64])
+    t.deepEqual(probeIndices(size, 64, rng), [...Array(size).keys()], `size ${size}: all of them`);
+  for (const size of [65, 100, 4096]) {
+    for (let k = 0; k < 20; k++) {
+      const idx = probeIndices(size, 64, rng);
+      t.is(idx.length, 64);
+      t.is(new Set(idx).size, 64, `size ${size}: no element probed twice`);
+      t.true(idx.every((j) => Number.isInteger(j) && j >= 0 && j < size), `size ${size}: in range`);
+    }
+  }
+  // 64 distinct of 65 leave out exactly one element (drawn with replacement, several are left out)
+  const idx = probeIndices(65, 64, new Rng(9));
+  t.is([...Array(65).keys()].filter((j) => !idx.includes(j)).length, 1);
+});
 
 const positive = (_: number, rng: Rng, n: number): Float64Array => randArray(rng, n, 0.2, 2);
 const probs = (_: number, rng: Rng, n: number): Float64Array => randArray(rng, n, 0.05, 0.95);
@@ -115,13 +132,54 @@ test('affine / mulScalar / addScalar', (t) => {
   checkOp(t, { name: 'mulScalar', shapes: [[4]], forward: ([x]) => ops.mulScalar(x, 3), ref: ([x]) => x.map((v) => 3 * v) });
 });
 
+/**
+ * layerNorm of rows of one element: x - mean is 0, so the output is the bias whatever x and the
+ * weight (0 when the bias is 0), and the gradients are dx = 0, dweight = 0, dbias = g. Checked
+ * exactly, and against central differences of the float64 reference (test/helpers/ref.ts); the
+ * generic relative-error harness is not used since two of the three gradients are exactly 0.
+ */
+function layerNormSingle(t: import('ava').ExecutionContext, rows: number): void {
+  const xs = [0.75, -1.5, 3, 0.125].slice(0, rows);
+  while (xs.length < rows) xs.push(xs.length * 0.5 - 1);
+  const w = [1.75];
+  const g = xs.map((_, i) => 0.5 + i); // dL/dout
+  for (const b of [0, -0.625]) {
+    const x = Tensor.from(xs, [rows, 1]);
+    const wt = Tensor.from(w, [1]);
+    const bt = Tensor.from([b], [1]);
+    for (const v of [x, wt, bt]) v.requiresGrad = true;
+    const y = ops.layerNorm(x, wt, bt, 1e-5);
+    const ref = R.layerNormRef(Float64Array.from(xs), Float64Array.from(w), Float64Array.from([b]), rows, 1, 1e-5);
+    t.deepEqual([...ref], xs.map(() => b), 'the float64 reference gives the bias');
+    t.deepEqual([...y.toArray()].map((v) => v + 0), xs.map(() => b + 0), `forward, bias ${b}`); // + 0: -0 and 0 alike
+    backward(y, Tensor.from(g, [rows, 1]));
+    // central differences of the float64 reference of L = sum(g * layerNorm(x, w, b))
+    const L = (xx: number[], ww: number[], bb: number[]) =>
+      R.layerNormRef(Float64Array.from(xx), Float64Array.from(ww), Float64Array.from(bb), rows, 1, 1e-5).reduce((s, v, i) => s + g[i] * v, 0);
+    const h = 1e-5;
+    const fd = (f: (d: number) => number) => (f(h) - f(-h)) / (2 * h);
+    const numX = xs.map((_, i) => fd((d) => L(xs.map((v, j) => (j === i ? v + d : v)), w, [b])));
+    const numW = fd((d) => L(xs, [w[0] + d], [b]));
+    const numB = fd((d) => L(xs, w, [b + d]));
+    t.true(numX.every((v) => v === 0), `the reference does not change with x: ${numX}`);
+    t.is(numW, 0, 'nor with the weight');
+    t.true(Math.abs(numB - g.reduce((s, v) => s + v, 0)) < 1e-9, `dbias by differences ${numB}`);
+    t.true(x.grad!.toArray().every((v) => v === 0), `dx, bias ${b}: ${x.grad!.toArray()}`);
+    t.true(wt.grad!.toArray()[0] === 0, `dweight, bias ${b}: ${wt.grad!.toArray()[0]}`);
+    t.deepEqual([...bt.grad!.toArray()], [g.reduce((s, v) => s + v, 0)], `dbias, bias ${b}`);
+  }
+}
+
 for (const [rows, cols] of [[1, 1], [1, 9], [6, 21], [13, 128]]) {
   test(`softmax / logSoftmax [${rows}, ${cols}]`, (t) => {
     checkOp(t, { name: 'softmax', shapes: [[rows, cols]], forward: ([x]) => ops.softmax(x), ref: ([x]) => R.softmaxRef(x, rows, cols, false) });
     checkOp(t, { name: 'logSoftmax', shapes: [[rows, cols]], forward: ([x]) => ops.logSoftmax(x), ref: ([x]) => R.softmaxRef(x, rows, cols, true) });
   });
   test(`layerNorm [${rows}, ${cols}]`, (t) => {
-    if (cols === 1) return t.pass(); // variance 0: the output is the bias; gradient checks meaningless
+    if (cols === 1) {
+      layerNormSingle(t, rows);
+      return layerNormSingle(t, 3); // and several rows of one element
+    }
     checkOp(t, {
       name: 'layerNorm', shapes: [[rows, cols], [cols], [cols]],
       forward: ([x, w, b]) => ops.layerNorm(x, w, b, 1e-5), ref: ([x, w, b]) => R.layerNormRef(x, w, b, rows, cols, 1e-5), bwdTol: 2e-4,

@@ -204,6 +204,24 @@ test("point update: the paper's moves a point to the weighted center and stays t
   t.is(updatedPoints([{ classIndex: 0, original: 4, current: 6 }], props, Int32Array.from([0, 0]), low, 0.8, true)[0], 4);
 });
 
+test("point update: unequal center scores weigh the centers (the paper's weighted mean, by hand)", (t) => {
+  // three proposals of the point at 4 (its ids given): centers 6, 10 and 2, scores 0.6, 0.9, 0.3.
+  // Threshold 0.5 keeps the first two: (0.6 x 6 + 0.9 x 10) / (0.6 + 0.9) = (3.6 + 9) / 1.5 = 8.4.
+  // An unweighted mean would give (6 + 10) / 2 = 8; the third proposal, counted, would pull it down.
+  const props = Float64Array.from([3, 9, 8, 12, 0, 4]);
+  const z = Float32Array.from([0.6, 0.9, 0.3]);
+  const ids = Int32Array.from([0, 0, 0]);
+  const got = updatedPoints([{ classIndex: 0, original: 4, current: 4 }], props, ids, z, 0.5, false)[0];
+  // the scores are float32 (0.6 and 0.9 are not exact): 1e-6 covers that rounding, not the 0.4 gap
+  t.true(Math.abs(got - 8.4) < 1e-6, `moved to ${got}, expected 8.4`);
+  // from another current position the paper's update lands at the same weighted center
+  t.true(Math.abs(updatedPoints([{ classIndex: 0, original: 4, current: 5 }], props, ids, z, 0.5, false)[0] - 8.4) < 1e-6);
+  // the reference's: original + sum of (center - current) x score / sum of scores
+  // from current 5: 4 + ((6 - 5) x 0.6 + (10 - 5) x 0.9) / 1.5 = 4 + 5.1 / 1.5 = 7.4
+  const ref = updatedPoints([{ classIndex: 0, original: 4, current: 5 }], props, ids, z, 0.5, true)[0];
+  t.true(Math.abs(ref - 7.4) < 1e-5, `reference update to ${ref}, expected 7.4`);
+});
+
 test('a capped video trains on a random subset of its proposals, each with its own labels', (t) => {
   const v = ds.train.find((x) => x.points.length > 0)!;
   const list = makeProposals([v], 4)[v.name];
