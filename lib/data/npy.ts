@@ -5,7 +5,10 @@
  * error naming the file. Write: version 1.0, '<f4', C order, atomically (temporary file + rename).
  */
 import * as fs from 'fs';
+import { halfToFloat } from '../io/half';
 import { writeFileAtomic } from '../util/fs';
+
+export { halfToFloat } from '../io/half'; // part of the data API since it was defined here
 
 export interface NpyArray {
   data: Float32Array;
@@ -145,16 +148,6 @@ export function assertFiniteFeatures(file: string, data: Float32Array, D: number
         `Fix or re-extract this video's features (one NaN spreads to every weight it reaches)`,
     );
   }
-}
-
-/** IEEE 754 binary16 -> number. */
-export function halfToFloat(h: number): number {
-  const s = h & 0x8000 ? -1 : 1;
-  const e = (h >> 10) & 0x1f;
-  const f = h & 0x3ff;
-  if (e === 0) return s * f * 2 ** -24;
-  if (e === 31) return f ? NaN : s * Infinity;
-  return s * (1 + f / 1024) * 2 ** (e - 15);
 }
 
 /** The bytes of a version-1.0 '<f4' C-order .npy file. */

@@ -6,6 +6,7 @@
  */
 import * as fs from 'fs';
 import { Shape, Tensor, shapeSize } from '../tensor/tensor';
+import { halfToFloat } from './half';
 import { writeFileAtomic } from '../util/fs';
 import { findDuplicateKey } from '../util/json';
 
@@ -99,13 +100,4 @@ export function loadSafetensors(file: string): SafetensorsFile {
     tensors.set(name, { shape: shape as number[], data });
   }
   return { tensors, metadata: (meta as Record<string, string> | undefined) ?? {} };
-}
-
-function halfToFloat(h: number): number {
-  const s = h & 0x8000 ? -1 : 1;
-  const e = (h >> 10) & 0x1f;
-  const f = h & 0x3ff;
-  if (e === 0) return s * Math.pow(2, -14) * (f / 1024);
-  if (e === 31) return f ? NaN : s * Infinity;
-  return s * Math.pow(2, e - 15) * (1 + f / 1024);
 }

@@ -22,6 +22,7 @@
 import * as fs from 'fs';
 import { unzipSync } from 'fflate';
 import { Parser, NameRegistry } from 'pickleparser';
+import { halfToFloat } from './half';
 import type { StoredTensor } from './safetensors';
 
 export type TorchDtype = 'float32' | 'float64' | 'float16' | 'bfloat16' | 'int64' | 'int32' | 'int16' | 'int8' | 'uint8' | 'bool';
@@ -297,13 +298,4 @@ function reader(dtype: TorchDtype, dv: DataView, little: boolean): (i: number) =
     default:
       return (i) => dv.getUint8(i);
   }
-}
-
-function halfToFloat(h: number): number {
-  const s = h & 0x8000 ? -1 : 1;
-  const e = (h >> 10) & 0x1f;
-  const f = h & 0x3ff;
-  if (e === 0) return s * Math.pow(2, -14) * (f / 1024);
-  if (e === 31) return f ? NaN : s * Infinity;
-  return s * Math.pow(2, e - 15) * (1 + f / 1024);
 }

@@ -3,16 +3,25 @@
  * `detect` returns: the fused class scores cas_P of the classes it detected (up to three), which
  * the detections were cut from, and the actionness.
  */
-import type { Segment } from '../eval/detection';
-import type { VideoDetections } from '../models/hrpro/detect';
+import type { Detection, Segment } from '../eval/detection';
 import { TimelineInput, writeTimeline } from './timeline';
 
-export function plotVideo(fileBase: string, title: string, r: VideoDetections, classNames: string[], secondsPerSnippet: number, groundTruth?: Segment[]): string[] {
+/**
+ * What the picture is drawn from, as plain data (detect's VideoDetections is one): one video's
+ * detections and the stage-1 scores over time they were cut from.
+ */
+export interface VideoPlotInput {
+  detections: Detection[];
+  /** casP: [T, C] fused class scores; bkg: [T] background score */
+  scores: { T: number; casP: Float32Array; bkg: Float32Array };
+}
+
+export function plotVideo(fileBase: string, title: string, r: VideoPlotInput, classNames: string[], secondsPerSnippet: number, groundTruth?: Segment[]): string[] {
   return writeTimeline(fileBase, videoTimeline(title, r, classNames, secondsPerSnippet, groundTruth));
 }
 
 /** The timeline's input for one video's detections and scores (the picture plotVideo writes). */
-export function videoTimeline(title: string, r: VideoDetections, classNames: string[], secondsPerSnippet: number, groundTruth?: Segment[], points?: TimelineInput['points']): TimelineInput {
+export function videoTimeline(title: string, r: VideoPlotInput, classNames: string[], secondsPerSnippet: number, groundTruth?: Segment[], points?: TimelineInput['points']): TimelineInput {
   const { T, casP, bkg } = r.scores;
   const C = classNames.length;
   const shown: number[] = [];

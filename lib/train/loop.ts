@@ -25,7 +25,7 @@ import { writeRunConfig } from '../formats/run_config';
 import { lockRunFolder } from '../util/lock';
 import { OnProgress, ProgressBar, progressCallback } from '../util/progress';
 import { writeMetricsPlot } from '../plot/metrics';
-import { loadTrainState, saveTrainState } from '../models/train_state';
+import { loadTrainState, saveTrainState } from './state';
 import { formatMapTable } from '../eval/detection';
 import type { DetectionResults, EvalResult } from '../eval/detection';
 

@@ -10,10 +10,10 @@
 // The visiting order is sequential (visited flags decide later leaders), so a class is one block
 // and leaders run in order; the visit order is sorted on the host with the CPU's comparator. For
 // each leader the IoUs with all rows of the class are computed in parallel and the gathered rows
-// compacted in row order (a ballot scan per tile); thread 0 then forms the sums sequentially in
-// that order, with explicitly rounded operations, so the adapted boundaries are bit-identical to
-// the CPU's (the sums are short: only the proposals that overlap the leader). Rows that lead
-// nothing keep their input values; output rows are in input order.
+// compacted in row order (a ballot scan per tile, cuda/compact.cuh); thread 0 then forms the sums
+// sequentially in that order, with explicitly rounded operations, so the adapted boundaries are
+// bit-identical to the CPU's (the sums are short: only the proposals that overlap the leader).
+// Rows that lead nothing keep their input values; output rows are in input order.
 // ---------------------------------------------------------------------------------------------
 #include <algorithm>
 #include <cmath>
@@ -24,6 +24,7 @@
 
 #include "common/postprocess.h"
 #include "cuda/common.cuh"
+#include "cuda/compact.cuh"
 #include "ops/boundary.h"
 
 namespace pstal {
@@ -31,7 +32,7 @@ namespace {
 
 using post::kRow;
 
-constexpr int kThreads = 256, kWarps = kThreads / 32;
+constexpr int kThreads = 256;
 
 // Group-contiguous inputs (row j of group g at offsets[g] + j).
 struct AbaParams {
@@ -47,8 +48,6 @@ struct AbaParams {
 
 __global__ void __launch_bounds__(kThreads) boundary_adaptation_kernel(double* __restrict__ out, uint8_t* visited_all,
                                                                        int64_t* list_all, double* iou_all, AbaParams P) {
-  __shared__ int warp_counts[kWarps];
-  const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
   for (int64_t g = blockIdx.x; g < P.groups; g += gridDim.x) {
     const int64_t off = P.offsets[g], n = P.offsets[g + 1] - off;
     const double *s = P.s + off, *e = P.e + off, *score = P.score + off;
@@ -78,21 +77,12 @@ __global__ void __launch_bounds__(kThreads) boundary_adaptation_kernel(double* _
           }
           take = v > P.thr;
         }
-        const unsigned ballot = __ballot_sync(0xffffffffu, take);
-        if (lane == 0) warp_counts[warp] = __popc(ballot);
-        __syncthreads();
-        int before = 0, tile = 0;
-        for (int w = 0; w < kWarps; w++) {
-          if (w < warp) before += warp_counts[w];
-          tile += warp_counts[w];
-        }
-        if (take) {
-          const int64_t at = count + before + __popc(ballot & ((1u << lane) - 1u));
+        const int tile = cuda::compact_tile<kThreads>(take, [&](int rank) {
+          const int64_t at = count + rank;
           list[at] = j;
           iou[at] = v;
-        }
-        count += tile;
-        __syncthreads();  // list/iou complete; warp_counts free for the next tile
+        });
+        count += tile;  // list/iou of the tile complete (compact_tile ends with a barrier)
       }
       if (threadIdx.x == 0) {
         double iou_sum = 0.0;

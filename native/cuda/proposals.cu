@@ -10,9 +10,10 @@
 //   1. count_runs: the block counts the run starts of its pair (a step in the run whose previous
 //      step is not); with any_quirk, a pair whose only member step is step 0 counts 0.
 //   2. the host scans the counts into row offsets (the output is exactly sized).
-//   3. emit_runs: the block walks L in tiles; run starts are ranked with a ballot scan, so run r of
-//      pair p lands at row offsets[p] + r: the CPU's order, with no sort and no atomics. The thread
-//      that owns a start walks to the run's end and computes its OIC score alone.
+//   3. emit_runs: the block walks L in tiles; run starts are ranked with a ballot scan
+//      (cuda/compact.cuh), so run r of pair p lands at row offsets[p] + r: the CPU's order, with no
+//      sort and no atomics. The thread that owns a start walks to the run's end and computes its
+//      OIC score alone.
 //   Means use the CPU's pairwise summation (numpy's order), evaluated without recursion.
 //
 // Every float64 formula uses explicitly rounded operations (__dmul_rn, __dadd_rn, ...), so no
@@ -27,6 +28,7 @@
 
 #include "common/postprocess.h"
 #include "cuda/common.cuh"
+#include "cuda/compact.cuh"
 #include "ops/proposals.h"
 
 namespace pstal {
@@ -253,8 +255,6 @@ __global__ void __launch_bounds__(kThreads) count_runs_kernel(int64_t* __restric
 // Writes pair p's runs, in time order, to rows [offsets[p], offsets[p + 1]).
 __global__ void __launch_bounds__(kThreads) emit_runs_kernel(double* __restrict__ rows, const int64_t* __restrict__ offsets,
                                                              OicDevParams P) {
-  __shared__ int warp_counts[kWarps];
-  const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
   for (int64_t p = blockIdx.x; p < P.pairs; p += gridDim.x) {
     const int64_t base = offsets[p];
     if (offsets[p + 1] == base) continue;  // uniform across the block
@@ -263,20 +263,11 @@ __global__ void __launch_bounds__(kThreads) emit_runs_kernel(double* __restrict_
     for (int64_t i0 = 0; i0 < P.L; i0 += blockDim.x) {
       const int64_t i = i0 + threadIdx.x;
       const bool start = i < P.L && v.starts_run(i);
-      const unsigned ballot = __ballot_sync(0xffffffffu, start);
-      if (lane == 0) warp_counts[warp] = __popc(ballot);
-      __syncthreads();
-      int before = 0, tile = 0;
-      for (int w = 0; w < kWarps; w++) {
-        if (w < warp) before += warp_counts[w];
-        tile += warp_counts[w];
-      }
-      if (start) {
-        const int64_t rank = running + before + __popc(ballot & ((1u << lane) - 1u));
+      const int tile = cuda::compact_tile<kThreads>(start, [&](int in_tile) {
+        const int64_t rank = running + in_tile;
         emit_one(P, v, i, rows + (base + rank) * kRow);
-      }
+      });
       running += tile;
-      __syncthreads();  // warp_counts is rewritten by the next tile
     }
   }
 }

@@ -1,5 +1,5 @@
 /**
- * train_state.ts: a training run's resumable state in one safetensors file: the model's state dict,
+ * state.ts: a training run's resumable state in one safetensors file: the model's state dict,
  * the optimizer's moments under `optimizer.*`, and a JSON record (iteration counters, RNG streams,
  * best-so-far) in the metadata. Written atomically like every checkpoint (lib/io/safetensors).
  */
