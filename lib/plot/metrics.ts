@@ -4,10 +4,11 @@
  * (its config file's; THUMOS14's 0.1:0.7 for a run without one) and mAP@0.5 over iterations or
  * epochs, with the training loss scaled into the same panel. SVG by hand, no dependency.
  */
-import * as fs from 'fs';
 import * as path from 'path';
 import { DEFAULT_TIOU } from '../eval/detection';
 import { writeFileAtomic } from '../util/fs';
+import { readMetrics } from '../formats/metrics';
+import { readJson } from '../formats/text';
 
 interface Series {
   name: string;
@@ -43,15 +44,15 @@ function panel(x0: number, y0: number, w: number, h: number, title: string, xLab
 }
 
 function readLines(file: string): Record<string, unknown>[] {
-  if (!fs.existsSync(file)) return [];
-  return fs.readFileSync(file, 'utf8').split('\n').filter((l) => l.trim()).map((l) => JSON.parse(l) as Record<string, unknown>);
+  return readMetrics(file).lines.map((l) => l.value);
 }
 
 /** The tIoUs a stage was evaluated at: RUN/<file>'s `<section>.tiou`. */
 function runTious(run: string, file: string, section: string): number[] {
   try {
-    const c = JSON.parse(fs.readFileSync(path.join(run, file), 'utf8')) as Record<string, { tiou?: unknown }>;
-    const t = c[section]?.tiou;
+    // only the tIoU list is needed: a config of an older or partial run still gives it
+    const c = readJson(path.join(run, file), 'run config') as Record<string, { tiou?: unknown } | undefined> | null;
+    const t = c?.[section]?.tiou;
     if (Array.isArray(t) && t.length && t.every((x) => typeof x === 'number')) return t as number[];
   } catch {
     // no config (a run folder from elsewhere): THUMOS14's, the evaluator's default
