@@ -7,13 +7,13 @@ import type { OptionSpec, Parsed } from './args';
 import { CliError } from './args';
 import { setGemmPrecision, setNumThreads } from '../runtime/native';
 import { checkDevice, Device } from '../runtime/backend';
+import { CONFIG_NAMES } from '../data/config';
 
-const CONFIG_NAMES = 'thumos14, gtea, beoid, activitynet13, or a YAML file';
 
 /** The shared option specs; a command may restate a description (`{ ...SHARED.data, describe }`). */
 export const SHARED = {
   data: { type: 'string', describe: 'dataset folder in the standard layout (gt_full.json, split_*.txt, point_labels/, features/)', required: true },
-  config: { type: 'string', describe: `dataset config: ${CONFIG_NAMES}`, default: 'thumos14' },
+  config: { type: 'string', describe: `dataset config: ${CONFIG_NAMES.join(', ')}, or a YAML file`, default: 'thumos14' },
   dim: { type: 'number', describe: "feature width D (default: the data's, from the first training video's .npy header); a value that disagrees with the data is an error naming the file" },
   device: { type: 'string', describe: "'cpu' or 'cuda'", default: 'cpu' },
   threads: { type: 'number', describe: 'CPU threads (default: all cores, or PSTAL_NUM_THREADS)' },
