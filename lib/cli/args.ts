@@ -35,7 +35,8 @@ export function parseArgs(command: string, argv: string[], spec: Record<string, 
       inline = name.slice(eq + 1);
       name = name.slice(0, eq);
     }
-    const s = spec[name];
+    // own keys only: --constructor or --__proto__ is not an option inherited from Object.prototype
+    const s = Object.hasOwn(spec, name) ? spec[name] : undefined;
     if (!s) throw new CliError(`unknown option --${name}\n\n${helpText(command, spec, about)}`);
     if (s.type === 'boolean') {
       out[name] = inline === undefined ? true : inline !== 'false';

@@ -11,11 +11,11 @@ import { parseArgs, CliError, OptionSpec, Parsed } from './args';
 import { SHARED, applyComputeOptions } from './options';
 import { loadTspNet, detect as tspnetDetectVideo } from '../models/tspnet/run';
 import { tspnetPaths } from '../models/tspnet/checkpoint';
-import type { BaseProposal } from '../models/tspnet/proposals';
+import { BaseProposal, checkBaseProposal } from '../models/tspnet/proposals';
 import { readNpy, assertFiniteFeatures } from '../data/npy';
 import { GroundTruthFile, readGroundTruth } from '../formats/ground_truth';
 import { DetectionResults, resultsText, writeResults } from '../formats/results';
-import { emptyRecord } from '../formats/text';
+import { emptyRecord, isObject } from '../formats/text';
 import { loadHrPro, detect } from '../models/hrpro/detect';
 import type { Segment } from '../eval/detection';
 import { plotVideo } from '../plot/video';
@@ -96,21 +96,24 @@ export async function main(argv: string[]): Promise<number> {
 function detectTspNet(a: Parsed, files: string[], gt: GroundTruthFile): number {
   const model = loadTspNet(a.model as string, { device: a.device as string });
   try {
-    let given: Record<string, BaseProposal[]> | undefined;
+    let given: Record<string, unknown> | undefined;
     if (a.proposals !== undefined) {
-      given = (readJson(a.proposals as string, '--proposals') as { results: Record<string, BaseProposal[]> }).results;
-      if (!given || typeof given !== 'object') throw new CliError(`--proposals ${a.proposals}: expected {"results": {video: [{"segment": [s, e]}]}}`);
+      const p = readJson(a.proposals as string, '--proposals');
+      if (!isObject(p) || !isObject(p.results)) throw new CliError(`--proposals ${a.proposals}: expected {"results": {video: [{"segment": [s, e]}]}}`);
+      given = p.results;
     }
+    const known = new Set(model.classNames);
     const results: DetectionResults = emptyRecord();
     for (const file of files) {
       const name = path.basename(file).replace(/\.npy$/, '');
       const arr = readFeatures(file, model.featureDim);
       let proposals: BaseProposal[] | undefined;
       if (given) {
-        proposals = given[name];
-        if (!Array.isArray(proposals) || !proposals.length) throw new Error(`${a.proposals}: no proposals for video ${name}`);
-        const bad = proposals.findIndex((q) => !Array.isArray(q?.segment) || !(q.segment[1] >= q.segment[0]) || !(q.segment[0] >= 0));
-        if (bad >= 0) throw new Error(`${a.proposals}: results["${name}"][${bad}]: segment must be [start, end] seconds, start >= 0, end >= start`);
+        // own keys only: a video named "constructor" is not Object.prototype's
+        const list = Object.hasOwn(given, name) ? given[name] : undefined;
+        if (!Array.isArray(list) || !list.length) throw new Error(`${a.proposals}: no proposals for video ${name}`);
+        // the checks of the training's proposals files (numbers, start <= end, start >= 0, known labels, numeric scores)
+        proposals = list.map((q, i) => checkBaseProposal(q, `${a.proposals}: results["${name}"][${i}]`, known));
       }
       const r = tspnetDetectVideo(model, { data: arr.data, shape: arr.shape }, { name, proposals });
       const dets = a.top ? r.detections.slice(0, a.top as number) : r.detections;

@@ -38,7 +38,7 @@ export async function main(argv: string[]): Promise<number> {
     console.log(usage());
     return cmd ? 0 : 1;
   }
-  if (!(cmd in COMMANDS)) {
+  if (!Object.hasOwn(COMMANDS, cmd)) {
     console.error(`pstal: unknown command '${cmd}'\n\n${usage()}`);
     return 2;
   }

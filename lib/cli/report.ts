@@ -142,7 +142,7 @@ export async function main(argv: string[]): Promise<number> {
     if (results && resultsFile) {
       const gt = subsetGroundTruth(dataset.groundTruth, dataset.testSubset, { blockedVideos: config.blockedVideos, file: dataset.gtFile });
       const kept: DetectionResults = emptyRecord();
-      for (const name of Object.keys(gt.videos)) if (results[name]) kept[name] = results[name];
+      for (const name of Object.keys(gt.videos)) if (Object.hasOwn(results, name)) kept[name] = results[name];
       evaluation = evaluateDetection(gt, kept, { tiou: (s2.tiou as number[]) ?? tiou, checkUnknown: false });
       evaluationOf = `${path.basename(resultsFile)} on subset "${dataset.testSubset}" of ${dataset.gtFile}`;
       tables.push({ title: `Final: ${path.basename(resultsFile)} (the best checkpoint's detections) re-scored: mAP (%)`, tiou: evaluation.tiou, map: evaluation.map, averages: evaluation.averages });
@@ -161,7 +161,7 @@ export async function main(argv: string[]): Promise<number> {
     try {
       for (const v of videos) {
         const r = detect(model, v.features, { name: v.name, ambiguous: dataset!.ambiguous });
-        const runDetections = v.split === 'test' && results?.[v.name];
+        const runDetections = v.split === 'test' && results && Object.hasOwn(results, v.name) && results[v.name];
         const dets = runDetections || r.detections;
         const points = v.points.map((p) => ({ label: classNames[p.classIndex] ?? String(p.classIndex), time: p.time }));
         const input = videoTimeline(`${v.name} (${v.split}): ${dets.length} detections, ${v.gt.length} ground-truth instances, ${points.length} points`, { detections: dets, scores: r.scores }, model.classNames, model.cfg1.secondsPerSnippet, v.gt, points);

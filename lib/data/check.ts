@@ -36,6 +36,7 @@ import type { DatasetFiles } from './dataset';
 import { GT_FILE, TimedGtVideo, groundTruthLabels, readGroundTruth, requireTiming } from '../formats/ground_truth';
 import { POINT_FILE, PointLabelsFile, readPointLabels } from '../formats/point_labels';
 import { AMBIGUOUS_FILE, AmbiguousSegments, Split, readAmbiguous, readSplit, splitFile } from '../formats/splits';
+import { emptyRecord } from '../formats/text';
 
 export type Severity = 'error' | 'warning';
 
@@ -162,7 +163,7 @@ export function checkDataset(root: string, config: Pick<DatasetConfig, 'featureF
   };
   const splits = opts.splits ?? (['train', 'test'] as Split[]);
   const tol = opts.lengthTolerance ?? LENGTH_TOLERANCE;
-  const summary: CheckSummary = { root, dim: opts.dim ?? null, dimSource: opts.dim !== undefined ? '--dim' : '', classes: [], splits: {}, perClass: {}, pointsPerInstance: 0, ambiguousSegments: 0 };
+  const summary: CheckSummary = { root, dim: opts.dim ?? null, dimSource: opts.dim !== undefined ? '--dim' : '', classes: [], splits: {}, perClass: emptyRecord(), pointsPerInstance: 0, ambiguousSegments: 0 };
   let files: DatasetFiles | undefined;
   const result = (): CheckResult => ({
     problems,
@@ -184,7 +185,7 @@ export function checkDataset(root: string, config: Pick<DatasetConfig, 'featureF
   const classes = config.classNames ? [...config.classNames] : groundTruthLabels(gt);
   summary.classes = classes;
   const known = new Set(classes);
-  summary.perClass = Object.create(null) as CheckSummary['perClass'];
+  summary.perClass = emptyRecord();
   for (const c of classes) summary.perClass[c] = { train: 0, test: 0, points: 0 };
 
   // ---- split lists -----------------------------------------------------------------------------

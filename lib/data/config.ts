@@ -80,6 +80,15 @@ const STAGE2: Record<keyof Stage2Hyper, Kind> = {
   testEvery: 'posInt', roiBins: 'posInt', extension: 'nonNegative', iouThreshold: 'number', dropout: 'nonNegative',
 };
 
+/**
+ * obj[key] = value as an own data property, also for "__proto__" (an assignment would replace the
+ * prototype and the key would vanish from the validation, so an override "__proto__" would be
+ * ignored instead of refused as an unknown field).
+ */
+function setOwn(obj: Record<string, unknown>, key: string, value: unknown): void {
+  Object.defineProperty(obj, key, { value, enumerable: true, writable: true, configurable: true });
+}
+
 function isPlainObject(v: unknown): v is Record<string, unknown> {
   return typeof v === 'object' && v !== null && !Array.isArray(v);
 }
@@ -139,7 +148,7 @@ function checkValue(v: unknown, kind: Kind, where: string, field: string): unkno
       for (const k of Object.keys(spec)) {
         if (!isNum(spec[k])) throw new Error(`${where}: field "${field}.${k}" must be a finite number, received ${describe(spec[k])}`);
       }
-      if ('step' in spec) {
+      if (Object.hasOwn(spec, 'step')) {
         if (spec.step === 0) throw new Error(`${where}: field "${field}.step" must not be 0`);
         const count = Math.ceil(((spec.stop as number) - (spec.start as number)) / (spec.step as number));
         if (!(count <= MAX_LIST_VALUES))
@@ -160,18 +169,19 @@ const MAX_SIZE: Record<string, number> = { scale: 1000, roiBins: 1000, rAct: 100
 
 function checkMax(v: unknown, where: string, field: string): void {
   const key = field.slice(field.lastIndexOf('.') + 1);
-  if (key in MAX_SIZE && typeof v === 'number' && v > MAX_SIZE[key])
+  if (Object.hasOwn(MAX_SIZE, key) && typeof v === 'number' && v > MAX_SIZE[key])
     throw new Error(`${where}: field "${field}" is ${v}; at most ${MAX_SIZE[key]} is allowed`);
 }
 
 function checkSection(raw: unknown, schema: Record<string, Kind>, where: string, section: string): Record<string, unknown> {
   if (!isPlainObject(raw)) throw new Error(`${where}: field "${section}" must be an object, received ${describe(raw)}`);
   const out: Record<string, unknown> = {};
+  // own keys only: "constructor", "toString" or "__proto__" in a YAML file is an unknown field, not Object.prototype's
   for (const key of Object.keys(raw)) {
-    if (!(key in schema)) throw new Error(`${where}: unknown field "${section}.${key}" (known: ${Object.keys(schema).join(', ')})`);
+    if (!Object.hasOwn(schema, key)) throw new Error(`${where}: unknown field "${section}.${key}" (known: ${Object.keys(schema).join(', ')})`);
   }
   for (const [key, kind] of Object.entries(schema)) {
-    if (!(key in raw) || raw[key] === undefined) throw new Error(`${where}: missing field "${section}.${key}"`);
+    if (!Object.hasOwn(raw, key) || raw[key] === undefined) throw new Error(`${where}: missing field "${section}.${key}"`);
     out[key] = checkValue(raw[key], kind, where, `${section}.${key}`);
     checkMax(out[key], where, `${section}.${key}`);
   }
@@ -182,11 +192,11 @@ function checkSection(raw: unknown, schema: Record<string, Kind>, where: string,
 export function validateConfig(raw: unknown, where: string): DatasetConfig {
   if (!isPlainObject(raw)) throw new Error(`${where}: a config must be a YAML mapping, received ${describe(raw)}`);
   for (const key of Object.keys(raw)) {
-    if (!(key in TOP)) throw new Error(`${where}: unknown field "${key}" (known: ${Object.keys(TOP).join(', ')})`);
+    if (!Object.hasOwn(TOP, key)) throw new Error(`${where}: unknown field "${key}" (known: ${Object.keys(TOP).join(', ')})`);
   }
   const out: Record<string, unknown> = {};
   for (const [key, kind] of Object.entries(TOP)) {
-    const v = raw[key];
+    const v = Object.hasOwn(raw, key) ? raw[key] : undefined;
     if (v === undefined || v === null) {
       if (OPTIONAL_TOP.has(key)) continue;
       throw new Error(`${where}: missing field "${key}"`);
@@ -247,11 +257,11 @@ export function loadConfig(
         const section = key.slice(0, dot);
         const field = key.slice(dot + 1);
         if (section !== 'stage1' && section !== 'stage2') throw new Error(`${file} (overrides): unknown field "${key}"`);
-        (merged[section] as Record<string, unknown>)[field] = value;
+        setOwn(merged[section] as Record<string, unknown>, field, value);
       } else if ((key === 'stage1' || key === 'stage2') && isPlainObject(value)) {
-        Object.assign(merged[key] as Record<string, unknown>, value);
+        for (const f of Object.keys(value)) setOwn(merged[key] as Record<string, unknown>, f, value[f]);
       } else {
-        merged[key] = value;
+        setOwn(merged, key, value);
       }
     }
     const again = validateConfig(merged, `${file} (overrides)`);

@@ -55,7 +55,7 @@ function parsePreamble(file: string, buf: Buffer): { descr: string; shape: numbe
   const { descr, fortran, shape } = parseHeader(file, header);
   if (fortran) throw new Error(`${file}: Fortran-order arrays are not supported; save it in C order (np.ascontiguousarray)`);
   const kinds: Record<string, number> = { '<f4': 4, '<f2': 2, '<f8': 8, '|f4': 4, '=f4': 4, '=f8': 8, '=f2': 2 };
-  const itemSize = kinds[descr];
+  const itemSize = Object.hasOwn(kinds, descr) ? kinds[descr] : undefined;
   if (!itemSize) {
     const why = descr.startsWith('>') ? 'big-endian data is not supported' : 'only float32, float16 and float64 are read';
     throw new Error(`${file}: dtype '${descr}': ${why}`);

@@ -28,6 +28,7 @@ import { Rng } from '../util/rng';
 import { GroundTruthFile, TimedGtVideo, groundTruthLabels, readGroundTruth, requireTiming } from '../formats/ground_truth';
 import { POINT_HEADER, PointRow, pointLabelsText, readPointLabels } from '../formats/point_labels';
 import { readSplit } from '../formats/splits';
+import { emptyRecord } from '../formats/text';
 import { videoSeed } from './synth';
 
 export type PointDistribution = 'gaussian' | 'uniform' | 'center';
@@ -88,7 +89,7 @@ export function simulatePoints(gtFile: string, opts: SimulatePointsOptions = {})
   const known = [...new Set([...gt.values()].map((v) => v.subset))];
   for (const s of opts.subsets ?? [])
     if (!known.includes(s)) throw new Error(`points: ${gtFile} has no subset "${s}" (its subsets: ${known.join(', ')})`);
-  const subsets: Record<string, number> = {};
+  const subsets = emptyRecord<number>();
   const points: SimulatedPoint[] = [];
   let videos = 0;
   for (const [name, v] of gt) {

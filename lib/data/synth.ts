@@ -555,7 +555,7 @@ export async function synthesizeDataset(o: SynthOptions): Promise<SynthSummary> 
   for (const [name, val] of Object.entries(k))
     if (typeof val !== 'number' || !Number.isFinite(val)) throw new Error(`synth: knob '${name}' must be a finite number, received ${val}`);
   for (const name of Object.keys(o.knobs ?? {}))
-    if (!(name in SYNTH_DEFAULTS)) throw new Error(`synth: unknown knob '${name}'`);
+    if (!Object.hasOwn(SYNTH_DEFAULTS, name)) throw new Error(`synth: unknown knob '${name}'`);
   const D = o.dim ?? 2048;
   const seed = o.seed ?? 0;
   if (!Number.isInteger(D) || D < 1) throw new Error(`synth: dim must be a positive integer, received ${D}`);

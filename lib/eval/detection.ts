@@ -241,7 +241,8 @@ export function evaluateDetection(gt: GroundTruth, results: DetectionResults, op
   let n = 0;
   // iterate videos in sorted order so that flat index order = (video id, position) order
   for (const video of videoNames) {
-    const dets = results[video];
+    // own keys only: a results record built as {} must not hand back Object.prototype's "constructor"
+    const dets = Object.hasOwn(results, video) ? results[video] : undefined;
     if (!dets) continue;
     const vi = videoIndex.get(video)!;
     for (const d of dets) {

@@ -32,7 +32,7 @@ export function softNms(proposals: readonly Proposal[], opts: SoftNmsOptions = {
   const sigma = opts.sigma ?? 0.3;
   const iouThreshold = opts.iouThreshold ?? 0.7;
   const method = opts.method ?? 'gaussian';
-  if (!(method in METHODS)) throw new Error(`${op}: method must be 'gaussian', 'linear' or 'hard', received ${method}`);
+  if (!Object.hasOwn(METHODS, method)) throw new Error(`${op}: method must be 'gaussian', 'linear' or 'hard', received ${method}`);
   if (typeof sigma !== 'number' || !Number.isFinite(sigma) || sigma <= 0) throw new Error(`${op}: sigma must be a positive number, received ${sigma}`);
   if (typeof iouThreshold !== 'number' || !Number.isFinite(iouThreshold) || iouThreshold < 0) {
     throw new Error(`${op}: iouThreshold must be a non-negative number, received ${iouThreshold}`);

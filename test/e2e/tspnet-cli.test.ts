@@ -63,6 +63,13 @@ test('pstal train --method tspnet on proposals files, then pstal detect with it;
     const noProps = pstal(['detect', '--model', 'run', '--features', `data/features/test/${video}.npy`], dir);
     t.is(noProps.status, 1);
     t.regex(noProps.stderr, /pass the new video's base proposals/);
+    // --proposals is type-checked as the training's files are: a segment of strings is named, not compared as text
+    const typed = proposalsOf(path.join(dir, 'data'), testSubset) as { results: Record<string, { segment: unknown[] }[]> };
+    typed.results[video][0].segment = ['9', 10];
+    fs.writeFileSync(path.join(dir, 'typed.json'), JSON.stringify(typed));
+    const strict = pstal(['detect', '--model', 'run', '--features', `data/features/test/${video}.npy`, '--proposals', 'typed.json'], dir);
+    t.is(strict.status, 1);
+    t.regex(strict.stderr, new RegExp(`typed\\.json: results\\["${video}"\\]\\[0\\]: segment must be \\[start, end\\] in seconds, received \\["9",10\\]`));
 
     // usage errors: exit 2, naming the options
     r = pstal([...common, '--out', 'x'], dir);

@@ -7,7 +7,11 @@
  * dtypes) and reads the result. The oracle: the reader returns, or throws an Error whose message
  * names the file (command-line arguments: a usage error); never another exception type, a stack
  * overflow, a case over 2 s (a hang), or a result larger than a few times the file (an allocation
- * beyond the file's size). Case i of seed s is always the same input.
+ * beyond the file's size). Names from the data are keys like any other: the JSON targets have seeds
+ * whose videos and classes are named `__proto__`, `constructor`, `toString`, and an accepted result
+ * must keep exactly the file's videos (and classes) as own keys (none lost to Object.prototype);
+ * a parsed command line must hold no option its command does not have. Case i of seed s is always
+ * the same input.
  */
 import * as fs from 'fs';
 import * as path from 'path';
@@ -82,6 +86,28 @@ const segProblem = (seg: unknown, gt: boolean): string | null => {
   return null;
 };
 const first = (xs: (string | null)[]): string | null => xs.find((x) => x) ?? null;
+
+/** A JSON file as JSON.parse reads it (a BOM dropped), or undefined when it does not parse. */
+function parseJsonFile(file: string): unknown {
+  const s = fs.readFileSync(file, 'utf8');
+  try {
+    return JSON.parse(s.charCodeAt(0) === 0xfeff ? s.slice(1) : s);
+  } catch {
+    return undefined;
+  }
+}
+const objectAt = (x: unknown, ...keys: string[]): Record<string, unknown> | null => {
+  for (const k of keys) {
+    if (!x || typeof x !== 'object' || Array.isArray(x) || !Object.hasOwn(x, k)) return null;
+    x = (x as Record<string, unknown>)[k];
+  }
+  return x && typeof x === 'object' && !Array.isArray(x) ? (x as Record<string, unknown>) : null;
+};
+/** An accepted result's names against the file's own keys (`want`; null: not comparable): none lost, none added. */
+const keysProblem = (what: string, got: string[], want: string[] | null): string | null =>
+  want && got.join('\u0000') !== want.join('\u0000') ? `${what} ${JSON.stringify(got)}, but the file has ${JSON.stringify(want)}` : null;
+/** Names that are Object.prototype's members, for the seeds. */
+const HOSTILE = ['__proto__', 'constructor', 'toString', 'hasOwnProperty'];
 const ambiguousProblem = (m: Map<string, [number, number][]>): string | null =>
   first([...m.values()].flat().map(([a, b]) => (fin(a) && fin(b) && a >= 0 && a <= b ? null : `ambiguous segment [${a}, ${b}]`)));
 const shapeProblem = (shape: number[], n: number): string | null =>
@@ -101,6 +127,19 @@ export function targets(tmp: string): Target[] {
     test: { v1: { PP: { A: [[1, 4, 0.8]], B: [[10, 11, 0.2]] } } },
   };
   const csv = 'class,class_index,start_frame,stop_frame,video_id,point\nA,0,45,120,v1,80\nB,1,300,367,v1,330\nA,0,0,75,v2,40\n';
+  // the same with videos and classes named after Object.prototype's members (Object.fromEntries: "__proto__" an own key)
+  const [H0, H1, H2, H3] = HOSTILE;
+  const hostileGt = { database: Object.fromEntries([
+    [H0, { subset: 'Test', duration: 30.5, fps: 30, annotations: [{ label: H1, segment: [1.5, 4] }, { label: H0, segment: [10, 12.25] }] }],
+    [H1, { subset: 'Test', duration: 12, fps: 25, annotations: [{ label: H2, segment: [0, 3] }] }],
+    [H2, { subset: 'Train', duration: 20, fps: 30, annotations: [] }],
+    [H3, { subset: H0, duration: 20, fps: 30, annotations: [{ label: H3, segment: [0, 3] }] }],
+  ]) };
+  const hostileResults = { results: Object.fromEntries([[H0, [{ label: H1, score: 0.9, segment: [1, 4] }]], [H1, [{ label: H0, score: 0.3, segment: [0, 2] }]], [H2, []]]) };
+  const hostileProposals = {
+    train: Object.fromEntries([[H0, { PP: Object.fromEntries([[H1, [[1, 2, 0.5]]], [H0, [[3, 4, 0.1]]]]), RP: Object.fromEntries([[H1, [[1, 2, 0.5], null]]]), NP: [[5, 9, -0.1]] }]]),
+    test: Object.fromEntries([[H1, { PP: Object.fromEntries([[H2, [[1, 4, 0.8]]], [H0, [[10, 11, 0.2]]]]) }], [H3, { PP: {} }]]),
+  };
   const torch = ['stage2.pt', 'stage1.pt', 'stage2_legacy.pt'].map((f) => fs.readFileSync(path.join(FIXTURES, 'torch', f)));
   return [
     { name: 'npy', ext: '.npy', text: false, seeds: [npySeed([5, 4]), npySeed([3]), npySeed([2, 3], '<f8'), npySeed([4, 2], '<f2'), npySeed([0, 4])], read: (f) => {
@@ -116,20 +155,35 @@ export function targets(tmp: string): Target[] {
       };
     } },
     { name: 'torch', ext: '.pt', text: false, seeds: torch, read: (f) => bytesOf(new Map([...readTorchCheckpoint(f).tensors].map(([k, v]) => [k, v.data]))) },
-    { name: 'gt (eval)', ext: '.json', text: true, seeds: [json(gt)], read: (f) => {
+    { name: 'gt (eval)', ext: '.json', text: true, seeds: [json(gt), json(hostileGt)], read: (f) => {
       const g = loadGroundTruth(f, 'Test');
-      return { bytes: 0, problem: first(Object.values(g.videos).flatMap((segs) => segs.map((x) => segProblem(x.segment, true) ?? (x.label ? null : 'empty label')))) };
+      const db = objectAt(parseJsonFile(f), 'database');
+      const want = db && Object.keys(db).filter((v) => objectAt(db, v)?.subset === 'Test');
+      return { bytes: 0, problem: keysProblem('videos', Object.keys(g.videos), want) ?? first(Object.values(g.videos).flatMap((segs) => segs.map((x) => segProblem(x.segment, true) ?? (x.label ? null : 'empty label')))) };
     } },
-    { name: 'gt (dataset)', ext: '.json', text: true, seeds: [json(gt)], read: (f) => {
-      const g = requireTiming(readGroundTruth(f), f); // what the dataset loader reads
-      return { bytes: 0, problem: first([...g.values()].flatMap((v) => [fin(v.duration) && v.duration >= 0 ? null : `duration ${v.duration}`, fin(v.fps) && v.fps > 0 ? null : `fps ${v.fps}`, ...v.annotations.map((a) => (Array.isArray(a.segment) && a.segment.length === 2 && a.segment.every(fin) ? null : `segment ${JSON.stringify(a.segment)}`))])) };
+    { name: 'gt (dataset)', ext: '.json', text: true, seeds: [json(gt), json(hostileGt)], read: (f) => {
+      // as the dataset loader and pstal check read it: duration and fps required
+      const g = requireTiming(readGroundTruth(f), f);
+      const db = objectAt(parseJsonFile(f), 'database');
+      return { bytes: 0, problem: keysProblem('videos', [...g.keys()], db && Object.keys(db)) ?? first([...g.values()].flatMap((v) => [fin(v.duration) && v.duration >= 0 ? null : `duration ${v.duration}`, fin(v.fps) && v.fps > 0 ? null : `fps ${v.fps}`, ...v.annotations.map((a) => (Array.isArray(a.segment) && a.segment.length === 2 && a.segment.every(fin) ? null : `segment ${JSON.stringify(a.segment)}`))])) };
     } },
-    { name: 'results', ext: '.json', text: true, seeds: [json(results)], read: (f) => {
+    { name: 'results', ext: '.json', text: true, seeds: [json(results), json(hostileResults)], read: (f) => {
       const r = loadResults(f);
-      return { bytes: 0, problem: first(Object.values(r).flatMap((ds) => ds.map((d) => segProblem(d.segment, false) ?? (fin(d.score) ? null : `score ${d.score}`)))) };
+      const raw = objectAt(parseJsonFile(f), 'results');
+      return { bytes: 0, problem: keysProblem('videos', Object.keys(r), raw && Object.keys(raw)) ?? first(Object.values(r).flatMap((ds) => ds.map((d) => segProblem(d.segment, false) ?? (fin(d.score) ? null : `score ${d.score}`)))) };
     } },
-    { name: 'proposals', ext: '.json', text: true, seeds: [json(proposals)], read: (f) => {
+    { name: 'proposals', ext: '.json', text: true, seeds: [json(proposals), json(hostileProposals)], read: (f) => {
       const p = readProposals(f);
+      const raw = parseJsonFile(f);
+      const names: (string | null)[] = [];
+      for (const s of ['train', 'test'] as const) {
+        const rs = objectAt(raw, s);
+        names.push(keysProblem(`${s} videos`, Object.keys(p[s]), rs && Object.keys(rs)));
+        for (const [v, r] of Object.entries(p[s])) {
+          const pp = objectAt(raw, s, v, 'PP');
+          names.push(keysProblem(`${s}.${v}.PP classes`, Object.keys(r.PP), pp && Object.keys(pp)));
+        }
+      }
       const spans: unknown[] = [];
       const unpack = (a: Float64Array): void => {
         for (let i = 0; i < a.length; i += 3) spans.push([...a.subarray(i, i + 3)]);
@@ -140,7 +194,7 @@ export function targets(tmp: string): Target[] {
         unpack(r.NP);
       }
       for (const r of Object.values(p.test)) Object.values(r.PP).forEach(unpack);
-      return { bytes: 0, problem: first(spans.map((x) => (Array.isArray(x) && x.length === 3 && x.every(fin) && x[0] <= x[1] ? null : `span ${JSON.stringify(x)}`))) };
+      return { bytes: 0, problem: first(names) ?? first(spans.map((x) => (Array.isArray(x) && x.length === 3 && x.every(fin) && x[0] <= x[1] ? null : `span ${JSON.stringify(x)}`))) };
     } },
     { name: 'point csv', ext: '.csv', text: true, seeds: [Buffer.from(csv)], read: (f) => {
       const rows = readPointCsv(f);
@@ -242,7 +296,7 @@ function mutateText(s: string, rng: Rng): string {
       const strs = [...s.matchAll(/"[^"\n]*"|[A-Za-z_][\w]*/g)];
       if (!strs.length) return s;
       const m = pick(rng, strs);
-      const rep = pick(rng, ['"Z"', '""', 'Z', '"__proto__"', '"constructor"', '"database"', '"v1"', '"segment"', '"annotations"', 'num', '"\\u0000"']);
+      const rep = pick(rng, ['"Z"', '""', 'Z', '"__proto__"', '"constructor"', '"toString"', '"database"', '"v1"', '"segment"', '"annotations"', 'num', '"\\u0000"']);
       return s.slice(0, m.index!) + rep + s.slice(m.index! + m[0].length);
     }
     case 7: { // an extra element in a list ([1,2] -> [1,2,3])
@@ -408,6 +462,9 @@ export function fuzzArgs(o: { cases: number; seed: number }): FuzzFailure[] {
     try {
       const parsed = parseArgs(cmd, argv, spec as never);
       if (parsed && cmd === 'run') checkNumericOptions(parsed);
+      // "--constructor x" or "--__proto__" accepted as an option of Object.prototype's
+      const extra = parsed ? Object.keys(parsed).filter((k) => !Object.hasOwn(spec, k)) : [];
+      if (extra.length) failures.push({ target: `args ${cmd}`, caseIndex: i, why: `accepted unknown option(s) ${extra.map((k) => `--${k}`).join(', ')}`, input: JSON.stringify(argv) });
     } catch (e) {
       if (!(e instanceof CliError)) failures.push({ target: `args ${cmd}`, caseIndex: i, why: `${(e as Error)?.constructor?.name}: ${(e as Error)?.message}`, input: JSON.stringify(argv) });
     } finally {

@@ -15,6 +15,7 @@ import { Stage1InferenceOptions, Stage1Scores, scoreVideo, stage1Candidates, sta
 import { testProposals } from './proposals';
 import type { ProposalsFile } from '../../formats/proposals';
 import { Stage1Video, groundTruthOf } from './videos';
+import { emptyRecord } from '../../formats/text';
 
 export { meanMap } from '../../train/loop';
 
@@ -44,7 +45,7 @@ export function testStage1(
   } = {},
 ): TestPass {
   const t0 = Date.now();
-  const results: DetectionResults = {};
+  const results: DetectionResults = emptyRecord();
   const candidates = new Map<string, Proposal[]>();
   const scores = new Map<string, Stage1Scores>();
   const projections = opts.projections ?? noGrad(() => model.composeProjections());
@@ -73,8 +74,8 @@ export function scoreResults(
   opts: { blockedVideos?: string[]; groundTruth?: GroundTruth } = {},
 ): EvalResult {
   const gt = opts.groundTruth ?? groundTruthOf(videos, classNames, opts.blockedVideos);
-  const kept: DetectionResults = {};
-  for (const name of Object.keys(gt.videos)) if (results[name]) kept[name] = results[name];
+  const kept: DetectionResults = emptyRecord();
+  for (const name of Object.keys(gt.videos)) if (Object.hasOwn(results, name)) kept[name] = results[name];
   // our labels are the dataset's class names; classes absent from this subset's gt score no AP
   return evaluateDetection(gt, kept, { tiou, checkUnknown: false });
 }
@@ -88,7 +89,7 @@ export function testStage2(
   opts: { ambiguous?: Map<string, [number, number][]>; blockedVideos?: string[]; groundTruth?: GroundTruth; evaluate?: boolean; onVideo?: OnProgress } = {},
 ): { results: DetectionResults; evaluation: EvalResult | null; seconds: number } {
   const t0 = Date.now();
-  const results: DetectionResults = {};
+  const results: DetectionResults = emptyRecord();
   videos.forEach((v, i) => {
     const pp = testProposals(proposals.test[v.name]?.PP, classNames, 1 / cfg.secondsPerSnippet);
     results[v.name] = stage2Detect(model, v, pp, classNames, cfg, opts.ambiguous).detections;

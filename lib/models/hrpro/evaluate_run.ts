@@ -26,6 +26,7 @@ import { testStage2 } from './evaluate';
 import { Stage2Model } from './stage2';
 import { groupByClass } from './ranking';
 import { readRunConfig } from '../../formats/run_config';
+import { emptyRecord } from '../../formats/text';
 
 export interface EvaluateRunOptions {
   /** the run folder */
@@ -127,9 +128,9 @@ export function evaluateRun(o: EvaluateRunOptions): EvaluateRunResult {
       // the test PP of the stage-1 checkpoint, as finishStage1 writes them into proposals.json
       log(`stage 2: no ${proposalsFile}; stage-1 proposals of the ${ds.test.length} test videos from ${p1.best}`);
       const pass1 = testStage1(hr!.stage1, ctx.test, ctx.classNames, { ...hr!.cfg1, tiou }, { evaluate: false });
-      const test: ProposalsFile['test'] = {};
+      const test: ProposalsFile['test'] = emptyRecord();
       for (const v of ctx.test) test[v.name] = { PP: packByClass(groupByClass(pass1.candidates.get(v.name)!, ctx.classNames)) };
-      proposals = { train: {}, test };
+      proposals = { train: emptyRecord(), test };
       source = 'stage-1 checkpoint';
     }
     const model2 = hr?.stage2 ?? only2!.model;

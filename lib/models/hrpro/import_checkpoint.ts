@@ -20,6 +20,7 @@ import { loadConfig, DatasetConfig } from '../../data/config';
 import { GT_FILE, groundTruthLabels, readGroundTruth } from '../../formats/ground_truth';
 import { readRunConfigIfPresent, writeRunConfig } from '../../formats/run_config';
 import { PROPOSALS_FILE } from '../../formats/proposals';
+import { emptyRecord } from '../../formats/text';
 import type { Module } from '../../nn/module';
 import { Stage1Model } from './stage1';
 import { Stage2Model } from './stage2';
@@ -70,10 +71,10 @@ export interface ImportResult {
 export function readStateDict(file: string): { tensors: Map<string, StoredTensor>; converted: Record<string, string>; wrapper: string; format: string } {
   if (looksLikeSafetensors(file)) {
     const f = loadSafetensors(file);
-    return { tensors: f.tensors, converted: {}, wrapper: '', format: 'safetensors' };
+    return { tensors: f.tensors, converted: emptyRecord(), wrapper: '', format: 'safetensors' };
   }
   const c = readTorchCheckpoint(file);
-  const converted: Record<string, string> = {};
+  const converted = emptyRecord<string>();
   for (const [k, t] of c.tensors) if (t.dtype !== 'float32') converted[k] = t.dtype;
   return { tensors: c.tensors, converted, wrapper: c.wrapper, format: `torch zip archive (version ${c.archiveVersion || '?'})` };
 }

@@ -3,6 +3,7 @@
  * matrix (SPEC §1: one 1 per annotated snippet and class), and a split's ground truth.
  */
 import type { GroundTruth, Segment } from '../../eval/detection';
+import { emptyRecord } from '../../formats/text';
 
 /** What HR-Pro needs of a video (lib/data's VideoRecord has all of it). */
 export interface Stage1Video {
@@ -26,7 +27,7 @@ export function pointMatrix(v: Stage1Video, C: number): Float32Array {
 
 export function groundTruthOf(videos: Stage1Video[], classNames: string[], blocked: string[] = []): GroundTruth {
   const skip = new Set(blocked);
-  const gtVideos: Record<string, Segment[]> = {};
+  const gtVideos = emptyRecord<Segment[]>();
   const present = new Set<string>();
   for (const v of videos) {
     if (skip.has(v.name)) continue;

@@ -9,6 +9,7 @@ import { scoreResults } from '../hrpro/evaluate';
 import type { TspNetModel } from './model';
 import type { VideoProposals } from './proposals';
 import { ambiguousInSnippets, InferenceOptions, tspnetDetect } from './inference';
+import { emptyRecord } from '../../formats/text';
 
 export interface TspNetTestPass {
   results: DetectionResults;
@@ -26,7 +27,7 @@ export function testTspNet(
 ): TspNetTestPass {
   const t0 = Date.now();
   const amb = ambiguousInSnippets(opts.ambiguous, cfg);
-  const results: DetectionResults = {};
+  const results: DetectionResults = emptyRecord();
   videos.forEach((v, i) => {
     const p = proposals.get(v.name);
     if (!p) throw new Error(`tspnet: no proposals for test video ${v.name}`);

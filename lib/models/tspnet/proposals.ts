@@ -1,7 +1,8 @@
 /**
  * proposals.ts: TSPNet's base proposals (SPEC §5, §5.1): one ActivityNet-format file per subset,
  *   {"results": {video: [{"segment": [start, end], "label"?: class, "score"?: number}, ...]}}
- * in seconds. Only `segment` is used; labels, when present, must be classes of the dataset.
+ * in seconds. Only `segment` is used; a label, when present, must be a class of the dataset, and a
+ * score, when present, a finite number (a file that writes them as strings is refused, not read).
  * Inside TSPNet everything is in snippets: round(seconds x featureFps / snippetFrames, 2) with
  * Python's round (exact decimal value, ties to even), and a segment listed several times (once per
  * class) is one proposal unless `keepDuplicates` (the reference keeps them).
@@ -23,7 +24,7 @@ import { testProposals } from '../hrpro/proposals';
 import { packByClass } from '../../formats/proposals';
 import { groupByClass } from '../hrpro/ranking';
 import type { Device } from '../../runtime/backend';
-import { readJson } from '../../formats/text';
+import { readJson, emptyRecord, isObject, shown } from '../../formats/text';
 import { writeResults } from '../../formats/results';
 
 export interface BaseProposal {
@@ -55,8 +56,26 @@ export function pyRound(x: number, digits: number): number {
   return x < 0 ? -v : v;
 }
 
-interface ProposalsJson {
-  results?: Record<string, BaseProposal[]>;
+/**
+ * One base proposal checked (`where` names the file and the entry in the error): an object whose
+ * `segment` is [start, end] seconds, two finite numbers, start <= end, start >= 0 and, when `end` is
+ * given, end <= `end` (each within `tol`); `label`, when present, one of `known`; `score`, when
+ * present, a finite number. Returns the proposal as given.
+ */
+export function checkBaseProposal(q: unknown, where: string, known: ReadonlySet<string>, bounds: { end?: number; tol?: number } = {}): BaseProposal {
+  if (!isObject(q)) throw new Error(`${where}: expected a proposal {"segment": [start, end]}, received ${shown(q)}`);
+  const seg = q.segment;
+  if (!Array.isArray(seg) || seg.length !== 2 || !seg.every((x) => typeof x === 'number' && Number.isFinite(x)))
+    throw new Error(`${where}: segment must be [start, end] in seconds, received ${JSON.stringify(seg)}`);
+  if (seg[1] < seg[0]) throw new Error(`${where}: segment [${seg[0]}, ${seg[1]}] is reversed (ends before it starts)`);
+  const tol = bounds.tol ?? 0;
+  if (seg[0] < -tol || (bounds.end !== undefined && seg[1] > bounds.end + tol))
+    throw new Error(`${where}: segment [${seg[0]}, ${seg[1]}] lies outside the video [0, ${bounds.end === undefined ? 'its end' : bounds.end.toFixed(2)}] s`);
+  if (q.label !== undefined && !(typeof q.label === 'string' && known.has(q.label)))
+    throw new Error(`${where}: label ${typeof q.label === 'string' ? `'${q.label}'` : shown(q.label)} is not a class of the dataset`);
+  if (q.score !== undefined && !(typeof q.score === 'number' && Number.isFinite(q.score)))
+    throw new Error(`${where}: score must be a finite number, received ${shown(q.score)}`);
+  return q as unknown as BaseProposal;
 }
 
 /** Reads and checks a proposals file against a split's videos; every problem names the file. */
@@ -66,11 +85,12 @@ export function readBaseProposals(
   classNames: string[],
   timeBase: { featureFps: number; snippetFrames: number },
 ): Map<string, BaseProposal[]> {
-  const p = readJson(file, 'base proposals') as ProposalsJson;
-  if (!p || typeof p.results !== 'object' || p.results === null || Array.isArray(p.results))
+  const p = readJson(file, 'base proposals');
+  if (!isObject(p) || !isObject(p.results))
     throw new Error(`${file}: expected {"results": {video: [{"segment": [start, end]}, ...]}} (ActivityNet format, seconds)`);
   const results = p.results;
-  const missing = videos.filter((v) => !Object.prototype.hasOwnProperty.call(results, v.name)).map((v) => v.name);
+  // own keys only: a video named "constructor" or "__proto__" is not found on Object.prototype
+  const missing = videos.filter((v) => !Object.hasOwn(results, v.name)).map((v) => v.name);
   if (missing.length)
     throw new Error(`${file}: no proposals for ${missing.length} video(s) of the split (${missing.slice(0, 5).join(', ')}${missing.length > 5 ? ', ...' : ''}); every video needs at least one`);
   const known = new Set(classNames);
@@ -83,17 +103,8 @@ export function readBaseProposals(
     // a base locator's last proposal may end on the last snippet's end, past the annotated duration
     const end = Math.max(v.duration || 0, v.T * sps);
     const tol = 1e-6 * Math.max(1, end);
-    list.forEach((q, i) => {
-      const where = `${file}: results["${v.name}"][${i}]`;
-      const seg = q?.segment;
-      if (!Array.isArray(seg) || seg.length !== 2 || !seg.every((x) => typeof x === 'number' && Number.isFinite(x)))
-        throw new Error(`${where}: segment must be [start, end] in seconds, received ${JSON.stringify(seg)}`);
-      if (seg[1] < seg[0]) throw new Error(`${where}: segment [${seg[0]}, ${seg[1]}] is reversed (ends before it starts)`);
-      if (seg[0] < -tol || seg[1] > end + tol)
-        throw new Error(`${where}: segment [${seg[0]}, ${seg[1]}] lies outside the video [0, ${end.toFixed(2)}] s`);
-      if (q.label !== undefined && !known.has(q.label)) throw new Error(`${where}: label '${q.label}' is not a class of the dataset`);
-    });
-    out.set(v.name, list);
+    list.forEach((q, i) => checkBaseProposal(q, `${file}: results["${v.name}"][${i}]`, known, { end, tol }));
+    out.set(v.name, list as BaseProposal[]);
   }
   return out;
 }
@@ -162,7 +173,7 @@ export function hrproProposals(
     if (videos.length && videos[0].D !== base.featureDim) throw new Error(`${run}: the HR-Pro run expects D = ${base.featureDim}, the data has D = ${videos[0].D}`);
     if (stage === 2 && !base.stage2) throw new Error(`${run}: no stage-2 checkpoint; use --base-stage 1 or train stage 2 first`);
     const pass = testStage1(base.stage1, videos, classNames, base.cfg1, { evaluate: false, onVideo: options.onVideo });
-    const out: Record<string, BaseProposal[]> = {};
+    const out = emptyRecord<BaseProposal[]>();
     for (const v of videos) {
       const end = Math.max(v.duration || 0, v.T * base.cfg1.secondsPerSnippet);
       const cands = pass.candidates.get(v.name)!;

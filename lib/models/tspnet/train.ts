@@ -12,6 +12,7 @@
  * are part of the saved state, so a resumed run continues exactly.
  */
 import type { RunContext } from '../hrpro/context';
+import { emptyRecord } from '../../formats/text';
 import * as ops from '../../ops';
 import { tidy } from '../../tensor/tensor';
 import { backward } from '../../tensor/autograd';
@@ -158,7 +159,7 @@ export async function trainTspNet(ctx: TspNetContext, config: Partial<TspNetConf
   // labels are a function of the points' current positions: rebuilt when those change (or on resume)
   let labels: ProposalLabels[] = [];
   let labelsOf: TspNetExtra['points'] | null = null;
-  const currentPoints = (e: TspNetExtra, name: string): TspPoint[] => pointsOf(name).map((p, j) => ({ ...p, current: e.points[name]?.[j] ?? p.current }));
+  const currentPoints = (e: TspNetExtra, name: string): TspPoint[] => pointsOf(name).map((p, j) => ({ ...p, current: (Object.hasOwn(e.points, name) ? e.points[name][j] : undefined) ?? p.current }));
   const ensureLabels = (e: TspNetExtra): void => {
     if (labelsOf === e.points) return;
     labels = ctx.train.map((v) => proposalLabels(ctx.proposals.train.get(v.name)!.snippets, currentPoints(e, v.name), C, cfg.softValue));
@@ -167,7 +168,7 @@ export async function trainTspNet(ctx: TspNetContext, config: Partial<TspNetConf
 
   const pointUpdate = (e: TspNetExtra): void => {
     ensureLabels(e);
-    const moved: TspNetExtra['points'] = {};
+    const moved: TspNetExtra['points'] = emptyRecord();
     ctx.train.forEach((v, i) => {
       moved[v.name] = videoPointUpdate(model, v, ctx.proposals.train.get(v.name)!, currentPoints(e, v.name), labels[i], cfg);
     });
@@ -175,7 +176,8 @@ export async function trainTspNet(ctx: TspNetContext, config: Partial<TspNetConf
     e.updates++;
   };
 
-  const initialPoints: TspNetExtra['points'] = Object.fromEntries(ctx.train.map((v) => [v.name, pointsOf(v.name).map((p) => p.current)]));
+  const initialPoints: TspNetExtra['points'] = emptyRecord();
+  for (const v of ctx.train) initialPoints[v.name] = pointsOf(v.name).map((p) => p.current);
   const testOpts = { ambiguous: ctx.ambiguous, blockedVideos: ctx.blockedVideos, groundTruth: ctx.testGroundTruth };
   const method: TrainingMethod<TspNetExtra, TspNetLosses> = {
     label: 'tspnet',
