@@ -7,7 +7,7 @@
 import * as fs from 'fs';
 import * as path from 'path';
 import { DEFAULT_TIOU } from '../eval/detection';
-import { writeFileAtomic } from '../util/fs';
+import { readRegularFile, writeFileAtomic } from '../util/fs';
 
 interface Series {
   name: string;
@@ -44,13 +44,13 @@ function panel(x0: number, y0: number, w: number, h: number, title: string, xLab
 
 function readLines(file: string): Record<string, unknown>[] {
   if (!fs.existsSync(file)) return [];
-  return fs.readFileSync(file, 'utf8').split('\n').filter((l) => l.trim()).map((l) => JSON.parse(l) as Record<string, unknown>);
+  return readRegularFile(file).toString('utf8').split('\n').filter((l) => l.trim()).map((l) => JSON.parse(l) as Record<string, unknown>);
 }
 
 /** The tIoUs a stage was evaluated at: RUN/<file>'s `<section>.tiou`. */
 function runTious(run: string, file: string, section: string): number[] {
   try {
-    const c = JSON.parse(fs.readFileSync(path.join(run, file), 'utf8')) as Record<string, { tiou?: unknown }>;
+    const c = JSON.parse(readRegularFile(path.join(run, file)).toString('utf8')) as Record<string, { tiou?: unknown }>;
     const t = c[section]?.tiou;
     if (Array.isArray(t) && t.length && t.every((x) => typeof x === 'number')) return t as number[];
   } catch {
