@@ -258,7 +258,9 @@ ptest('an output that is an input of the same command is refused before anything
 });
 
 test.serial('synthesizeDataset refuses its annotation folder as the output', async (t) => {
-  const e = await t.throwsAsync(synthesizeDataset({ annotations: data, out: path.join(data, '.'), dim: 4 }));
+  const d = fresh('self-lib');
+  fs.cpSync(data, d, { recursive: true });
+  const e = await t.throwsAsync(synthesizeDataset({ annotations: d, out: path.join(d, '.'), dim: 4 }));
   t.regex(e!.message, /synth: the output folder .* is the annotation folder/);
 });
 
