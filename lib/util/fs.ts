@@ -216,9 +216,9 @@ export class AtomicFileWriter {
     } catch (e) {
       throw new WriteError(file, e);
     }
-    // a file written over (or through a link) keeps its permissions
+    // a file written over (or through a link) keeps its permissions (not set-id bits)
     try {
-      fs.fchmodSync(this.fd, fs.statSync(this.target).mode & 0o7777);
+      fs.fchmodSync(this.fd, fs.statSync(this.target).mode & 0o777);
     } catch {
       // a new file: the default mode
     }
@@ -248,7 +248,7 @@ export class AtomicFileWriter {
       this.fd = -1;
       hook?.('rename', this.file);
       // the target may have changed since the open (a FIFO made in its place): checked again
-      if (replaceablePath(this.file) !== this.target) throw notReplaced('no longer the file it was when the write began');
+      if (replaceablePath(this.file) !== this.target) throw Object.assign(new Error('it changed while being written (a link now leads elsewhere)'), { code: 'ENOTREG' });
       fs.renameSync(this.tmp, this.target);
     } catch (e) {
       this.abort();
