@@ -15,6 +15,8 @@ import { runHrPro } from '../models/hrpro/run';
 import { loadHrPro, detect } from '../models/hrpro/detect';
 import { plotVideo } from '../plot/video';
 import { setNumThreads } from '../runtime/native';
+import { videoFile } from '../util/paths';
+import { splitFile } from '../formats/splits';
 
 export const DEMO = {
   dim: 64,
@@ -60,7 +62,7 @@ export async function main(argv: string[]): Promise<number> {
   try {
     for (const v of dataset.test.slice(0, DEMO.plots)) {
       const d = detect(model, v.features, { name: v.name });
-      written.push(...plotVideo(path.join(plotDir, v.name), `${v.name}: detections of HR-Pro (pstal demo)`, d, model.classNames, model.cfg1.secondsPerSnippet, v.gt));
+      written.push(...plotVideo(videoFile(plotDir, v.name, '', path.join(dataDir, splitFile('test'))), `${v.name}: detections of HR-Pro (pstal demo)`, d, model.classNames, model.cfg1.secondsPerSnippet, v.gt));
     }
   } finally {
     model.dispose();

@@ -20,6 +20,8 @@ import { loadHrPro, detect } from '../models/hrpro/detect';
 import type { Segment } from '../eval/detection';
 import { plotVideo } from '../plot/video';
 import { readJson } from '../formats/text';
+import { safeName, videoFile } from '../util/paths';
+import { refuseOutputOverInputs, runFiles } from './outputs';
 
 export const DETECT_OPTIONS: Record<string, OptionSpec> = {
   model: { type: 'string', describe: 'a run folder trained by `pstal run` (or stage 1 alone by `pstal train`)', required: true },
@@ -44,6 +46,30 @@ function readFeatures(file: string, featureDim: number): ReturnType<typeof readN
   return arr;
 }
 
+/** The video a feature file holds: its file name without .npy (`..npy` or `.npy` name no video). */
+function videoName(file: string): string {
+  try {
+    return safeName(path.basename(file).replace(/\.npy$/, ''), `--features ${file}`);
+  } catch (e) {
+    throw new CliError((e as Error).message);
+  }
+}
+
+/**
+ * --out must not be one of the command's inputs (a --features, --gt or --proposals file) nor a file
+ * of the model's run folder: the results would replace it.
+ */
+function refuseInputsAsOutput(a: Parsed): void {
+  if (a.out === undefined) return;
+  const run = a.model as string;
+  refuseOutputOverInputs('--out', a.out as string, [
+    ...(a.features as string[]).map((f) => ['--features', f] as [string, string]),
+    ...(a.gt !== undefined ? [['--gt', a.gt as string] as [string, string]] : []),
+    ...(a.proposals !== undefined ? [['--proposals', a.proposals as string] as [string, string]] : []),
+    ...runFiles(run).map((f) => [`a file of the --model run folder`, f] as [string, string]),
+  ]);
+}
+
 /** The ground truth of a video for its plot, when --gt gives it. */
 function knownSegments(gt: GroundTruthFile, name: string): Segment[] | undefined {
   return gt.get(name)?.annotations.map((g) => ({ label: g.label, segment: [g.segment[0], g.segment[1]] }));
@@ -58,10 +84,11 @@ export async function main(argv: string[]): Promise<number> {
   // one entry a video in the results: two files of one name would overwrite each other's detections
   const byName = new Map<string, string>();
   for (const f of files) {
-    const n = path.basename(f).replace(/\.npy$/, '');
+    const n = videoName(f);
     if (byName.has(n)) throw new CliError(`--features ${byName.get(n)} and ${f} are both video '${n}' (the file name without .npy names the video in the results)`);
     byName.set(n, f);
   }
+  refuseInputsAsOutput(a);
   // the ground truth is checked field by field (errors name the file, video and field)
   const gt: GroundTruthFile = a.gt ? readGroundTruth(a.gt as string) : new Map();
   if (fs.existsSync(tspnetPaths(a.model as string).best)) return detectTspNet(a, files, gt);
@@ -70,7 +97,7 @@ export async function main(argv: string[]): Promise<number> {
   try {
     const results: DetectionResults = emptyRecord();
     for (const file of files) {
-      const name = path.basename(file).replace(/\.npy$/, '');
+      const name = videoName(file);
       const arr = readFeatures(file, model.featureDim);
       const r = detect(model, { data: arr.data, shape: arr.shape }, { name });
       const dets = a.top ? r.detections.slice(0, a.top as number) : r.detections;
@@ -79,7 +106,7 @@ export async function main(argv: string[]): Promise<number> {
       if (a.plot) {
         fs.mkdirSync(a.plot as string, { recursive: true });
         const known = knownSegments(gt, name);
-        const written = plotVideo(path.join(a.plot as string, name), name, r, model.classNames, model.cfg1.secondsPerSnippet, known);
+        const written = plotVideo(videoFile(a.plot as string, name, '', `--features ${file}`), name, r, model.classNames, model.cfg1.secondsPerSnippet, known);
         console.error(`  plot: ${written.join(', ')}`);
       }
     }
@@ -105,7 +132,7 @@ function detectTspNet(a: Parsed, files: string[], gt: GroundTruthFile): number {
     const known = new Set(model.classNames);
     const results: DetectionResults = emptyRecord();
     for (const file of files) {
-      const name = path.basename(file).replace(/\.npy$/, '');
+      const name = videoName(file);
       const arr = readFeatures(file, model.featureDim);
       let proposals: BaseProposal[] | undefined;
       if (given) {
@@ -123,7 +150,7 @@ function detectTspNet(a: Parsed, files: string[], gt: GroundTruthFile): number {
         if (!r.scores) throw new CliError('--plot needs the HR-Pro base run (its stage-1 scores are drawn): not available with --proposals');
         fs.mkdirSync(a.plot as string, { recursive: true });
         const known = knownSegments(gt, name);
-        const written = plotVideo(path.join(a.plot as string, name), name, { detections: dets, scores: r.scores }, model.classNames, model.cfg.snippetFrames / model.cfg.featureFps, known);
+        const written = plotVideo(videoFile(a.plot as string, name, '', `--features ${file}`), name, { detections: dets, scores: r.scores }, model.classNames, model.cfg.snippetFrames / model.cfg.featureFps, known);
         console.error(`  plot: ${written.join(', ')}`);
       }
     }

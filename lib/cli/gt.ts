@@ -1,10 +1,10 @@
 /**
- * `pstal gt --annotations DIR --out DIR2 [--fps F] [--duration-margin M] [--holdout F --seed S]`:
+ * `pstal gt --annotations DIR --out DIR2 [--fps F] [--duration-margin M] [--holdout F --seed S] [--force]`:
  * an annotation folder whose gt_full.json is formed from its point-label csv's start and stop
  * frames (ActivityNet 1.3's released labels: its annotation folder has no gt_full.json, and only
  * its training videos have rows): lib/data/points.ts groundTruthFromPoints. DIR2 gets
  * gt_full.json, the split lists of the videos in it and their point labels, ready for
- * `pstal synth --annotations DIR2`.
+ * `pstal synth --annotations DIR2`. DIR2 must be new or empty (--force: write over it), and never DIR.
  */
 import * as fs from 'fs';
 import * as path from 'path';
@@ -13,6 +13,7 @@ import { groundTruthFromPoints } from '../data/points';
 import { GT_FILE, writeGroundTruth } from '../formats/ground_truth';
 import { POINT_FILE, writePointLabels } from '../formats/point_labels';
 import { splitFile, writeSplit } from '../formats/splits';
+import { refuseOutputOverInputs, requireEmptyFolder } from './outputs';
 
 export const GT_OPTIONS: Record<string, OptionSpec> = {
   annotations: { type: 'string', describe: 'annotation folder: point_labels/point_gaussian.csv (with start_frame, stop_frame), split_train.txt, split_test.txt', required: true },
@@ -24,6 +25,7 @@ export const GT_OPTIONS: Record<string, OptionSpec> = {
   seed: { type: 'number', describe: 'random seed of the --holdout draw', default: 0 },
   'train-subset': { type: 'string', describe: 'subset name of the training videos in gt_full.json', default: 'training' },
   'test-subset': { type: 'string', describe: 'subset name of the test videos', default: 'validation' },
+  force: { type: 'boolean', describe: 'write into an --out folder that is not empty (files of the same names are replaced, the others stay)' },
 };
 
 export async function main(argv: string[]): Promise<number> {
@@ -35,6 +37,11 @@ export async function main(argv: string[]): Promise<number> {
   const dir = a.annotations as string;
   const out = a.out as string;
   const csv = path.join(dir, POINT_FILE);
+  refuseOutputOverInputs('--out', out, [['the --annotations folder', dir]]);
+  requireEmptyFolder('--out', out, Boolean(a.force));
+  // file by file too: a link in --out may lead to an input
+  const inputs: [string, string][] = [POINT_FILE, splitFile('train'), splitFile('test')].map((f) => ['the input', path.join(dir, f)]);
+  for (const f of [GT_FILE, POINT_FILE, splitFile('train'), splitFile('test')]) refuseOutputOverInputs('--out', path.join(out, f), inputs);
   const r = groundTruthFromPoints(csv, path.join(dir, splitFile('train')), path.join(dir, splitFile('test')), {
     fps: a.fps as number,
     durationMargin: a['duration-margin'] as number,

@@ -9,6 +9,7 @@ import * as path from 'path';
 import { parseArgs, CliError, OptionSpec } from './args';
 import { DEFAULT_POINT_SIGMA_FRAMES, POINT_DISTRIBUTIONS, PointDistribution, pointsCsv, simulatePoints } from '../data/points';
 import { writeFileAtomic } from '../util/fs';
+import { refuseOutputOverInputs } from './outputs';
 
 export const POINTS_OPTIONS: Record<string, OptionSpec> = {
   gt: { type: 'string', describe: 'full annotations: gt_full.json ({"database": {video: {subset, duration, fps, annotations}}})', required: true },
@@ -37,6 +38,7 @@ export async function main(argv: string[]): Promise<number> {
   if (!Number.isInteger(a.seed as number)) throw new CliError(`--seed must be an integer, received ${a.seed}`);
   if (!((a.sigma as number) >= 0)) throw new CliError(`--sigma must be a non-negative number of frames, received ${a.sigma}`);
   if (a['sigma-fraction'] !== undefined && !((a['sigma-fraction'] as number) >= 0)) throw new CliError(`--sigma-fraction must be non-negative, received ${a['sigma-fraction']}`);
+  refuseOutputOverInputs('--out', a.out as string, [['the --gt file', a.gt as string]]);
   const r = simulatePoints(a.gt as string, {
     distribution,
     seed: a.seed as number,

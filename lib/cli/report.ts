@@ -27,6 +27,11 @@ import { timelineSvg } from '../plot/timeline';
 import { videoTimeline } from '../plot/video';
 import { reportHtml, ReportInput, ReportStageTable, ReportTimeline } from '../plot/report';
 import { writeFileAtomic } from '../util/fs';
+import { isInside } from '../util/paths';
+import { GT_FILE } from '../formats/ground_truth';
+import { POINT_FILE } from '../formats/point_labels';
+import { AMBIGUOUS_FILE, splitFile } from '../formats/splits';
+import { refuseOutputOverInputs, runFiles } from './outputs';
 
 export const REPORT_OPTIONS: Record<string, OptionSpec> = {
   run: { type: 'string', describe: 'the run folder (also accepted as the first argument: pstal report RUN)' },
@@ -109,6 +114,13 @@ export async function main(argv: string[]): Promise<number> {
     if (fs.existsSync(recorded.data)) data = recorded.data;
     else warnings.push(`the run's data folder ${recorded.data} (RUN/dataset.json) is gone: no per-class AP and no timelines; give --data`);
   }
+  const out = (a.out as string | undefined) ?? path.join(run, 'report.html');
+  // the page must not replace what it is made from: the run's files, the data's
+  refuseOutputOverInputs('--out', out, [
+    ...runFiles(run).map((f) => ['a file of the run folder', f] as [string, string]),
+    ...(data ? [GT_FILE, splitFile('train'), splitFile('test'), POINT_FILE, AMBIGUOUS_FILE].map((f) => ['a file of the data folder', path.join(data!, f)] as [string, string]) : []),
+  ]);
+  if (data && isInside(out, path.join(data, 'features'))) throw new CliError(`--out ${out} lies in the data's features folder ${path.join(data, 'features')}; choose another --out`);
   const configName = (a.config as string | undefined) ?? (typeof recorded?.config === 'string' ? recorded.config : 'thumos14');
   const classNames = cfg1.classNames ?? [];
   const featureDim = cfg1.featureDim;
@@ -206,7 +218,6 @@ export async function main(argv: string[]): Promise<number> {
     timelinesNote,
     warnings,
   });
-  const out = (a.out as string | undefined) ?? path.join(run, 'report.html');
   writeFileAtomic(out, html);
   console.error(`report: ${tables.length} table(s), ${evaluation ? `per-class AP of ${Object.keys(evaluation.apPerClass).length} classes, ` : ''}${timelines.length} timeline(s), ${(html.length / 1024).toFixed(0)} KiB -> ${path.resolve(out)}`);
   for (const w of warnings) console.error(`warning: ${w}`);

@@ -1,11 +1,17 @@
 /**
- * `pstal synth --out DIR [--annotations DIR] [--dim D] [--seed S] [--videos N] [--duration-scale X]`:
- * writes a synthetic dataset in the standard layout (SPEC §1, lib/data/synth.ts). With
- * --annotations the real annotation files are copied and only the features are invented.
+ * `pstal synth --out DIR [--annotations DIR] [--dim D] [--seed S] [--videos N] [--duration-scale X]
+ * [--force]`: writes a synthetic dataset in the standard layout (SPEC §1, lib/data/synth.ts). With
+ * --annotations the real annotation files are copied and only the features are invented. DIR must
+ * be new or empty (--force: write over it), and never the --annotations folder.
  */
+import * as path from 'path';
 import { parseArgs, CliError, OptionSpec } from './args';
 import { SYNTH_DEFAULTS, SynthKnobs, synthesizeDataset } from '../data/synth';
 import { ProgressBar } from '../util/progress';
+import { GT_FILE } from '../formats/ground_truth';
+import { POINT_FILE } from '../formats/point_labels';
+import { AMBIGUOUS_FILE, splitFile } from '../formats/splits';
+import { refuseOutputOverInputs, requireEmptyFolder } from './outputs';
 
 export const SYNTH_OPTIONS: Record<string, OptionSpec> = {
   out: { type: 'string', describe: 'folder to write the dataset into', required: true },
@@ -15,6 +21,7 @@ export const SYNTH_OPTIONS: Record<string, OptionSpec> = {
   videos: { type: 'number', describe: 'invented data: total videos, half train half test (100); with --annotations: the first N of each split' },
   'duration-scale': { type: 'number', describe: `multiplies invented video durations (${SYNTH_DEFAULTS.durationScale}; 0.2 gives a small fast set)` },
   quiet: { type: 'boolean', describe: 'no progress output' },
+  force: { type: 'boolean', describe: 'write into an --out folder that is not empty (files of the same names are replaced, the others stay)' },
 };
 
 export async function main(argv: string[]): Promise<number> {
@@ -30,6 +37,14 @@ export async function main(argv: string[]): Promise<number> {
     if (!((a['duration-scale'] as number) > 0)) throw new CliError(`--duration-scale must be positive, received ${a['duration-scale']}`);
     knobs.durationScale = a['duration-scale'] as number;
   }
+  if (a.annotations !== undefined) {
+    const [out, ann] = [a.out as string, a.annotations as string];
+    refuseOutputOverInputs('--out', out, [['the --annotations folder', ann]]);
+    // file by file too: a link in --out may lead to an input
+    const files = [GT_FILE, splitFile('train'), splitFile('test'), AMBIGUOUS_FILE, POINT_FILE];
+    for (const f of files) refuseOutputOverInputs('--out', path.join(out, f), files.map((g) => ['the input', path.join(ann, g)]));
+  }
+  requireEmptyFolder('--out', a.out as string, Boolean(a.force));
   let bar: ProgressBar | undefined;
   const s = await synthesizeDataset({
     out: a.out as string,

@@ -5,6 +5,8 @@
  * RUN2 gets proposals_{train,test}.json, the loop's files (tspnet_*), and the final table.
  */
 import { CliError, Parsed } from './args';
+import { refuseOutputOverInputs, runFiles } from './outputs';
+import { tspnetPaths } from '../models/tspnet/checkpoint';
 import { setup, withSigint } from './training';
 import { train } from '../models/tspnet/run';
 import { TspNetConfig, TSPNET_DEFAULTS } from '../models/tspnet/config';
@@ -12,12 +14,31 @@ import { TspNetConfig, TSPNET_DEFAULTS } from '../models/tspnet/config';
 
 const num = (a: Parsed, k: string): number | undefined => (a[k] !== undefined ? (a[k] as number) : undefined);
 
+/**
+ * --out is none of the inputs, checked before the run folder is taken (setup writes dataset.json
+ * there): not the --base run (its dataset.json and metrics.svg would be replaced), nor a folder
+ * whose proposals files are --proposals-train/-test.
+ */
+function refuseInputsAsOutput(a: Parsed): void {
+  const out = a.out as string;
+  if (a.base !== undefined) {
+    refuseOutputOverInputs('--out', out, [['the --base run folder', a.base as string]]);
+    for (const f of runFiles(out)) refuseOutputOverInputs('--out', f, runFiles(a.base as string).map((g) => ['a file of the --base run', g]));
+  }
+  const own = tspnetPaths(out);
+  for (const [opt, file] of [['--proposals-train', a['proposals-train']], ['--proposals-test', a['proposals-test']]] as const)
+    if (file !== undefined)
+      for (const f of [own.proposalsTrain, own.proposalsTest, ...runFiles(out)])
+        refuseOutputOverInputs('--out', f, [[`the ${opt} file`, file as string]]);
+}
+
 export async function mainTspNet(a: Parsed): Promise<number> {
   if (a.base === undefined && (a['proposals-train'] === undefined || a['proposals-test'] === undefined))
     throw new CliError('--method tspnet needs --base RUN (an HR-Pro run folder) or both --proposals-train and --proposals-test');
   if (a.base !== undefined && (a['proposals-train'] !== undefined || a['proposals-test'] !== undefined))
     throw new CliError('give either --base or --proposals-train/--proposals-test, not both');
   if (a['base-stage'] !== 1 && a['base-stage'] !== 2) throw new CliError(`--base-stage must be 1 or 2, received ${a['base-stage']}`);
+  refuseInputsAsOutput(a);
   const { device, dataset } = setup(a);
   const overrides = Object.fromEntries(
     Object.entries({

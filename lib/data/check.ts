@@ -37,6 +37,7 @@ import { GT_FILE, TimedGtVideo, groundTruthLabels, readGroundTruth, requireTimin
 import { POINT_FILE, PointLabelsFile, readPointLabels } from '../formats/point_labels';
 import { AMBIGUOUS_FILE, AmbiguousSegments, Split, readAmbiguous, readSplit, splitFile } from '../formats/splits';
 import { emptyRecord } from '../formats/text';
+import { videoFile } from '../util/paths';
 
 export type Severity = 'error' | 'warning';
 
@@ -137,7 +138,7 @@ export function dataFeatureWidth(root: string): { dim: number; file: string } | 
   const list = path.join(root, splitFile('train'));
   const names = fs.existsSync(list) ? readSplit(list) : [];
   for (const name of names) {
-    const file = path.join(root, 'features', 'train', `${name}.npy`);
+    const file = videoFile(path.join(root, 'features', 'train'), name, '.npy', list);
     if (!fs.existsSync(file)) continue;
     const h = readNpyHeader(file);
     if (h.shape.length !== 2) throw new Error(`${file}: features must be [T, D], found shape [${h.shape.join(', ')}]`);
@@ -241,7 +242,7 @@ export function checkDataset(root: string, config: Pick<DatasetConfig, 'featureF
     for (const name of names) {
       const v = gt.get(name);
       if (v) s.instances += v.annotations.length;
-      const file = path.join(root, 'features', split, `${name}.npy`);
+      const file = videoFile(path.join(root, 'features', split), name, '.npy', path.join(root, splitFile(split)));
       if (!fs.existsSync(file)) {
         add({ severity: 'error', kind: 'missing-features', file, video: name, message: `missing: the video is listed in ${splitFile(split)} but has no features file` });
         continue;

@@ -13,6 +13,7 @@ import * as path from 'path';
 import YAML from 'yaml';
 import { numpyArange } from '../postprocess';
 import { PACKAGE_ROOT } from '../runtime/native';
+import { readRegularFile } from '../util/fs';
 
 export interface Stage1Hyper {
   iterations: number; testEvery: number; batchSize: number; lr: number; weightDecay: number; dropout: number; rAct: number;
@@ -236,9 +237,11 @@ export function loadConfig(
   let raw: unknown;
   const size = fs.statSync(file).size;
   if (size > MAX_CONFIG_BYTES) throw new Error(`${file}: ${size} bytes is too large for a config (at most ${MAX_CONFIG_BYTES}); is it the right file?`);
+  // a FIFO or a device is refused before any read
+  const text = readRegularFile(file, MAX_CONFIG_BYTES).toString('utf8');
   try {
     // warnings (an unresolved !tag: a stray '!') are errors too, named with their line, not printed
-    const doc = YAML.parseDocument(fs.readFileSync(file, 'utf8').replace(/^\uFEFF/, ''), { logLevel: 'silent' });
+    const doc = YAML.parseDocument(text.replace(/^\uFEFF/, ''), { logLevel: 'silent' });
     const first = doc.errors[0] ?? doc.warnings[0];
     if (first) throw first;
     raw = doc.toJS({ maxAliasCount: 100 });

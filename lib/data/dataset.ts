@@ -23,6 +23,7 @@ import type { DatasetConfig } from './config';
 import { GT_FILE, GroundTruthFile, GtSegment, TimedGtVideo, groundTruthLabels, readGroundTruth, requireTiming } from '../formats/ground_truth';
 import { POINT_FILE, PointLabelsFile, PointRow, readPointLabels } from '../formats/point_labels';
 import { AMBIGUOUS_FILE, AmbiguousSegments, Split, readAmbiguous, readSplit, splitFile } from '../formats/splits';
+import { videoFile } from '../util/paths';
 
 export type { Split, GtSegment };
 
@@ -175,7 +176,7 @@ export function loadDataset(root: string, config: DatasetConfig, opts: LoadDatas
     const featureDir = path.join(root, 'features', split);
     const missing: string[] = [];
     for (const name of names) {
-      const file = path.join(featureDir, `${name}.npy`);
+      const file = videoFile(featureDir, name, '.npy', path.join(root, splitFile(split)));
       if (!fs.existsSync(file)) {
         missing.push(name);
         continue;

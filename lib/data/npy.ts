@@ -3,10 +3,12 @@
  * Read: little-endian float32, float16 and float64 (converted to float32), C order, any rank.
  * Fortran order, other dtypes, big-endian data, a bad header or a truncated file each give an
  * error naming the file. Write: version 1.0, '<f4', C order, atomically (temporary file + rename).
+ * Only a regular file is read (a FIFO or a device such as /dev/zero is an error naming it), and
+ * only the bytes its header declares: the header first, then exactly the data the shape needs.
  */
 import * as fs from 'fs';
 import { halfToFloat } from '../io/half';
-import { writeFileAtomic } from '../util/fs';
+import { openRegular, readAt, writeFileAtomic } from '../util/fs';
 
 export { halfToFloat } from '../io/half'; // part of the data API since it was defined here
 
@@ -63,35 +65,57 @@ function parsePreamble(file: string, buf: Buffer): { descr: string; shape: numbe
   return { descr, shape, itemSize, dataStart: offset + headerLen };
 }
 
-export function readNpy(file: string): NpyArray {
-  let buf: Buffer;
+/** Opens a .npy file for reading: a regular file only; errors name the file. */
+function openNpy(file: string): { fd: number; size: number } {
   try {
-    buf = fs.readFileSync(file);
+    return openRegular(file);
   } catch (e) {
-    throw new Error(`${file}: cannot read: ${(e as Error).message}`);
+    const m = (e as Error).message;
+    throw new Error(m.startsWith(file) ? m : `${file}: cannot read: ${m}`);
   }
-  const { shape, itemSize, dataStart: start } = parsePreamble(file, buf);
-  const count = shape.reduce((a, b) => a * b, 1);
-  const need = count * itemSize;
-  if (buf.length - start < need)
-    throw new Error(`${file}: truncated: shape (${shape.join(', ')}) needs ${need} bytes of data, the file has ${buf.length - start}`);
-  const bytes = buf.subarray(start, start + need);
+}
+
+/** The first bytes of an open .npy file: enough for any header this reader accepts. */
+const HEAD_BYTES = 65536 + 12;
+
+export function readNpy(file: string): NpyArray {
+  const { fd, size } = openNpy(file);
+  try {
+    const head = readAt(fd, Math.min(size, HEAD_BYTES), 0);
+    const { shape, itemSize, dataStart: start } = parsePreamble(file, head);
+    const count = shape.reduce((a, b) => a * b, 1);
+    const need = count * itemSize;
+    // the size the header declares, checked before anything of that size is allocated
+    if (size - start < need) throw new Error(`${file}: truncated: shape (${shape.join(', ')}) needs ${need} bytes of data, the file has ${size - start}`);
+    const read = (into: Uint8Array): Buffer => {
+      const b = readAt(fd, need, start, into);
+      if (b.length < need) throw new Error(`${file}: truncated: shape (${shape.join(', ')}) needs ${need} bytes of data, the file has ${b.length} (it shrank while read)`);
+      return b;
+    };
+    return { data: decode(read, count, itemSize), shape };
+  } finally {
+    fs.closeSync(fd);
+  }
+}
+
+/** The values as float32, from `read` (which reads the data bytes, into an aligned buffer when given one). */
+function decode(read: (into: Uint8Array) => Buffer, count: number, itemSize: number): Float32Array {
   let data: Float32Array;
   if (itemSize === 4) {
-    // copy into an aligned buffer (the data offset need not be a multiple of 4)
+    // read straight into an aligned buffer (the data offset need not be a multiple of 4)
     data = new Float32Array(count);
-    new Uint8Array(data.buffer).set(bytes);
+    read(new Uint8Array(data.buffer));
   } else if (itemSize === 8) {
     const f64 = new Float64Array(count);
-    new Uint8Array(f64.buffer).set(bytes);
+    read(new Uint8Array(f64.buffer));
     data = Float32Array.from(f64);
   } else {
     const u16 = new Uint16Array(count);
-    new Uint8Array(u16.buffer).set(bytes);
+    read(new Uint8Array(u16.buffer));
     data = new Float32Array(count);
     for (let i = 0; i < count; i++) data[i] = halfToFloat(u16[i]);
   }
-  return { data, shape };
+  return data;
 }
 
 export interface NpyHeader {
@@ -109,16 +133,9 @@ export interface NpyHeader {
  * whether the file is as long as the shape says. Errors as readNpy's, naming the file.
  */
 export function readNpyHeader(file: string): NpyHeader {
-  let fd: number;
+  const { fd, size: fileBytes } = openNpy(file);
   try {
-    fd = fs.openSync(file, 'r');
-  } catch (e) {
-    throw new Error(`${file}: cannot read: ${(e as Error).message}`);
-  }
-  try {
-    const fileBytes = fs.fstatSync(fd).size;
-    const head = Buffer.alloc(Math.min(fileBytes, 65536 + 12));
-    fs.readSync(fd, head, 0, head.length, 0);
+    const head = readAt(fd, Math.min(fileBytes, HEAD_BYTES), 0);
     const { descr, shape, itemSize, dataStart } = parsePreamble(file, head);
     const count = shape.reduce((a, b) => a * b, 1);
     return { shape, descr, itemSize, fileBytes, expectedBytes: dataStart + count * itemSize };

@@ -34,7 +34,8 @@ import * as fs from 'fs';
 import * as path from 'path';
 import { Rng } from '../util/rng';
 import { writeNpy } from './npy';
-import { writeFileAtomic } from '../util/fs';
+import { readRegularFile, writeFileAtomic } from '../util/fs';
+import { samePath, videoFile } from '../util/paths';
 import { GT_FILE, GtSegment, TimedGtVideo, readGroundTruth, requireTiming, writeGroundTruth } from '../formats/ground_truth';
 import { POINT_FILE, POINT_HEADER, writePointLabels } from '../formats/point_labels';
 import { AMBIGUOUS_FILE, Split, readSplit, splitFile, writeAmbiguous, writeSplit } from '../formats/splits';
@@ -546,7 +547,7 @@ function copyIfExists(from: string, to: string): void {
   if (fs.statSync(from).isDirectory()) {
     fs.mkdirSync(to, { recursive: true });
     for (const f of fs.readdirSync(from)) copyIfExists(path.join(from, f), path.join(to, f));
-  } else writeFileAtomic(to, fs.readFileSync(from));
+  } else writeFileAtomic(to, readRegularFile(from));
 }
 
 export async function synthesizeDataset(o: SynthOptions): Promise<SynthSummary> {
@@ -570,6 +571,10 @@ export async function synthesizeDataset(o: SynthOptions): Promise<SynthSummary> 
     if (k[name] < 0 || k[name] >= 1) throw new Error(`synth: knob '${name}' must be in [0, 1)`);
 
   const out = o.out;
+  // the annotations' own folder would get invented features over its real ones (and, with
+  // videos, shortened split lists)
+  if (o.annotations && fs.existsSync(out) && samePath(o.annotations, out))
+    throw new Error(`synth: the output folder ${out} is the annotation folder ${o.annotations}; write the dataset into another folder`);
   fs.mkdirSync(out, { recursive: true });
   let db: GtDatabase;
   let train: string[];
@@ -622,9 +627,10 @@ export async function synthesizeDataset(o: SynthOptions): Promise<SynthSummary> 
   for (let i = 0; i < jobs.length; i++) {
     const [name, split] = jobs[i];
     const v = db.get(name)!;
+    const file = videoFile(path.join(out, 'features', split), name, '.npy', o.annotations ? path.join(o.annotations, splitFile(split as Split)) : 'synth');
     const X = videoFeatures(name, v, classes, basis, D, seed, k, run);
     const T = X.length / D;
-    writeNpy(path.join(out, 'features', split, `${name}.npy`), X, [T, D]);
+    writeNpy(file, X, [T, D]);
     snippets += T;
     o.onProgress?.(i + 1, jobs.length);
     if (Date.now() - lastYield > 200) {

@@ -3,9 +3,11 @@
  * Ambiguous_test.txt, "video start end" a line (seconds): THUMOS14's ambiguous segments, whose
  * overlapping detections are dropped before scoring (SPEC §6).
  * A split entry is a file name stem (features/<split>/<video>.npy): an entry that could reach
- * outside that folder (a separator, `.`/`..`, NUL) is refused, naming the file and the line.
+ * outside that folder (a separator, `.`/`..`, an absolute path, NUL: lib/util/paths.ts) is
+ * refused, naming the file and the line.
  */
 import { readText, FormatError } from './text';
+import { nameProblem } from '../util/paths';
 import { writeFileAtomic } from '../util/fs';
 
 export type Split = 'train' | 'test';
@@ -17,13 +19,15 @@ export const splitFile = (split: Split): string => `split_${split}.txt`;
 
 /** Reads a split list (blank lines ignored; a name listed twice is an error). */
 export function readSplit(file: string): string[] {
-  const names = readText(file, 'split file')
+  const entries = readText(file, 'split file')
     .split(/\r?\n/)
-    .map((s) => s.trim())
-    .filter((s) => s.length > 0);
+    .map((s, i) => ({ name: s.trim(), line: i + 1 }))
+    .filter((e) => e.name.length > 0);
+  const names = entries.map((e) => e.name);
   const seen = new Map<string, number>();
   names.forEach((n, i) => {
-    if (/[\/\\]|^\.\.?$|\0/.test(n)) throw new FormatError(`${file}: entry ${i + 1} ${JSON.stringify(n)} is not a video name (it holds a path separator or is . or ..)`);
+    const why = nameProblem(n);
+    if (why) throw new FormatError(`${file}: entry ${i + 1} ${JSON.stringify(n)} is not a video name (line ${entries[i].line}): it ${why}; a video name is a file name, features/<split>/<video>.npy, and must stay in its folder`);
     if (seen.has(n)) throw new FormatError(`${file}: video ${JSON.stringify(n)} is listed twice (entries ${seen.get(n)! + 1} and ${i + 1})`);
     seen.set(n, i);
   });

@@ -1,17 +1,19 @@
 /**
  * text.ts: what every reader of an outside file shares: the text of a file (BOM stripped, the file
- * named in every error), JSON with duplicate keys refused, and the field-error helper, so that each
- * format module states only its own fields.
+ * named in every error; only a regular file is read, and no more than its size: a FIFO or a device
+ * such as /dev/zero is an error naming it), JSON with duplicate keys refused, and the field-error
+ * helper, so that each format module states only its own fields.
  */
-import * as fs from 'fs';
 import { DuplicateKeyError, MemberReviver, readJsonFile } from '../util/json';
+import { NotRegularFileError, readRegularFile } from '../util/fs';
 
 /** A file's text without a leading byte-order mark; `what` names the file's role in the error. */
 export function readText(file: string, what: string): string {
   let text: string;
   try {
-    text = fs.readFileSync(file, 'utf8');
+    text = readRegularFile(file).toString('utf8');
   } catch (e) {
+    if (e instanceof NotRegularFileError) throw new Error(`${what} ${e.message}`);
     const code = (e as NodeJS.ErrnoException).code;
     if (code === 'ENOENT') throw new Error(`${what} not found: ${file}`);
     throw new Error(`${what} ${file}: cannot read (${(e as Error).message})`);
@@ -29,6 +31,7 @@ export function readJson(file: string, what: string, member?: MemberReviver): un
     return readJsonFile(file, member);
   } catch (e) {
     if (e instanceof DuplicateKeyError) throw e; // its message starts with the file
+    if (e instanceof NotRegularFileError) throw new Error(`${what} ${e.message}`);
     const code = (e as NodeJS.ErrnoException).code;
     if (code === 'ENOENT') throw new Error(`${what} not found: ${file}`);
     // a system error (EACCES, EISDIR) has a code; a syntax error has none

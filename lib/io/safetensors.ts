@@ -7,7 +7,7 @@
 import * as fs from 'fs';
 import { Shape, Tensor, shapeSize } from '../tensor/tensor';
 import { halfToFloat } from './half';
-import { writeFileAtomic } from '../util/fs';
+import { readRegularFile, writeFileAtomic } from '../util/fs';
 import { findDuplicateKey } from '../util/json';
 
 export interface StoredTensor {
@@ -49,7 +49,7 @@ const DTYPE_BYTES: Record<string, number> = { F32: 4, F16: 2, BF16: 2, F64: 8 };
 export function loadSafetensors(file: string): SafetensorsFile {
   let buf: Buffer;
   try {
-    buf = fs.readFileSync(file);
+    buf = readRegularFile(file); // a FIFO or a device is refused before any read
   } catch (e) {
     throw new Error(`${file}: cannot read checkpoint: ${(e as Error).message}`);
   }

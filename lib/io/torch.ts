@@ -24,6 +24,7 @@ import { unzipSync } from 'fflate';
 import { Parser, NameRegistry } from 'pickleparser';
 import { halfToFloat } from './half';
 import type { StoredTensor } from './safetensors';
+import { readRegularFile } from '../util/fs';
 
 export type TorchDtype = 'float32' | 'float64' | 'float16' | 'bfloat16' | 'int64' | 'int32' | 'int16' | 'int8' | 'uint8' | 'bool';
 
@@ -110,7 +111,7 @@ function registry(): NameRegistry {
 export function readTorchCheckpoint(file: string): TorchCheckpoint {
   let buf: Buffer;
   try {
-    buf = fs.readFileSync(file);
+    buf = readRegularFile(file); // a FIFO or a device is refused before any read
   } catch (e) {
     throw new Error(`${file}: cannot read: ${(e as Error).message}`);
   }

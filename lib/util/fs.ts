@@ -8,7 +8,16 @@
  *   removed and the previous version of the target stays as it was;
  * - temporary files of writes killed half-way (`.<name>.<pid>.<ms>.tmp`) are recognisable, and
  *   `removeStaleTemps(dir)` removes them (the run folder's lock holder does it on start);
- * - tests inject faults with `setWriteHook` (called before each open, write, fsync and rename).
+ * - tests inject faults with `setWriteHook` (called before each open, write, fsync and rename);
+ * - only a regular file is replaced: a path that is a symbolic link to a regular file is written
+ *   through (its target is replaced, the link stays), and a FIFO, socket, device, directory or a
+ *   link to one of those, or a dangling link, is refused naming it (an `--out /dev/full` or an
+ *   `--out` that is a link must not be swapped for a regular file).
+ *
+ * And every read of an outside file opens it with `openRegular` / `readRegularFile`: a FIFO, a
+ * device (/dev/zero), a socket or a directory is an Error naming the file, before any byte is read
+ * (a FIFO opened for reading blocks until a writer comes; /dev/zero never ends), and a read takes
+ * at most the size the file had when opened.
  */
 import * as fs from 'fs';
 import * as path from 'path';
@@ -67,6 +76,109 @@ export class WriteError extends Error {
 
 const TEMP_RE = /^\.(.+)\.(\d+)\.(\d+)\.tmp$/;
 
+/** What a non-regular file is, for messages ('a FIFO', 'a character device', ...); null for a regular file. */
+export function fileKind(st: fs.Stats): string | null {
+  if (st.isFile()) return null;
+  if (st.isDirectory()) return 'a directory';
+  if (st.isFIFO()) return 'a FIFO';
+  if (st.isSocket()) return 'a socket';
+  if (st.isCharacterDevice()) return 'a character device';
+  if (st.isBlockDevice()) return 'a block device';
+  if (st.isSymbolicLink()) return 'a symbolic link';
+  return 'not a regular file';
+}
+
+/** An input that is not a regular file (a FIFO, a device, a socket, a directory); the message names the file. */
+export class NotRegularFileError extends Error {
+  code = 'ENOTREG';
+  constructor(
+    readonly file: string,
+    readonly kind: string,
+  ) {
+    super(`${file} is ${kind}, not a regular file`);
+  }
+}
+
+// O_NONBLOCK: opening a FIFO for reading returns at once instead of waiting for a writer (the fstat
+// that follows refuses it); it changes nothing for a regular file. Not defined on Windows.
+const OPEN_READ = fs.constants.O_RDONLY | (fs.constants.O_NONBLOCK ?? 0) | (fs.constants.O_NOCTTY ?? 0);
+
+/**
+ * Opens `file` for reading when it is a regular file (a symbolic link to one included): anything
+ * else is a NotRegularFileError, without blocking (a FIFO) and without reading (/dev/zero).
+ * Returns the descriptor and the file's size; a missing file is Node's ENOENT error.
+ */
+export function openRegular(file: string): { fd: number; size: number } {
+  const kind = fileKind(fs.statSync(file)); // before opening: opening a device can have effects
+  if (kind) throw new NotRegularFileError(file, kind);
+  const fd = fs.openSync(file, OPEN_READ);
+  try {
+    const st = fs.fstatSync(fd); // what was opened (the path may have changed since the stat)
+    const k = fileKind(st);
+    if (k) throw new NotRegularFileError(file, k);
+    return { fd, size: st.size };
+  } catch (e) {
+    fs.closeSync(fd);
+    throw e;
+  }
+}
+
+/**
+ * Reads `length` bytes at `position` from `fd` (fewer only at the end of the file), into a new
+ * Buffer or into `into`.
+ */
+export function readAt(fd: number, length: number, position: number, into?: Uint8Array): Buffer {
+  const buf = into ? Buffer.from(into.buffer, into.byteOffset, length) : Buffer.allocUnsafe(length);
+  let off = 0;
+  while (off < length) {
+    const n = fs.readSync(fd, buf, off, Math.min(length - off, 1 << 30), position + off);
+    if (n === 0) break;
+    off += n;
+  }
+  return off === length ? buf : buf.subarray(0, off);
+}
+
+/** The bytes of a regular file (see openRegular), at most `maxBytes` of them (default: its size when opened). */
+export function readRegularFile(file: string, maxBytes = Infinity): Buffer {
+  const { fd, size } = openRegular(file);
+  try {
+    return readAt(fd, Math.min(size, maxBytes), 0);
+  } finally {
+    fs.closeSync(fd);
+  }
+}
+
+/**
+ * The path a write of `file` replaces: `file` itself when it is missing or a regular file, the
+ * target when it is a symbolic link to a regular file. Anything else throws (the caller names it).
+ */
+function replaceablePath(file: string): string {
+  let st: fs.Stats;
+  try {
+    st = fs.lstatSync(file);
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return file;
+    throw e;
+  }
+  if (st.isFile()) return file;
+  if (!st.isSymbolicLink()) throw notReplaced(fileKind(st)!);
+  let target: string;
+  try {
+    target = fs.realpathSync(file);
+  } catch {
+    throw notReplaced(`a symbolic link to a missing file (${fs.readlinkSync(file)})`);
+  }
+  const kind = fileKind(fs.statSync(target));
+  if (kind) throw notReplaced(`a symbolic link to ${kind} (${target})`);
+  return target;
+}
+
+function notReplaced(kind: string): NodeJS.ErrnoException {
+  const e = new Error(`it is ${kind}, not a regular file; only a regular file (or a symbolic link to one) is replaced`) as NodeJS.ErrnoException;
+  e.code = 'ENOTREG';
+  return e;
+}
+
 function tempName(file: string): string {
   return path.join(path.dirname(file), `.${path.basename(file)}.${process.pid}.${Date.now()}.tmp`);
 }
@@ -75,25 +187,40 @@ function tempName(file: string): string {
  * A file written piece by piece into a temporary file and renamed over `file` by commit(): the
  * atomic write of writeFileAtomic for data too large to hold at once (an ActivityNet-scale
  * proposals file). Any failure is a WriteError naming `file`, the temporary file is removed and
- * `file` keeps its previous content; abort() drops what was written.
+ * `file` keeps its previous content; abort() drops what was written. When `file` is a symbolic
+ * link to a regular file, its target is replaced and the link kept; a `file` that is anything
+ * else but a regular file (a FIFO, a device, a directory) is refused before anything is written.
  */
 export class AtomicFileWriter {
   private readonly tmp: string;
+  /** what the rename replaces: `file`, or the regular file a link at `file` points to */
+  private readonly target: string;
   private fd = -1;
   constructor(readonly file: string) {
-    const dir = path.dirname(file);
+    try {
+      this.target = replaceablePath(file);
+    } catch (e) {
+      throw new WriteError(file, e);
+    }
+    const dir = path.dirname(this.target);
     try {
       hook?.('mkdir', dir);
       fs.mkdirSync(dir, { recursive: true });
     } catch (e) {
       throw new WriteError(file, e);
     }
-    this.tmp = tempName(file);
+    this.tmp = tempName(this.target);
     try {
       hook?.('open', this.tmp);
       this.fd = fs.openSync(this.tmp, 'w');
     } catch (e) {
       throw new WriteError(file, e);
+    }
+    // a file written over (or through a link) keeps its permissions (not set-id bits)
+    try {
+      fs.fchmodSync(this.fd, fs.statSync(this.target).mode & 0o777);
+    } catch {
+      // a new file: the default mode
     }
   }
 
@@ -120,7 +247,9 @@ export class AtomicFileWriter {
       fs.closeSync(this.fd);
       this.fd = -1;
       hook?.('rename', this.file);
-      fs.renameSync(this.tmp, this.file);
+      // the target may have changed since the open (a FIFO made in its place): checked again
+      if (replaceablePath(this.file) !== this.target) throw Object.assign(new Error('it changed while being written (a link now leads elsewhere)'), { code: 'ENOTREG' });
+      fs.renameSync(this.tmp, this.target);
     } catch (e) {
       this.abort();
       throw new WriteError(this.file, e);

@@ -6,7 +6,7 @@
  * builds no second tree) checks every object's keys and names the first repeated one by its path.
  */
 import * as fs from 'fs';
-import { AtomicFileWriter } from './fs';
+import { AtomicFileWriter, openRegular, readAt } from './fs';
 
 /** A key given twice in one object: its object's path and the key (path `database.video_x`). */
 export class DuplicateKeyError extends Error {
@@ -137,8 +137,16 @@ export function setJsonTreeThreshold(bytes: number): number {
  * and an ActivityNet-scale results or proposals file is larger.
  */
 export function readJsonFile(file: string, member?: MemberReviver): unknown {
-  if (fs.statSync(file).size > treeThreshold) return readJsonTree(file, member);
-  const value = parseJson(fs.readFileSync(file, 'utf8'), file);
+  // a FIFO or a device is refused before any read (it would block, or never end)
+  const { fd, size } = openRegular(file);
+  let text: string;
+  try {
+    if (size > treeThreshold) return readJsonTree(file, member);
+    text = readAt(fd, size, 0).toString('utf8');
+  } finally {
+    fs.closeSync(fd);
+  }
+  const value = parseJson(text, file);
   if (member) {
     // what readJsonTree would hand over: each value two levels down
     const each = (x: unknown, f: (k: string | number, v: unknown) => unknown): void => {
@@ -275,7 +283,7 @@ function pathString(path: (string | number)[]): string {
  */
 export function readJsonTree(file: string, member?: MemberReviver, chunkBytes = 1 << 24): unknown {
   const splitDepth = 2;
-  const fd = fs.openSync(file, 'r');
+  const { fd } = openRegular(file);
   try {
     const src = new ByteSource(fd, chunkBytes);
     const fail = (what: string): never => {

@@ -268,10 +268,11 @@ test('gt: ground truth from a point csv with start/stop frames (hand-computed), 
 
   // the test split unlabelled (ActivityNet 1.3's case): refused without --holdout, drawn with it
   fs.writeFileSync(path.join(dir, 'split_test.txt'), 'v5\n');
-  const refused = pstal(['gt', '--annotations', dir, '--out', out]);
+  // (--force: out holds the first call's files)
+  const refused = pstal(['gt', '--annotations', dir, '--out', out, '--force']);
   t.not(refused.status, 0);
   t.regex(refused.stderr, /split_test\.txt has a row in .*point_gaussian\.csv.*holdout/);
-  const held = pstal(['gt', '--annotations', dir, '--out', out, '--holdout', '0.34', '--seed', '3']);
+  const held = pstal(['gt', '--annotations', dir, '--out', out, '--holdout', '0.34', '--seed', '3', '--force']);
   t.is(held.status, 0, held.stderr);
   const train = fs.readFileSync(path.join(out, 'split_train.txt'), 'utf8').trim().split('\n');
   const testSplit = fs.readFileSync(path.join(out, 'split_test.txt'), 'utf8').trim().split('\n');

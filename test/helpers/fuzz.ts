@@ -12,6 +12,15 @@
  * must keep exactly the file's videos (and classes) as own keys (none lost to Object.prototype);
  * a parsed command line must hold no option its command does not have. Case i of seed s is always
  * the same input.
+ *
+ * Names that would be paths: the split-list and csv-id targets put path separators, `.`/`..`,
+ * absolute paths and NULs in video names; a name a reader accepts must make a path inside its
+ * folder (lib/util/paths.ts videoFile), and the gt command must emit no such name in the split
+ * lists it writes. (gt_full.json keys become paths only through a split entry: covered there.)
+ * Non-regular files: about one case in 50, by its own seeded draw (the mutations of the other cases
+ * are unchanged), is not a regular file but a FIFO, a link to a FIFO, a link to /dev/zero, a
+ * folder or a dangling link; every reader must refuse it with an Error naming it, at once (a
+ * FIFO's blocking open is a hang for the watchdog).
  */
 import * as fs from 'fs';
 import * as path from 'path';
@@ -33,6 +42,9 @@ import { checkNumericOptions } from '../../lib/cli/training';
 import { EVAL_OPTIONS } from '../../lib/cli/eval';
 import { DuplicateKeyError, findDuplicateKey } from '../../lib/util/json';
 import { FormatError } from '../../lib/formats/text';
+import { nameProblem, videoFile } from '../../lib/util/paths';
+import { groundTruthFromPoints } from '../../lib/data/points';
+import { spawnSync } from 'child_process';
 
 const FIXTURES = path.resolve(__dirname, '..', 'fixtures');
 const CONFIGS = path.resolve(__dirname, '..', '..', 'configs');
@@ -110,6 +122,27 @@ const keysProblem = (what: string, got: string[], want: string[] | null): string
 const HOSTILE = ['__proto__', 'constructor', 'toString', 'hasOwnProperty'];
 const ambiguousProblem = (m: Map<string, [number, number][]>): string | null =>
   first([...m.values()].flat().map(([a, b]) => (fin(a) && fin(b) && a >= 0 && a <= b ? null : `ambiguous segment [${a}, ${b}]`)));
+/** Video names that would be paths, as a hostile data file holds them. */
+const PATH_NAMES = ['../x', '../../../x', '..', '.', 'a/b', 'a\\b', '..\\x', '/etc/passwd', 'C:x', 'x\u0000y', 'x/..', '~/x', './x'];
+
+/** A line of `text` (or its field `field` of a csv line) replaced by a name that would be a path. */
+function pathNameIn(b: Buffer, rng: Rng, field?: number): Buffer {
+  const lines = b.toString('utf8').split('\n');
+  const i = field === undefined ? rng.int(lines.length) : 1 + rng.int(Math.max(1, lines.length - 2));
+  const name = pick(rng, PATH_NAMES);
+  if (field === undefined) lines[i] = rng.uniform() < 0.5 ? name : `${lines[i]}${name}`;
+  else if (lines[i] !== undefined) {
+    const cells = lines[i].split(',');
+    if (cells.length > field) cells[field] = name;
+    lines[i] = cells.join(',');
+  }
+  return Buffer.from(lines.join('\n'), 'utf8');
+}
+
+/** Names a reader accepted that would not be a file in their folder. */
+const pathProblem = (names: string[], dir: string): string | null =>
+  first(names.map((n) => (nameProblem(n) ? `accepted the name ${JSON.stringify(n)}` : path.dirname(videoFile(dir, n, '.npy', 'fuzz')) === dir ? null : `the name ${JSON.stringify(n)} makes a path outside ${dir}`)));
+
 const shapeProblem = (shape: number[], n: number): string | null =>
   !shape.every((d) => Number.isInteger(d) && d >= 0) ? `shape ${JSON.stringify(shape)}` : shape.reduce((a, b) => a * b, 1) !== n ? `shape ${JSON.stringify(shape)} holds ${n} values` : null;
 
@@ -141,6 +174,11 @@ export function targets(tmp: string): Target[] {
     test: Object.fromEntries([[H1, { PP: Object.fromEntries([[H2, [[1, 4, 0.8]]], [H0, [[10, 11, 0.2]]]]) }], [H3, { PP: {} }]]),
   };
   const torch = ['stage2.pt', 'stage1.pt', 'stage2_legacy.pt'].map((f) => fs.readFileSync(path.join(FIXTURES, 'torch', f)));
+  // the split lists the csv target's gt command reads (the test split is drawn from the training videos)
+  const splitTrain = path.join(tmp, 'split_train.txt');
+  const splitTest = path.join(tmp, 'split_test.txt');
+  fs.writeFileSync(splitTrain, 'v1\nv2\n');
+  fs.writeFileSync(splitTest, '');
   return [
     { name: 'npy', ext: '.npy', text: false, seeds: [npySeed([5, 4]), npySeed([3]), npySeed([2, 3], '<f8'), npySeed([4, 2], '<f2'), npySeed([0, 4])], read: (f) => {
       const a = readNpy(f);
@@ -201,6 +239,11 @@ export function targets(tmp: string): Target[] {
       return { bytes: 0, problem: rows.length === 0 ? 'no rows' : first(rows.map((r) => (fin(r.frame) && r.frame >= 0 && r.video && r.label && r.label !== 'class' ? null : `row ${JSON.stringify(r)}`))) };
     } },
     { name: 'split list', ext: '.txt', text: true, seeds: [Buffer.from('v1\nv2\nvideo_test_0000004\n')], read: (f) => (readSplit(f), 0) },
+    { name: 'split names (paths)', ext: '.txt', text: true, seeds: [Buffer.from('v1\nv2\nvideo_test_0000004\n')], mutate: (b, rng) => pathNameIn(b, rng), read: (f) => ({ bytes: 0, problem: pathProblem(readSplit(f), path.join(tmp, 'features')) }) },
+    { name: 'csv video ids (gt)', ext: '.csv', text: true, seeds: [Buffer.from(csv)], mutate: (b, rng) => pathNameIn(b, rng, 4), read: (f) => {
+      const r = groundTruthFromPoints(f, splitTrain, splitTest, { fps: 30, holdout: 0.5, minDuration: 0 });
+      return { bytes: 0, problem: pathProblem([...r.splits.train, ...r.splits.test, ...r.gt.keys()], path.join(tmp, 'features')) };
+    } },
     { name: 'ambiguous (dataset)', ext: '.txt', text: true, seeds: [Buffer.from('v1 1.5 3.0\nv2 0 1\n')], read: (f) => ({ bytes: 0, problem: ambiguousProblem(readAmbiguous(f)) }) },
     { name: 'ambiguous (eval)', ext: '.txt', text: true, seeds: [Buffer.from('v1 1.5 3.0\nv2 0 1\n')], read: (f) => ({ bytes: 0, problem: ambiguousProblem(loadAmbiguous(f)) }) },
     { name: 'yaml config', ext: '.yaml', text: true, seeds: ['gtea.yaml', 'thumos14.yaml'].map((c) => fs.readFileSync(path.join(CONFIGS, c))), read: (f) => {
@@ -350,6 +393,11 @@ function duplicateMember(s: string, rng: Rng): string {
 
 export function mutate(t: Target, seed: Buffer, rng: Rng): Buffer {
   let b = seed;
+  // a target's own mutation (names that would be paths), then the common ones half the time
+  if (t.mutate) {
+    b = t.mutate(b, rng);
+    if (rng.uniform() < 0.5) return b;
+  }
   const rounds = 1 + (rng.uniform() < 0.3 ? rng.int(3) : 0);
   for (let r = 0; r < rounds; r++) {
     const u = rng.uniform();
@@ -363,6 +411,30 @@ export function mutate(t: Target, seed: Buffer, rng: Rng): Buffer {
 }
 
 // ---- the oracle ------------------------------------------------------------------------------------
+
+const NON_REGULAR = ['a FIFO', 'a link to a FIFO', 'a link to /dev/zero', 'a folder', 'a dangling link'] as const;
+
+/**
+ * About one case in 50 (its own draw: the other cases' inputs do not change) makes `file` a
+ * non-regular file instead of writing the input; returns what it made, or null. POSIX only.
+ */
+function nonRegular(file: string, seed: number, i: number): string | null {
+  if (process.platform === 'win32') return null;
+  const rng = new Rng((seed * 7919 + i * 104729 + 17) >>> 0);
+  if (rng.uniform() >= 0.02) return null;
+  const kind = pick(rng, [...NON_REGULAR]);
+  const fifo = (f: string): void => {
+    if (spawnSync('mkfifo', [f]).status !== 0) throw new Error(`mkfifo ${f} failed`);
+  };
+  const aside = `${file}.target`;
+  fs.rmSync(aside, { recursive: true, force: true });
+  if (kind === 'a FIFO') fifo(file);
+  else if (kind === 'a link to a FIFO') (fifo(aside), fs.symlinkSync(aside, file));
+  else if (kind === 'a link to /dev/zero') fs.symlinkSync('/dev/zero', file);
+  else if (kind === 'a folder') fs.mkdirSync(file);
+  else fs.symlinkSync(aside, file);
+  return kind;
+}
 
 /** The path of a duplicate key in valid JSON text (a BOM allowed), or null. */
 function duplicateIn(text: string): string | null {
@@ -406,19 +478,22 @@ export function fuzz(o: { cases: number; seed: number; tmp: string; maxFailures?
     const seed = t.seeds[rng.int(t.seeds.length)];
     const input = mutate(t, seed, rng);
     const file = path.join(o.tmp, `case-${t.name.replace(/\W+/g, '_')}${t.ext}`);
-    fs.writeFileSync(file, input);
+    fs.rmSync(file, { recursive: true, force: true }); // the last case's file may be a FIFO or a folder
+    const special = nonRegular(file, o.seed, i);
+    if (!special) fs.writeFileSync(file, input);
     const stat = report.byTarget[t.name];
     stat.cases++;
     report.cases++;
     const fail = (why: string) => {
-      if (report.failures.length < (o.maxFailures ?? 50)) report.failures.push({ target: t.name, caseIndex: i, why, input: input.toString('base64') });
+      if (report.failures.length < (o.maxFailures ?? 50)) report.failures.push({ target: t.name, caseIndex: i, why: special ? `(${special}) ${why}` : why, input: special ?? input.toString('base64') });
     };
     const c0 = process.hrtime.bigint();
     try {
       const got = t.read(file);
       const bytes = typeof got === 'number' ? got : got.bytes;
       stat.accepted++;
-      if (bytes > 8 * input.length + 4096) fail(`accepted, but its result takes ${bytes} bytes from a file of ${input.length}`);
+      if (special) fail(`accepted ${special}`);
+      else if (bytes > 8 * input.length + 4096) fail(`accepted, but its result takes ${bytes} bytes from a file of ${input.length}`);
       if (typeof got !== 'number' && got.problem) fail(`accepted a bad value: ${got.problem}`);
       const dup = t.ext === '.json' ? duplicateIn(input.toString('utf8')) : null;
       if (dup) fail(`accepted a duplicate key ${dup}`);

@@ -1,7 +1,7 @@
 /**
  * fuzz.ts: 10^5 seeded cases (default) over every reader of outside data (.npy, safetensors, torch
- * zip, gt / results / proposals JSON, point-label csv, split lists, ambiguous lists, YAML configs)
- * and the argument parser; see test/helpers/fuzz.ts for the mutations and the oracle. Prints a
+ * zip, gt / results / proposals JSON, point-label csv, split lists, ambiguous lists, YAML configs;
+ * names that would be paths; FIFOs, folders and /dev/zero in place of a file) and the argument parser; see test/helpers/fuzz.ts for the mutations and the oracle. Prints a
  * summary (JSON) and each failure with the case index and its input (base64); exit 1 on any.
  *
  *   npx ts-node --transpile-only test/soak/fuzz.ts [--cases 100000] [--seed 1] [--only npy,torch]

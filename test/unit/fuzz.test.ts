@@ -3,7 +3,9 @@
  * test/soak/fuzz.ts runs 10^5): mutated and truncated .npy, safetensors, torch zip archives, gt /
  * results / proposals JSON, point-label csv, split and ambiguous lists and YAML configs each give a
  * result that keeps its invariants or an Error naming the file; never another exception, a hang or
- * an allocation beyond a few times the file. Plus the regression inputs the fuzzer found.
+ * an allocation beyond a few times the file. Video names with path separators (split lists, csv
+ * video ids) never make a path outside their folder, and a FIFO, a folder or a link to /dev/zero
+ * in place of any file is refused at once. Plus the regression inputs the fuzzer found.
  */
 import test from 'ava';
 import * as fs from 'fs';

@@ -13,7 +13,7 @@
 import * as fs from 'fs';
 import * as path from 'path';
 import { Rng } from '../../util/rng';
-import { writeFileAtomic } from '../../util/fs';
+import { openRegular, writeFileAtomic } from '../../util/fs';
 import { loadSafetensors, StoredTensor } from '../../io/safetensors';
 import { readTorchCheckpoint, TorchDtype } from '../../io/torch';
 import { loadConfig, DatasetConfig } from '../../data/config';
@@ -82,7 +82,7 @@ export function readStateDict(file: string): { tensors: Map<string, StoredTensor
 function looksLikeSafetensors(file: string): boolean {
   let fd: number | undefined;
   try {
-    fd = fs.openSync(file, 'r');
+    fd = openRegular(file).fd; // a FIFO would block an open for reading
     const head = Buffer.alloc(9);
     if (fs.readSync(fd, head, 0, 9, 0) < 9) return false;
     const n = Number(head.readBigUInt64LE(0));
