@@ -18,7 +18,7 @@ export const IMPORT_OPTIONS: Record<string, OptionSpec> = {
   data: { type: 'string', describe: "a dataset folder whose gt_full.json gives the class names (for configs without classNames)" },
   'prototype-tokens': { type: 'string', describe: "stage 1: 'reshape' (the reference's reshape of the memory, as a reference checkpoint was trained) or 'per-class'", default: 'reshape' },
   heads: { type: 'number', describe: 'stage 1: attention heads (the checkpoint does not record them)', default: 8 },
-  force: { type: 'boolean', describe: "replace the stage's checkpoint in RUN, removing the files derived from the old one" },
+  force: { type: 'boolean', describe: "replace the stage's checkpoint in RUN, removing the files derived from the old one (stage 1: its ranking, a stage 2 trained here, RUN/tspnet; stage 2: RUN/tspnet on its detections)" },
 };
 
 export const IMPORT_ABOUT = `Reads the zip archive torch.save writes (float32/64/16 and bfloat16 tensors, any strides; a state

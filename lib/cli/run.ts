@@ -1,8 +1,11 @@
 /**
  * `pstal run --data DIR --config NAME --out RUN`: HR-Pro end to end (stage 1, ranking, stage 2,
- * final evaluation), printing the tables after each stage. `--resume` goes on from whatever RUN holds.
- * `--method hrpro+tspnet` then trains the TSPNet plug-in on the run's stage-2 detections (or its
- * stage-1 candidates: --base-stage 1) in RUN/tspnet (runHrProTspNet, lib/models/tspnet/pipeline.ts).
+ * final evaluation), printing the tables after each stage. `--resume` goes on from whatever RUN
+ * holds, with the settings and data the run recorded (more iterations or epochs are accepted); an
+ * imported stage 1 is finished and gives the ranking. Without --resume, a folder that holds a run
+ * is refused unless --force. `--method hrpro+tspnet` then trains the TSPNet plug-in on the run's
+ * stage-2 detections (or its stage-1 candidates: --base-stage 1) in RUN/tspnet (runHrProTspNet,
+ * lib/models/tspnet/pipeline.ts).
  */
 import { parseArgs, CliError, OptionSpec, Parsed } from './args';
 import { COMMON_OPTIONS, STAGE1_OPTIONS, STAGE2_OPTIONS, setup, stage1Overrides, stage2Overrides, withSigint } from './training';
@@ -63,7 +66,7 @@ export async function main(argv: string[]): Promise<number> {
   if (!chained)
     for (const [k, s] of Object.entries(RUN_TSPNET_OPTIONS)) if (a[k] !== undefined && a[k] !== s.default) throw new CliError(`--${k} is a --method hrpro+tspnet option`);
   if (a['base-stage'] !== 1 && a['base-stage'] !== 2) throw new CliError(`--base-stage must be 1 or 2, received ${a['base-stage']}`);
-  const { device, dataset } = setup(a);
+  const { device, dataset } = setup(a, 'run');
   const stage1 = stage1Overrides(a, { lr: a.lr as number | undefined, batchSize: a['batch-size'] as number | undefined });
   const stage2 = stage2Overrides(a, { lr: a.lr2 as number | undefined, batchSize: a['batch-size2'] as number | undefined });
   const tspnet = chained ? tspnetOverrides(a) : {};

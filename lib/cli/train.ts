@@ -3,7 +3,10 @@
  * Stage 1 (SPEC §2): progress bar, the reference's mAP table at each test, then the best
  * checkpoint's test pass and the reliability ranking (SPEC §3) written to RUN/proposals.json.
  * Stage 2 (SPEC §4): continues from RUN/proposals.json. Ctrl-C stops after the current step with the
- * state saved; --resume goes on. `pstal run` does both stages in one go.
+ * state saved; --resume goes on (with the settings and data the run recorded; more iterations or
+ * epochs are accepted). A stage `pstal import` wrote is finished: --resume of an imported stage 1
+ * ranks from it, of an imported stage 2 has nothing to do; without --resume a folder holding the
+ * stage is refused unless --force. `pstal run` does both stages in one go.
  */
 import * as path from 'path';
 import { parseArgs, CliError, OptionSpec, Parsed } from './args';
@@ -14,7 +17,10 @@ import { STAGE1_TRAIN_DEFAULTS, STAGE2_TRAIN_DEFAULTS, stage1ConfigFrom, stage2C
 import { finishStage1 } from '../models/hrpro/pipeline';
 import { trainStage2 } from '../models/hrpro/train_stage2';
 import { PROPOSALS_FILE, readProposals } from '../formats/proposals';
-import { stageContext } from '../models/hrpro/run';
+import { rankImportedStage1, stageContext } from '../models/hrpro/run';
+import { stage1Paths, stage2Paths } from '../models/hrpro/checkpoint';
+import { readRunConfigIfPresent } from '../formats/run_config';
+import { fileDigest } from '../train/resume';
 import { formatMapTable } from '../eval/detection';
 import { TSPNET_DEFAULTS } from '../models/tspnet/config';
 
@@ -52,13 +58,21 @@ export async function main(argv: string[]): Promise<number> {
   if (a.method !== 'hrpro') throw new CliError(`--method must be 'hrpro' or 'tspnet', received '${a.method}'`);
   for (const k of Object.keys(TSPNET_OPTIONS)) if (a[k] !== undefined && a[k] !== TSPNET_OPTIONS[k].default) throw new CliError(`--${k} is a --method tspnet option`);
   if (a.stage !== 1 && a.stage !== 2) throw new CliError(`--stage must be 1 or 2, received ${a.stage}`);
-  const { device, dataset } = setup(a);
+  const { device, dataset } = setup(a, a.stage === 1 ? 'stage1' : 'stage2');
   const schedule = { lr: a.lr as number | undefined, batchSize: a['batch-size'] as number | undefined };
   const stage1 = stage1Overrides(a, schedule);
   const stage2 = stage2Overrides(a, schedule);
   const out = a.out as string;
   return withSigint(async (signal) => {
     const ctx = stageContext(dataset, { out, device, resume: Boolean(a.resume), quiet: Boolean(a.quiet), signal });
+    const imported = readRunConfigIfPresent((a.stage === 1 ? stage1Paths(out) : stage2Paths(out)).config)?.imported as { from?: string } | undefined;
+    if (a.resume && imported) {
+      console.error(`stage ${a.stage}: imported into ${out} (from ${imported.from ?? 'elsewhere'}): a finished stage, not trained here`);
+      if (a.stage === 2 || a['no-ranking']) return 0;
+      const f = rankImportedStage1(ctx, stage1ConfigFrom(dataset.config, stage1));
+      console.error(`stage 1: the imported checkpoint's test table\n${f.table}\nproposals for stage 2: ${f.proposalsFile} (${f.counts.PP} PP, ${f.counts.RP} RP, ${f.counts.NP} NP)`);
+      return 0;
+    }
     if (a.stage === 1) {
       const cfg = stage1ConfigFrom(dataset.config, stage1);
       console.error(
@@ -72,6 +86,9 @@ export async function main(argv: string[]): Promise<number> {
         if (!a['no-ranking']) {
           const f = finishStage1(ctx, cfg, r.model);
           console.error(`stage 1: best checkpoint's test table\n${f.table}\nproposals for stage 2: ${f.proposalsFile} (${f.counts.PP} PP, ${f.counts.RP} RP, ${f.counts.NP} NP)`);
+          const was = readRunConfigIfPresent(stage2Paths(out).config)?.inputs?.proposals;
+          if (typeof was === 'string' && was !== fileDigest(f.proposalsFile))
+            console.error(`note: the stage 2 in ${out} was trained on the previous ranking (${was}); \`--stage 2 --resume\` refuses it, \`--stage 2 --force\` trains it again`);
         }
         return 0;
       } finally {
@@ -79,9 +96,11 @@ export async function main(argv: string[]): Promise<number> {
       }
     }
     const cfg = stage2ConfigFrom(dataset.config, stage2);
-    const proposals = readProposals(path.join(out, PROPOSALS_FILE));
+    const proposalsFile = path.join(out, PROPOSALS_FILE);
+    const proposals = readProposals(proposalsFile);
     console.error(`stage 2: ${dataset.train.length} training and ${dataset.test.length} test videos; ${cfg.epochs} epochs of batches of ${cfg.batchSize} videos`);
-    const r = await trainStage2({ ...ctx, proposals }, cfg);
+    // stage 2 learns from the ranking: its digest is recorded and compared on resume
+    const r = await trainStage2({ ...ctx, proposals, inputs: { ...ctx.inputs, proposals: fileDigest(proposalsFile) } }, cfg);
     try {
       if (r.interrupted) return 130;
       console.error(`stage 2: best average mAP(${cfg.tiou[0]}:${cfg.tiou[cfg.tiou.length - 1]}) ${(100 * r.bestMap).toFixed(2)} at epoch ${r.bestEpoch}` + (r.best ? `\n${formatMapTable(r.best)}` : ''));

@@ -11,8 +11,10 @@ import { loadConfig, loadDataset, Dataset, DatasetConfig, DatasetFiles } from '.
 import { checkDataset, dataFeatureWidth, formatProblems } from '../data/check';
 import { STAGE1_TRAIN_DEFAULTS, Stage1TrainConfig, STAGE2_TRAIN_DEFAULTS, Stage2TrainConfig } from '../models/hrpro/config';
 import type { Device } from '../runtime/backend';
-import { writeDatasetRecord } from '../formats/run_config';
+import { readDatasetRecord, writeDatasetRecord, DATASET_RECORD_FILE, RunInputs } from '../formats/run_config';
 import { lockRunFolder } from '../util/lock';
+import { checkFreshStart, removeStages, TrainingScope } from '../models/run_folder';
+import { checkResume, runInputs } from '../train/resume';
 
 /** Options every training command takes. */
 export const COMMON_OPTIONS: Record<string, OptionSpec> = {
@@ -25,7 +27,8 @@ export const COMMON_OPTIONS: Record<string, OptionSpec> = {
   threads: SHARED.threads,
   precision: SHARED.precision,
   'exact-iou': { type: 'boolean', describe: 'soft-NMS with exact IoU instead of the reference\'s "+1" lengths' },
-  resume: { type: 'boolean', describe: 'continue from the run folder\'s last saved state' },
+  resume: { type: 'boolean', describe: 'continue from the run folder\'s last saved state (the settings and data must be those it recorded; more iterations/epochs are accepted)' },
+  force: { type: 'boolean', describe: 'start afresh in a run folder that holds a trained or imported stage, removing it and what was derived from it (refused without)' },
   quiet: { type: 'boolean', describe: 'no progress bar' },
   'no-check': { type: 'boolean', describe: 'skip the dataset checks of `pstal check` before training (the loader still skips what it cannot use, with warnings)' },
 };
@@ -72,22 +75,48 @@ export function checkNumericOptions(a: Parsed): void {
   }
 }
 
-/** What both training commands need from their options: the device, the config and the dataset. */
-export function setup(a: Parsed): { device: Device; config: DatasetConfig; dataset: Dataset } {
+/**
+ * What the training commands need from their options: the device, the config and the dataset.
+ * `scope`: what the command trains in --out. Without --resume, a folder that holds it is refused
+ * (naming what is there) unless --force, which removes it and what was derived from it once the
+ * data passed its checks; with --resume, the data and config must be the ones the run recorded
+ * (checked before the features are read; the training loop checks the rest).
+ */
+export function setup(a: Parsed, scope?: TrainingScope): { device: Device; config: DatasetConfig; dataset: Dataset } {
   checkNumericOptions(a);
   if (a.selection !== undefined && a.selection !== 'test' && a.selection !== 'holdout')
     throw new CliError(`--selection must be 'test' or 'holdout', received '${a.selection}'`);
+  if (a.force && a.resume) throw new CliError('--force starts the run folder afresh; it does not go with --resume');
   const { device } = applyComputeOptions(a);
   const data = a.data as string;
   const featureDim = resolveDim(data, a.dim as number | undefined);
+  const out = a.out as string | undefined;
   // one writer a run folder: refused before any work when another process trains in it (held until exit)
-  if (a.out !== undefined) lockRunFolder(a.out as string);
+  if (out !== undefined) lockRunFolder(out);
+  const stale = out !== undefined && scope && !a.resume ? checkFreshStart(out, scope, Boolean(a.force)) : [];
   const config = loadConfig(a.config as string, { featureDim });
+  const inputs = out !== undefined ? runInputs(data, config) : undefined;
+  if (out !== undefined && a.resume) checkRecordedData(out, featureDim, inputs!);
   // the checks parse the annotation files once and hand them to the loader
   const files = a['no-check'] ? undefined : preflight(data, config, a.dim as number | undefined);
   const dataset: Dataset = loadDataset(data, config, { files, onWarning: (m) => console.error(`warning: ${m}`) });
-  if (a.out !== undefined) recordDataset(a.out as string, data, a.config as string, featureDim);
+  if (stale.length) {
+    const removed = removeStages(stale);
+    console.error(`--force: removed ${stale.map((h) => h.what).join('; ')}: ${removed.join(', ')}`);
+  }
+  if (out !== undefined) recordDataset(out, data, a.config as string, featureDim, inputs);
   return { device, config, dataset };
+}
+
+/**
+ * --resume of a folder holding a checkpoint: the data folder's and the dataset config's digests
+ * and the feature width must be the ones RUN/dataset.json recorded (a moved folder is accepted).
+ */
+function checkRecordedData(out: string, featureDim: number, inputs: RunInputs): void {
+  if (!fs.existsSync(out) || !fs.readdirSync(out).some((n) => n.endsWith('.safetensors'))) return;
+  const r = readDatasetRecord(out);
+  if (!r?.inputs) return; // a run of an older version, or an imported one: the training loop compares what its config recorded
+  checkResume('data', path.join(out, DATASET_RECORD_FILE), { featureDim: r.featureDim, inputs: r.inputs }, { featureDim, inputs });
 }
 
 /** A stage's learning rate and batch size, from the options the command names them by. */
@@ -157,10 +186,10 @@ export function preflight(data: string, config: DatasetConfig, dim: number | und
   return r.files;
 }
 
-/** RUN/dataset.json: where the run's data came from, for `pstal report` (written by the CLI only). */
-function recordDataset(out: string, data: string, config: string, featureDim: number): void {
+/** RUN/dataset.json: where the run's data came from, for `pstal report` and --resume (written by the CLI only). */
+function recordDataset(out: string, data: string, config: string, featureDim: number, inputs: RunInputs | undefined): void {
   try {
-    writeDatasetRecord(out, { data: path.resolve(data), config, featureDim });
+    writeDatasetRecord(out, { data: path.resolve(data), config, featureDim, ...(inputs && { inputs }) });
   } catch {
     // a run folder that cannot be written fails later with a clearer message
   }

@@ -39,7 +39,7 @@ export async function mainTspNet(a: Parsed): Promise<number> {
     throw new CliError('give either --base or --proposals-train/--proposals-test, not both');
   if (a['base-stage'] !== 1 && a['base-stage'] !== 2) throw new CliError(`--base-stage must be 1 or 2, received ${a['base-stage']}`);
   refuseInputsAsOutput(a);
-  const { device, dataset } = setup(a);
+  const { device, dataset } = setup(a, 'tspnet');
   const overrides = Object.fromEntries(
     Object.entries({
       iterations: num(a, 'iterations'),

@@ -12,6 +12,10 @@
  *   metrics.svg                                 the learning curves, redrawn after each test
  *
  * plus resume, the progress bar, and stop requests (Ctrl-C) between steps, which save the state.
+ * A resume goes on only when the configuration, inputs and precision are those the run recorded
+ * (lib/train/resume.ts: a difference is refused naming each field; a longer schedule, another
+ * device or a moved data folder is accepted and recorded in the config's "changes"); a stage
+ * `pstal import` wrote is finished and never trained over.
  */
 import * as fs from 'fs';
 import { Module } from '../nn/module';
@@ -21,7 +25,9 @@ import { Adam } from '../nn/optim';
 import { Rng } from '../util/rng';
 import { writeResults } from '../formats/results';
 import { readMetrics, writeMetrics } from '../formats/metrics';
-import { writeRunConfig } from '../formats/run_config';
+import { readRunConfigIfPresent, writeRunConfig } from '../formats/run_config';
+import type { ConfigChange } from '../formats/run_config';
+import { changesLine, checkResume, computeRecord, ResumeRules, withChanges } from './resume';
 import { lockRunFolder } from '../util/lock';
 import { OnProgress, ProgressBar, progressCallback } from '../util/progress';
 import { writeMetricsPlot } from '../plot/metrics';
@@ -84,8 +90,10 @@ export interface TrainingMethod<X, L extends { total: number }> {
   /** every random stream the method draws from, saved and restored in this order */
   rngs: Rng[];
   totalSteps: number;
-  /** the configuration file's content */
+  /** the configuration file's content (the loop adds "compute" and, after a resume that changed something, "changes") */
   config: object;
+  /** what a resume may change (the schedule's length, fields no number depends on); everything else recorded must be as given */
+  resumeRules?: ResumeRules;
   /** the method's own resumable state (data order, cursors, running sums): plain JSON */
   extra: X;
   /** called once on a fresh (not resumed) run, before the first step (e.g. memory initialisation) */
@@ -202,9 +210,24 @@ async function trainingLoop<X, L extends { total: number }>(m: TrainingMethod<X,
   if (removedTemps.length) log(`${o.out}: removed ${removedTemps.length} temporary file(s) of writes cut short: ${removedTemps.join(', ')}`);
   let state: LoopState<X> = { loop: 1, step: 0, adamStep: 0, rngs: [], best: -1, bestStep: 0, elapsed: 0, extra: m.extra };
   let lines: string[] = [];
+  const recorded = readRunConfigIfPresent(m.files.config);
+  if (recorded?.imported)
+    throw new Error(
+      `${m.label}: ${m.files.config} records a checkpoint imported by \`pstal import\` (from ${(recorded.imported as { from?: string }).from ?? 'elsewhere'}): ` +
+        `a finished stage, not trained over here (\`pstal run --resume\` goes on from it; to train this stage here, start afresh: --force without --resume)`,
+    );
+  const given: Record<string, unknown> = { ...(m.config as Record<string, unknown>), compute: computeRecord(m.model.parameters()[0]?.device) };
+  let changes: ConfigChange[] | undefined;
   if (o.resume && fs.existsSync(m.files.last)) {
+    // what decides the numbers must be what the run recorded (refused otherwise, before anything is written)
+    const check = recorded ? checkResume(m.label, m.files.config, recorded, given, m.resumeRules) : null;
+    if (!recorded) log(`warning: ${m.label}: ${m.files.config} is missing, so the settings of the run in ${m.files.last} cannot be compared with these`);
+    if (check?.unchecked.length) log(`${m.label}: ${m.files.config} does not record ${check.unchecked.join(', ')} (a run of an older version): not compared`);
     state = loadTrainState<LoopState<X>>(m.files.last, m.kind, m.model, m.adam);
     if (state.loop !== 1) throw new Error(`${m.files.last}: a training state of an older pstal; train afresh, or resume with the version that wrote it`);
+    if (state.step > m.totalSteps) throw new Error(`${m.label}: ${m.files.last} is at ${m.where(state.step)}, past the ${m.totalSteps} steps given; a schedule may be lengthened on resume, not shortened`);
+    if (check?.accepted.length) log(changesLine(m.label, check.accepted, m.where(state.step)));
+    changes = withChanges(recorded?.changes, check?.accepted ?? [], state.step, m.where(state.step));
     m.rngs.forEach((r, i) => r.setState(state.rngs[i]));
     m.extra = state.extra;
     lines = metricsUpTo(m.files.metrics, state.step, m.lineStep, log);
@@ -218,7 +241,7 @@ async function trainingLoop<X, L extends { total: number }>(m: TrainingMethod<X,
     }
   }
   writeMetrics(m.files.metrics, lines);
-  writeRunConfig(m.files.config, m.config as Record<string, unknown>);
+  writeRunConfig(m.files.config, { ...given, ...(changes?.length ? { changes } : {}) });
 
   const t0 = Date.now() - state.elapsed * 1000;
   const saveState = (): void => {

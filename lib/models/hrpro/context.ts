@@ -5,6 +5,7 @@
 import type { GroundTruth } from '../../eval/detection';
 import type { RunControl } from '../../train/control';
 import type { ProposalsFile } from '../../formats/proposals';
+import type { RunInputs } from '../../formats/run_config';
 import type { Stage1Video } from './videos';
 
 /**
@@ -25,6 +26,12 @@ export interface RunContext<V = Stage1Video> extends RunControl {
    * built from the test videos' own annotations.
    */
   testGroundTruth?: GroundTruth;
+  /**
+   * What the run is computed from besides its configuration (the data folder's and the dataset
+   * config's digests, the proposals a later stage learns from: lib/train/resume.ts), recorded in
+   * its config and compared on resume; absent: not recorded, not compared.
+   */
+  inputs?: RunInputs;
 }
 
 export interface Stage1Context extends RunContext {

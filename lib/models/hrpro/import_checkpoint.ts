@@ -27,6 +27,7 @@ import { Stage2Model } from './stage2';
 import { saveStage1Model, stage1Paths } from './checkpoint';
 import { saveStage2Model, stage2Paths } from './checkpoint';
 import { stage1ConfigFrom } from './config';
+import { derivedFrom, removeStages } from '../run_folder';
 import { stage2ConfigFrom } from './config';
 import { DuplicateKeyError, readJsonFile } from '../../util/json';
 
@@ -194,7 +195,11 @@ export function importHrPro(o: ImportOptions): ImportResult {
     const model = new Stage1Model({ ...cfg1.model, featureDim: D, numClasses: C }, new Rng(0));
     try {
       loadChecked(model, tensors, from);
-      if (o.force) drop([p1.last, p1.results, p1.metrics, path.join(o.out, PROPOSALS_FILE)]);
+      if (o.force) {
+        drop([p1.last, p1.results, p1.metrics, path.join(o.out, PROPOSALS_FILE)]);
+        // trained on the replaced stage 1's ranking or base proposals: stale (an imported stage 2 stays)
+        removed.push(...removeStages(derivedFrom(o.out, 1)));
+      }
       saveStage1Model(p1.best, model, meta);
     } finally {
       model.dispose();
@@ -211,7 +216,11 @@ export function importHrPro(o: ImportOptions): ImportResult {
   const model = new Stage2Model({ ...cfg2.model, featureDim: D, device: 'cpu' }, new Rng(0));
   try {
     loadChecked(model, tensors, from);
-    if (o.force) drop([p2.last, p2.results, p2.metrics]);
+    if (o.force) {
+      drop([p2.last, p2.results, p2.metrics]);
+      // a chained TSPNet run on the replaced stage 2's detections: stale
+      removed.push(...removeStages(derivedFrom(o.out, 2)));
+    }
     saveStage2Model(p2.best, model, meta);
   } finally {
     model.dispose();

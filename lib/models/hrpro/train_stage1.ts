@@ -203,7 +203,8 @@ export async function trainStage1(ctx: Stage1Context, config: Partial<Stage1Trai
     adam,
     rngs: [modelRng, dataRng],
     totalSteps: cfg.iterations,
-    config: { stage1: cfg, featureDim: D, classNames: ctx.classNames, train: fit.length, holdout: holdout.map((v) => v.name) },
+    config: { stage1: cfg, featureDim: D, classNames: ctx.classNames, train: fit.length, holdout: holdout.map((v) => v.name), inputs: ctx.inputs },
+    resumeRules: { length: 'stage1.iterations', free: ['stage1.checkpointEvery'] },
     extra: { order: [], cursor: 0 },
     start(say) {
       const { classesWithoutPoints } = initMemory(model, fit);

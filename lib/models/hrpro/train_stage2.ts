@@ -116,7 +116,8 @@ export async function trainStage2(ctx: Stage2Context, config: Partial<Stage2Trai
     adam,
     rngs: [modelRng, dataRng],
     totalSteps: cfg.epochs * batchesPerEpoch,
-    config: { stage2: cfg, featureDim: D, classNames: ctx.classNames, train: ctx.train.length },
+    config: { stage2: cfg, featureDim: D, classNames: ctx.classNames, train: ctx.train.length, inputs: ctx.inputs },
+    resumeRules: { length: 'stage2.epochs' },
     extra: { order: [], sum: { total: 0, score: 0, reg: 0, n: 0 } },
     start(say) {
       if (missing) say(`stage 2: ${missing} training video(s) have no stage-1 proposals; they contribute no loss`);

@@ -11,8 +11,12 @@
  * Resume (`resume`): each phase is skipped when it is complete and goes on from its last saved state
  * when it is not. Stage 1 and the ranking: skipped when RUN holds proposals.json and the best stage-1
  * checkpoint (runHrPro's rule). The HR-Pro part as a whole: skipped when RUN/tspnet holds both base
- * proposals files, which are written only after stage 2 finished. The base proposals: reused when
- * present. TSPNet training: resumed from RUN/tspnet/tspnet_last.safetensors.
+ * proposals files, which are written only after stage 2 finished, and both stages recorded the
+ * settings and inputs given now (a difference is refused naming each field; a longer stage-1 or
+ * stage-2 schedule makes the HR-Pro part go on). The base proposals: reused when the HR-Pro part
+ * was skipped, made again when it ran. TSPNet training: resumed from
+ * RUN/tspnet/tspnet_last.safetensors; a TSPNet state trained on other base proposals than the ones
+ * made now (the HR-Pro part went on) is removed, saying so, and TSPNet starts again.
  */
 import type { RunControl } from '../../train/control';
 import * as path from 'path';
@@ -20,7 +24,7 @@ import * as fs from 'fs';
 import type { Dataset } from '../../data';
 import type { Device } from '../../runtime/backend';
 import { lockRunFolder } from '../../util/lock';
-import { runHrPro, RunResult } from '../hrpro/run';
+import { hrproConfigs, hrproResumePlan, runHrPro, RunResult, stageContext } from '../hrpro/run';
 import type { Stage1TrainConfig, Stage2TrainConfig } from '../hrpro/config';
 import type { TspNetConfig } from './config';
 import type { BaseStage } from './proposals';
@@ -61,11 +65,17 @@ export async function runHrProTspNet(o: HrProTspNetOptions): Promise<HrProTspNet
   try {
     const files = tspnetPaths(tspOut);
     let hrpro: RunResult | null = null;
-    if (o.resume && fs.existsSync(files.proposalsTrain) && fs.existsSync(files.proposalsTest)) {
+    const hrproDone = (): boolean => {
+      // both stages finished with the settings and inputs given now (a difference is refused, naming each field)
+      const { cfg1, cfg2 } = hrproConfigs({ dataset: o.dataset, out: o.out, stage1: o.stage1, stage2: o.stage2 });
+      const plan = hrproResumePlan(o.out, stageContext(o.dataset, { out: o.out, device: o.device }), cfg1, cfg2);
+      return plan.stage1 !== 'train' && plan.stage2 !== 'train';
+    };
+    if (o.resume && fs.existsSync(files.proposalsTrain) && fs.existsSync(files.proposalsTest) && hrproDone()) {
       log(`hrpro: done in ${o.out} (${TSPNET_SUBFOLDER}/ holds its base proposals); going on to TSPNet`);
     } else {
-      // a fresh chain must not reuse base proposals of an earlier HR-Pro run
-      if (!o.resume) for (const f of [files.proposalsTrain, files.proposalsTest]) fs.rmSync(f, { force: true });
+      // base proposals of an earlier (or a shorter) HR-Pro run are not reused: made again after it
+      for (const f of [files.proposalsTrain, files.proposalsTest]) fs.rmSync(f, { force: true });
       hrpro = await runHrPro({ dataset: o.dataset, out: o.out, stage1: o.stage1, stage2: o.stage2, device: o.device, resume: o.resume, quiet: o.quiet, log, signal: o.signal });
       if (hrpro.interrupted) return { interrupted: true, hrpro, tspnet: null, tspnetOut: tspOut };
     }
@@ -77,7 +87,7 @@ export async function runHrProTspNet(o: HrProTspNetOptions): Promise<HrProTspNet
       ...(o.tspnet ?? {}),
     };
     log(`tspnet: base proposals from HR-Pro stage ${baseStage} of ${o.out} -> ${tspOut}`);
-    const tsp = await train({ dataset: o.dataset, out: tspOut, base: o.out, baseStage, config: cfg, device: o.device, resume: o.resume, quiet: o.quiet, log: o.log, signal: o.signal });
+    const tsp = await train({ dataset: o.dataset, out: tspOut, base: o.out, baseStage, config: cfg, device: o.device, resume: o.resume, restartStale: true, quiet: o.quiet, log: o.log, signal: o.signal });
     return { interrupted: tsp.interrupted, hrpro, tspnet: tsp, tspnetOut: tspOut };
   } finally {
     lock.release();

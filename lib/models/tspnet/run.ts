@@ -33,6 +33,8 @@ import { packByClass } from '../../formats/proposals';
 import { groupByClass } from '../hrpro/ranking';
 import { stageContext } from '../hrpro/run';
 import { DuplicateKeyError, readJsonFile } from '../../util/json';
+import { readRunConfigIfPresent } from '../../formats/run_config';
+import { fileDigest } from '../../train/resume';
 
 export interface TspNetTrainOptions extends RunControl {
   dataset: Dataset;
@@ -45,6 +47,8 @@ export interface TspNetTrainOptions extends RunControl {
   proposalsTrain?: string;
   proposalsTest?: string;
   config?: Partial<TspNetConfig>;
+  /** on resume, a state trained on other base proposals than RUN's is removed and training starts again (default: the resume is refused) */
+  restartStale?: boolean;
   onIteration?: (iteration: number, losses: TspNetLosses) => void;
 }
 
@@ -57,18 +61,24 @@ export interface TspNetRunResult {
   table: string | null;
 }
 
-/** Writes RUN/proposals_{train,test}.json from the options' source; returns what the config records. */
+/** What the config records about the base proposals' source (compared on resume: another source is refused). */
+function baseSource(o: TspNetTrainOptions): object {
+  if (o.base !== undefined) return { run: path.resolve(o.base), stage: o.baseStage ?? 1 };
+  return { proposalsTrain: path.resolve(o.proposalsTrain ?? ''), proposalsTest: path.resolve(o.proposalsTest ?? '') };
+}
+
+/**
+ * Writes RUN/proposals_{train,test}.json from the options' source; returns what the config records.
+ * On resume with both files in RUN they are reused as they are (the run goes on with the inputs it
+ * started with; the source given must be the recorded one, which the training loop checks).
+ */
 export function prepareProposals(o: TspNetTrainOptions): object {
   const files = tspnetPaths(o.out);
   const { dataset } = o;
   fs.mkdirSync(o.out, { recursive: true });
-  if (o.resume && fs.existsSync(files.proposalsTrain) && fs.existsSync(files.proposalsTest)) {
-    const cfgFile = files.config;
-    const recorded = fs.existsSync(cfgFile) ? (readJsonFile(cfgFile) as { base?: object }).base : undefined;
-    return recorded ?? { proposals: 'reused' };
-  }
+  if (o.base !== undefined && (o.proposalsTrain || o.proposalsTest)) throw new Error('tspnet: give either an HR-Pro base run or proposals files, not both');
+  if (o.resume && fs.existsSync(files.proposalsTrain) && fs.existsSync(files.proposalsTest)) return baseSource(o);
   if (o.base !== undefined) {
-    if (o.proposalsTrain || o.proposalsTest) throw new Error('tspnet: give either an HR-Pro base run or proposals files, not both');
     const stage = o.baseStage ?? 1;
     if (stage !== 1 && stage !== 2) throw new Error(`tspnet: the base stage must be 1 or 2, received ${stage}`);
     for (const [subset, videos, file] of [['train', dataset.train, files.proposalsTrain], ['test', dataset.test, files.proposalsTest]] as const) {
@@ -78,7 +88,7 @@ export function prepareProposals(o: TspNetTrainOptions): object {
       });
       writeBaseProposals(file, props, `HR-Pro stage ${stage} of ${path.resolve(o.base)}, ${subset} subset`);
     }
-    return { run: path.resolve(o.base), stage };
+    return baseSource(o);
   }
   if (!o.proposalsTrain || !o.proposalsTest) throw new Error('tspnet: base proposals needed: an HR-Pro run (base) or both proposals files (proposalsTrain, proposalsTest)');
   const tb = timeBase(dataset);
@@ -86,18 +96,42 @@ export function prepareProposals(o: TspNetTrainOptions): object {
     const props = readBaseProposals(src, videos, dataset.classNames, tb);
     writeBaseProposals(file, Object.fromEntries(props), `from ${path.resolve(src)}`);
   }
-  return { proposalsTrain: path.resolve(o.proposalsTrain), proposalsTest: path.resolve(o.proposalsTest) };
+  return baseSource(o);
+}
+
+/**
+ * A TSPNet state in `out` trained on other base proposals than RUN's proposals files (its HR-Pro
+ * base went on): its files are removed, saying so, so that training starts again. What `pstal run
+ * --method hrpro+tspnet --resume` does after the HR-Pro part changed.
+ */
+export function dropStaleTspNet(out: string, digests: Record<string, string>, log: (s: string) => void): void {
+  const files = tspnetPaths(out);
+  const rec = readRunConfigIfPresent(files.config);
+  const was = rec?.inputs?.proposals;
+  if (!rec || typeof was !== 'object' || JSON.stringify(was) === JSON.stringify(digests)) return;
+  const removed = [files.last, files.best, files.metrics, files.results, files.config].filter((f) => fs.existsSync(f));
+  for (const f of removed) fs.rmSync(f);
+  if (removed.length) log(`tspnet: removed ${removed.map((f) => path.basename(f)).join(', ')}: trained on other base proposals than ${out}'s (the HR-Pro run went on); TSPNet starts again`);
 }
 
 const timeBase = (d: Dataset) => ({ featureFps: d.config.featureFps, snippetFrames: d.config.snippetFrames });
+
+/** The digests of RUN's base proposals files. */
+export function proposalDigests(out: string): Record<string, string> {
+  const files = tspnetPaths(out);
+  return { train: fileDigest(files.proposalsTrain), test: fileDigest(files.proposalsTest) };
+}
 
 /** The training context from a dataset and RUN's proposals files. */
 export function tspnetContext(o: TspNetTrainOptions, cfg: TspNetConfig, base: object): TspNetContext {
   const { dataset } = o;
   const files = tspnetPaths(o.out);
+  const stage = stageContext(dataset, o);
   return {
     // the dataset's videos, ambiguous list, blocked videos and test ground truth as HR-Pro's stages get them
-    ...stageContext(dataset, o),
+    ...stage,
+    // what it learns from: the data, and the base proposals (their digests, compared on resume)
+    inputs: { ...stage.inputs, proposals: proposalDigests(o.out) },
     train: dataset.train,
     test: dataset.test,
     points: readTspPoints(dataset.root, dataset.train, dataset.classNames, timeBase(dataset)),
@@ -116,6 +150,7 @@ export async function train(o: TspNetTrainOptions): Promise<TspNetRunResult> {
   const cfg = tspnetConfigFrom(o.dataset.config, o.config ?? {});
   const base = prepareProposals(o);
   const ctx = tspnetContext({ ...o, log: o.log }, cfg, base);
+  if (o.resume && o.restartStale) dropStaleTspNet(o.out, ctx.inputs!.proposals as Record<string, string>, log);
   const r = await trainTspNet(ctx, cfg);
   try {
     if (r.interrupted) return { interrupted: true, iteration: r.iteration, bestIteration: r.bestIteration, bestMap: r.bestMap, evaluation: null, table: null };

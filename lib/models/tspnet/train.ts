@@ -188,7 +188,8 @@ export async function trainTspNet(ctx: TspNetContext, config: Partial<TspNetConf
     adam,
     rngs: [modelRng, dataRng],
     totalSteps: cfg.iterations,
-    config: { tspnet: cfg, featureDim: D, classNames: ctx.classNames, train: ctx.train.length, test: ctx.test.length, base: ctx.base ?? null },
+    config: { tspnet: cfg, featureDim: D, classNames: ctx.classNames, train: ctx.train.length, test: ctx.test.length, base: ctx.base ?? null, inputs: ctx.inputs },
+    resumeRules: { length: 'tspnet.iterations', free: ['tspnet.checkpointEvery'] },
     extra: { order: [], points: initialPoints, updates: 0, sum: { total: 0, point: 0, saliency: 0, n: 0 } },
     step(done) {
       const e = this.extra;
