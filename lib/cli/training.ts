@@ -7,7 +7,7 @@ import * as fs from 'fs';
 import * as path from 'path';
 import { CliError, OptionSpec, Parsed } from './args';
 import { SHARED, applyComputeOptions } from './options';
-import { loadConfig, loadDataset, Dataset, DatasetConfig, DatasetFiles } from '../data';
+import { loadConfig, loadDataset, readDatasetFiles, Dataset, DatasetConfig, DatasetFiles } from '../data';
 import { checkDataset, dataFeatureWidth, formatProblems } from '../data/check';
 import { STAGE1_TRAIN_DEFAULTS, Stage1TrainConfig, STAGE2_TRAIN_DEFAULTS, Stage2TrainConfig } from '../models/hrpro/config';
 import type { Device } from '../runtime/backend';
@@ -95,10 +95,10 @@ export function setup(a: Parsed, scope?: TrainingScope): { device: Device; confi
   if (out !== undefined) lockRunFolder(out);
   const stale = out !== undefined && scope && !a.resume ? checkFreshStart(out, scope, Boolean(a.force)) : [];
   const config = loadConfig(a.config as string, { featureDim });
+  // the checks parse the annotation files once and hand them to the loader (and their digests to the run's record)
+  const files = a['no-check'] ? readDatasetFiles(data) : preflight(data, config, a.dim as number | undefined);
   const inputs = out !== undefined ? runInputs(data, config) : undefined;
   if (out !== undefined && a.resume) checkRecordedData(out, featureDim, inputs!);
-  // the checks parse the annotation files once and hand them to the loader
-  const files = a['no-check'] ? undefined : preflight(data, config, a.dim as number | undefined);
   const dataset: Dataset = loadDataset(data, config, { files, onWarning: (m) => console.error(`warning: ${m}`) });
   if (stale.length) {
     const removed = removeStages(stale);

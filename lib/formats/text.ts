@@ -5,13 +5,22 @@
  * helper, so that each format module states only its own fields.
  */
 import { DuplicateKeyError, MemberReviver, readJsonFile } from '../util/json';
-import { NotRegularFileError, readRegularFile } from '../util/fs';
+import * as fs from 'fs';
+import { NotRegularFileError, openRegular, readAt } from '../util/fs';
+import { noteWholeRead } from '../util/digests';
 
 /** A file's text without a leading byte-order mark; `what` names the file's role in the error. */
 export function readText(file: string, what: string): string {
   let text: string;
   try {
-    text = readRegularFile(file).toString('utf8');
+    const { fd, size } = openRegular(file);
+    try {
+      const bytes = readAt(fd, size, 0);
+      noteWholeRead(file, fd, bytes); // a run records the digest of its annotation files without reading them again
+      text = bytes.toString('utf8');
+    } finally {
+      fs.closeSync(fd);
+    }
   } catch (e) {
     if (e instanceof NotRegularFileError) throw new Error(`${what} ${e.message}`);
     const code = (e as NodeJS.ErrnoException).code;

@@ -33,12 +33,15 @@ import { POINT_FILE } from '../formats/point_labels';
 import { AMBIGUOUS_FILE, splitFile } from '../formats/splits';
 import type { ConfigChange, RunInputs } from '../formats/run_config';
 import { getGemmPrecision } from '../runtime/native';
+import { digestIfRead } from '../util/digests';
 
 const SAMPLE_BYTES = 4096;
 const digestOf = (h: crypto.Hash): string => `sha256:${h.digest('hex').slice(0, 16)}`;
 
 /** A digest of a file's bytes (read in chunks). */
 export function fileDigest(file: string): string {
+  const known = digestIfRead(file); // the readers noted it as they parsed it: not read again
+  if (known) return known;
   const h = crypto.createHash('sha256');
   const fd = fs.openSync(file, 'r');
   try {

@@ -6,6 +6,7 @@
  * builds no second tree) checks every object's keys and names the first repeated one by its path.
  */
 import * as fs from 'fs';
+import { noteWholeRead } from './digests';
 import { AtomicFileWriter, openRegular, readAt } from './fs';
 
 /** A key given twice in one object: its object's path and the key (path `database.video_x`). */
@@ -142,7 +143,9 @@ export function readJsonFile(file: string, member?: MemberReviver): unknown {
   let text: string;
   try {
     if (size > treeThreshold) return readJsonTree(file, member);
-    text = readAt(fd, size, 0).toString('utf8');
+    const bytes = readAt(fd, size, 0);
+    noteWholeRead(file, fd, bytes);
+    text = bytes.toString('utf8');
   } finally {
     fs.closeSync(fd);
   }

@@ -19,5 +19,7 @@ const wrap = (name, reads) => {
 };
 wrap('readFileSync', () => true);
 wrap('createReadStream', () => true);
-wrap('openSync', ([flags]) => flags === undefined || flags === 'r' || flags === fs.constants.O_RDONLY);
+const { O_WRONLY, O_RDWR } = fs.constants;
+// an open for reading: no flags, 'r' / 'rs' (not 'r+'), or numeric flags without a write bit (O_NONBLOCK may be set)
+wrap('openSync', ([flags]) => flags === undefined || (typeof flags === 'string' ? /^r[s]?$/.test(flags) : (flags & (O_WRONLY | O_RDWR)) === 0));
 process.on('exit', () => fs.writeFileSync(process.env.PSTAL_COUNT_READS_OUT, JSON.stringify(counts)));
