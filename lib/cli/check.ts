@@ -6,6 +6,7 @@
  * (or, with --strict, a warning). `pstal run` and `pstal train` run the same checks first.
  */
 import { parseArgs, CliError, OptionSpec } from './args';
+import { overLimit } from '../util/limits';
 import { loadConfig } from '../data/config';
 import { checkDataset, formatCheckSummary, formatProblems, LENGTH_TOLERANCE, LENGTH_SLACK } from '../data/check';
 
@@ -27,6 +28,8 @@ export async function main(argv: string[]): Promise<number> {
   const a = parseArgs('check', argv, CHECK_OPTIONS);
   if (!a) return 0;
   if (a.dim !== undefined && !(Number.isInteger(a.dim as number) && (a.dim as number) >= 1)) throw new CliError(`--dim must be a positive integer, received ${a.dim}`);
+  const wide = a.dim !== undefined ? overLimit('featureDim', a.dim as number) : null;
+  if (wide) throw new CliError(`--dim must be ${wide}, received ${a.dim}`);
   if (!((a.tolerance as number) >= 0)) throw new CliError(`--tolerance must be a non-negative fraction, received ${a.tolerance}`);
   const config = loadConfig(a.config as string);
   const r = checkDataset(a.data as string, config, { dim: a.dim as number | undefined, lengthTolerance: a.tolerance as number });

@@ -6,6 +6,7 @@
  * use it as if it had been trained here (lib/models/hrpro/import_checkpoint.ts).
  */
 import { parseArgs, CliError, OptionSpec } from './args';
+import { overLimit } from '../util/limits';
 import { lockRunFolder } from '../util/lock';
 import { importHrPro, classNamesOf } from '../models/hrpro/import_checkpoint';
 
@@ -37,10 +38,13 @@ export async function main(argv: string[]): Promise<number> {
   if (!a) return 0;
   if (a.stage !== 1 && a.stage !== 2) throw new CliError(`--stage must be 1 or 2, received ${a.stage}`);
   if (a.dim !== undefined && !(Number.isInteger(a.dim as number) && (a.dim as number) >= 1)) throw new CliError(`--dim must be a positive integer, received ${a.dim}`);
+  const wide = a.dim !== undefined ? overLimit('featureDim', a.dim as number) : null;
+  if (wide) throw new CliError(`--dim must be ${wide}, received ${a.dim}`);
   if (!(Number.isInteger(a.heads as number) && (a.heads as number) >= 1)) throw new CliError(`--heads must be a positive integer, received ${a.heads}`);
   const tokens = a['prototype-tokens'];
   if (tokens !== 'reshape' && tokens !== 'per-class') throw new CliError(`--prototype-tokens must be 'reshape' or 'per-class', received '${tokens}'`);
-  lockRunFolder(a.out as string); // not while a training writes there (released at exit)
+  const lock = lockRunFolder(a.out as string); // not while a training writes there (released at exit)
+  if (lock.takenOver) console.error(`warning: ${lock.takenOver}`);
   const r = importHrPro({
     from: a.from as string,
     stage: a.stage,

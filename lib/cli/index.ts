@@ -43,6 +43,9 @@ export async function main(argv: string[]): Promise<number> {
     return 2;
   }
   try {
+    // PSTAL_NUM_THREADS, PSTAL_GEMM...: a value the kernels would silently ignore is a usage error
+    // eslint-disable-next-line @typescript-eslint/no-var-requires
+    (require('./options') as typeof import('./options')).checkEnvironment();
     // eslint-disable-next-line @typescript-eslint/no-var-requires
     const mod = require(`./${cmd}`) as { main(argv: string[]): Promise<number> };
     return await mod.main(rest);

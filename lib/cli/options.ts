@@ -5,7 +5,8 @@
  */
 import type { OptionSpec, Parsed } from './args';
 import { CliError } from './args';
-import { setGemmPrecision, setNumThreads } from '../runtime/native';
+import { cpu, setGemmPrecision, setNumThreads } from '../runtime/native';
+import { overLimit } from '../util/limits';
 import { checkDevice, Device } from '../runtime/backend';
 import { CONFIG_NAMES } from '../data/config';
 
@@ -38,6 +39,8 @@ export function applyComputeOptions(a: Parsed): ComputeOptions {
   if (a.threads !== undefined) {
     const n = a.threads as number;
     if (!(Number.isSafeInteger(n) && n >= 1)) throw new CliError(`--threads must be a positive integer, received ${a.threads}`);
+    const over = overLimit('threads', n);
+    if (over) throw new CliError(`--threads must be ${over}, received ${a.threads}`);
     setNumThreads(n);
   }
   const device = checkDevice(a.device ?? 'cpu');
@@ -55,4 +58,32 @@ export function applyPrecision(value: unknown, device: unknown = 'cpu'): void {
   } catch (e) {
     throw new CliError(`--precision bf16: ${(e as Error).message.replace(/^setGemmPrecision: /, '')}`);
   }
+}
+
+/**
+ * The environment variables the native kernels read (native/common/parallel.cc, native/cpu/matmul.cc)
+ * fall back to their defaults on a value they do not understand: here such a value is a usage
+ * error naming the variable, before any work. `env` is process.env unless given (tests).
+ */
+export function checkEnvironment(env: NodeJS.ProcessEnv = process.env): void {
+  const posInt = (name: string, limit?: 'threads'): void => {
+    const v = env[name];
+    if (v === undefined || v === '') return;
+    const n = Number(v.trim());
+    if (!(/^\s*\d+\s*$/.test(v) && Number.isSafeInteger(n) && n >= 1)) throw new CliError(`${name} must be a positive integer, received '${v}'`);
+    const over = limit ? overLimit(limit, n) : null;
+    if (over) throw new CliError(`${name} must be ${over}, received '${v}'`);
+  };
+  const oneOf = (name: string, allowed: string[]): void => {
+    const v = env[name];
+    if (v === undefined || v === '') return;
+    if (!allowed.includes(v)) throw new CliError(`${name} must be ${allowed.map((x) => `'${x}'`).join(' or ')} (or unset), received '${v}'`);
+  };
+  posInt('PSTAL_NUM_THREADS', 'threads');
+  for (const name of ['PSTAL_GEMM_KC', 'PSTAL_GEMM_MC', 'PSTAL_GEMM_KC_BF16']) posInt(name);
+  oneOf('PSTAL_GEMM', ['openblas']);
+  oneOf('PSTAL_GEMM_BF16', ['emulate']);
+  oneOf('PSTAL_GEMM_KERNEL', ['generic', 'avx2']);
+  if (env.PSTAL_GEMM === 'openblas' && !cpu().gemm_info().openblasAvailable)
+    throw new CliError("PSTAL_GEMM=openblas: this build of the addon has no OpenBLAS (it is for benchmarks: build with PSTAL_BENCH_OPENBLAS=1), so the setting would be ignored; unset it");
 }

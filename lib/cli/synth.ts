@@ -6,7 +6,8 @@
  */
 import * as path from 'path';
 import { parseArgs, CliError, OptionSpec } from './args';
-import { SYNTH_DEFAULTS, SynthKnobs, synthesizeDataset } from '../data/synth';
+import { SYNTH_DEFAULTS, SynthKnobs, snippetCount, synthesizeDataset } from '../data/synth';
+import { overLimit } from '../util/limits';
 import { ProgressBar } from '../util/progress';
 import { GT_FILE } from '../formats/ground_truth';
 import { POINT_FILE } from '../formats/point_labels';
@@ -29,13 +30,23 @@ export async function main(argv: string[]): Promise<number> {
   if (!a) return 0;
   const dim = a.dim as number;
   if (!Number.isInteger(dim) || dim < 1) throw new CliError(`--dim must be a positive integer, received ${dim}`);
-  if (!Number.isInteger(a.seed as number)) throw new CliError(`--seed must be an integer, received ${a.seed}`);
+  // the bounds of lib/util/limits.ts, before anything is written
+  const wide = overLimit('featureDim', dim);
+  if (wide) throw new CliError(`--dim must be ${wide}, received ${dim}`);
+  if (!Number.isSafeInteger(a.seed as number)) throw new CliError(`--seed must be an integer, received ${a.seed}`);
   if (a.videos !== undefined && !(Number.isInteger(a.videos as number) && (a.videos as number) >= 1))
     throw new CliError(`--videos must be a positive integer, received ${a.videos}`);
+  const many = a.videos !== undefined ? overLimit('synthVideos', a.videos as number) : null;
+  if (many) throw new CliError(`--videos must be ${many}, received ${a.videos}`);
   const knobs: Partial<SynthKnobs> = {};
   if (a['duration-scale'] !== undefined) {
-    if (!((a['duration-scale'] as number) > 0)) throw new CliError(`--duration-scale must be positive, received ${a['duration-scale']}`);
-    knobs.durationScale = a['duration-scale'] as number;
+    const scale = a['duration-scale'] as number;
+    if (!(scale > 0)) throw new CliError(`--duration-scale must be positive, received ${scale}`);
+    // the longest invented video must stay within the snippets a video may have
+    const longest = snippetCount(SYNTH_DEFAULTS.durationMax * scale);
+    const long = overLimit('snippets', longest);
+    if (long) throw new CliError(`--duration-scale ${scale} makes the longest video ${longest} snippets; it must have ${long}`);
+    knobs.durationScale = scale;
   }
   if (a.annotations !== undefined) {
     const [out, ann] = [a.out as string, a.annotations as string];

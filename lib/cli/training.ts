@@ -8,13 +8,14 @@ import * as path from 'path';
 import { CliError, OptionSpec, Parsed } from './args';
 import { SHARED, applyComputeOptions } from './options';
 import { loadConfig, loadDataset, readDatasetFiles, Dataset, DatasetConfig, DatasetFiles } from '../data';
-import { checkDataset, dataFeatureWidth, formatProblems } from '../data/check';
+import { checkDataset, dataFeatureWidth, formatProblems, StageBatch } from '../data/check';
 import { STAGE1_TRAIN_DEFAULTS, Stage1TrainConfig, STAGE2_TRAIN_DEFAULTS, Stage2TrainConfig } from '../models/hrpro/config';
 import type { Device } from '../runtime/backend';
 import { readDatasetRecord, writeDatasetRecord, DATASET_RECORD_FILE, RunInputs } from '../formats/run_config';
 import { lockRunFolder } from '../util/lock';
 import { checkFreshStart, removeStages, TrainingScope } from '../models/run_folder';
 import { checkResume, runInputs } from '../train/resume';
+import { LimitName, overLimit, stage1BatchProblem } from '../util/limits';
 
 /** Options every training command takes. */
 export const COMMON_OPTIONS: Record<string, OptionSpec> = {
@@ -50,17 +51,18 @@ export const STAGE2_OPTIONS: Record<string, OptionSpec> = {
 const num = (a: Parsed, k: string): number | undefined => (a[k] !== undefined ? (a[k] as number) : undefined);
 const defined = <T extends object>(o: T): Partial<T> => Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined)) as Partial<T>;
 
-/** Numeric options of the training commands and what they must be (a usage error names the option otherwise). */
-const NUMERIC_RULES: Record<string, 'posInt' | 'nonNegInt' | 'int' | 'positive' | 'fraction'> = {
-  iterations: 'posInt', 'test-every': 'posInt', 'batch-size': 'posInt', 'batch-size2': 'posInt', epochs: 'posInt',
-  'max-proposals': 'posInt', threads: 'posInt', 'checkpoint-every': 'nonNegInt', seed: 'int', lr: 'positive', lr2: 'positive',
-  'holdout-fraction': 'fraction', dim: 'posInt', 'update-every': 'nonNegInt',
+/** Numeric options of the training commands, what they must be and their bound in lib/util/limits.ts (a usage error names the option otherwise). */
+const NUMERIC_RULES: Record<string, ['posInt' | 'nonNegInt' | 'int' | 'positive' | 'fraction', LimitName?]> = {
+  iterations: ['posInt', 'iterations'], 'test-every': ['posInt'], 'batch-size': ['posInt', 'batchSize'], 'batch-size2': ['posInt', 'batchSize'],
+  epochs: ['posInt', 'epochs'], 'max-proposals': ['posInt', 'maxProposals'], threads: ['posInt', 'threads'], 'checkpoint-every': ['nonNegInt'],
+  seed: ['int'], lr: ['positive'], lr2: ['positive'], 'holdout-fraction': ['fraction'], dim: ['posInt', 'featureDim'], 'update-every': ['nonNegInt'],
   // pstal run --method hrpro+tspnet
-  'tspnet-iterations': 'posInt', 'tspnet-test-every': 'posInt', 'tspnet-batch-size': 'posInt', 'tspnet-max-proposals': 'posInt', 'tspnet-lr': 'positive',
+  'tspnet-iterations': ['posInt', 'iterations'], 'tspnet-test-every': ['posInt'], 'tspnet-batch-size': ['posInt', 'batchSize'],
+  'tspnet-max-proposals': ['posInt', 'maxProposals'], 'tspnet-lr': ['positive'],
 };
 
 export function checkNumericOptions(a: Parsed): void {
-  for (const [k, rule] of Object.entries(NUMERIC_RULES)) {
+  for (const [k, [rule, limit]] of Object.entries(NUMERIC_RULES)) {
     const v = a[k];
     if (v === undefined) continue;
     const n = v as number;
@@ -72,6 +74,8 @@ export function checkNumericOptions(a: Parsed): void {
       : Number.isFinite(n) && n > 0 && n < 1;
     const want = { posInt: 'a positive integer', nonNegInt: 'a non-negative integer', int: 'an integer', positive: 'a positive number', fraction: 'a number between 0 and 1 (exclusive)' }[rule];
     if (!ok) throw new CliError(`--${k} must be ${want}, received ${v}`);
+    const over = limit ? overLimit(limit, n) : null;
+    if (over) throw new CliError(`--${k} must be ${over}, received ${v}`);
   }
 }
 
@@ -92,14 +96,19 @@ export function setup(a: Parsed, scope?: TrainingScope): { device: Device; confi
   const featureDim = resolveDim(data, a.dim as number | undefined);
   const out = a.out as string | undefined;
   // one writer a run folder: refused before any work when another process trains in it (held until exit)
-  if (out !== undefined) lockRunFolder(out);
+  const lock = out !== undefined ? lockRunFolder(out) : null;
+  if (lock?.takenOver) console.error(`warning: ${lock.takenOver}`);
   const stale = out !== undefined && scope && !a.resume ? checkFreshStart(out, scope, Boolean(a.force)) : [];
   const config = loadConfig(a.config as string, { featureDim });
+  const batch = stage1Batch(a, config);
   // the checks parse the annotation files once and hand them to the loader (and their digests to the run's record)
-  const files = a['no-check'] ? readDatasetFiles(data) : preflight(data, config, a.dim as number | undefined);
+  const files = a['no-check'] ? readDatasetFiles(data) : preflight(data, config, a.dim as number | undefined, batch);
   const inputs = out !== undefined ? runInputs(data, config) : undefined;
   if (out !== undefined && a.resume) checkRecordedData(out, featureDim, inputs!);
   const dataset: Dataset = loadDataset(data, config, { files, onWarning: (m) => console.error(`warning: ${m}`) });
+  // the checks compared the batch with the training videos; without them, the loaded split does
+  const tooLarge = a['no-check'] && batch ? stage1BatchProblem(batch.value, dataset.train.length) : null;
+  if (tooLarge) throw new Error(`${batch!.file}${batch!.field ? `: field "${batch!.field}"` : ''}: ${tooLarge}`);
   if (stale.length) {
     const removed = removeStages(stale);
     console.error(`--force: removed ${stale.map((h) => h.what).join('; ')}: ${removed.join(', ')}`);
@@ -117,6 +126,18 @@ function checkRecordedData(out: string, featureDim: number, inputs: RunInputs): 
   const r = readDatasetRecord(out);
   if (!r?.inputs) return; // a run of an older version, or an imported one: the training loop compares what its config recorded
   checkResume('data', path.join(out, DATASET_RECORD_FILE), { featureDim: r.featureDim, inputs: r.inputs }, { featureDim, inputs });
+}
+
+/**
+ * Stage 1's videos a batch and where it comes from (--batch-size, else the config's
+ * stage1.batchSize), when the command trains stage 1: checked against the training videos before
+ * any feature is read (lib/util/limits.ts, stage1BatchProblem).
+ */
+function stage1Batch(a: Parsed, config: DatasetConfig): StageBatch | undefined {
+  const trainsStage1 = a.method === 'hrpro+tspnet' || (a.method === 'hrpro' && (a.stage === undefined || a.stage === 1));
+  if (!trainsStage1) return undefined;
+  if (a['batch-size'] !== undefined) return { value: a['batch-size'] as number, file: '--batch-size' };
+  return { value: config.stage1.batchSize, file: config.file ?? `config ${config.name}`, field: 'stage1.batchSize' };
 }
 
 /** A stage's learning rate and batch size, from the options the command names them by. */
@@ -160,12 +181,16 @@ export function stage2Overrides(a: Parsed, schedule: Schedule): Partial<Stage2Tr
  */
 export function resolveDim(data: string, explicit: number | undefined): number {
   if (explicit !== undefined && !(Number.isInteger(explicit) && explicit >= 1)) throw new CliError(`--dim must be a positive integer, received ${explicit}`);
+  const over = explicit !== undefined ? overLimit('featureDim', explicit) : null;
+  if (over) throw new CliError(`--dim must be ${over}, received ${explicit}`);
   if (!fs.existsSync(data)) throw new Error(`dataset folder not found: ${data}`);
   const found = dataFeatureWidth(data);
   if (!found) {
     if (explicit !== undefined) return explicit;
     throw new Error(`${path.join(data, 'features', 'train')}: no feature file of a video of split_train.txt, so the feature width cannot be read (run \`pstal check --data ${data}\`)`);
   }
+  const wide = overLimit('featureDim', found.dim);
+  if (wide) throw new Error(`${found.file}: feature width ${found.dim}: D must be ${wide}`);
   if (explicit !== undefined && explicit !== found.dim)
     throw new Error(`${found.file}: feature width ${found.dim} does not match --dim ${explicit} (leave --dim out to use the data's width)`);
   return found.dim;
@@ -175,8 +200,8 @@ export function resolveDim(data: string, explicit: number | undefined): number {
  * The checks of `pstal check` before any feature is loaded: warnings are printed, errors stop the
  * command with the same messages as `pstal check`.
  */
-export function preflight(data: string, config: DatasetConfig, dim: number | undefined): DatasetFiles | undefined {
-  const r = checkDataset(data, config, { dim });
+export function preflight(data: string, config: DatasetConfig, dim: number | undefined, stage1Batch?: StageBatch): DatasetFiles | undefined {
+  const r = checkDataset(data, config, { dim, stage1Batch });
   const warnings = r.problems.filter((p) => p.severity === 'warning');
   if (warnings.length) console.error(formatProblems(warnings, 5).join('\n'));
   if (r.errors > 0) {

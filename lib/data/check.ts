@@ -31,6 +31,7 @@
 import * as fs from 'fs';
 import * as path from 'path';
 import { readNpyHeader } from './npy';
+import { overLimit, stage1BatchProblem } from '../util/limits';
 import type { DatasetConfig } from './config';
 import type { DatasetFiles } from './dataset';
 import { GT_FILE, TimedGtVideo, groundTruthLabels, readGroundTruth, requireTiming } from '../formats/ground_truth';
@@ -44,7 +45,7 @@ export type Severity = 'error' | 'warning';
 export type ProblemKind =
   | 'file' | 'unknown-video' | 'missing-features' | 'bad-features' | 'feature-width' | 'feature-length'
   | 'unknown-class' | 'point-outside' | 'point-off-instance' | 'reversed-segment' | 'segment-outside' | 'empty-segment'
-  | 'no-points' | 'both-splits' | 'ambiguous';
+  | 'no-points' | 'both-splits' | 'ambiguous' | 'batch-size';
 
 export interface DataProblem {
   severity: Severity;
@@ -95,9 +96,21 @@ export interface CheckResult {
   files?: DatasetFiles;
 }
 
+/** A stage's videos a batch and where it was set: an option (file '--batch-size') or a config file and field. */
+export interface StageBatch {
+  value: number;
+  file: string;
+  field?: string;
+}
+
 export interface CheckOptions {
   /** an explicit feature width (--dim); without it, the first training video's width */
   dim?: number;
+  /**
+   * stage 1's videos a batch, checked against the training videos (lib/util/limits.ts); default:
+   * the config's stage1.batchSize when the config has one
+   */
+  stage1Batch?: StageBatch;
   splits?: Split[];
   /** relative tolerance of T against duration * featureFps / snippetFrames (0.1), at least 3 snippets */
   lengthTolerance?: number;
@@ -157,7 +170,11 @@ const fmt = (x: number): string => String(Math.round(x * 1000) / 1000);
  * Checks a dataset folder against a config (feature rate, snippet length, class names). Never
  * throws for a problem of the data: every one is returned, with its severity.
  */
-export function checkDataset(root: string, config: Pick<DatasetConfig, 'featureFps' | 'snippetFrames' | 'classNames'>, opts: CheckOptions = {}): CheckResult {
+export function checkDataset(
+  root: string,
+  config: Pick<DatasetConfig, 'featureFps' | 'snippetFrames' | 'classNames'> & Partial<Pick<DatasetConfig, 'stage1' | 'file' | 'name'>>,
+  opts: CheckOptions = {},
+): CheckResult {
   const problems: DataProblem[] = [];
   const add = (p: DataProblem): void => {
     problems.push(p);
@@ -205,6 +222,11 @@ export function checkDataset(root: string, config: Pick<DatasetConfig, 'featureF
       if (!gt.has(name)) add({ severity: 'error', kind: 'unknown-video', file, line: i + 1, video: name, message: `is not in ${gtFile}` });
     });
   }
+  // stage 1's batch against the training videos (a batch much larger than the list repeats videos in every step)
+  const batch = opts.stage1Batch ?? (config.stage1 ? { value: config.stage1.batchSize, file: config.file ?? `config ${config.name ?? ''}`.trim(), field: 'stage1.batchSize' } : undefined);
+  const trainList = lists.get('train');
+  const tooLarge = batch && trainList?.length ? stage1BatchProblem(batch.value, trainList.length) : null;
+  if (batch && tooLarge) add({ severity: 'error', kind: 'batch-size', file: batch.file, field: batch.field, message: tooLarge });
   const inSplit = new Map<string, Split>();
   for (const [split, names] of lists) {
     for (const n of names) {
@@ -264,6 +286,11 @@ export function checkDataset(root: string, config: Pick<DatasetConfig, 'featureF
         continue;
       }
       const [T, D] = shape;
+      const over = overLimit('featureDim', D) ?? overLimit('snippets', T);
+      if (over) {
+        add({ severity: 'error', kind: 'bad-features', file, video: name, field: 'shape', message: `[${T}, ${D}]: ${overLimit('featureDim', D) ? 'D' : 'T'} must be ${over}` });
+        continue;
+      }
       if (dim === undefined) {
         dim = D;
         dimFile = file;

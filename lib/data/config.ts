@@ -14,6 +14,7 @@ import YAML from 'yaml';
 import { numpyArange } from '../postprocess';
 import { PACKAGE_ROOT } from '../runtime/native';
 import { readRegularFile } from '../util/fs';
+import { LIMITS, LimitName, overLimit } from '../util/limits';
 
 export interface Stage1Hyper {
   iterations: number; testEvery: number; batchSize: number; lr: number; weightDecay: number; dropout: number; rAct: number;
@@ -57,12 +58,12 @@ export function numpyLinspace(start: number, stop: number, num: number): number[
   return out;
 }
 
-/** The most values a threshold list (or a range spec's expansion) may hold: real lists hold about 10. */
-export const MAX_LIST_VALUES = 1000;
+/** The most values a threshold list (or a range spec's expansion) may hold (lib/util/limits.ts). */
+export const MAX_LIST_VALUES = LIMITS.listValues.max;
 /** The largest config file read (the shipped ones are about 2 KB). */
 export const MAX_CONFIG_BYTES = 1 << 20;
 
-type Kind = 'string' | 'number' | 'positive' | 'nonNegative' | 'int' | 'posInt' | 'strings' | 'numbers' | 'lambdas';
+type Kind = 'string' | 'number' | 'positive' | 'nonNegative' | 'int' | 'posInt' | 'strings' | 'numbers' | 'lambdas' | 'dropout';
 
 const TOP: Record<string, Kind | 'stage1' | 'stage2'> = {
   name: 'string', featureDim: 'posInt', featureFps: 'positive', snippetFrames: 'posInt', classNames: 'strings',
@@ -72,13 +73,13 @@ const OPTIONAL_TOP = new Set(['classNames']);
 
 const STAGE1: Record<keyof Stage1Hyper, Kind> = {
   iterations: 'posInt', testEvery: 'posInt', batchSize: 'posInt', lr: 'nonNegative', weightDecay: 'nonNegative',
-  dropout: 'nonNegative', rAct: 'posInt', lambdas: 'lambdas', actThreshold: 'number', bkgThreshold: 'number',
+  dropout: 'dropout', rAct: 'posInt', lambdas: 'lambdas', actThreshold: 'number', bkgThreshold: 'number',
   classThreshold: 'number', casThresholds: 'numbers', agnosticThresholds: 'numbers', lambda: 'number',
   gamma: 'number', scale: 'posInt', softNmsSigma: 'positive',
 };
 const STAGE2: Record<keyof Stage2Hyper, Kind> = {
   lr: 'nonNegative', weightDecay: 'nonNegative', batchSize: 'posInt', maxProposals: 'posInt', epochs: 'posInt',
-  testEvery: 'posInt', roiBins: 'posInt', extension: 'nonNegative', iouThreshold: 'number', dropout: 'nonNegative',
+  testEvery: 'posInt', roiBins: 'posInt', extension: 'nonNegative', iouThreshold: 'number', dropout: 'dropout',
 };
 
 /**
@@ -120,6 +121,9 @@ function checkValue(v: unknown, kind: Kind, where: string, field: string): unkno
       return v;
     case 'nonNegative':
       if (!isNum(v) || v < 0) bad('a non-negative number');
+      return v;
+    case 'dropout':
+      if (!isNum(v) || v < 0 || v >= 1) bad('a dropout probability in [0, 1) (1 would drop every feature)');
       return v;
     case 'int':
       if (!Number.isInteger(v)) bad('an integer');
@@ -165,13 +169,16 @@ function checkValue(v: unknown, kind: Kind, where: string, field: string): unkno
   }
 }
 
-/** Upper bounds of size fields that allocate in proportion (a typo such as 24000000 must not take the machine's memory). */
-const MAX_SIZE: Record<string, number> = { scale: 1000, roiBins: 1000, rAct: 100000, batchSize: 100000, maxProposals: 1000000, featureDim: 1 << 16, snippetFrames: 100000 };
+/** Fields bounded by lib/util/limits.ts (by their name in the file, whatever their section). */
+const FIELD_LIMITS: Record<string, LimitName> = {
+  featureDim: 'featureDim', snippetFrames: 'snippetFrames', iterations: 'iterations', epochs: 'epochs', batchSize: 'batchSize',
+  maxProposals: 'maxProposals', scale: 'scale', roiBins: 'roiBins', rAct: 'rAct', extension: 'extension',
+};
 
 function checkMax(v: unknown, where: string, field: string): void {
   const key = field.slice(field.lastIndexOf('.') + 1);
-  if (Object.hasOwn(MAX_SIZE, key) && typeof v === 'number' && v > MAX_SIZE[key])
-    throw new Error(`${where}: field "${field}" is ${v}; at most ${MAX_SIZE[key]} is allowed`);
+  const why = Object.hasOwn(FIELD_LIMITS, key) && typeof v === 'number' ? overLimit(FIELD_LIMITS[key], v) : null;
+  if (why) throw new Error(`${where}: field "${field}" is ${v}; ${why}`);
 }
 
 function checkSection(raw: unknown, schema: Record<string, Kind>, where: string, section: string): Record<string, unknown> {

@@ -9,6 +9,7 @@
 import * as fs from 'fs';
 import { halfToFloat } from '../io/half';
 import { openRegular, readAt, writeFileAtomic } from '../util/fs';
+import { LIMITS } from '../util/limits';
 
 export { halfToFloat } from '../io/half'; // part of the data API since it was defined here
 
@@ -19,20 +20,73 @@ export interface NpyArray {
 
 const MAGIC = Buffer.from([0x93, 0x4e, 0x55, 0x4d, 0x50, 0x59]); // \x93NUMPY
 
-/** Parses the header's Python dict literal: {'descr': '<f4', 'fortran_order': False, 'shape': (T, D), } */
+/**
+ * Parses the header's Python dict literal: {'descr': '<f4', 'fortran_order': False, 'shape': (T, D), }
+ * strictly: exactly the three keys numpy writes, each once (a key given twice is read by numpy as
+ * its last value and by a regular expression as its first: such a file is refused, not guessed).
+ */
 function parseHeader(file: string, text: string): { descr: string; fortran: boolean; shape: number[] } {
   const bad = (why: string): never => {
-    throw new Error(`${file}: not a valid .npy file: ${why} (header ${JSON.stringify(text.trim())})`);
+    throw new Error(`${file}: not a valid .npy file: ${why} (header ${JSON.stringify(text.trim().slice(0, 200))})`);
   };
-  const descr = /'descr'\s*:\s*'([^']*)'/.exec(text)?.[1] ?? bad("no 'descr'");
-  const fo = /'fortran_order'\s*:\s*(True|False)/.exec(text)?.[1] ?? bad("no 'fortran_order'");
-  const shapeText = /'shape'\s*:\s*\(([^)]*)\)/.exec(text)?.[1] ?? bad("no 'shape'");
-  const shape = shapeText
-    .split(',')
-    .map((s) => s.trim())
-    .filter((s) => s.length)
-    .map((s) => (/^\d+L?$/.test(s) ? parseInt(s, 10) : bad(`shape entry '${s}' is not an integer`)));
-  return { descr, fortran: fo === 'True', shape };
+  let i = 0;
+  const ws = (): void => {
+    while (i < text.length && /\s/.test(text[i])) i++;
+  };
+  const expect = (c: string): void => {
+    ws();
+    if (text[i] !== c) bad(`expected '${c}' at character ${i}`);
+    i++;
+  };
+  const str = (): string => {
+    ws();
+    const q = text[i];
+    if (q !== "'" && q !== '"') return bad(`expected a quoted string at character ${i}`);
+    const end = text.indexOf(q, i + 1);
+    if (end < 0) return bad('an unterminated string');
+    const v = text.slice(i + 1, end);
+    if (v.includes('\\')) bad(`the string '${v}' holds an escape`);
+    i = end + 1;
+    return v;
+  };
+  const fields = new Map<string, string | boolean | number[]>();
+  expect('{');
+  for (;;) {
+    ws();
+    if (text[i] === '}') break;
+    const key = str();
+    if (fields.has(key)) bad(`the key '${key}' is given twice`);
+    expect(':');
+    ws();
+    let value: string | boolean | number[];
+    if (key === 'descr') value = str();
+    else if (key === 'fortran_order') {
+      const m = /^(True|False)\b/.exec(text.slice(i));
+      if (!m) return bad("'fortran_order' is not True or False");
+      value = m[1] === 'True';
+      i += m[1].length;
+    } else if (key === 'shape') {
+      expect('(');
+      const close = text.indexOf(')', i);
+      if (close < 0) return bad("'shape' is not a tuple");
+      const items = text.slice(i, close).split(',').map((x) => x.trim());
+      if (items.length > 1 && items[items.length - 1] === '') items.pop(); // (5,) and (5, 4, )
+      if (items.length === 1 && items[0] === '') items.pop(); // ()
+      value = items.map((x) => (/^\d+L?$/.test(x) ? parseInt(x, 10) : bad(`shape entry '${x}' is not an integer`)));
+      i = close + 1;
+    } else return bad(`unknown key '${key}' (a .npy header holds 'descr', 'fortran_order' and 'shape')`);
+    fields.set(key, value);
+    ws();
+    if (text[i] === ',') i++;
+    else if (text[i] !== '}') bad(`expected ',' or '}' at character ${i}`);
+  }
+  i++;
+  ws();
+  if (i !== text.length) bad('characters after the closing brace');
+  if (!fields.has('descr')) bad("no 'descr'");
+  if (!fields.has('fortran_order')) bad("no 'fortran_order'");
+  if (!fields.has('shape')) bad("no 'shape'");
+  return { descr: fields.get('descr') as string, fortran: fields.get('fortran_order') as boolean, shape: fields.get('shape') as number[] };
 }
 
 /**
@@ -145,24 +199,41 @@ export function readNpyHeader(file: string): NpyHeader {
 }
 
 /**
- * Features must be finite: the first NaN/Inf of a [T, D] array is an Error naming the file, the row
- * (snippet) and column, and how many there are, since one NaN poisons every weight it reaches.
+ * Features must be finite and within LIMITS.featureMagnitude (lib/util/limits.ts): the first NaN,
+ * Inf or huge value of a [T, D] array is an Error naming the file, the row (snippet) and column,
+ * and how many there are, since one NaN (or a 3e38 that overflows in the first layer) poisons every
+ * weight it reaches.
  */
 export function assertFiniteFeatures(file: string, data: Float32Array, D: number): void {
+  const max = LIMITS.featureMagnitude.max;
   let first = -1;
   let count = 0;
+  let huge = -1;
+  let hugeCount = 0;
   for (let i = 0; i < data.length; i++) {
     const x = data[i];
     if (x - x !== 0) {
       if (first < 0) first = i;
       count++;
+    } else if (x > max || x < -max) {
+      if (huge < 0) huge = i;
+      hugeCount++;
     }
   }
+  const at = (i: number): string => {
+    const row = Math.floor(i / Math.max(1, D));
+    return `at row (snippet) ${row}, column ${i - row * D}`;
+  };
   if (first >= 0) {
-    const row = Math.floor(first / Math.max(1, D));
     throw new Error(
-      `${file}: features hold ${count} non-finite value(s) (NaN or Inf); the first, ${data[first]}, at row (snippet) ${row}, column ${first - row * D}. ` +
+      `${file}: features hold ${count} non-finite value(s) (NaN or Inf); the first, ${data[first]}, ${at(first)}. ` +
         `Fix or re-extract this video's features (one NaN spreads to every weight it reaches)`,
+    );
+  }
+  if (huge >= 0) {
+    throw new Error(
+      `${file}: features hold ${hugeCount} value(s) beyond +-${max}; the first, ${data[huge]}, ${at(huge)}. ` +
+        `A feature value must be ${`at most ${max} in magnitude`} (${LIMITS.featureMagnitude.what}): fix or re-extract this video's features`,
     );
   }
 }

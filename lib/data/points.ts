@@ -71,6 +71,10 @@ export function simulatePoints(gtFile: string, opts: SimulatePointsOptions = {})
   const distribution = opts.distribution ?? 'gaussian';
   if (!POINT_DISTRIBUTIONS.includes(distribution)) throw new Error(`points: distribution must be one of ${POINT_DISTRIBUTIONS.join(', ')}, received '${distribution}'`);
   const seed = opts.seed ?? 0;
+  // a setting that would be ignored is an error: a sigma for another distribution, or both sigmas
+  if (distribution !== 'gaussian' && (opts.sigma !== undefined || opts.sigmaFraction !== undefined))
+    throw new Error(`points: sigma and sigmaFraction are for the gaussian distribution, not '${distribution}'`);
+  if (opts.sigma !== undefined && opts.sigmaFraction !== undefined) throw new Error('points: give sigma (frames) or sigmaFraction (of the instance length), not both');
   const sigma = opts.sigma ?? DEFAULT_POINT_SIGMA_FRAMES;
   if (!(sigma >= 0) || !Number.isFinite(sigma)) throw new Error(`points: sigma must be a non-negative number of frames, received ${sigma}`);
   if (opts.sigmaFraction !== undefined && !(opts.sigmaFraction >= 0 && Number.isFinite(opts.sigmaFraction)))

@@ -36,6 +36,7 @@ import { Rng } from '../util/rng';
 import { writeNpy } from './npy';
 import { readRegularFile, writeFileAtomic } from '../util/fs';
 import { samePath, videoFile } from '../util/paths';
+import { overLimit } from '../util/limits';
 import { GT_FILE, GtSegment, TimedGtVideo, readGroundTruth, requireTiming, writeGroundTruth } from '../formats/ground_truth';
 import { POINT_FILE, POINT_HEADER, writePointLabels } from '../formats/point_labels';
 import { AMBIGUOUS_FILE, Split, readSplit, splitFile, writeAmbiguous, writeSplit } from '../formats/splits';
@@ -550,6 +551,18 @@ function copyIfExists(from: string, to: string): void {
   } else writeFileAtomic(to, readRegularFile(from));
 }
 
+/** Bytes free to this user on the file system that holds `dir` (or its nearest existing parent); null when unknown. */
+function freeBytes(dir: string): number | null {
+  let d = path.resolve(dir);
+  while (!fs.existsSync(d) && path.dirname(d) !== d) d = path.dirname(d);
+  try {
+    const st = fs.statfsSync(d);
+    return st.bavail * st.bsize;
+  } catch {
+    return null;
+  }
+}
+
 export async function synthesizeDataset(o: SynthOptions): Promise<SynthSummary> {
   const t0 = process.hrtime.bigint();
   const k: SynthKnobs = { ...SYNTH_DEFAULTS, ...(o.knobs ?? {}) };
@@ -570,32 +583,30 @@ export async function synthesizeDataset(o: SynthOptions): Promise<SynthSummary> 
   for (const name of ['noiseAr', 'latentNoiseAr', 'smoothing', 'classCorrelation'] as const)
     if (k[name] < 0 || k[name] >= 1) throw new Error(`synth: knob '${name}' must be in [0, 1)`);
 
+  // every bound (lib/util/limits.ts) and the room the features need are checked before anything is written
+  const wide = overLimit('featureDim', D);
+  if (wide) throw new Error(`synth: dim ${D}: the feature width must be ${wide}`);
+  const many = o.videos !== undefined ? overLimit('synthVideos', o.videos) : null;
+  if (many) throw new Error(`synth: videos ${o.videos}: must be ${many}`);
   const out = o.out;
   // the annotations' own folder would get invented features over its real ones (and, with
   // videos, shortened split lists)
   if (o.annotations && fs.existsSync(out) && samePath(o.annotations, out))
     throw new Error(`synth: the output folder ${out} is the annotation folder ${o.annotations}; write the dataset into another folder`);
-  fs.mkdirSync(out, { recursive: true });
   let db: GtDatabase;
   let train: string[];
   let test: string[];
   let classes: string[];
+  let annotations: { db: GtDatabase; train: string[]; test: string[] } | undefined;
   if (o.annotations) {
-    const a = loadAnnotations(o.annotations);
-    db = a.db;
-    train = o.videos ? a.train.slice(0, o.videos) : a.train;
-    test = o.videos ? a.test.slice(0, o.videos) : a.test;
+    annotations = loadAnnotations(o.annotations);
+    db = annotations.db;
+    train = o.videos ? annotations.train.slice(0, o.videos) : annotations.train;
+    test = o.videos ? annotations.test.slice(0, o.videos) : annotations.test;
     // class names in label_id order when present (THUMOS14), else sorted
     const ids = new Map<string, number>();
     for (const v of db.values()) for (const an of v.annotations) if (!ids.has(an.label)) ids.set(an.label, an.labelId ?? -1);
     classes = [...ids.keys()].sort((x, y) => (ids.get(x)! - ids.get(y)!) || x.localeCompare(y));
-    for (const f of ['gt_full.json', 'split_train.txt', 'split_test.txt', 'Ambiguous_test.txt', 'point_labels'])
-      copyIfExists(path.join(o.annotations, f), path.join(out, f));
-    if (o.videos) {
-      // the splits list only the videos that get features, so the folder loads as a dataset
-      writeSplit(path.join(out, splitFile('train')), train);
-      writeSplit(path.join(out, splitFile('test')), test);
-    }
   } else {
     classes = THUMOS14_CLASSES.slice();
     const n = o.videos ?? 100;
@@ -605,6 +616,29 @@ export async function synthesizeDataset(o: SynthOptions): Promise<SynthSummary> 
     db = new Map();
     for (const name of train) db.set(name, inventVideo(name, 'Validation', seed, k));
     for (const name of test) db.set(name, inventVideo(name, 'Test', seed, k));
+  }
+  let featureBytes = 0;
+  for (const name of [...train, ...test]) {
+    const T = snippetCount(db.get(name)!.duration);
+    const long = overLimit('snippets', T);
+    if (long)
+      throw new Error(`synth: video ${name} (${db.get(name)!.duration} s${o.annotations ? ` in ${path.join(o.annotations, GT_FILE)}` : `, durationScale ${k.durationScale}`}) would have ${T} snippets; must be ${long}`);
+    featureBytes += 128 + T * D * 4;
+  }
+  const free = freeBytes(out);
+  if (free !== null && featureBytes > free)
+    throw new Error(`synth: the features would take ${featureBytes} bytes (${train.length + test.length} videos of D = ${D}), more than the ${free} bytes free where ${out} is; nothing was written`);
+
+  fs.mkdirSync(out, { recursive: true });
+  if (annotations) {
+    for (const f of ['gt_full.json', 'split_train.txt', 'split_test.txt', 'Ambiguous_test.txt', 'point_labels'])
+      copyIfExists(path.join(o.annotations!, f), path.join(out, f));
+    if (o.videos) {
+      // the splits list only the videos that get features, so the folder loads as a dataset
+      writeSplit(path.join(out, splitFile('train')), train);
+      writeSplit(path.join(out, splitFile('test')), test);
+    }
+  } else {
     writeGroundTruth(path.join(out, GT_FILE), db);
     writeSplit(path.join(out, splitFile('train')), train);
     writeSplit(path.join(out, splitFile('test')), test);

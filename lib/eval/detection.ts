@@ -17,6 +17,7 @@
  * Where the reference's order is undefined we fix one (documented on evaluateDetection).
  */
 import { readGroundTruth, GroundTruthFile, MAX_SEGMENT_SECONDS } from '../formats/ground_truth';
+import { LIMITS } from '../util/limits';
 import { readResults, Detection, DetectionResults } from '../formats/results';
 import { emptyRecord } from '../formats/text';
 
@@ -470,10 +471,14 @@ export function parseTiou(spec: string): number[] {
     if (!(st > 0)) throw new Error(`tIoU spec '${spec}': step must be positive`);
     if (b < a) throw new Error(`tIoU spec '${spec}': stop is below start`);
     const count = Math.floor((b - a) / st + 1e-9) + 1;
+    // the bound of every threshold list (lib/util/limits.ts), before the list is made
+    if (!(count <= LIMITS.listValues.max)) throw new Error(`tIoU spec '${spec}' gives ${count} thresholds; at most ${LIMITS.listValues.max} are allowed (${LIMITS.listValues.what})`);
     out = [];
     for (let i = 0; i < count; i++) out.push(Math.round((a + i * st) * 1e9) / 1e9);
   } else {
-    out = s.split(',').map(num);
+    const parts = s.split(',');
+    if (parts.length > LIMITS.listValues.max) throw new Error(`tIoU spec '${spec.slice(0, 40)}...' lists ${parts.length} thresholds; at most ${LIMITS.listValues.max} are allowed (${LIMITS.listValues.what})`);
+    out = parts.map(num);
   }
   if (out.length === 0) throw new Error(`tIoU spec '${spec}': no thresholds`);
   for (const t of out) if (!(t > 0 && t <= 1)) throw new Error(`tIoU spec '${spec}': threshold ${t} is outside (0, 1]`);

@@ -3,6 +3,8 @@
  * a JSON header {name: {dtype, shape, data_offsets}, __metadata__}, then the raw data), with
  * PyTorch's parameter names, so a state dict exported from PyTorch with safetensors loads by
  * name. F32 is written; F32, F16, BF16 and F64 are read (converted to float32). Writes are atomic.
+ * Reading refuses, naming the file and tensor, a non-finite value (a NaN, or an F64 beyond float32's
+ * range: a checkpoint's weights are finite) and two tensors whose data_offsets overlap.
  */
 import * as fs from 'fs';
 import { Shape, Tensor, shapeSize } from '../tensor/tensor';
@@ -75,6 +77,7 @@ export function loadSafetensors(file: string): SafetensorsFile {
     bad('__metadata__ is not an object of strings');
   const base = 8 + n;
   const tensors = new Map<string, StoredTensor>();
+  const spans: [number, number, string][] = [];
   for (const [name, info] of Object.entries(header)) {
     if (name === '__metadata__') continue;
     const { dtype, shape, data_offsets: off } = info ?? {};
@@ -85,6 +88,7 @@ export function loadSafetensors(file: string): SafetensorsFile {
     const count = shapeSize(shape as Shape);
     if (off[1] - off[0] !== count * DTYPE_BYTES[dtype] || base + off[1] > buf.length)
       bad(`tensor '${name}' ${JSON.stringify(shape)} ${dtype}: data_offsets ${JSON.stringify(off)} do not match its size or the file`);
+    spans.push([off[0], off[1], name]);
     const bytes = buf.subarray(base + off[0], base + off[1]);
     const data = new Float32Array(count);
     const dv = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
@@ -97,7 +101,20 @@ export function loadSafetensors(file: string): SafetensorsFile {
         data[i] = tmp.getFloat32(0, true);
       } else data[i] = halfToFloat(dv.getUint16(i * 2, true));
     }
+    // weights must be finite: a NaN, or an F64 beyond the float32 range (Inf once converted), poisons every output
+    for (let i = 0; i < count; i++) {
+      const v = data[i];
+      if (v - v !== 0)
+        throw new Error(`${file}: tensor '${name}' holds a non-finite value (${v} at flat index ${i}${dtype === 'F64' && !Number.isNaN(v) ? ', an F64 beyond the float32 range' : ''}); a checkpoint's weights must be finite numbers`);
+    }
     tensors.set(name, { shape: shape as number[], data });
+  }
+  // two tensors over the same bytes: which one a reader takes is a matter of chance (the format forbids it)
+  const filled = spans.filter(([a, b]) => b > a).sort((x, y) => x[0] - y[0] || x[1] - y[1]);
+  let reach = filled.length ? filled[0] : null;
+  for (const span of filled.slice(1)) {
+    if (span[0] < reach![1]) bad(`tensors '${reach![2]}' (data_offsets [${reach![0]}, ${reach![1]}]) and '${span[2]}' ([${span[0]}, ${span[1]}]) overlap`);
+    if (span[1] > reach![1]) reach = span;
   }
   return { tensors, metadata: (meta as Record<string, string> | undefined) ?? {} };
 }

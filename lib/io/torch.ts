@@ -17,7 +17,11 @@
  * storages (64/16-bit floats converted as torch's `.float()` does: round to nearest even, or
  * exactly); integer and bool storages are read too (as numbers) so buffers such as BatchNorm's
  * num_batches_tracked do not stop a read. The legacy (pre-1.6) format and other files are
- * errors that say what the file is and what to do. Every error names the file.
+ * errors that say what the file is and what to do. Refused, naming the tensor: rebuild arguments
+ * (storage, offset, size, stride, storage dtype) that are not what torch.save writes, also when a
+ * later BUILD of the pickle changed them, and a weight that is not finite (a NaN, or a float64
+ * beyond float32's range). An archive with two entries of one name (torch.load reads the first,
+ * other readers the last) is refused. Every error names the file.
  */
 import * as fs from 'fs';
 import { unzipSync } from 'fflate';
@@ -81,11 +85,9 @@ const num = (x: unknown): number => (typeof x === 'bigint' ? Number(x) : (x as n
 function registry(): NameRegistry {
   const r = new NameRegistry();
   r.register('collections', 'OrderedDict', () => new Map());
-  const rebuild = (storage: unknown, offset: unknown, size: unknown, stride: unknown): TensorRef => {
-    if (!(storage instanceof StorageRef)) throw new Error('a tensor whose storage is not a persistent storage reference');
-    if (!Array.isArray(size) || !Array.isArray(stride) || size.length !== stride.length) throw new Error('a tensor with malformed size or stride');
-    return new TensorRef(storage, num(offset), size.map(num), stride.map(num));
-  };
+  // the arguments are kept as given and checked once the tensor's name is known (checkRebuildArguments)
+  const rebuild = (storage: unknown, offset: unknown, size: unknown, stride: unknown): TensorRef =>
+    new TensorRef(storage as StorageRef, num(offset), Array.isArray(size) ? size.map(num) : (size as number[]), Array.isArray(stride) ? stride.map(num) : (stride as number[]));
   r.register('torch._utils', '_rebuild_tensor_v2', rebuild);
   r.register('torch._utils', '_rebuild_tensor', rebuild);
   r.register('torch._utils', '_rebuild_parameter', (data: unknown) => data);
@@ -135,6 +137,8 @@ export function readTorchCheckpoint(file: string): TorchCheckpoint {
     const limit = 4 * buf.length + (1 << 20);
     let declared = 0;
     let entries = 0;
+    const names = new Set<string>();
+    let twice: string | undefined;
     files = unzipSync(new Uint8Array(buf.buffer, buf.byteOffset, buf.byteLength), {
       filter: (f) => {
         // a central-directory entry takes at least 46 bytes: a damaged entry count (zip64's is 8 bytes)
@@ -142,10 +146,20 @@ export function readTorchCheckpoint(file: string): TorchCheckpoint {
         if (++entries > buf.length / 46) throw new Error(`its directory claims more entries than a file of ${buf.length} bytes can hold`);
         declared += f.originalSize;
         if (!(declared <= limit)) throw new Error(`its entries claim ${declared} bytes uncompressed, more than 4x the file's ${buf.length}`);
+        // two entries of one name: torch.load reads the first, fflate (and many zip tools) keep the last.
+        // Refused once the whole directory has been read (a damaged directory is reported as such)
+        if (names.has(f.name)) {
+          twice ??= f.name;
+          return false;
+        }
+        names.add(f.name);
         return true;
       },
     });
+    if (twice !== undefined) throw new DuplicateEntry(twice);
   } catch (e) {
+    if (e instanceof DuplicateEntry)
+      return fail(`the zip archive holds two entries named '${e.entry}' (torch.load would read the first, other readers the last): an ambiguous archive, refused; re-save it with torch.save`);
     return fail(`damaged or truncated zip archive (${(e as Error).message}); a PyTorch checkpoint is a complete zip file`);
   }
   const pkls = Object.keys(files).filter((n) => n === 'data.pkl' || n.endsWith('/data.pkl'));
@@ -190,9 +204,27 @@ export function readTorchCheckpoint(file: string): TorchCheckpoint {
   if (entries.length && entries.every(([k]) => k.startsWith('module.'))) strippedPrefix = 'module.';
   const tensors = new Map<string, TorchTensor>();
   for (const [name, t] of entries) {
+    const bad = (why: string): never => fail(`tensor '${name}': ${why}`);
+    // the pickle may have changed the rebuilt tensor afterwards (a BUILD of its state): every argument is checked again
+    checkRebuildArguments(t, bad);
     const bytes = files[`${prefix}data/${t.storage.key}`];
-    if (!bytes) fail(`tensor '${name}': its storage ${prefix}data/${t.storage.key} is missing from the archive`);
-    tensors.set(name.slice(strippedPrefix.length), materialise(t, bytes, order === 'little', (why) => fail(`tensor '${name}': ${why}`), 4 * buf.length + (1 << 20)));
+    if (!bytes) bad(`its storage ${prefix}data/${t.storage.key} is missing from the archive`);
+    let x: TorchTensor;
+    try {
+      x = materialise(t, bytes, order === 'little', bad, 4 * buf.length + (1 << 20));
+    } catch (e) {
+      if ((e as Error).message.startsWith(`${file}: `)) throw e;
+      return bad(`cannot be read: ${(e as Error).message}`);
+    }
+    // weights must be finite: a NaN, or a float64 beyond float32's range (Inf once converted), poisons every output
+    const at = firstNonFinite(x.data);
+    if (at >= 0)
+      bad(
+        `holds a non-finite value (${x.data[at]} at flat index ${at}` +
+          (x.dtype === 'float64' && !Number.isNaN(x.data[at]) ? ', a float64 beyond the float32 range' : '') +
+          `); a checkpoint's weights must be finite numbers`,
+      );
+    tensors.set(name.slice(strippedPrefix.length), x);
   }
   return { file, tensors, wrapper, strippedPrefix, archiveVersion, byteorder: order as 'little' | 'big' };
 }
@@ -224,6 +256,48 @@ function findStateDict(top: unknown, file: string): { dict: Map<string, TensorRe
     `${file}: no state dict found: the checkpoint holds ${describe(top)}; expected torch.save(model.state_dict(), path) ` +
       `or a dict wrapping one under ${WRAPPER_KEYS.map((k) => `'${k}'`).join(', ')}`,
   );
+}
+
+class DuplicateEntry extends Error {
+  constructor(readonly entry: string) {
+    super(`two entries named '${entry}'`);
+  }
+}
+
+/** The flat index of the first NaN or Inf, or -1. */
+export function firstNonFinite(data: Float32Array): number {
+  for (let i = 0; i < data.length; i++) {
+    const v = data[i];
+    if (v - v !== 0) return i;
+  }
+  return -1;
+}
+
+const show = (x: unknown): string => {
+  if (x === null || x === undefined) return 'None';
+  if (typeof x === 'string') return `'${x.slice(0, 40)}'`;
+  if (Array.isArray(x)) return `[${x.slice(0, 8).map(show).join(', ')}${x.length > 8 ? ', ...' : ''}]`;
+  if (typeof x === 'number' || typeof x === 'bigint' || typeof x === 'boolean') return String(x);
+  return `a ${(x as { constructor?: { name?: string } }).constructor?.name ?? typeof x}`;
+};
+
+/**
+ * The arguments of _rebuild_tensor_v2(storage, storage_offset, size, stride) as the pickle left
+ * them: a storage reference of a known type and key, a non-negative integer offset, and size and
+ * stride lists of non-negative integers of one length. `bad` names the file and the tensor.
+ */
+function checkRebuildArguments(t: TensorRef, bad: (why: string) => never): void {
+  if (!(t instanceof TensorRef)) bad(`is ${show(t)}, not a tensor`);
+  const st = t.storage as unknown;
+  if (!(st instanceof StorageRef)) return bad(`its storage is ${show(st)}, not a storage reference`);
+  if (typeof st.type !== 'string' || !Object.prototype.hasOwnProperty.call(STORAGE_TYPES, st.type))
+    bad(`its storage has the dtype ${show(st.type)} (known: ${Object.keys(STORAGE_TYPES).join(', ')})`);
+  if (typeof st.key !== 'string' || st.key.length === 0) bad(`its storage key is ${show(st.key)}`);
+  const isIndex = (v: unknown): boolean => typeof v === 'number' && Number.isSafeInteger(v) && v >= 0;
+  if (!isIndex(t.offset)) bad(`its storage offset is ${show(t.offset)}, not a non-negative integer`);
+  if (!Array.isArray(t.size) || !t.size.every(isIndex)) bad(`its size is ${show(t.size)}, not a list of non-negative integers`);
+  if (!Array.isArray(t.stride) || !t.stride.every(isIndex)) bad(`its stride is ${show(t.stride)}, not a list of non-negative integers`);
+  if (t.size.length !== t.stride.length) bad(`its size ${show(t.size)} and stride ${show(t.stride)} differ in length`);
 }
 
 /** A view of a storage as a C-order float32 array. */

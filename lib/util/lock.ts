@@ -3,7 +3,11 @@
  * pid, host, command and start time, written whole before it becomes visible: a temporary file
  * hard-linked into place, which fails when the lock exists). A second process is refused with a
  * message naming the owner; a lock whose process is gone (killed, crashed) is taken over, by one
- * process only when several try at once (`takeOver`). Locks are
+ * process only when several try at once (`takeOver`), saying why (`RunLock.takenOver`). So is a lock whose pid is
+ * alive but is another process (the pid reused after the owner died, or a lock naming an unrelated
+ * program): the lock records a start-time token of its owner (Linux: /proc/<pid>/stat's start time
+ * and the boot id), and a live pid with another token, or, for a lock without one, a command line
+ * (/proc/<pid>/cmdline) that is not the lock's command, is not the owner. Locks are
  * counted within a process (`pstal run` holds it across both stages while each training loop also
  * takes it) and released at the last `release()` or when the process exits.
  *
@@ -21,12 +25,16 @@ export interface LockOwner {
   host: string;
   command: string;
   started: string;
+  /** the owner's start-time token (processStartToken), where the system gives one */
+  token?: string;
 }
 
 export interface RunLock {
   file: string;
   /** temporary files of killed writes removed when the lock was taken */
   removedTemps: string[];
+  /** why a lock left by another process was taken over (the CLI prints it as a warning), or null */
+  takenOver: string | null;
   release(): void;
 }
 
@@ -145,6 +153,55 @@ function takeOver(file: string, stale: LockInstance, content: string): boolean {
   }
 }
 
+/**
+ * A token that tells a process from a later one given the same pid: the boot id and the process's
+ * start time in clock ticks since boot (/proc/<pid>/stat field 22). null where /proc is not there.
+ */
+export function processStartToken(pid: number): string | null {
+  try {
+    const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
+    // the command name (field 2) is in parentheses and may hold spaces or parentheses itself
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    const start = fields[19]; // field 22 of the whole line
+    if (!start || !/^\d+$/.test(start)) return null;
+    let boot = '';
+    try {
+      boot = fs.readFileSync('/proc/sys/kernel/random/boot_id', 'utf8').trim();
+    } catch {
+      // no boot id: the start time alone
+    }
+    return `${boot}:${start}`;
+  } catch {
+    return null;
+  }
+}
+
+/** The command line of a process (/proc/<pid>/cmdline, arguments joined by spaces), or null where it cannot be read. */
+function commandLine(pid: number): string | null {
+  try {
+    const raw = fs.readFileSync(`/proc/${pid}/cmdline`, 'utf8');
+    return raw.length ? raw.replace(/\0+$/, '').split('\0').join(' ') : null;
+  } catch {
+    return null;
+  }
+}
+
+/**
+ * Whether the live process `owner.pid` (same host) is the one that wrote the lock: null when it
+ * is (or when this cannot be told), else why not.
+ */
+function notTheOwner(owner: LockOwner): string | null {
+  if (owner.token) {
+    const now = processStartToken(owner.pid);
+    if (now !== null && now !== owner.token) return `pid ${owner.pid} is alive but is a later process than the lock's owner (another start time: the pid was reused)`;
+    if (now !== null) return null;
+  }
+  const cmd = commandLine(owner.pid);
+  if (cmd === null) return null;
+  if (owner.command ? cmd.includes(owner.command) : /\b(node|nodejs|pstal)\b/.test(cmd)) return null;
+  return `pid ${owner.pid} is alive but runs \`${cmd.slice(0, 200)}\`, not ${owner.command ? `the lock's command \`${owner.command.slice(0, 200)}\`` : 'a pstal process'}`;
+}
+
 function unlinkIfOurs(file: string): void {
   const o = readOwner(file);
   if (o && o.pid === process.pid && o.host === os.hostname()) fs.rmSync(file, { force: true });
@@ -192,17 +249,20 @@ export function lockRunFolder(dir: string, command = process.argv.slice(1).join(
   };
   if (mine) {
     mine.count++;
-    return { file, removedTemps: [], release: once(release) };
+    return { file, removedTemps: [], takenOver: null, release: once(release) };
   }
   try {
     fs.mkdirSync(key, { recursive: true });
   } catch (e) {
     throw new Error(`${dir}: cannot create the run folder: ${(e as Error).message}`);
   }
-  const me: LockOwner = { pid: process.pid, host: os.hostname(), command: command.slice(0, 500), started: new Date().toISOString() };
+  const token = processStartToken(process.pid);
+  const me: LockOwner = { pid: process.pid, host: os.hostname(), command: command.slice(0, 500), started: new Date().toISOString(), ...(token ? { token } : {}) };
   const content = JSON.stringify(me) + '\n';
   const sleep = (ms: number) => Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, ms);
+  let takenOver: string | null = null;
   for (let attempt = 0; ; attempt++) {
+    let why: string | null = null;
     let taken: boolean;
     try {
       taken = tryCreate(file, content);
@@ -211,7 +271,13 @@ export function lockRunFolder(dir: string, command = process.argv.slice(1).join(
         if (!found) continue; // released meanwhile: create again
         const owner = found.owner;
         const sameHost = !owner || owner.host === os.hostname();
-        const alive = owner ? (sameHost ? processAlive(owner.pid) : true) : Date.now() - found.mtimeMs < UNREADABLE_STALE_MS;
+        let alive = owner ? (sameHost ? processAlive(owner.pid) : true) : Date.now() - found.mtimeMs < UNREADABLE_STALE_MS;
+        if (owner && sameHost && !alive) why = `its owner, pid ${owner.pid} (${owner.command || '?'}), is no longer running`;
+        if (owner && sameHost && alive) {
+          why = notTheOwner(owner);
+          if (why) alive = false;
+        }
+        if (!owner && !alive) why = 'it could not be read and is old';
         if (alive) {
           if (!owner) throw new FolderLockedError(`${dir} is in use by another pstal process (its lock ${file} is being written or is damaged; if no pstal process uses the folder, remove it)`, null);
           throw new FolderLockedError(
@@ -229,7 +295,10 @@ export function lockRunFolder(dir: string, command = process.argv.slice(1).join(
       if (e instanceof FolderLockedError) throw e;
       throw new Error(`${file}: cannot create the run folder's lock: ${(e as Error).message}`);
     }
-    if (taken) break;
+    if (taken) {
+      if (why) takenOver = `took over ${file}: ${why}`;
+      break;
+    }
     if (attempt >= 50) throw new Error(`${file}: could not take over a stale lock (other processes keep taking it)`);
     sleep(2 + attempt); // another process is taking it over: look again once it has
   }
@@ -251,7 +320,7 @@ export function lockRunFolder(dir: string, command = process.argv.slice(1).join(
       removedTemps.push(name);
     }
   }
-  return { file, removedTemps, release: once(release) };
+  return { file, removedTemps, takenOver, release: once(release) };
 }
 
 function once(f: () => void): () => void {

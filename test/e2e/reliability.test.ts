@@ -28,7 +28,7 @@ import { stage1Paths } from '../../lib/models/hrpro/checkpoint';
 import { loadHrPro, detect, clipDetections } from '../../lib/models/hrpro/detect';
 import { loadSafetensors } from '../../lib/io/safetensors';
 import { writeFileAtomic, setWriteHook, fsError, removeStaleTemps } from '../../lib/util/fs';
-import { lockRunFolder, FolderLockedError, LOCK_FILE } from '../../lib/util/lock';
+import { lockRunFolder, FolderLockedError, LOCK_FILE, processStartToken } from '../../lib/util/lock';
 import { NumericalError } from '../../lib/train/loop';
 import { setDetectAnomaly, Tensor } from '../../lib/tensor/tensor';
 import { loadGroundTruth, loadResults } from '../../lib/eval/detection';
@@ -135,7 +135,8 @@ test.serial('a run folder held by a live process is refused naming it; a dead ow
   fs.mkdirSync(dir, { recursive: true });
   const sleeper = spawn('sleep', ['30']);
   try {
-    fs.writeFileSync(path.join(dir, LOCK_FILE), JSON.stringify({ pid: sleeper.pid, host: os.hostname(), command: 'pstal run --out locked', started: '2026-01-01T00:00:00Z' }));
+    // the lock as its owner writes it, with its start-time token (a lock naming a live unrelated process is taken over: limits.test.ts)
+    fs.writeFileSync(path.join(dir, LOCK_FILE), JSON.stringify({ pid: sleeper.pid, host: os.hostname(), command: 'pstal run --out locked', started: '2026-01-01T00:00:00Z', token: processStartToken(sleeper.pid!) }));
     const e = t.throws(() => lockRunFolder(dir), { instanceOf: FolderLockedError })!;
     t.regex(e.message, new RegExp(`locked is in use by another pstal process \\(pid ${sleeper.pid}, since 2026-01-01T00:00:00Z: pstal run --out locked\\)`));
     // the CLI refuses before touching anything, exit 1

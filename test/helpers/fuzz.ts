@@ -45,6 +45,7 @@ import { FormatError } from '../../lib/formats/text';
 import { nameProblem, videoFile } from '../../lib/util/paths';
 import { groundTruthFromPoints } from '../../lib/data/points';
 import { spawnSync } from 'child_process';
+import { Zip, ZipPassThrough, unzipSync } from 'fflate';
 
 const FIXTURES = path.resolve(__dirname, '..', 'fixtures');
 const CONFIGS = path.resolve(__dirname, '..', '..', 'configs');
@@ -89,6 +90,288 @@ function safetensorsSeed(tmp: string): Buffer {
 }
 
 const json = (o: unknown): Buffer => Buffer.from(JSON.stringify(o, null, 1));
+
+// ---- hostile containers, built byte by byte ------------------------------------------------------
+
+/**
+ * A zip archive of stored entries in the given order; unlike zipSync (an object of names) it can
+ * hold two entries of one name, as a hostile archive does.
+ */
+export function zipEntries(entries: [string, Uint8Array][]): Buffer {
+  const chunks: Uint8Array[] = [];
+  const z = new Zip((err, data) => {
+    if (err) throw err;
+    chunks.push(data);
+  });
+  for (const [name, data] of entries) {
+    const e = new ZipPassThrough(name);
+    z.add(e);
+    e.push(data, true);
+  }
+  z.end();
+  return Buffer.concat(chunks);
+}
+
+/** The entry names of a zip archive as the checkpoint reader's zip parser (fflate) lists them, or null when it cannot. */
+export function zipNames(b: Buffer): string[] | null {
+  const names: string[] = [];
+  try {
+    unzipSync(new Uint8Array(b.buffer, b.byteOffset, b.byteLength), {
+      filter: (f) => {
+        names.push(f.name);
+        if (names.length > 10000) throw new Error('too many');
+        return false;
+      },
+    });
+  } catch {
+    return null;
+  }
+  return names;
+}
+
+/** One tensor of a hand-made torch.save archive; size, stride and offset may be anything (hostile pickles). */
+export interface PickledTensor {
+  name: string;
+  values: number[];
+  dtype?: 'float32' | 'float64';
+  size?: unknown;
+  stride?: unknown;
+  offset?: unknown;
+  /** a BUILD of this state on the rebuilt tensor (torch.save never writes one) */
+  build?: Record<string, unknown>;
+  /** a BUILD of this state on the storage reference */
+  storageBuild?: Record<string, unknown>;
+}
+
+/** Pickle protocol 2 opcodes for the values a hostile state needs: ints, floats, strings, None, tuples, dicts. */
+function pickleValue(v: unknown): Buffer {
+  if (v === null || v === undefined) return Buffer.from('N');
+  if (typeof v === 'boolean') return Buffer.from([v ? 0x88 : 0x89]);
+  if (typeof v === 'string') {
+    const s = Buffer.from(v, 'utf8');
+    const len = Buffer.alloc(4);
+    len.writeUInt32LE(s.length);
+    return Buffer.concat([Buffer.from('X'), len, s]);
+  }
+  if (typeof v === 'number') {
+    if (Number.isInteger(v) && v >= 0 && v < 256) return Buffer.from([0x4b, v]);
+    if (Number.isInteger(v) && v >= -(2 ** 31) && v < 2 ** 31) {
+      const b = Buffer.alloc(5);
+      b[0] = 0x4a;
+      b.writeInt32LE(v, 1);
+      return b;
+    }
+    const b = Buffer.alloc(9);
+    b[0] = 0x47;
+    b.writeDoubleBE(v, 1);
+    return b;
+  }
+  if (Array.isArray(v)) return Buffer.concat([Buffer.from('('), ...v.map(pickleValue), Buffer.from('t')]);
+  if (typeof v === 'object') {
+    const items = Object.entries(v as Record<string, unknown>).flatMap(([k, x]) => [pickleValue(k), pickleValue(x)]);
+    return Buffer.concat([Buffer.from('}('), ...items, Buffer.from('u')]);
+  }
+  throw new Error(`pickleValue: ${typeof v}`);
+}
+
+const pickleGlobal = (mod: string, name: string): Buffer => Buffer.from(`c${mod}\n${name}\n`, 'latin1');
+
+/**
+ * A torch.save (zip format) archive of a state dict {name: tensor}, written as torch does it
+ * (archive/data.pkl calling torch._utils._rebuild_tensor_v2, storages as persistent ids in
+ * archive/data/<key>), from the spec: hostile rebuild arguments and BUILD states included.
+ * `extra` entries are appended (a second entry of a name already there makes an ambiguous archive).
+ */
+export function torchArchive(tensors: PickledTensor[], extra: [string, Uint8Array][] = []): Buffer {
+  const parts: Buffer[] = [Buffer.from([0x80, 0x02]), pickleGlobal('collections', 'OrderedDict'), Buffer.from(')R')];
+  const storages: [string, Uint8Array][] = [];
+  tensors.forEach((t, key) => {
+    const dtype = t.dtype ?? 'float32';
+    const esize = dtype === 'float64' ? 8 : 4;
+    const data = Buffer.alloc(esize * t.values.length);
+    t.values.forEach((x, i) => (dtype === 'float64' ? data.writeDoubleLE(x, 8 * i) : data.writeFloatLE(x, 4 * i)));
+    storages.push([`archive/data/${key}`, new Uint8Array(data)]);
+    parts.push(
+      pickleValue(t.name),
+      pickleGlobal('torch._utils', '_rebuild_tensor_v2'),
+      Buffer.from('(('),
+      pickleValue('storage'),
+      pickleGlobal('torch', dtype === 'float64' ? 'DoubleStorage' : 'FloatStorage'),
+      pickleValue(String(key)),
+      pickleValue('cpu'),
+      pickleValue(t.values.length),
+      Buffer.from('tQ'),
+      t.storageBuild ? Buffer.concat([pickleValue(t.storageBuild), Buffer.from('b')]) : Buffer.alloc(0),
+      pickleValue(t.offset ?? 0),
+      pickleValue(t.size ?? [t.values.length]),
+      pickleValue(t.stride ?? [1]),
+      Buffer.from([0x89]),
+      pickleGlobal('collections', 'OrderedDict'),
+      Buffer.from(')Rt'),
+      Buffer.from('R'),
+      t.build ? Buffer.concat([pickleValue(t.build), Buffer.from('b')]) : Buffer.alloc(0),
+      Buffer.from('s'),
+    );
+  });
+  parts.push(Buffer.from('.'));
+  return zipEntries([
+    ['archive/data.pkl', new Uint8Array(Buffer.concat(parts))],
+    ['archive/byteorder', new Uint8Array(Buffer.from('little'))],
+    ...storages,
+    ['archive/version', new Uint8Array(Buffer.from('3\n'))],
+    ...extra,
+  ]);
+}
+
+/** A safetensors file from raw header entries (any data_offsets) and data bytes. */
+export function safetensorsBytes(header: Record<string, unknown>, data: Buffer): Buffer {
+  const h = Buffer.from(JSON.stringify(header));
+  const len = Buffer.alloc(8);
+  len.writeBigUInt64LE(BigInt(h.length));
+  return Buffer.concat([len, h, data]);
+}
+
+/** A .npy file with the given header dict text (its length field set to match) and data. */
+export function npyBytes(dict: string, data: Buffer): Buffer {
+  let header = dict;
+  header += ' '.repeat((64 - ((10 + header.length + 1) % 64)) % 64) + '\n';
+  const pre = Buffer.from([0x93, 0x4e, 0x55, 0x4d, 0x50, 0x59, 1, 0, 0, 0]);
+  pre.writeUInt16LE(header.length, 8);
+  return Buffer.concat([pre, Buffer.from(header, 'latin1'), data]);
+}
+
+const NONFINITE_F32 = [Buffer.from([0, 0, 0xc0, 0x7f]), Buffer.from([0, 0, 0x80, 0x7f]), Buffer.from([0, 0, 0x80, 0xff])]; // NaN, +Inf, -Inf
+const F64_HUGE = (): Buffer => {
+  const b = Buffer.alloc(8);
+  b.writeDoubleLE(1e300);
+  return b;
+};
+
+/**
+ * Container mutations of a torch archive: an entry given twice (same or other bytes), a NaN/Inf or a
+ * float64 1e300 written into a storage, or a BUILD of a hostile state on a tensor or its storage.
+ */
+function mutateTorchContainer(b: Buffer, rng: Rng): Buffer {
+  let files: Record<string, Uint8Array>;
+  try {
+    files = unzipSync(new Uint8Array(b.buffer, b.byteOffset, b.byteLength));
+  } catch {
+    return b;
+  }
+  const names = Object.keys(files);
+  if (!names.length) return b;
+  const op = rng.int(3);
+  if (op === 0) {
+    // an entry twice: first or last, same bytes or others
+    const n = pick(rng, names);
+    const other = Buffer.from(files[n]);
+    if (other.length && rng.uniform() < 0.7) other[rng.int(other.length)] ^= 1 + rng.int(255);
+    const entries = names.map((k) => [k, files[k]] as [string, Uint8Array]);
+    const dup: [string, Uint8Array] = [n, new Uint8Array(other)];
+    if (rng.uniform() < 0.5) entries.push(dup);
+    else entries.splice(rng.int(entries.length + 1), 0, dup);
+    return zipEntries(entries);
+  }
+  if (op === 1) {
+    // a non-finite value (or a float64 beyond float32's range) in a storage
+    const data = names.filter((k) => /\/data\/[^/]+$/.test(k) && files[k].length >= 8);
+    if (!data.length) return b;
+    const n = pick(rng, data);
+    const buf = Buffer.from(files[n]);
+    const pat = rng.uniform() < 0.3 ? F64_HUGE() : pick(rng, NONFINITE_F32);
+    const slot = rng.int(Math.floor(buf.length / pat.length)) * pat.length;
+    pat.copy(buf, slot);
+    files[n] = new Uint8Array(buf);
+    return zipEntries(names.map((k) => [k, files[k]]));
+  }
+  // a hostile BUILD state or rebuild argument
+  const junk = (): unknown => pick(rng, ['abc', null, -1, 1.5, [], [-1], [2, 'x'], [1e300], { a: 1 }, [1, 1, 1, 1, 1, 1, 1, 1, 1, 4294967296]]);
+  const spec: PickledTensor[] = [
+    { name: 'a.weight', values: [1, 2, 3, 4, 5, 6], size: [2, 3], stride: [3, 1] },
+    { name: 'b', values: [0.5, -0.25], dtype: 'float64' },
+  ];
+  const t = pick(rng, spec);
+  const field = rng.int(6);
+  if (field === 0) t.build = { [pick(rng, ['size', 'stride', 'offset', 'storage'])]: junk() };
+  else if (field === 1) t.storageBuild = { [pick(rng, ['type', 'key', 'location'])]: junk() };
+  else if (field === 2) t.size = junk();
+  else if (field === 3) t.stride = junk();
+  else if (field === 4) t.offset = junk();
+  else t.values[rng.int(t.values.length)] = pick(rng, [NaN, Infinity, -Infinity, 1e300, -1e39]);
+  return torchArchive(spec);
+}
+
+/** A key of a .npy header given twice with another value ('shape': (5, 4) -> 'shape': (5, 4), 'shape': (4, 5)). */
+function mutateNpyKeys(b: Buffer, rng: Rng): Buffer {
+  const text = b.toString('latin1');
+  const i = text.indexOf('{');
+  const j = text.indexOf('}');
+  if (i < 0 || j < i) return b;
+  const key = pick(rng, ["'shape': (2, 2)", "'shape': (1,)", "'descr': '<f8'", "'fortran_order': True", "'shape': ()", '"shape": (3, 1)']);
+  const head = rng.uniform() < 0.5 ? text.slice(i, j).replace(/,?\s*$/, `, ${key}, `) + '}' : `{${key}, ` + text.slice(i + 1, j + 1);
+  const rest = text.slice(j + 1).replace(/^ */, '');
+  return npyBytes(head, Buffer.from(rest.replace(/^\n/, ''), 'latin1'));
+}
+
+/** safetensors: two tensors over the same bytes, or a NaN/Inf in the data. */
+function mutateSafetensorsContainer(b: Buffer, rng: Rng): Buffer {
+  if (b.length < 8) return b;
+  const n = Number(b.readBigUInt64LE(0));
+  if (!(n > 0 && 8 + n <= b.length)) return b;
+  let header: Record<string, { dtype: string; shape: number[]; data_offsets: [number, number] }>;
+  try {
+    header = JSON.parse(b.subarray(8, 8 + n).toString('utf8'));
+  } catch {
+    return b;
+  }
+  const data = Buffer.from(b.subarray(8 + n));
+  const names = Object.keys(header).filter((k) => k !== '__metadata__' && Array.isArray(header[k]?.data_offsets));
+  if (!names.length) return b;
+  if (rng.uniform() < 0.5 && names.length >= 2) {
+    // a second tensor's bytes moved over the first's (its size kept: only the overlap is wrong)
+    const [a, c] = [pick(rng, names), pick(rng, names)];
+    if (a === c) return b;
+    const [s0, e0] = header[a].data_offsets;
+    const [s1, e1] = header[c].data_offsets;
+    const start = Math.min(Math.max(0, s0 + rng.int(Math.max(1, e0 - s0))), Math.max(0, data.length - (e1 - s1)));
+    header[c].data_offsets = [start, start + (e1 - s1)];
+  } else {
+    const t = header[pick(rng, names)];
+    const [s0, e0] = t.data_offsets;
+    if (!(e0 - s0 >= 4) || t.dtype !== 'F32' || e0 > data.length) return b;
+    pick(rng, NONFINITE_F32).copy(data, s0 + 4 * rng.int((e0 - s0) >> 2));
+  }
+  return safetensorsBytes(header, data);
+}
+
+/** The repeated keys of a .npy header (by quoted name), or null. */
+function npyRepeatedKey(b: Buffer): string | null {
+  const text = b.toString('latin1', 0, Math.min(b.length, 70000));
+  const j = text.indexOf('}');
+  const head = text.slice(0, j < 0 ? text.length : j);
+  for (const k of ['descr', 'fortran_order', 'shape']) if ((head.match(new RegExp(`['"]${k}['"]\\s*:`, 'g')) ?? []).length > 1) return k;
+  return null;
+}
+
+/** Two tensors of a safetensors header whose data_offsets overlap, or null. */
+function safetensorsOverlap(b: Buffer): string | null {
+  try {
+    const n = Number(b.readBigUInt64LE(0));
+    const h = JSON.parse(b.subarray(8, 8 + n).toString('utf8')) as Record<string, { data_offsets?: [number, number] }>;
+    const spans = Object.entries(h)
+      .filter(([k, v]) => k !== '__metadata__' && Array.isArray(v?.data_offsets) && v.data_offsets[1] > v.data_offsets[0])
+      .map(([k, v]) => [v.data_offsets![0], v.data_offsets![1], k] as const);
+    for (const x of spans) for (const y of spans) if (x !== y && x[0] < y[1] && y[0] < x[1]) return `${x[2]} and ${y[2]}`;
+  } catch {
+    // not a header the oracle can read: the reader decides
+  }
+  return null;
+}
+
+const nonFiniteIn = (tensors: Map<string, { data: Float32Array }>): string | null => {
+  for (const [k, v] of tensors) for (let i = 0; i < v.data.length; i++) if (!Number.isFinite(v.data[i])) return `tensor ${k} holds ${v.data[i]} at ${i}`;
+  return null;
+};
 
 const fin = (x: unknown): boolean => typeof x === 'number' && Number.isFinite(x);
 const segProblem = (seg: unknown, gt: boolean): string | null => {
@@ -193,6 +476,25 @@ export function targets(tmp: string): Target[] {
       };
     } },
     { name: 'torch', ext: '.pt', text: false, seeds: torch, read: (f) => bytesOf(new Map([...readTorchCheckpoint(f).tensors].map(([k, v]) => [k, v.data]))) },
+    // hostile containers: an entry twice, non-finite weights, hostile rebuild arguments and BUILD states
+    { name: 'torch containers', ext: '.pt', text: false, seeds: [torchArchive([{ name: 'a.weight', values: [1, 2, 3, 4, 5, 6], size: [2, 3], stride: [3, 1] }, { name: 'b', values: [0.5, -0.25], dtype: 'float64' }]), torch[0]],
+      mutate: mutateTorchContainer,
+      read: (f) => {
+        const names = zipNames(fs.readFileSync(f));
+        const twice = names?.find((n, i) => names.indexOf(n) !== i);
+        const c = readTorchCheckpoint(f);
+        return { bytes: bytesOf(new Map([...c.tensors].map(([k, v]) => [k, v.data]))), problem: twice ? `accepted an archive with two entries named ${twice}` : nonFiniteIn(c.tensors) };
+      } },
+    { name: 'npy keys', ext: '.npy', text: false, seeds: [npySeed([5, 4]), npySeed([3])], mutate: mutateNpyKeys, read: (f) => {
+      const key = npyRepeatedKey(fs.readFileSync(f));
+      const a = readNpy(f);
+      return { bytes: bytesOf(a), problem: key ? `accepted a header naming '${key}' twice` : shapeProblem(a.shape, a.data.length) };
+    } },
+    { name: 'safetensors containers', ext: '.safetensors', text: false, seeds: [safetensorsSeed(tmp)], mutate: mutateSafetensorsContainer, read: (f) => {
+      const overlap = safetensorsOverlap(fs.readFileSync(f));
+      const st = loadSafetensors(f);
+      return { bytes: bytesOf(st.tensors), problem: overlap ? `accepted overlapping tensors ${overlap}` : nonFiniteIn(st.tensors) };
+    } },
     { name: 'gt (eval)', ext: '.json', text: true, seeds: [json(gt), json(hostileGt)], read: (f) => {
       const g = loadGroundTruth(f, 'Test');
       const db = objectAt(parseJsonFile(f), 'database');
@@ -400,6 +702,11 @@ export function mutate(t: Target, seed: Buffer, rng: Rng): Buffer {
   }
   const rounds = 1 + (rng.uniform() < 0.3 ? rng.int(3) : 0);
   for (let r = 0; r < rounds; r++) {
+    // a target's own mutations (hostile containers) half the time; the others draw as before
+    if (t.mutate && rng.uniform() < 0.5) {
+      b = t.mutate(b, rng);
+      continue;
+    }
     const u = rng.uniform();
     const h = u < 0.3 ? mutateHeader(b, rng, t.name) : null;
     if (h) b = h;
