@@ -41,4 +41,8 @@ export const EXAMPLES: Record<string, string[]> = {
     'pstal report runs/g32 --data data/gtea32 --out report.html',
   ],
   demo: ['pstal demo --out pstal-demo'],
+  'pseudo-labels': [
+    'pstal pseudo-labels --model runs/t256 --data data/thumos14-d256 --out pseudo_gt.json --with-test-gt   # HR-Pro\'s detections',
+    'pstal pseudo-labels --model runs/t256 --data data/thumos14-d256 --out pseudo_gt.json --method hrpro+tspnet --out-results pseudo_scored.json',
+  ],
 };

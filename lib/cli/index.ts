@@ -21,10 +21,12 @@ const COMMANDS: Record<string, string> = {
   import: 'a PyTorch HR-Pro checkpoint (torch.save state dict) into a run folder',
   demo: 'synthesize a small dataset and run the whole pipeline',
   report: "one self-contained HTML page of a run: config, curves, AP tables, timelines",
+  'pseudo-labels': "full pseudo labels (gt_full.json) of the training videos from a run's detections and the points",
 };
 
 function usage(): string {
-  const rows = Object.entries(COMMANDS).map(([c, d]) => `  ${c.padEnd(8)} ${d}`);
+  const width = Math.max(...Object.keys(COMMANDS).map((c) => c.length));
+  const rows = Object.entries(COMMANDS).map(([c, d]) => `  ${c.padEnd(width)} ${d}`);
   return `usage: pstal <command> [options]\n\ncommands:\n${rows.join('\n')}\n\nRun \`pstal <command> --help\` for a command's options and examples; \`pstal --version\` for the version.`;
 }
 
@@ -46,8 +48,9 @@ export async function main(argv: string[]): Promise<number> {
     // PSTAL_NUM_THREADS, PSTAL_GEMM...: a value the kernels would silently ignore is a usage error
     // eslint-disable-next-line @typescript-eslint/no-var-requires
     (require('./options') as typeof import('./options')).checkEnvironment();
+    // a command's module: its name with '-' as '_' (pseudo-labels: ./pseudo_labels)
     // eslint-disable-next-line @typescript-eslint/no-var-requires
-    const mod = require(`./${cmd}`) as { main(argv: string[]): Promise<number> };
+    const mod = require(`./${cmd.replace(/-/g, '_')}`) as { main(argv: string[]): Promise<number> };
     return await mod.main(rest);
   } catch (e) {
     if (e instanceof CliError) {

@@ -1,6 +1,7 @@
 export * from './stage1';
 export * from './rab';
 export * from './pseudo_labels';
+export * from './pseudo_gt';
 export * from './losses';
 export * from './videos';
 export * from './context';
