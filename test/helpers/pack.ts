@@ -14,7 +14,7 @@
  * needs (pstal's dependencies, and e.g. typescript and ts-node): npm then needs only the tarballs,
  * by integrity, from the cache.
  */
-import { execFileSync } from 'child_process';
+import { execFileSync, spawnSync } from 'child_process';
 import * as fs from 'fs';
 import * as path from 'path';
 
@@ -112,7 +112,7 @@ export function noCompilers(dir: string): string {
 
 /**
  * A fresh project in `dir` depending on the tarball (and `extra`: name -> range, resolved from the
- * checkout's lock), installed with `npm install --offline` plus `npmArgs`.
+ * checkout's lock), installed with `npm install --offline` plus `npmArgs`; returns npm's output.
  */
 export function installProject(dir: string, tarball: string, o: { extra?: Record<string, string>; npmArgs?: string[]; env: NodeJS.ProcessEnv; packageJson?: Record<string, unknown> }): string {
   fs.mkdirSync(dir, { recursive: true });
@@ -129,7 +129,11 @@ export function installProject(dir: string, tarball: string, o: { extra?: Record
   for (const [p, e] of Object.entries(lockEntriesFor(Object.keys(pkg.optionalDependencies ?? {}).filter((n) => lockHas(n))))) entries[p] ??= { ...e, optional: true };
   const lock = { name: 'app', version: '1.0.0', lockfileVersion: 3, requires: true, packages: { '': { name: 'app', version: '1.0.0', dependencies: o.extra ?? {} }, ...entries } };
   fs.writeFileSync(path.join(dir, 'package-lock.json'), JSON.stringify(lock, null, 2));
-  return execFileSync('npm', ['install', '--offline', '--no-audit', '--no-fund', ...(o.npmArgs ?? [])], { cwd: dir, env: o.env, encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
+  const args = ['install', '--offline', '--no-audit', '--no-fund', ...(o.npmArgs ?? [])];
+  const r = spawnSync('npm', args, { cwd: dir, env: o.env, encoding: 'utf8', maxBuffer: 64 << 20 });
+  const output = `${r.stdout}${r.stderr}`;
+  if (r.status !== 0) throw new Error(`npm ${args.join(' ')} in ${dir} failed (${r.status ?? r.signal}):\n${output}`);
+  return output;
 }
 
 function lockHas(name: string): boolean {
