@@ -13,7 +13,8 @@
 // PSTAL_PREBUILD_REUSE=1 keeps a prebuilds/<platform>-<arch>/pstal.node that is newer than every
 // file under native/ and binding.gyp instead of compiling again.
 //
-// Flags: --cuda also builds the CUDA addon's prebuild (scripts/build-cuda.js --prebuild).
+// The CUDA addon is packaged apart, as the optional dependency @pstal/linux-x64-cuda
+// (`node scripts/build-cuda.js --package`; `npm run prebuilds` runs both).
 'use strict';
 const { spawnSync } = require('child_process');
 const fs = require('fs');
@@ -85,7 +86,3 @@ function cpuPrebuild() {
 }
 
 cpuPrebuild();
-if (process.argv.includes('--cuda')) {
-  const r = spawnSync(process.execPath, [path.join(__dirname, 'build-cuda.js'), '--optional', '--prebuild'], { cwd: root, stdio: 'inherit' });
-  process.exit(r.status ?? 1);
-}
