@@ -15,13 +15,22 @@
  *
  * The tarball is made once (test/helpers/pack.ts: in a staging copy, so the checkout's build/, which
  * the test files running beside this one load, is never rebuilt).
+ *
+ * Then the CUDA addon's platform package, @pstal/linux-x64-cuda (npm/linux-x64-cuda), is packed with
+ * the CUDA addon built here (build-cuda/Release/pstal_cuda.node, which `npm install` builds where
+ * nvcc is, for one architecture; else it is built in a staging copy with PSTAL_CUDA_ARCH=80-virtual)
+ * and installed beside pstal from the two tarballs, offline and without compilers: the addon carries
+ * no rpath, cuBLAS is found by the run-time search (lib/runtime/cublas.ts) and loaded from there,
+ * and device 'cuda' gives "no CUDA device" where there is no GPU. Skipped, saying why, where there is
+ * neither a CUDA build nor nvcc.
  */
 import test from 'ava';
-import { execFileSync } from 'child_process';
+import { execFileSync, spawnSync } from 'child_process';
 import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
-import { installProject, noCompilers, packOnce, Packed } from '../helpers/pack';
+import { installProject, noCompilers, packOnce, Packed, ROOT } from '../helpers/pack';
+import { cublasMajorOf, elfDynamic, findCublas } from '../../lib/runtime/cublas';
 
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'pstal-pack-'));
 const PLATFORM = `${process.platform}-${process.arch}`;
@@ -38,6 +47,13 @@ let packed: Packed | undefined;
 let packError: Error | undefined;
 test.before(() => {
   try {
+    // PSTAL_TEST_TARBALL=pstal-x.y.z.tgz: that tarball instead of a new one (a second run while editing these tests)
+    const given = process.env.PSTAL_TEST_TARBALL;
+    if (given) {
+      const files = execFileSync('tar', ['tzf', given], { encoding: 'utf8', maxBuffer: 64 << 20 }).split('\n').filter(Boolean).map((f) => f.replace(/^package\//, ''));
+      packed = { tarball: path.resolve(given), files };
+      return;
+    }
     packed = packOnce(tmp, { ...process.env, PSTAL_PREBUILD: '' });
   } catch (e) {
     packError = e as Error;
@@ -143,4 +159,148 @@ test.serial('3. npm install --ignore-scripts (no install script runs), plain req
   // the CLI from the same install
   const v = execFileSync(path.join(app, 'node_modules', '.bin', 'pstal'), ['--version'], { cwd: app, env, encoding: 'utf8' });
   t.regex(v, /0\.\d+\.\d+/);
+});
+
+// ---- the CUDA addon's platform package -----------------------------------------------------------
+
+const CUDA_PKG_DIR = path.join(ROOT, 'npm', `${PLATFORM}-cuda`);
+
+function findNvcc(): string | undefined {
+  const candidates = [process.env.CUDA_HOME && path.join(process.env.CUDA_HOME, 'bin', 'nvcc'), '/usr/local/cuda/bin/nvcc'];
+  for (const dir of (process.env.PATH ?? '').split(path.delimiter)) if (dir) candidates.push(path.join(dir, 'nvcc'));
+  return candidates.find((c): c is string => Boolean(c) && fs.existsSync(c!));
+}
+
+const LOCAL_CUDA = path.join(ROOT, 'build-cuda', 'Release', 'pstal_cuda.node');
+/** The checkout's CUDA build, if it is there and carries no rpath (older builds had one into build-cublas/). */
+function localCudaBuild(): string | undefined {
+  const dyn = fs.existsSync(LOCAL_CUDA) ? elfDynamic(LOCAL_CUDA) : undefined;
+  return dyn && dyn.rpath.length + dyn.runpath.length === 0 ? LOCAL_CUDA : undefined;
+}
+const cmakeHere = spawnSync('cmake', ['--version'], { stdio: 'ignore' }).status === 0;
+/** Why the CUDA package cannot be tested here, or undefined when it can. */
+const noCudaWhy = localCudaBuild()
+  ? undefined
+  : !findNvcc()
+    ? 'nvcc was not found (CUDA_HOME, /usr/local/cuda, PATH) and there is no build-cuda/Release/pstal_cuda.node'
+    : !cmakeHere
+      ? 'cmake was not found on PATH (the CUDA build needs it) and there is no build-cuda/Release/pstal_cuda.node'
+      : undefined;
+
+/** The CUDA addon to package: the checkout's build when it has no rpath, else one built in a staging copy. */
+function cudaAddonToPackage(): { file?: string; why?: string } {
+  const local = localCudaBuild();
+  if (local) return { file: local };
+  // a staging copy of what the build reads, built for one architecture (PTX only: no ptxas pass)
+  const src = path.join(tmp, 'cuda-src');
+  fs.mkdirSync(path.join(src, 'scripts'), { recursive: true });
+  fs.cpSync(path.join(ROOT, 'native'), path.join(src, 'native'), { recursive: true });
+  for (const f of ['CMakeLists.txt', 'package.json', 'scripts/build-cuda.js']) fs.copyFileSync(path.join(ROOT, f), path.join(src, f));
+  fs.symlinkSync(path.join(ROOT, 'node_modules'), path.join(src, 'node_modules'), 'dir');
+  // a cuBLAS wheel the checkout's build installed is found through CUBLAS_ROOT
+  const cublas = findCublas({ major: 13, packageRoot: ROOT }).found;
+  const buildEnv: NodeJS.ProcessEnv = { ...process.env, PSTAL_CUDA_ARCH: process.env.PSTAL_CUDA_ARCH || '80-virtual', PSTAL_CUBLAS_PIP: '0' };
+  if (!buildEnv.CUBLAS_ROOT && cublas && /pip wheel/.test(cublas.from)) buildEnv.CUBLAS_ROOT = path.dirname(path.dirname(cublas.library));
+  const r = spawnSync(process.execPath, ['scripts/build-cuda.js', '--optional'], { cwd: src, env: buildEnv, encoding: 'utf8', maxBuffer: 64 << 20 });
+  const built = path.join(src, 'build-cuda', 'Release', 'pstal_cuda.node');
+  if (fs.existsSync(built)) return { file: built };
+  const said = /pstal: CUDA backend skipped: (.*)/.exec(r.stdout ?? '');
+  return { why: `the CUDA addon could not be built here: ${said ? said[1] : `${r.stdout}${r.stderr}`.slice(-2000)}` };
+}
+
+/** VIRTUAL_ENV for a cuBLAS found in a virtualenv's site-packages (as `source venv/bin/activate` sets it). */
+function venvOf(library: string): string | undefined {
+  for (let d = path.dirname(library); d !== path.dirname(d); d = path.dirname(d)) if (fs.existsSync(path.join(d, 'pyvenv.cfg'))) return d;
+  return undefined;
+}
+
+const CUDA_TITLE = '4. @pstal/linux-x64-cuda from its tarball: no rpath, cuBLAS found at run time, "no CUDA device" without a GPU';
+if (noCudaWhy) test.skip(`${CUDA_TITLE} (skipped: ${noCudaWhy})`, () => {});
+else test.serial(CUDA_TITLE, (t) => {
+  const mainTgz = tarball();
+  const addon = cudaAddonToPackage();
+  if (!addon.file) {
+    // nvcc and cmake are here, but not all the build needs (e.g. cuBLAS's header): said, not failed
+    t.log(`not tested: ${addon.why}`);
+    t.pass();
+    return;
+  }
+  const own = JSON.parse(fs.readFileSync(path.join(ROOT, 'package.json'), 'utf8')) as { version: string; optionalDependencies: Record<string, string> };
+  const cudaPkg = JSON.parse(fs.readFileSync(path.join(CUDA_PKG_DIR, 'package.json'), 'utf8')) as { name: string; version: string };
+  t.is(cudaPkg.version, own.version, 'one release');
+  t.is(own.optionalDependencies[cudaPkg.name], own.version, "pstal's optionalDependencies name it at its version");
+
+  // the platform package as `node scripts/build-cuda.js --package` leaves it, packed
+  const stage = path.join(tmp, 'cuda-pkg');
+  fs.cpSync(CUDA_PKG_DIR, stage, { recursive: true, filter: (f) => !/\.(node|tgz)$/.test(f) });
+  fs.copyFileSync(addon.file, path.join(stage, 'pstal_cuda.node'));
+  spawnSync('strip', ['--strip-unneeded', path.join(stage, 'pstal_cuda.node')]);
+  const packed = JSON.parse(execFileSync('npm', ['pack', '--json', '--pack-destination', tmp], { cwd: stage, encoding: 'utf8' })) as { filename: string; files: { path: string }[] }[];
+  t.deepEqual(packed[0].files.map((f) => f.path).sort(), ['README.md', 'package.json', 'pstal_cuda.node']);
+  const cudaTgz = path.join(tmp, packed[0].filename);
+
+  // where cuBLAS is on this machine, as the run-time search finds it from the checkout
+  const major = cublasMajorOf(addon.file)!;
+  t.truthy(major, 'the addon needs libcublas.so.N');
+  const cublas = findCublas({ major, packageRoot: ROOT }).found;
+  const appEnv = { ...env };
+  const venv = cublas && venvOf(cublas.library);
+  if (venv && !appEnv.VIRTUAL_ENV) {
+    // found in a virtualenv (e.g. the one the checkout's build pip-installed): the app's user has it active
+    appEnv.VIRTUAL_ENV = venv;
+    appEnv.PATH = `${path.join(venv, 'bin')}${path.delimiter}${appEnv.PATH}`;
+  }
+
+  const app = path.join(tmp, 'app-cuda');
+  installProject(app, mainTgz, { tarballs: { [cudaPkg.name]: cudaTgz }, env: appEnv });
+  const installed = path.join(app, 'node_modules', ...cudaPkg.name.split('/'), 'pstal_cuda.node');
+  t.true(fs.existsSync(installed), installed);
+  t.false(fs.existsSync(path.join(app, 'node_modules', 'pstal', 'node_modules', ...cudaPkg.name.split('/'))), "the hoisted package serves pstal's optional dependency");
+  const dyn = elfDynamic(installed)!;
+  t.deepEqual([...dyn.rpath, ...dyn.runpath], [], 'no RPATH/RUNPATH');
+  const readelf = spawnSync('readelf', ['-d', installed], { encoding: 'utf8' });
+  if (readelf.status === 0) {
+    t.notRegex(readelf.stdout, /\((RPATH|RUNPATH)\)/, 'readelf -d: no RPATH/RUNPATH');
+    t.regex(readelf.stdout, new RegExp(`\\(NEEDED\\)\\s+Shared library: \\[libcublas\\.so\\.${major}\\]`));
+  }
+  checkPrebuildLoaded(t, app);
+
+  const probe = `
+    const fs = require('fs');
+    const p = require('pstal');
+    const out = { cpu: p.native.cpuAddonFile() };
+    try { p.Tensor.zeros([2], 'cuda'); out.cuda = p.cudaAvailable(); } catch (e) { out.error = e.message; }
+    const a = p.Tensor.from([1, 2, 3, 4], [2, 2]);
+    out.matmul = p.ops.matmul(a, a).toNested();
+    out.maps = [...new Set(fs.readFileSync('/proc/self/maps', 'utf8').split('\\n').map((l) => l.split(/\\s+/)[5]).filter((f) => f && /libcublas|pstal_cuda/.test(f)))];
+    console.log(JSON.stringify(out));`;
+  const run = (extraEnv: NodeJS.ProcessEnv = {}): { cpu: string; cuda?: boolean; error?: string; matmul: number[][]; maps: string[] } =>
+    JSON.parse(execFileSync(process.execPath, ['-e', probe], { cwd: app, env: { ...appEnv, ...extraEnv }, encoding: 'utf8' }));
+
+  const r = run();
+  t.deepEqual(r.matmul, [[7, 10], [15, 22]], 'device cpu works');
+  const version = execFileSync(path.join(app, 'node_modules', '.bin', 'pstal'), ['--version'], { cwd: app, env: appEnv, encoding: 'utf8' });
+  t.regex(version, new RegExp(`^cpu: .*prebuilds[\\\\/]${PLATFORM}[\\\\/]pstal\\.node \\(prebuilt\\)`, 'm'), version);
+  if (r.cuda) {
+    t.true(r.maps.includes(fs.realpathSync(installed)), 'the packaged addon is the one loaded');
+    t.regex(version, /^gpu: .+, compute \d+\.\d+/m, version);
+  } else if (cublas) {
+    t.log(r.error);
+    t.regex(r.error!, /device 'cuda' could not be loaded from (\S+): no CUDA device on this machine: no usable CUDA device \(cudaGetDeviceCount: .+\) \(addon: @pstal\/\S+-cuda \d+\.\d+\.\d+; cuBLAS: (\S+), from (.+)\)$/);
+    const [, file, lib] = /loaded from (\S+): .*cuBLAS: (\S+), from/.exec(r.error!)!;
+    t.is(fs.realpathSync(file), fs.realpathSync(installed), 'the packaged addon was the one tried');
+    t.is(fs.realpathSync(lib), fs.realpathSync(cublas.library), 'cuBLAS from the search');
+    t.true(r.maps.includes(fs.realpathSync(cublas.library)), `libcublas mapped from ${cublas.library}: ${r.maps.join(', ')}`);
+    t.regex(version, /^cuda: not available: .*no CUDA device on this machine.*\(addon: @pstal\/\S+-cuda /m, version);
+  } else {
+    // no cuBLAS on this machine: the search says where it looked and what to install
+    t.log(r.error);
+    t.regex(r.error!, /cuBLAS \(libcublas\.so\.\d+\) was not found; looked in:/);
+    t.regex(r.error!, /pip install nvidia-cublas/);
+  }
+  // a PSTAL_CUBLAS that names no cuBLAS is an error of its own; device 'cpu' still works
+  const empty = fs.mkdtempSync(path.join(tmp, 'no-cublas-'));
+  const bad = run({ PSTAL_CUBLAS: empty });
+  t.regex(bad.error!, new RegExp(`PSTAL_CUBLAS=${empty.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')} is neither libcublas\\.so\\.${major} nor a folder holding it`));
+  t.deepEqual(bad.matmul, [[7, 10], [15, 22]]);
 });

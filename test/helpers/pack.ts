@@ -111,17 +111,23 @@ export function noCompilers(dir: string): string {
 }
 
 /**
- * A fresh project in `dir` depending on the tarball (and `extra`: name -> range, resolved from the
- * checkout's lock), installed with `npm install --offline` plus `npmArgs`; returns npm's output.
+ * A fresh project in `dir` depending on the tarball (and `tarballs`: name -> another tarball, and
+ * `extra`: name -> range, resolved from the checkout's lock), installed with `npm install --offline`
+ * plus `npmArgs`; returns npm's output.
  */
-export function installProject(dir: string, tarball: string, o: { extra?: Record<string, string>; npmArgs?: string[]; env: NodeJS.ProcessEnv; packageJson?: Record<string, unknown> }): string {
+export function installProject(
+  dir: string,
+  tarball: string,
+  o: { extra?: Record<string, string>; tarballs?: Record<string, string>; npmArgs?: string[]; env: NodeJS.ProcessEnv; packageJson?: Record<string, unknown> },
+): string {
   fs.mkdirSync(dir, { recursive: true });
   const pkg = JSON.parse(execFileSync('tar', ['xzOf', tarball, 'package/package.json'], { encoding: 'utf8' })) as {
     name: string;
     dependencies?: Record<string, string>;
     optionalDependencies?: Record<string, string>;
   };
-  const dependencies = { [pkg.name]: `file:${path.relative(dir, tarball)}`, ...(o.extra ?? {}) };
+  const files = Object.fromEntries(Object.entries(o.tarballs ?? {}).map(([n, f]) => [n, `file:${path.relative(dir, f)}`]));
+  const dependencies = { [pkg.name]: `file:${path.relative(dir, tarball)}`, ...files, ...(o.extra ?? {}) };
   fs.writeFileSync(path.join(dir, 'package.json'), JSON.stringify({ name: 'app', version: '1.0.0', private: true, ...(o.packageJson ?? {}), dependencies }, null, 2));
   const names = [...Object.keys(pkg.dependencies ?? {}), ...Object.keys(o.extra ?? {})];
   const entries = lockEntriesFor(names);
