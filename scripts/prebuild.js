@@ -73,14 +73,17 @@ function cpuPrebuild() {
     const r = spawnSync(process.execPath, args, { cwd: staging, env, stdio: 'inherit' });
     if (r.status !== 0) {
       console.error('pstal: the CPU prebuild failed (see above): needs g++, make and python3, as `npm install` from source');
-      process.exit(r.status || 1);
+      process.exitCode = r.status || 1;
+      return;
     }
     if (!fs.existsSync(out)) {
       console.error(`pstal: prebuildify made no ${path.relative(root, out)}: ${fs.existsSync(platformDir) ? fs.readdirSync(platformDir).join(', ') : 'no folder'}`);
-      process.exit(1);
+      process.exitCode = 1;
+      return;
     }
     console.log(`pstal: CPU prebuild ${path.relative(root, out)} (${fs.statSync(out).size} bytes)`);
   } finally {
+    // (exit codes are set, not exited with, so that this runs)
     fs.rmSync(staging, { recursive: true, force: true });
   }
 }
