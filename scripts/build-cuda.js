@@ -11,17 +11,19 @@
 //   4. failing all three, that venv is created and the wheel pip-installed into it
 //      (`nvidia-cublas==<major>.*` for CUDA 13+, `nvidia-cublas-cu12` before; PSTAL_CUBLAS_PIP_SPEC
 //      overrides the requirement, PSTAL_CUBLAS_PIP=0 turns this step off).
-// The addon gets an rpath to the library folder found, so it loads without LD_LIBRARY_PATH.
+// The addon gets no rpath: cuBLAS is looked for again at run time (lib/runtime/cublas.ts), so the
+// same binary works wherever cuBLAS is installed, and is loaded before the addon.
 //
 // Environment: PSTAL_CUDA_BUILD=0 skips the CUDA backend altogether; PSTAL_CUDA_ARCH picks the
 // GPU architectures (CMAKE_CUDA_ARCHITECTURES syntax, e.g. `90-real` or `80-real;90-real;90-virtual`;
-// default: `80-virtual` at npm install, to keep its compile time short, else CMakeLists.txt's);
+// default: `80-virtual` at npm install, to keep its compile time short, else CMakeLists.txt's:
+// sm_80, sm_86, sm_89, sm_90, sm_100 binaries and compute_100 PTX);
 // PSTAL_CUDA_JOBS the parallel compile jobs (default: the core count).
 //
-// Flags: --optional (npm install: never fail), --prebuild (also copy the addon, stripped, to
-// prebuilds/<platform>-<arch>/pstal_cuda.napi.cuda: an extension node-gyp-build never selects,
-// loaded only by lib/runtime/backend.ts when device 'cuda' is asked for), --print-cublas (print
-// the cuBLAS found as JSON and exit).
+// Flags: --optional (npm install: never fail), --package (also copy the addon, stripped, into the
+// optional platform package npm/<platform>-<arch>-cuda/, `@pstal/<platform>-<arch>-cuda`, which
+// lib/runtime/backend.ts loads when there is no local build; `npm pack ./npm/linux-x64-cuda` then
+// makes its tarball), --print-cublas (print the cuBLAS found as JSON and exit).
 'use strict';
 const { execFileSync, spawnSync } = require('child_process');
 const fs = require('fs');
@@ -30,10 +32,10 @@ const path = require('path');
 
 const root = path.resolve(__dirname, '..');
 const optional = process.argv.includes('--optional');
-const prebuild = process.argv.includes('--prebuild');
+const packageIt = process.argv.includes('--package');
 // Not under build-cuda/, which cmake-js deletes when it falls back to a full rebuild.
 const VENV = path.join(root, 'build-cublas', 'venv');
-const PREBUILD_NAME = 'pstal_cuda.napi.cuda';
+const PACKAGE_DIR = path.join(root, 'npm', `${process.platform}-${process.arch}-cuda`);
 
 function skip(why) {
   console.log(`pstal: CUDA backend skipped: ${why}`);
@@ -159,8 +161,7 @@ function findCublas(tk, { install }) {
 if (process.env.PSTAL_CUDA_BUILD === '0') skip('PSTAL_CUDA_BUILD=0');
 const nvcc = findNvcc();
 if (!nvcc) {
-  const pre = path.join(root, 'prebuilds', `${process.platform}-${process.arch}`, PREBUILD_NAME);
-  skip(fs.existsSync(pre) ? `nvcc was not found; the prebuilt ${path.relative(root, pre)} serves device 'cuda'` : 'nvcc was not found (set CUDA_HOME or put nvcc on PATH)');
+  skip('nvcc was not found (set CUDA_HOME or put nvcc on PATH); device \'cuda\' can come from the @pstal/linux-x64-cuda package');
 }
 const tk = toolkit(nvcc);
 if (process.argv.includes('--print-cublas')) {
@@ -192,8 +193,8 @@ const defs = [
 ];
 // npm install (--optional) compiles PTX for compute 8.0 only: one pass per file (no ptxas), and the
 // driver compiles it for any GPU from the A100 on when it first loads. An explicit build or a
-// prebuild takes CMakeLists.txt's list (sm_80 and sm_90 binaries plus PTX).
-const arch = process.env.PSTAL_CUDA_ARCH || (optional && !prebuild ? '80-virtual' : '');
+// --package takes CMakeLists.txt's list (sm_80, 86, 89, 90, 100 binaries plus PTX).
+const arch = process.env.PSTAL_CUDA_ARCH || (optional && !packageIt ? '80-virtual' : '');
 if (arch) defs.push(`--CDCMAKE_CUDA_ARCHITECTURES=${arch}`);
 const jobs = String(Number(process.env.PSTAL_CUDA_JOBS) || os.cpus().length || 1);
 // configure every time (so a changed PSTAL_CUDA_ARCH or cuBLAS takes effect; cmake keeps what is
@@ -205,11 +206,16 @@ for (const step of [['configure', ...defs], ['build', '--parallel', jobs]]) {
 const built = path.join(root, 'build-cuda', 'Release', 'pstal_cuda.node');
 if (!fs.existsSync(built)) fail(`the build made no ${built}`);
 
-if (prebuild) {
-  const dir = path.join(root, 'prebuilds', `${process.platform}-${process.arch}`);
-  fs.mkdirSync(dir, { recursive: true });
-  const dest = path.join(dir, PREBUILD_NAME);
+if (packageIt) {
+  const own = JSON.parse(fs.readFileSync(path.join(root, 'package.json'), 'utf8'));
+  const pkgFile = path.join(PACKAGE_DIR, 'package.json');
+  if (!fs.existsSync(pkgFile)) fail(`there is no ${path.relative(root, pkgFile)} for ${process.platform}-${process.arch}`);
+  const pkg = JSON.parse(fs.readFileSync(pkgFile, 'utf8'));
+  // the two are one release: the CUDA addon's ops are the ones this version's lib/ calls
+  if (pkg.version !== own.version || own.optionalDependencies?.[pkg.name] !== own.version)
+    fail(`${pkg.name} is ${pkg.version} and pstal's optionalDependencies ask for ${own.optionalDependencies?.[pkg.name]}: both must be pstal's version, ${own.version}`);
+  const dest = path.join(PACKAGE_DIR, 'pstal_cuda.node');
   fs.copyFileSync(built, dest);
   spawnSync('strip', ['--strip-unneeded', dest], { stdio: 'inherit' });
-  console.log(`pstal: CUDA prebuild ${path.relative(root, dest)} (needs ${path.basename(cublas.library)} at run time: rpath ${cublas.libdir})`);
+  console.log(`pstal: ${path.relative(root, dest)} (${pkg.name}@${pkg.version}, ${fs.statSync(dest).size} bytes, architectures ${arch || 'of CMakeLists.txt'}); \`npm pack ./${path.relative(root, PACKAGE_DIR)}\` makes its tarball`);
 }

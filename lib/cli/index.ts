@@ -34,6 +34,8 @@ export async function main(argv: string[]): Promise<number> {
   const [cmd, ...rest] = argv;
   if (cmd === '--version' || cmd === '-V' || cmd === 'version') {
     console.log(version());
+    // the backends found (and the GPU), after the version line
+    for (const line of (await import('../runtime/backend')).backendsReport()) console.log(line);
     return 0;
   }
   if (!cmd || cmd === '--help' || cmd === '-h' || cmd === 'help') {

@@ -5,70 +5,180 @@
  */
 import * as fs from 'fs';
 import * as path from 'path';
-import { cpu, NativeAddon, PACKAGE_ROOT } from './native';
+import { cpu, cpuAddonFile, NativeAddon, PACKAGE_ROOT } from './native';
+import { cublasMajorOf, cublasNotFound, CublasFound, findCublas } from './cublas';
 
 export type Device = 'cpu' | 'cuda';
 
 let cudaAddon: NativeAddon | undefined;
+let cudaLoaded: CudaAddonSource | undefined;
 let cudaError: string | undefined;
 
 /** Where `npm run build:cuda` puts the CUDA addon. */
 export const CUDA_ADDON_FILE = path.join(PACKAGE_ROOT, 'build-cuda', 'Release', 'pstal_cuda.node');
 
 /**
- * The CUDA prebuild `npm run prebuild` makes (scripts/build-cuda.js --prebuild). Its extension is not
- * `.node`, so node-gyp-build, which takes any `*.node` in prebuilds/<platform>-<arch>/, never mistakes
- * it for the CPU addon; it is loaded here only, with process.dlopen.
+ * The optional platform package that carries the prebuilt CUDA addon (npm/linux-x64-cuda in a
+ * checkout; an optional dependency of pstal, installed with it on Linux x64 with glibc).
  */
-export const CUDA_PREBUILD_FILE = path.join(PACKAGE_ROOT, 'prebuilds', `${process.platform}-${process.arch}`, 'pstal_cuda.napi.cuda');
+export const CUDA_PACKAGE = `@pstal/${process.platform}-${process.arch}-cuda`;
+
+/** A CUDA addon to try: the file, and what it is in words. */
+export interface CudaAddonSource {
+  file: string;
+  /** 'PSTAL_CUDA_ADDON', 'the local build', '@pstal/linux-x64-cuda 0.1.0' */
+  kind: string;
+  /** the cuBLAS loaded for it (undefined: none needed, or the addon was loaded before this was known) */
+  cublas?: CublasFound;
+}
+
+/** The package's own version (package.json beside lib/ or dist/). */
+function ownVersion(): string {
+  return (JSON.parse(fs.readFileSync(path.join(PACKAGE_ROOT, 'package.json'), 'utf8')) as { version: string }).version;
+}
+
+/**
+ * The CUDA addons there are, in the order they are tried: PSTAL_CUDA_ADDON (a file), else the
+ * local build (build-cuda/, `npm run build:cuda`), then the platform package's prebuilt addon.
+ * A platform package of another version than pstal's is listed with a `mismatch`.
+ */
+export function cudaAddonSources(): (CudaAddonSource & { mismatch?: string })[] {
+  const override = process.env.PSTAL_CUDA_ADDON;
+  if (override) return [{ file: path.resolve(override), kind: 'PSTAL_CUDA_ADDON' }];
+  const out: (CudaAddonSource & { mismatch?: string })[] = [];
+  if (fs.existsSync(CUDA_ADDON_FILE)) out.push({ file: CUDA_ADDON_FILE, kind: 'the local build' });
+  let pkgJson: string | undefined;
+  try {
+    pkgJson = require.resolve(`${CUDA_PACKAGE}/package.json`, { paths: [PACKAGE_ROOT] });
+  } catch {
+    pkgJson = undefined;
+  }
+  if (pkgJson) {
+    const version = (JSON.parse(fs.readFileSync(pkgJson, 'utf8')) as { version: string }).version;
+    const own = ownVersion();
+    out.push({
+      file: path.join(path.dirname(pkgJson), 'pstal_cuda.node'),
+      kind: `${CUDA_PACKAGE} ${version}`,
+      mismatch: version === own ? undefined : `${CUDA_PACKAGE} is ${version} but pstal is ${own}: \`npm install ${CUDA_PACKAGE}@${own}\``,
+    });
+  }
+  return out;
+}
+
+const cublasLoaded = new Map<number, CublasFound>();
+
+/**
+ * Finds cuBLAS libcublas.so.<major> (lib/runtime/cublas.ts) and loads it into the process, so
+ * that a CUDA addon needing it loads without an rpath or LD_LIBRARY_PATH. Throws the search's
+ * message (where it looked, what to install) when there is none.
+ */
+export function loadCublas(major: number): CublasFound {
+  const done = cublasLoaded.get(major);
+  if (done) return done;
+  const dlopen = cpu().dlopen_global as ((file: string) => string) | undefined;
+  if (typeof dlopen !== 'function')
+    throw new Error('the CPU addon has no dlopen_global (built before it was added): rebuild it with `npm run build:native`');
+  const search = findCublas({ major, packageRoot: PACKAGE_ROOT });
+  if (search.error) throw new Error(search.error);
+  let found = search.found;
+  if (!found) {
+    // 4. the library path: the dynamic linker's own search
+    try {
+      try {
+        dlopen(`libcublasLt.so.${major}`);
+      } catch {
+        // libcublas finds it itself if it can
+      }
+      found = { library: dlopen(`libcublas.so.${major}`), from: 'the library path' };
+    } catch (e) {
+      throw new Error(cublasNotFound(major, search, (e as Error).message.replace(/^dlopen_global: /, '')));
+    }
+  } else {
+    try {
+      // Lt first: libcublas needs it, and finds it beside itself only through its own RUNPATH
+      if (found.lt) dlopen(found.lt);
+      dlopen(found.library);
+    } catch (e) {
+      throw new Error(`cuBLAS from ${found.from} (${found.library}) could not be loaded: ${(e as Error).message.replace(/^dlopen_global: /, '')}`);
+    }
+  }
+  cublasLoaded.set(major, found);
+  return found;
+}
 
 /**
  * Loads a CUDA addon from `file`, or throws the user-facing error (what is missing and how to fix
- * it). Exported for tests; use `cuda()`, which tries the local build, then the prebuild, once.
+ * it). cuBLAS is found and loaded first when the addon needs it. Exported for tests; use `cuda()`,
+ * which tries the sources of cudaAddonSources() in order, once.
  */
-export function loadCudaAddon(file: string): NativeAddon {
-  if (!fs.existsSync(file)) {
-    throw new Error(
-      "pstal: device 'cuda' is not available: the CUDA backend was not built (no CUDA toolkit with cuBLAS " +
-        `was found at install time; expected ${file}). Build it with \`npm run build:cuda\` on a machine with ` +
-        "the CUDA toolkit, or use device 'cpu'.",
-    );
+export function loadCudaAddon(file: string, kind = 'a CUDA addon'): NativeAddon {
+  if (!fs.existsSync(file)) throw new Error(noCudaAddon(file));
+  let cublas: CublasFound | undefined;
+  const major = cublasMajorOf(file);
+  if (major !== undefined) {
+    try {
+      cublas = loadCublas(major);
+    } catch (e) {
+      throw new Error(`pstal: device 'cuda' could not be loaded from ${file}: ${(e as Error).message} (addon: ${kind})`);
+    }
   }
   try {
     const m = { exports: {} as NativeAddon };
     process.dlopen(m, file);
+    lastLoad = { file, kind, cublas };
     return m.exports;
   } catch (e) {
     const msg = (e as Error).message;
     // The addon refuses to initialise where no GPU or driver can be used (mem::init in native/cuda/memory.cu).
     const why = /no usable CUDA device/.test(msg) ? `no CUDA device on this machine: ${msg}` : msg;
-    throw new Error(`pstal: device 'cuda' could not be loaded from ${file}: ${why}`);
+    const cublasWords = cublas ? `; cuBLAS: ${cublas.library}, from ${cublas.from}` : '';
+    throw new Error(`pstal: device 'cuda' could not be loaded from ${file}: ${why} (addon: ${kind}${cublasWords})`);
   }
 }
+let lastLoad: CudaAddonSource | undefined;
 
-/** The CUDA addon, loaded on first use (local build, else prebuild); a clear error where there is none. */
+function noCudaAddon(file: string): string {
+  return (
+    "pstal: device 'cuda' is not available: there is no CUDA addon " +
+    `(expected ${file}, or the ${CUDA_PACKAGE} package). Install ${CUDA_PACKAGE} (an optional dependency of pstal, ` +
+    'prebuilt for Linux x64 with glibc), or build the addon with `npm run build:cuda` on a machine with the CUDA toolkit; ' +
+    "or use device 'cpu'."
+  );
+}
+
+/** The CUDA addon, loaded on first use (local build, else the platform package); a clear error where there is none. */
 export function cuda(): NativeAddon {
   if (cudaAddon) return cudaAddon;
   if (cudaError) throw new Error(cudaError);
-  const files = [CUDA_ADDON_FILE, CUDA_PREBUILD_FILE];
-  const present = files.filter((f) => fs.existsSync(f));
-  try {
-    // A build that is there but fails to load is the error to report, not the absence of the other.
-    cudaAddon = loadCudaAddon(present[0] ?? files[0]);
-    return cudaAddon;
-  } catch (e) {
-    const causes = [(e as Error).message];
-    for (const f of present.slice(1)) {
-      try {
-        cudaAddon = loadCudaAddon(f);
-        return cudaAddon;
-      } catch (e2) {
-        causes.push((e2 as Error).message);
-      }
-    }
-    cudaError = causes.join('\n');
+  const sources = cudaAddonSources();
+  if (sources.length === 0) {
+    cudaError = noCudaAddon(CUDA_ADDON_FILE);
     throw new Error(cudaError);
   }
+  // A build that is there but fails to load is the error to report, not the absence of the other.
+  const causes: string[] = [];
+  for (const s of sources) {
+    if (s.mismatch) {
+      causes.push(`pstal: device 'cuda': ${s.mismatch}`);
+      continue;
+    }
+    try {
+      cudaAddon = loadCudaAddon(s.file, s.kind);
+      cudaLoaded = lastLoad;
+      return cudaAddon;
+    } catch (e) {
+      causes.push((e as Error).message);
+      // no GPU is no GPU whichever addon: the next one would say the same
+      if (/no CUDA device on this machine/.test((e as Error).message)) break;
+    }
+  }
+  cudaError = causes.join('\n');
+  throw new Error(cudaError);
+}
+
+/** Which CUDA addon was loaded, and its cuBLAS (undefined until device 'cuda' has been used). */
+export function cudaAddonLoaded(): CudaAddonSource | undefined {
+  return cudaLoaded;
 }
 
 export function checkDevice(device: unknown): Device {
@@ -122,4 +232,33 @@ export function setTf32(on: boolean): void {
 /** Waits for every queued CUDA op (a no-op where the CUDA addon is not loaded): for timing. */
 export function cudaSynchronize(): void {
   if (cudaAddon) cudaAddon.synchronize();
+}
+
+/**
+ * The backends found, in words, one a line (`pstal --version`): the CPU addon's file and GEMM
+ * kernel; the CUDA addon with its cuBLAS and GPU, or why device 'cuda' is not available.
+ */
+export function backendsReport(): string[] {
+  const rel = (f: string): string => (path.relative(PACKAGE_ROOT, f).startsWith('..') ? f : path.relative(PACKAGE_ROOT, f));
+  const lines: string[] = [];
+  try {
+    const file = cpuAddonFile();
+    const what = /[\\/]prebuilds[\\/]/.test(file) ? 'prebuilt' : /[\\/]build[\\/]/.test(file) ? 'local build' : 'PSTAL_ADDON';
+    const g = cpu().gemm_info() as { kernel: string; threads: number };
+    lines.push(`cpu: ${rel(file)} (${what}), GEMM kernel ${g.kernel}, ${g.threads} threads`);
+  } catch (e) {
+    lines.push(`cpu: not available: ${(e as Error).message.split('\n').slice(0, 2).join(' ')}`);
+  }
+  try {
+    cuda();
+    const l = cudaLoaded!;
+    const d = cudaDeviceInfo();
+    const cublas = l.cublas ? `, cuBLAS ${l.cublas.library} (${l.cublas.from})` : '';
+    lines.push(`cuda: ${rel(l.file)} (${l.kind})${cublas}`);
+    lines.push(`gpu: ${d.name}, compute ${d.computeCapability}, ${(d.totalBytes / 2 ** 30).toFixed(1)} GiB, driver ${d.driverVersion}, runtime ${d.runtimeVersion}`);
+  } catch (e) {
+    const msg = (e as Error).message.replace(/^pstal: /, '');
+    lines.push(`cuda: not available: ${msg.split('\n').join('\n  ')}`);
+  }
+  return lines;
 }

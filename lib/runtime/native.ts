@@ -2,9 +2,10 @@
  * native.ts: the one loader of the native addons.
  *
  * The CPU addon is loaded with node-gyp-build, which prefers a local build (build/Release) and
- * falls back to a prebuilt binary under prebuilds/<platform>-<arch>/; node-gyp-build itself honours
- * PREBUILDS_ONLY=1 (only the prebuild is accepted: test/e2e/package.test.ts proves an `npm pack` tarball
- * loads without compiling). The CUDA addon (lib/runtime/backend.ts) is loaded only when a tensor
+ * falls back to a prebuilt binary under prebuilds/<platform>-<arch>/ (the tarball `npm pack` makes
+ * carries one: test/e2e/package.test.ts installs it without a compiler and with --ignore-scripts);
+ * node-gyp-build itself honours PREBUILDS_ONLY=1 (only the prebuild is accepted). cpuAddonFile()
+ * says which file was loaded. The CUDA addon (lib/runtime/backend.ts) is loaded only when a tensor
  * or model asks for device 'cuda'.
  */
 import * as path from 'path';
@@ -38,6 +39,13 @@ export const PACKAGE_ROOT = ((): string => {
 })();
 
 let cpuAddon: NativeAddon | undefined;
+let cpuFile: string | undefined;
+
+/** The file the CPU addon was loaded from (it is loaded if it was not). */
+export function cpuAddonFile(): string {
+  cpu();
+  return cpuFile!;
+}
 
 /** The CPU addon; throws one message listing each cause and its fix if it cannot be loaded. */
 export function cpu(): NativeAddon {
@@ -49,14 +57,19 @@ export function cpu(): NativeAddon {
     try {
       // eslint-disable-next-line @typescript-eslint/no-var-requires
       cpuAddon = require(path.resolve(override)) as NativeAddon;
+      cpuFile = path.resolve(override);
       return cpuAddon;
     } catch (e) {
       throw new Error(`pstal: PSTAL_ADDON=${override}: the addon could not be loaded: ${(e as Error).message.split('\n')[0]}`);
     }
   }
   try {
+    // node-gyp-build(dir) is require(node-gyp-build.path(dir)): the path is kept for cpuAddonFile()
     // eslint-disable-next-line @typescript-eslint/no-var-requires
-    cpuAddon = require('node-gyp-build')(PACKAGE_ROOT) as NativeAddon;
+    const file = require('node-gyp-build').path(PACKAGE_ROOT) as string;
+    // eslint-disable-next-line @typescript-eslint/no-var-requires
+    cpuAddon = require(file) as NativeAddon;
+    cpuFile = file;
     return cpuAddon;
   } catch (e) {
     causes.push(`node-gyp-build(${PACKAGE_ROOT}): ${(e as Error).message.split('\n')[0]}`);

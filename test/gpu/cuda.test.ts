@@ -78,6 +78,7 @@ const COVERED: Record<string, string> = {
 };
 const EXEMPT: Record<string, string> = {
   synth_features: 'CPU-only generation of synthetic data',
+  dlopen_global: 'loads cuBLAS before the CUDA addon (lib/runtime/backend.ts); not a tensor op',
 };
 
 function opNames(addon: NativeAddon): string[] {
