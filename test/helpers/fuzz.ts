@@ -112,6 +112,21 @@ export function zipEntries(entries: [string, Uint8Array][]): Buffer {
   return Buffer.concat(chunks);
 }
 
+/**
+ * The bytes an oracle judges a case by: only a regular file's (a FIFO in place of the file would
+ * block readFileSync for ever, /dev/zero would fill memory). The reader under test is handed the
+ * path itself and must refuse such a file on its own.
+ */
+function oracleBytes(f: string): Buffer {
+  let st: fs.Stats;
+  try {
+    st = fs.statSync(f);
+  } catch {
+    return Buffer.alloc(0); // a dangling link
+  }
+  return st.isFile() ? fs.readFileSync(f) : Buffer.alloc(0);
+}
+
 /** The entry names of a zip archive as the checkpoint reader's zip parser (fflate) lists them, or null when it cannot. */
 export function zipNames(b: Buffer): string[] | null {
   const names: string[] = [];
@@ -480,18 +495,18 @@ export function targets(tmp: string): Target[] {
     { name: 'torch containers', ext: '.pt', text: false, seeds: [torchArchive([{ name: 'a.weight', values: [1, 2, 3, 4, 5, 6], size: [2, 3], stride: [3, 1] }, { name: 'b', values: [0.5, -0.25], dtype: 'float64' }]), torch[0]],
       mutate: mutateTorchContainer,
       read: (f) => {
-        const names = zipNames(fs.readFileSync(f));
+        const names = zipNames(oracleBytes(f));
         const twice = names?.find((n, i) => names.indexOf(n) !== i);
         const c = readTorchCheckpoint(f);
         return { bytes: bytesOf(new Map([...c.tensors].map(([k, v]) => [k, v.data]))), problem: twice ? `accepted an archive with two entries named ${twice}` : nonFiniteIn(c.tensors) };
       } },
     { name: 'npy keys', ext: '.npy', text: false, seeds: [npySeed([5, 4]), npySeed([3])], mutate: mutateNpyKeys, read: (f) => {
-      const key = npyRepeatedKey(fs.readFileSync(f));
+      const key = npyRepeatedKey(oracleBytes(f));
       const a = readNpy(f);
       return { bytes: bytesOf(a), problem: key ? `accepted a header naming '${key}' twice` : shapeProblem(a.shape, a.data.length) };
     } },
     { name: 'safetensors containers', ext: '.safetensors', text: false, seeds: [safetensorsSeed(tmp)], mutate: mutateSafetensorsContainer, read: (f) => {
-      const overlap = safetensorsOverlap(fs.readFileSync(f));
+      const overlap = safetensorsOverlap(oracleBytes(f));
       const st = loadSafetensors(f);
       return { bytes: bytesOf(st.tensors), problem: overlap ? `accepted overlapping tensors ${overlap}` : nonFiniteIn(st.tensors) };
     } },
