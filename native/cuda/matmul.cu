@@ -105,6 +105,7 @@ void sgemm(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float al
   if (K <= 0 || alpha == 0.f) return scale_c(M, N, beta, C, ldc, 0, 1);
   const int m = as_int(N, "N"), n = as_int(M, "M"), k = as_int(K, "K");
   // Column-major C^T [N, M] = op(B)^T [N, K] * op(A)^T [K, M]: B is cuBLAS's first operand.
+  count_launch();
   PSTAL_CUBLAS_CHECK(cublasSgemm(handle(), op(trans_b), op(trans_a), m, n, k, &alpha, B, as_int(ldb, "ldb"), A,
                                  as_int(lda, "lda"), &beta, C, as_int(ldc, "ldc")));
 }
@@ -121,6 +122,7 @@ void sgemm_strided_batched(bool trans_a, bool trans_b, int64_t M, int64_t N, int
   constexpr int64_t kMaxBatch = 65535;
   for (int64_t b0 = 0; b0 < batch; b0 += kMaxBatch) {
     const int nb = (int)std::min(kMaxBatch, batch - b0);
+    count_launch();
     PSTAL_CUBLAS_CHECK(cublasSgemmStridedBatched(handle(), op(trans_b), op(trans_a), m, n, k, &alpha, B + b0 * strideB,
                                                  ild_b, (long long)strideB, A + b0 * strideA, ild_a, (long long)strideA,
                                                  &beta, C + b0 * strideC, ild_c, (long long)strideC, nb));
