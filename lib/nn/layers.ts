@@ -15,9 +15,9 @@ export interface Affine {
   bias: Tensor;
 }
 
-/** x [..., in] -> x W^T + b [..., out] */
+/** x [..., in] -> x W^T + b [..., out] (one native call: ops.linear) */
 export function applyAffine(x: Tensor, a: Affine): Tensor {
-  return ops.add(ops.matmul(x, a.weight, { transB: true }), a.bias);
+  return ops.linear(x, a.weight, a.bias);
 }
 
 /**
@@ -40,9 +40,9 @@ export class Linear extends Module {
     this.weight = Parameter.create(kaimingUniformDefault(rng, outFeatures * inFeatures, inFeatures), [outFeatures, inFeatures], options.device);
     this.bias = options.bias === false ? undefined : Parameter.create(kaimingUniformDefault(rng, outFeatures, inFeatures), [outFeatures], options.device);
   }
-  /** x [..., in] -> [..., out] */
-  forward(x: Tensor): Tensor {
-    return this.bias ? applyAffine(x, { weight: this.weight, bias: this.bias }) : ops.matmul(x, this.weight, { transB: true });
+  /** x [..., in] -> [..., out]; options.relu: relu(x W^T + b), the activation fused into the same call */
+  forward(x: Tensor, options: { relu?: boolean } = {}): Tensor {
+    return ops.linear(x, this.weight, this.bias ?? null, options);
   }
 }
 

@@ -5,7 +5,7 @@
  * run before one optimizer step (gradient accumulation).
  */
 import { backend } from '../runtime/backend';
-import { BlockGrad, GradNode, Tensor, checkFinite, isDetectAnomaly, needsGrad, owned, shapeStr, tidy } from './tensor';
+import { ADDED, BlockGrad, GradNode, Tensor, checkFinite, isDetectAnomaly, needsGrad, owned, shapeStr, tidy } from './tensor';
 
 /** Attaches a backward rule to `out` when any input needs a gradient; checks for NaN/Inf. */
 export function record(op: string, out: Tensor, inputs: Tensor[], backward: GradNode['backward']): Tensor {
@@ -42,8 +42,29 @@ export function backward(loss: Tensor, grad?: Tensor): void {
     stack.push([t, true]);
     if (t.node) for (const i of t.node.inputs) if (!seen.has(i) && (i.node || i.requiresGrad)) stack.push([i, false]);
   }
+  // how many node inputs each tensor is: a leaf used once may take its gradient straight into .grad
+  const uses = new Map<Tensor, number>();
+  for (const t of order) if (t.node) for (const i of t.node.inputs) uses.set(i, (uses.get(i) ?? 0) + 1);
   tidy(() => {
     const grads = new Map<Tensor, Tensor | BlockGrad>();
+    /**
+     * Where input i of t's node may have its gradient added in place (GradNode.backward's into):
+     * the gradient summed so far for it (what addInto would add to), or, for a leaf with a .grad
+     * that this pass reaches only through this input, that .grad (the one addition the leaf would
+     * get). Never with anomaly detection (each gradient is checked alone), nor for an input that
+     * appears twice in the node.
+     */
+    const sinks = (t: Tensor): (Tensor | null)[] | undefined => {
+      if (isDetectAnomaly()) return undefined;
+      const inputs = t.node!.inputs;
+      return inputs.map((inp, i) => {
+        if (!(inp.node || inp.requiresGrad) || inputs.indexOf(inp) !== i || inputs.lastIndexOf(inp) !== i) return null;
+        const acc = grads.get(inp);
+        if (acc) return isBlock(acc) ? null : acc;
+        if (!inp.node && inp.grad && uses.get(inp) === 1) return inp.grad;
+        return null;
+      });
+    };
     grads.set(loss, grad ? grad.detach() : Tensor.full(loss.shape, 1, loss.device));
     for (let k = order.length - 1; k >= 0; k--) {
       const t = order[k];
@@ -59,11 +80,12 @@ export function backward(loss: Tensor, grad?: Tensor): void {
         continue;
       }
       const g = materialize(entry, t); // a node's backward takes its output's whole gradient
-      const gs = t.node.backward(g);
+      const gs = t.node.backward(g, sinks(t));
       let gPassed = false;
       t.node.inputs.forEach((inp, i) => {
-        let gi = gs[i];
-        if (!gi) return;
+        const r = gs[i];
+        if (!r || r === ADDED) return; // ADDED: already summed where it belongs
+        let gi = r;
         if (held(gi) === g) {
           if (gPassed) gi = isBlock(gi) ? materialize(gi, inp, false) : g.detach();
           gPassed = true;

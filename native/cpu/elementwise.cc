@@ -15,12 +15,13 @@
 
 #include "common/parallel.h"
 #include "common/rng.h"
+#include "cpu/activation.h"
 #include "cpu/dropout.h"
 
 // The unary functions, in kind order (lib/ops/elementwise.ts's UNARY): name, f(x), and f'(x) from
 // the input x and the output y = f(x). native/cuda/elementwise.cu's PSTAL_UNARY_CUDA is the twin.
 // Steps are written without selects, which GCC compiles to a branch per element (mispredicted
-// half the time on signs): abs's as converted comparisons, relu's as bit masks (relu_f, relu_df).
+// half the time on signs): abs's as converted comparisons, relu's as bit masks (cpu/activation.h).
 #define PSTAL_UNARY_CPU(X)                                                                     \
   X(relu, relu_f(x), relu_df(x))                                                               \
   X(gelu, 0.5f * x * (1.f + std::erf(x * 0.70710678118654752f)), gelu_df(x)) /* exact GELU */ \
@@ -98,24 +99,6 @@ void binary_kernel(float* out, const float* a, const float* b, const Broadcast& 
         for (int64_t j = 0; j < inner; j++) o[j] = apply<OP>(pa[j * la], pb[j * lb]);
     }
   });
-}
-
-// relu and its derivative as masks of the comparison: written `x > 0 ? x : 0` and `(float)(x > 0)`,
-// GCC compiles a compare-and-branch per element, 5 ns an element in training where the signs are
-// random; bit masks vectorize. The same values: x where x > 0, else +0 (NaN and -0 too); 1.0f or
-// +0.0f, so dy * df keeps dy * 0's sign.
-inline float relu_f(float x) {
-  uint32_t b;
-  std::memcpy(&b, &x, sizeof b);
-  b &= -(uint32_t)(x > 0.f);
-  std::memcpy(&x, &b, sizeof b);
-  return x;
-}
-inline float relu_df(float x) {
-  uint32_t m = -(uint32_t)(x > 0.f) & 0x3f800000u;  // the bits of 1.0f or of +0.0f
-  float f;
-  std::memcpy(&f, &m, sizeof f);
-  return f;
 }
 
 // d GELU(x) / dx = Phi(x) + x phi(x)

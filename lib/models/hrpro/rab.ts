@@ -89,7 +89,7 @@ export class ReliabilityAwareBlock extends Module {
     const v = projections ? applyAffine(x, projections.value) : att.project(x, 'v');
     const a = this.dropout1.forward(att.attend(q, k, v));
     let h = this.norm1.forward(ops.add(xq, a));
-    const ff = this.linear2.forward(this.dropout.forward(ops.relu(this.linear1.forward(h))));
+    const ff = this.linear2.forward(this.dropout.forward(this.linear1.forward(h, { relu: true })));
     h = this.norm2.forward(ops.add(h, this.dropout2.forward(ff)));
     return h;
   }
