@@ -98,10 +98,14 @@ export class ReLU extends Module {
 export class Dropout extends Module {
   constructor(readonly p: number, private readonly rng: Rng) {
     super();
-    if (!(p >= 0 && p < 1)) throw new Error(`Dropout: p must be in [0, 1), received ${p}`);
+    ops.checkDropoutP('Dropout', p);
   }
   forward(x: Tensor): Tensor {
     return this.training && this.p > 0 ? ops.dropout(x, this.p, true, this.rng.seed()) : x;
+  }
+  /** residual + forward(x), in one native call when training (ops.dropoutAdd; the same seed draw) */
+  forwardAdd(x: Tensor, residual: Tensor): Tensor {
+    return this.training && this.p > 0 ? ops.dropoutAdd(x, residual, this.p, true, this.rng.seed()) : ops.add(residual, x);
   }
 }
 

@@ -86,13 +86,8 @@ export function backward(loss: Tensor, grad?: Tensor): void {
         const r = gs[i];
         if (!r || r === ADDED) return; // ADDED: already summed where it belongs
         let gi = r;
-        if (held(gi) === g) {
-          if (gPassed) gi = isBlock(gi) ? materialize(gi, inp, false) : g.detach();
-          gPassed = true;
-        }
-        const holdsG = held(gi) === g;
         if (!(inp.node || inp.requiresGrad)) {
-          if (!holdsG) release(gi);
+          if (held(gi) !== g) release(gi); // (g itself is disposed below unless passed on)
           return;
         }
         if (!isBlock(gi) && gi.size !== inp.size)
@@ -101,10 +96,19 @@ export function backward(loss: Tensor, grad?: Tensor): void {
         let acc = grads.get(inp);
         if (acc) {
           if (isBlock(acc)) grads.set(inp, (acc = materialize(acc, inp))); // a sum of two needs the whole tensor
+          // g added into a sum needs no copy of its own, even when another input holds it; a block
+          // of g that another input holds is made whole first, as it always was
+          if (gPassed && isBlock(gi) && held(gi) === g) gi = materialize(gi, inp, false);
           addInto(acc, gi);
-          if (!holdsG) release(gi);
-          else gPassed = false;
-        } else grads.set(inp, gi);
+          if (held(gi) !== g) release(gi);
+          return;
+        }
+        if (held(gi) === g) {
+          // g goes to the first input that keeps it; another that keeps it gets a copy
+          if (gPassed) gi = isBlock(gi) ? materialize(gi, inp, false) : g.detach();
+          else gPassed = true;
+        }
+        grads.set(inp, gi);
       });
       if (!gPassed) g.dispose();
     }

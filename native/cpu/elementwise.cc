@@ -262,4 +262,28 @@ void dropout(const Dropout& a) {
   parallel_for(a.n, 1 << 14, [&](int64_t b, int64_t e) { apply_dropout(a.out + b, a.x + b, e - b, a.seed, (uint64_t)b, a.p); });
 }
 
+// The dropped values land in out first (dropout's own loop), then the residual is added: two
+// roundings, as the separate ops (no multiply-add fused across them).
+void dropout_add(const DropoutAdd& a) {
+  parallel_for(a.n, 1 << 14, [&](int64_t b, int64_t e) {
+    apply_dropout(a.out + b, a.x + b, e - b, a.seed, (uint64_t)b, a.p);
+    for (int64_t i = b; i < e; i++) a.out[i] = a.residual[i] + a.out[i];
+  });
+}
+
+void weighted_sum(const WeightedSum& a) {
+  parallel_for(a.n, 1 << 15, [&](int64_t s, int64_t e) {
+    for (int64_t i = s; i < e; i++) a.out[i] = weighted_pairwise(a.w, a.x, i, 0, a.k);
+  });
+}
+
+void weighted_sum_backward(const WeightedSumBackward& a) {
+  for (int k = 0; k < a.k; k++) {
+    if (!a.d[k]) continue;
+    parallel_for(a.n, 1 << 15, [&](int64_t s, int64_t e) {
+      for (int64_t i = s; i < e; i++) a.d[k][i] = a.w[k] * a.g[i] + 0.f;
+    });
+  }
+}
+
 }  // namespace pstal

@@ -98,10 +98,8 @@ export function stage1Losses(
   bkgRows.forEach((_, i) => (bkgTarget[i * Cp1 + C] = 1));
   const background = focalFrameLoss(out.casFuse, bkgRows, bkgTarget);
   const contrastive = contrastiveLoss(out.embedded, memory, seeds, classes, C);
-  const total = ops.add(
-    ops.add(ops.mulScalar(video, weights.video), ops.mulScalar(frame, weights.frame)),
-    ops.add(ops.mulScalar(background, weights.background), ops.mulScalar(contrastive, weights.contrastive)),
-  );
+  // one call: each term scaled, then ((video + frame) + (background + contrastive)), as before
+  const total = ops.weightedSum([video, frame, background, contrastive], [weights.video, weights.frame, weights.background, weights.contrastive]);
   return { total, video: video.item(), frame: frame.item(), background: background.item(), contrastive: contrastive.item() };
 }
 
