@@ -41,6 +41,27 @@ export function bce(p: Tensor, target: Tensor, options: { weight?: Tensor; reduc
   return reduce(l, options.reduction ?? 'mean');
 }
 
+/**
+ * The focal-weighted BCE of SPEC §2, scale * sum (1 - p_t)^2 bce(p, y) over all values of p, with
+ * 1 - p_t = p (1 - 2y) + y: one native call forward and one backward, the bits of
+ * mulScalar(bce(p, y, {weight: mul(o, o), reduction: 'sum'}), scale), o = add(mul(p, 1 - 2y), y).
+ * target: y, p's shape (labels: no gradient).
+ */
+export function focalBce(p: Tensor, target: Float32Array, scale: number): Tensor {
+  if (target.length !== p.size) throw new Error(`focalBce: target has ${target.length} values, p ${shapeStr(p.shape)} has ${p.size}`);
+  if (!Number.isFinite(scale)) throw new Error(`focalBce: scale must be a finite number, received ${scale}`);
+  const y = Tensor.from(target, p.shape, p.device);
+  const c = Tensor.from(target.map((v) => 1 - 2 * v), p.shape, p.device);
+  const B = backend(p.device);
+  const out = Tensor.empty([], p.device);
+  B.focal_bce_forward(out.buffer, p.buffer, y.buffer, c.buffer, p.size, scale);
+  return record('focalBce', out, [p], (g) => {
+    const dp = Tensor.empty(p.shape, p.device);
+    B.focal_bce_backward(dp.buffer, g.buffer, p.buffer, y.buffer, c.buffer, p.size, scale);
+    return [dp];
+  });
+}
+
 export function smoothL1(a: Tensor, b: Tensor, options: { beta?: number; reduction?: Reduction } = {}): Tensor {
   const beta = options.beta ?? 1;
   if (!(beta > 0)) throw new Error(`smoothL1: beta must be positive, received ${beta}`);

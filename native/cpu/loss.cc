@@ -9,6 +9,7 @@
 #include <algorithm>
 #include <cmath>
 
+#include "cpu/scratch.h"
 #include "ops/loss.h"
 
 namespace pstal {
@@ -41,6 +42,18 @@ void loss_backward(const LossBackward& op) {
       da[i] = g[i] * dd;
     }
   }
+}
+
+// ---- the focal BCE: the separate ops' kernels in a row (ops/loss.h focal_bce_chain) --------------
+
+static thread_local Scratch focal_work;
+
+void focal_bce_forward(const FocalBce& a) {
+  focal_bce_chain(a, focal_work.get((size_t)focal_bce_work(a.n)), false);
+}
+
+void focal_bce_backward(const FocalBce& a) {
+  focal_bce_chain(a, focal_work.get((size_t)focal_bce_work(a.n)), true);
 }
 
 }  // namespace pstal

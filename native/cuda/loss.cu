@@ -82,4 +82,16 @@ void loss_backward(const LossBackward& op) {
   PSTAL_CUDA_LAUNCH();
 }
 
+// ---- the focal BCE: this backend's kernels of the separate ops in a row (ops/loss.h focal_bce_chain) --
+
+void focal_bce_forward(const FocalBce& a) {
+  cuda::DeviceScratch w((size_t)focal_bce_work(a.n) * sizeof(float));
+  focal_bce_chain(a, w.as<float>(), false);
+}
+
+void focal_bce_backward(const FocalBce& a) {
+  cuda::DeviceScratch w((size_t)focal_bce_work(a.n) * sizeof(float));
+  focal_bce_chain(a, w.as<float>(), true);
+}
+
 }  // namespace pstal

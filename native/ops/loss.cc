@@ -32,4 +32,36 @@ PSTAL_OP(loss_backward) {
   return args.env().Undefined();
 }
 
+static void focal_args(Args& args, FocalBce& a, size_t at) {
+  a.n = args.i64(at, "n");
+  PSTAL_CHECK(args, a.n >= 0, "n must be non-negative, received " + std::to_string(a.n));
+  a.scale = (float)args.f64(at + 1, "scale");
+}
+
+// focal_bce_forward(out, p, y, c, n, scale)  (ops/loss.h)
+PSTAL_OP(focal_bce_forward) {
+  FocalBce a{};
+  focal_args(args, a, 4);
+  a.out = args.buf(0, 1, "out");
+  a.p = args.buf(1, a.n, "p");
+  a.y = args.buf(2, a.n, "y");
+  a.c = args.buf(3, a.n, "c");
+  focal_bce_forward(a);
+  return args.env().Undefined();
+}
+
+// focal_bce_backward(dp, g, p, y, c, n, scale)  (ops/loss.h)
+PSTAL_OP(focal_bce_backward) {
+  FocalBce a{};
+  focal_args(args, a, 5);
+  a.dp = args.buf(0, a.n, "dp");
+  a.g = args.buf(1, 1, "g");
+  a.p = args.buf(2, a.n, "p");
+  a.y = args.buf(3, a.n, "y");
+  a.c = args.buf(4, a.n, "c");
+  for (const float* in : {a.g, a.p, a.y, a.c}) PSTAL_CHECK(args, in != a.dp, "dp must not be an input");
+  focal_bce_backward(a);
+  return args.env().Undefined();
+}
+
 }  // namespace pstal

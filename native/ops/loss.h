@@ -34,4 +34,68 @@ struct LossBackward {
 };
 void loss_backward(const LossBackward& a);
 
+// focal_bce_forward(out [1], p, y, c, n, scale) and focal_bce_backward(dp, g [1], p, y, c, n, scale):
+// the focal-weighted BCE of SPEC §2 (lib/models/hrpro/losses.ts focalFrameLoss) in one call each way,
+//   out = scale * sum_i (p_i c_i + y_i)^2 * bce(p_i, y_i),   c = 1 - 2 y  (so p c + y = 1 - p_t)
+// run as the chain of the separate ops' kernels (focal_bce_chain below), so every value is the bits of
+// mul, add, mul, bce, mul, sumAll and mulScalar one after another, and the backward the bits of theirs.
+struct FocalBce {
+  int64_t n;
+  float scale;
+  float* out;      // forward: the loss [1]
+  float* dp;       // backward: the gradient of p [n]
+  const float* g;  // backward: the loss's gradient [1]
+  const float* p;
+  const float* y;
+  const float* c;
+};
+void focal_bce_forward(const FocalBce& a);
+void focal_bce_backward(const FocalBce& a);
+
+// The floats of workspace focal_bce_chain needs.
+inline int64_t focal_bce_work(int64_t n) { return 7 * n + 2; }
+
+}  // namespace pstal
+
+#include "ops/elementwise.h"
+#include "ops/reduce.h"
+
+namespace pstal {
+
+// The chain of kernels both backends run for focal_bce_* (each kernel is the backend's own, the one
+// the separate op would call), over a workspace w of focal_bce_work(n) floats of that backend's memory.
+inline void focal_bce_chain(const FocalBce& a, float* w, bool backward) {
+  const int64_t n = a.n;
+  const std::vector<int64_t> shape{n}, unit{1};
+  auto bin = [&](int op, float* out, const float* x, const float* y) {
+    BinaryForward b;
+    b.op = op, b.out = out, b.a = x, b.b = y, b.shape = shape, b.sa = unit, b.sb = unit, b.n = n, b.span_a = n, b.span_b = n;
+    binary_forward(b);
+  };
+  float *m = w, *o = w + n, *f = w + 2 * n, *l = w + 3 * n, *wl = w + 4 * n, *s = w + 5 * n;
+  bin(MUL, m, a.p, a.c);  // p (1 - 2y)
+  bin(ADD, o, m, a.y);    // 1 - p_t
+  bin(MUL, f, o, o);      // the focal weight
+  loss_forward(LossForward{0, n, 0.f, l, a.p, a.y});
+  if (!backward) {
+    bin(MUL, wl, l, f);
+    reduce_forward(ReduceForward{SUM, 1, n, 1, s, nullptr, wl, n});
+    affine(Affine{a.out, s, 1, a.scale, 0.f});
+    return;
+  }
+  // backward, each op's in the order autograd runs them: mulScalar, sumAll, mul(l, f), then bce's
+  // and the focal weight's branches; p's two gradients are added last (a sum of two: either order)
+  float *dwl = wl, *gs = s, *dl = m, *df = w + 5 * n + 1, *d2 = w + 6 * n + 1;
+  affine(Affine{gs, a.g, 1, a.scale, 0.f});
+  reduce_backward(ReduceBackward{SUM, 1, n, 1, dwl, gs, nullptr});
+  bin(MUL, dl, dwl, f);
+  bin(MUL, df, dwl, l);
+  loss_backward(LossBackward{0, n, 0.f, a.dp, dl, a.p, a.y});
+  bin(MUL, f, df, o);  // mul(o, o): g o for each operand, summed
+  bin(MUL, l, df, o);
+  axpy(Axpy{f, l, n, 1.f});
+  bin(MUL, d2, f, a.c);  // add(m, y) passes it on; mul(p, c) gives p's
+  axpy(Axpy{a.dp, d2, n, 1.f});
+}
+
 }  // namespace pstal

@@ -34,12 +34,9 @@ export function focalFrameLoss(casFuse: Tensor, rows: number[], target: Float32A
   const Cp1 = casFuse.shape[1];
   if (rows.length === 0) return Tensor.scalar(0, casFuse.device);
   const p = ops.gatherRows(casFuse, rows);
-  const y = Tensor.from(target, [rows.length, Cp1], casFuse.device);
-  // (1 - p_t) = p (1 - 2y) + y
-  const oneMinusPt = ops.add(ops.mul(p, Tensor.from(target.map((v) => 1 - 2 * v), [rows.length, Cp1], casFuse.device)), y);
-  const focal = ops.mul(oneMinusPt, oneMinusPt);
-  const l = ops.bce(p, y, { weight: focal, reduction: 'sum' });
-  return ops.mulScalar(l, 1 / (rows.length + 1e-6));
+  // (1 - p_t) = p (1 - 2y) + y; the weighting, the sum and the scale in one call (ops.focalBce)
+  if (target.length !== rows.length * Cp1) throw new Error(`focalFrameLoss: target has ${target.length} values for ${rows.length} rows of ${Cp1}`);
+  return ops.focalBce(p, target, 1 / (rows.length + 1e-6));
 }
 
 /**
