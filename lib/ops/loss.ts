@@ -5,9 +5,12 @@
  */
 import { record } from '../tensor/autograd';
 import { backend } from '../runtime/backend';
-import { Tensor, shapeStr } from '../tensor/tensor';
-import { mul, sameDevice } from './elementwise';
-import { meanAll, sumAll } from './reduce';
+import { Tensor, needsGrad, shapeStr } from '../tensor/tensor';
+import { exp, mul, mulScalar, sameDevice } from './elementwise';
+import { matmul } from './matmul';
+import { l2Normalize } from './norm';
+import { mean, meanAll, sumAll } from './reduce';
+import { gatherRows } from './shape';
 
 export type Reduction = 'none' | 'mean' | 'sum';
 const KIND = { bce: 0, smoothL1: 1, mse: 2 } as const;
@@ -59,6 +62,36 @@ export function focalBce(p: Tensor, target: Float32Array, scale: number): Tensor
     const dp = Tensor.empty(p.shape, p.device);
     B.focal_bce_backward(dp.buffer, g.buffer, p.buffer, y.buffer, c.buffer, p.size, scale);
     return [dp];
+  });
+}
+
+/**
+ * The contrastive loss's similarity (SPEC §2 eq. 7): per column c of P [C, D],
+ *   out[c] = mean over the given rows r of E [T, D] of exp(scale * normalize(E[r]) . P[c]),
+ * normalize(x) = x / max(||x||, eps); one native call forward and one backward with the bits of
+ * mean(exp(mulScalar(matmul(l2Normalize(gatherRows(E, rows)), P, {transB: true}), scale)), 0).
+ * P takes no gradient (the prototypes are constants; a P that needs one takes the separate ops).
+ */
+export function similarityMean(E: Tensor, rows: ArrayLike<number>, P: Tensor, scale: number, eps = 1e-12): Tensor {
+  sameDevice('similarityMean', E, P);
+  if (E.ndim !== 2 || P.ndim !== 2 || P.shape[1] !== E.shape[1])
+    throw new Error(`similarityMean: expected E [T, D] and P [C, D], received ${shapeStr(E.shape)} and ${shapeStr(P.shape)}`);
+  if (rows.length === 0) throw new Error('similarityMean: no rows');
+  if (!Number.isFinite(scale)) throw new Error(`similarityMean: scale must be a finite number, received ${scale}`);
+  if (needsGrad(P)) return mean(exp(mulScalar(matmul(l2Normalize(gatherRows(E, rows), eps), P, { transB: true }), scale)), 0);
+  const [T, D] = E.shape;
+  const C = P.shape[0];
+  const idx = Int32Array.from(rows);
+  for (let i = 0; i < idx.length; i++)
+    if (!(idx[i] >= 0 && idx[i] < T) || idx[i] !== rows[i])
+      throw new Error(`similarityMean: row ${rows[i]} at position ${i} is out of range for E ${shapeStr(E.shape)}`);
+  const B = backend(E.device);
+  const out = Tensor.empty([C], E.device);
+  B.similarity_mean_forward(out.buffer, E.buffer, P.buffer, idx, T, D, C, scale, eps);
+  return record('similarityMean', out, [E], (g) => {
+    const dE = Tensor.zeros(E.shape, E.device);
+    B.similarity_mean_backward(dE.buffer, g.buffer, E.buffer, P.buffer, idx, T, D, C, scale, eps);
+    return [dE];
   });
 }
 

@@ -46,7 +46,7 @@ void loss_backward(const LossBackward& op) {
 
 // ---- the focal BCE: the separate ops' kernels in a row (ops/loss.h focal_bce_chain) --------------
 
-static thread_local Scratch focal_work;
+static thread_local Scratch focal_work;  // the chains' workspace (focal BCE, similarity mean)
 
 void focal_bce_forward(const FocalBce& a) {
   focal_bce_chain(a, focal_work.get((size_t)focal_bce_work(a.n)), false);
@@ -54,6 +54,14 @@ void focal_bce_forward(const FocalBce& a) {
 
 void focal_bce_backward(const FocalBce& a) {
   focal_bce_chain(a, focal_work.get((size_t)focal_bce_work(a.n)), true);
+}
+
+void similarity_mean_forward(const SimilarityMean& a) {
+  similarity_mean_chain(a, focal_work.get((size_t)similarity_mean_work(a.R, a.D, a.C)), false);
+}
+
+void similarity_mean_backward(const SimilarityMean& a) {
+  similarity_mean_chain(a, focal_work.get((size_t)similarity_mean_work(a.R, a.D, a.C)), true);
 }
 
 }  // namespace pstal

@@ -94,4 +94,14 @@ void focal_bce_backward(const FocalBce& a) {
   focal_bce_chain(a, w.as<float>(), true);
 }
 
+void similarity_mean_forward(const SimilarityMean& a) {
+  cuda::DeviceScratch w((size_t)similarity_mean_work(a.R, a.D, a.C) * sizeof(float));
+  similarity_mean_chain(a, w.as<float>(), false);
+}
+
+void similarity_mean_backward(const SimilarityMean& a) {
+  cuda::DeviceScratch w((size_t)similarity_mean_work(a.R, a.D, a.C) * sizeof(float));
+  similarity_mean_chain(a, w.as<float>(), true);
+}
+
 }  // namespace pstal

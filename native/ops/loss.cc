@@ -64,4 +64,40 @@ PSTAL_OP(focal_bce_backward) {
   return args.env().Undefined();
 }
 
+static void similarity_args(Args& args, SimilarityMean& a, size_t at) {
+  a.rows = args.i64(at, "rows"), a.D = args.i64(at + 1, "D"), a.C = args.i64(at + 2, "C");
+  PSTAL_CHECK(args, a.rows >= 0 && a.D >= 0 && a.C >= 0, "rows, D and C must be non-negative");
+  a.scale = (float)args.f64(at + 3, "scale"), a.eps = (float)args.f64(at + 4, "eps");
+  a.idx = args.i32(at - 1, "index", &a.R);
+  PSTAL_CHECK(args, a.R >= 1, "index must name at least one row");
+  for (int64_t i = 0; i < a.R; i++)
+    PSTAL_CHECK(args, a.idx[i] >= 0 && a.idx[i] < a.rows,
+                "index " + std::to_string(a.idx[i]) + " at position " + std::to_string(i) + " is out of range for " + std::to_string(a.rows) + " rows");
+}
+
+// similarity_mean_forward(out, E, P, index, rows, D, C, scale, eps)  (ops/loss.h)
+PSTAL_OP(similarity_mean_forward) {
+  SimilarityMean a{};
+  similarity_args(args, a, 4);
+  a.out = args.buf(0, a.C, "out");
+  a.E = args.buf(1, a.rows * a.D, "E");
+  a.P = args.buf(2, a.C * a.D, "P");
+  PSTAL_CHECK(args, a.out != a.E && a.out != a.P, "out must not be an input");
+  similarity_mean_forward(a);
+  return args.env().Undefined();
+}
+
+// similarity_mean_backward(dE, g, E, P, index, rows, D, C, scale, eps)  (ops/loss.h)
+PSTAL_OP(similarity_mean_backward) {
+  SimilarityMean a{};
+  similarity_args(args, a, 5);
+  a.dE = args.buf(0, a.rows * a.D, "dE");
+  a.g = args.buf(1, a.C, "g");
+  a.E = args.buf(2, a.rows * a.D, "E");
+  a.P = args.buf(3, a.C * a.D, "P");
+  for (const float* in : {a.g, a.E, a.P}) PSTAL_CHECK(args, in != a.dE, "dE must not be an input");
+  similarity_mean_backward(a);
+  return args.env().Undefined();
+}
+
 }  // namespace pstal

@@ -98,4 +98,57 @@ inline void focal_bce_chain(const FocalBce& a, float* w, bool backward) {
   axpy(Axpy{a.dp, d2, n, 1.f});
 }
 
+// similarity_mean_forward(out [C], E [rows, D], P [C, D], index Int32Array [R], rows, D, C, scale, eps) and
+// similarity_mean_backward(dE [rows, D] (zeroed by the caller), g [C], E, P, index, rows, D, C, scale, eps):
+// the contrastive loss's similarity of SPEC §2 eq. 7 (lib/models/hrpro/losses.ts contrastiveLoss),
+//   out[c] = mean_r exp(scale * normalize(E[index[r]]) . P[c]),  normalize(x) = x / max(||x||, eps)
+// with P constant (the normalised prototypes), one call each way: the kernels of gatherRows,
+// l2Normalize, matmul, mulScalar, exp and mean in a row (similarity_mean_chain), the same bits.
+struct SimilarityMean {
+  int64_t R, rows, D, C;
+  float scale, eps;
+  const int32_t* idx;  // host memory, as gather_rows_*'s
+  float* out;          // forward [C]
+  float* dE;           // backward [rows, D]
+  const float* g;      // backward [C]
+  const float* E;
+  const float* P;
+};
+void similarity_mean_forward(const SimilarityMean& a);
+void similarity_mean_backward(const SimilarityMean& a);
+
+inline int64_t similarity_mean_work(int64_t R, int64_t D, int64_t C) { return 3 * R * D + R + 5 * R * C + 1; }
+
+}  // namespace pstal
+
+#include "ops/matmul.h"
+#include "ops/norm.h"
+#include "ops/shape.h"
+
+namespace pstal {
+
+inline void similarity_mean_chain(const SimilarityMean& a, float* w, bool backward) {
+  const int64_t R = a.R, D = a.D, C = a.C, RC = R * C;
+  constexpr int EXP = 3;  // lib/ops/elementwise.ts UNARY.exp (the kernel files' lists agree: test/gpu/cuda-compile.test.ts)
+  float *xr = w, *xn = w + R * D, *norm = w + 2 * R * D, *s = norm + R, *z = s + RC, *e = z + RC, *extra = e + RC;
+  gather_rows_forward(GatherRowsForward{R, a.rows, D, a.idx, xr, a.E});
+  l2norm_forward(L2normForward{R, D, a.eps, xn, norm, xr});
+  matmul_forward(MatmulForward{1, R, C, D, false, true, R * D, 0, 0.0, s, xn, a.P, false});
+  affine(Affine{z, s, RC, a.scale, 0.f});
+  unary_forward(UnaryForward{EXP, e, z, RC});
+  if (!backward) {
+    reduce_forward(ReduceForward{MEAN, 1, R, C, a.out, nullptr, e, RC});
+    return;
+  }
+  // mean's, exp's, mulScalar's, matmul's (the first operand's: P takes none), l2Normalize's and
+  // gatherRows's backward in turn
+  float *de = s, *dz = extra, *ds = extra + RC, *dxn = xn, *dxr = extra + 2 * RC;
+  reduce_backward(ReduceBackward{MEAN, 1, R, C, de, a.g, nullptr});
+  unary_backward(UnaryBackward{EXP, dz, de, z, e, RC});
+  affine(Affine{ds, dz, RC, a.scale, 0.f});
+  matmul_forward(MatmulForward{1, R, D, C, false, false, RC, 0, 0.0, dxn, ds, a.P, false});
+  l2norm_backward(L2normBackward{R, D, a.eps, dxr, dxn, xr, norm});
+  gather_rows_backward(GatherRowsBackward{R, a.rows, D, a.idx, a.dE, dxr});
+}
+
 }  // namespace pstal

@@ -51,8 +51,8 @@ export function contrastiveLoss(embedded: Tensor, memory: Tensor, seeds: Seeds, 
   if (bkgRows.length === 0 || classes.length === 0) return Tensor.scalar(0, embedded.device);
   const D = embedded.shape[1];
   const protos = noGrad(() => ops.l2Normalize(memory.reshape([C, D])));
-  const sim = (rows: number[]): Tensor =>
-    ops.mean(ops.exp(ops.mulScalar(ops.matmul(ops.l2Normalize(ops.gatherRows(embedded, rows)), protos, { transB: true }), 1 / tau)), 0);
+  // mean_r exp(normalize(x_r) . m / tau), one call each way (ops.similarityMean)
+  const sim = (rows: number[]): Tensor => ops.similarityMean(embedded, rows, protos, 1 / tau);
   const b = sim(bkgRows);
   const terms: Tensor[] = [];
   for (const c of classes) {
