@@ -95,6 +95,39 @@ export function similarityMean(E: Tensor, rows: ArrayLike<number>, P: Tensor, sc
   });
 }
 
+/**
+ * The class terms of the contrastive loss (SPEC §2 eq. 7): with a_k [C] the similarities of class
+ * classes[k]'s action rows and b [C] the background rows' (similarityMean),
+ *   scale * sum_k 0.5 ((log sum(a_k) - log a_k[c_k]) + (log(a_k[c_k] + b[c_k]) - log a_k[c_k]))
+ * in one native call each way, the bits of the separate ops (slice, log, sumAll, sub, add,
+ * mulScalar per class, then concat, sumAll, mulScalar) and of their gradients as autograd sums them.
+ */
+export function contrastiveTerms(as: Tensor[], b: Tensor, classes: number[], scale: number): Tensor {
+  const K = as.length;
+  if (K < 1 || K > 4096 || classes.length !== K) throw new Error(`contrastiveTerms: expected 1 to 4096 tensors and one class each, received ${K} tensors and ${classes.length} classes`);
+  sameDevice('contrastiveTerms', b, ...as);
+  if (b.ndim !== 1) throw new Error(`contrastiveTerms: b must be [C], received ${shapeStr(b.shape)}`);
+  const C = b.size;
+  for (const a of as) if (a.ndim !== 1 || a.size !== C) throw new Error(`contrastiveTerms: each a_k must be [${C}] as b, received ${shapeStr(a.shape)}`);
+  const cls = Int32Array.from(classes);
+  cls.forEach((c, k) => {
+    if (!(c >= 0 && c < C) || c !== classes[k]) throw new Error(`contrastiveTerms: class ${classes[k]} at position ${k} is out of range for C = ${C}`);
+  });
+  if (!Number.isFinite(scale)) throw new Error(`contrastiveTerms: scale must be a finite number, received ${scale}`);
+  const B = backend(b.device);
+  const out = Tensor.empty([], b.device);
+  B.contrastive_terms_forward(out.buffer, b.buffer, cls, C, scale, ...as.map((a) => a.buffer));
+  // inputs in the order the per-class graph reached them (the last class's a first, then b, then
+  // the other classes' from the last), so backward walks the rest of the graph as it did
+  const inputs = [...as.slice(0, K - 1), b, as[K - 1]];
+  return record('contrastiveTerms', out, inputs, (g) => {
+    const db = Tensor.zeros([C], b.device);
+    const das = as.map((a) => Tensor.empty([C], a.device));
+    B.contrastive_terms_backward(g.buffer, b.buffer, cls, C, scale, db.buffer, ...as.map((a) => a.buffer), ...das.map((d) => d.buffer));
+    return [...das.slice(0, K - 1), db, das[K - 1]];
+  });
+}
+
 export function smoothL1(a: Tensor, b: Tensor, options: { beta?: number; reduction?: Reduction } = {}): Tensor {
   const beta = options.beta ?? 1;
   if (!(beta > 0)) throw new Error(`smoothL1: beta must be positive, received ${beta}`);

@@ -64,4 +64,12 @@ void similarity_mean_backward(const SimilarityMean& a) {
   similarity_mean_chain(a, focal_work.get((size_t)similarity_mean_work(a.R, a.D, a.C)), true);
 }
 
+void contrastive_terms_forward(const ContrastiveTerms& a) {
+  contrastive_terms_chain(a, focal_work.get((size_t)contrastive_terms_work(a.K)), false);
+}
+
+void contrastive_terms_backward(const ContrastiveTerms& a) {
+  contrastive_terms_chain(a, focal_work.get((size_t)contrastive_terms_work(a.K)), true);
+}
+
 }  // namespace pstal

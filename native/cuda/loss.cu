@@ -104,4 +104,14 @@ void similarity_mean_backward(const SimilarityMean& a) {
   similarity_mean_chain(a, w.as<float>(), true);
 }
 
+void contrastive_terms_forward(const ContrastiveTerms& a) {
+  cuda::DeviceScratch w((size_t)contrastive_terms_work(a.K) * sizeof(float));
+  contrastive_terms_chain(a, w.as<float>(), false);
+}
+
+void contrastive_terms_backward(const ContrastiveTerms& a) {
+  cuda::DeviceScratch w((size_t)contrastive_terms_work(a.K) * sizeof(float));
+  contrastive_terms_chain(a, w.as<float>(), true);
+}
+
 }  // namespace pstal

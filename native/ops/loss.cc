@@ -100,4 +100,58 @@ PSTAL_OP(similarity_mean_backward) {
   return args.env().Undefined();
 }
 
+// The classes, C, scale and the K tensors a_k, from argument `at` on (classes Int32Array, C, scale,
+// then a_0 .. a_{K-1} from argument `at + 3 + skip`).
+static void contrastive_args(Args& args, ContrastiveTerms& p, size_t at, size_t skip, std::vector<const float*>& as) {
+  p.classes = args.i32(at, "classes", &p.K);
+  p.C = args.i64(at + 1, "C");
+  p.scale = (float)args.f64(at + 2, "scale");
+  PSTAL_CHECK(args, p.K >= 1 && p.K <= MAX_CONTRASTIVE_CLASSES, "classes must name 1 to 4096 classes, received " + std::to_string(p.K));
+  PSTAL_CHECK(args, p.C >= 1, "C must be positive, received " + std::to_string(p.C));
+  for (int64_t k = 0; k < p.K; k++)
+    PSTAL_CHECK(args, p.classes[k] >= 0 && p.classes[k] < p.C,
+                "class " + std::to_string(p.classes[k]) + " at position " + std::to_string(k) + " is out of range for C = " + std::to_string(p.C));
+  as.resize((size_t)p.K);
+  for (int64_t k = 0; k < p.K; k++) as[(size_t)k] = args.buf(at + 3 + skip + (size_t)k, p.C, "a");
+  p.a = as.data();
+}
+
+// contrastive_terms_forward(out, b, classes, C, scale, a_0, ..., a_{K-1})  (ops/loss.h)
+PSTAL_OP(contrastive_terms_forward) {
+  ContrastiveTerms p{};
+  std::vector<const float*> as;
+  contrastive_args(args, p, 2, 0, as);
+  PSTAL_CHECK(args, (int64_t)args.count() == 5 + p.K, "expected one tensor a_k per class");
+  p.out = args.buf(0, 1, "out");
+  p.b = args.buf(1, p.C, "b");
+  for (const float* x : as) PSTAL_CHECK(args, x != p.out, "out must not be an input");
+  PSTAL_CHECK(args, p.b != p.out, "out must not be an input");
+  contrastive_terms_forward(p);
+  return args.env().Undefined();
+}
+
+// contrastive_terms_backward(g, b, classes, C, scale, db, a_0, ..., a_{K-1}, da_0, ..., da_{K-1})  (ops/loss.h)
+PSTAL_OP(contrastive_terms_backward) {
+  ContrastiveTerms p{};
+  std::vector<const float*> as;
+  contrastive_args(args, p, 2, 1, as);
+  PSTAL_CHECK(args, (int64_t)args.count() == 6 + 2 * p.K, "expected a tensor a_k and a gradient da_k per class");
+  p.g = args.buf(0, 1, "g");
+  p.b = args.buf(1, p.C, "b");
+  p.db = args.buf(5, p.C, "db");
+  std::vector<float*> das((size_t)p.K);
+  for (int64_t k = 0; k < p.K; k++) das[(size_t)k] = args.buf(6 + (size_t)(p.K + k), p.C, "da");
+  p.da = das.data();
+  // every output distinct from every input and from each other
+  std::vector<const float*> outs{p.db};
+  for (float* d : das) outs.push_back(d);
+  for (size_t i = 0; i < outs.size(); i++) {
+    PSTAL_CHECK(args, outs[i] != p.g && outs[i] != p.b, "a gradient output must not be an input");
+    for (const float* x : as) PSTAL_CHECK(args, outs[i] != x, "a gradient output must not be an input");
+    for (size_t j = i + 1; j < outs.size(); j++) PSTAL_CHECK(args, outs[i] != outs[j], "the gradient outputs must be distinct buffers");
+  }
+  contrastive_terms_backward(p);
+  return args.env().Undefined();
+}
+
 }  // namespace pstal

@@ -151,4 +151,84 @@ inline void similarity_mean_chain(const SimilarityMean& a, float* w, bool backwa
   gather_rows_backward(GatherRowsBackward{R, a.rows, D, a.idx, a.dE, dxr});
 }
 
+// contrastive_terms_forward(out [1], b, classes Int32Array [K], C, scale, a_0, ..., a_{K-1}) and
+// contrastive_terms_backward(g [1], b, classes, C, scale, db, a_0.., da_0..): the class terms of the
+// contrastive loss (SPEC §2 eq. 7; lib/models/hrpro/losses.ts contrastiveLoss), with a_k [C] the
+// similarities of class c_k's action rows and b [C] the background rows':
+//   out = scale * sum_k 0.5 ((log sum(a_k) - log a_k[c_k]) + (log(a_k[c_k] + b[c_k]) - log a_k[c_k]))
+// one call each way, the kernels of the separate ops (slice, log, sumAll, sub, add, mulScalar,
+// concat, sumAll, mulScalar) one after another on one-value operands (contrastive_terms_chain), and
+// their gradients summed as autograd sums them: a_k's the broadcast of sumAll's, plus the slice's at
+// c_k; b's the slices' blocks, the first class's written and the others added to zero.
+constexpr int64_t MAX_CONTRASTIVE_CLASSES = 4096;
+struct ContrastiveTerms {
+  int64_t K, C;
+  float scale;
+  const int32_t* classes;  // host memory
+  const float* const* a;   // K pointers (host array) to [C] each
+  const float* b;
+  float* out;            // forward [1]
+  const float* g;        // backward [1]
+  float* db;             // backward [C], zero-filled by the caller
+  float* const* da;      // backward: K pointers to [C] each
+};
+void contrastive_terms_forward(const ContrastiveTerms& a);
+void contrastive_terms_backward(const ContrastiveTerms& a);
+
+// Per class 8 forward values and 10 backward ones, the K terms and their gradients, 4 scalars.
+inline int64_t contrastive_terms_work(int64_t K) { return 20 * K + 4; }
+
+inline void contrastive_terms_chain(const ContrastiveTerms& p, float* w, bool backward) {
+  const int64_t K = p.K, C = p.C;
+  constexpr int LOG = 4, NEG = 6;  // lib/ops/elementwise.ts UNARY.log, UNARY.neg
+  const std::vector<int64_t> one{1}, unit{1};
+  auto bin = [&](int op, float* out, const float* x, const float* y) {
+    BinaryForward b;
+    b.op = op, b.out = out, b.a = x, b.b = y, b.shape = one, b.sa = unit, b.sb = unit, b.n = 1, b.span_a = 1, b.span_b = 1;
+    binary_forward(b);
+  };
+  auto un = [&](int kind, float* out, const float* x) { unary_forward(UnaryForward{kind, out, x, 1}); };
+  auto sum = [&](float* out, const float* x, int64_t n) { reduce_forward(ReduceForward{SUM, 1, n, 1, out, nullptr, x, n}); };
+  float* terms = w + 18 * K;  // [K], then their gradients [K], then 4 scalars
+  float *dterms = terms + K, *total = dterms + K, *gt = total + 1;
+  for (int64_t k = 0; k < K; k++) {
+    float* v = w + 18 * k;  // logAc, S, logS, lAct, u, logU, lBkg, t, then the gradients
+    const float* ac = p.a[k] + p.classes[k];
+    const float* bc = p.b + p.classes[k];
+    un(LOG, v + 0, ac);
+    sum(v + 1, p.a[k], C);
+    un(LOG, v + 2, v + 1);
+    bin(SUB, v + 3, v + 2, v + 0);
+    bin(ADD, v + 4, ac, bc);
+    un(LOG, v + 5, v + 4);
+    bin(SUB, v + 6, v + 5, v + 0);
+    bin(ADD, v + 7, v + 3, v + 6);
+    affine(Affine{terms + k, v + 7, 1, 0.5f, 0.f});
+  }
+  if (!backward) {
+    sum(total, terms, K);
+    affine(Affine{p.out, total, 1, p.scale, 0.f});
+    return;
+  }
+  affine(Affine{gt, p.g, 1, p.scale, 0.f});
+  reduce_backward(ReduceBackward{SUM, 1, K, 1, dterms, gt, nullptr});
+  for (int64_t k = 0; k < K; k++) {
+    float* v = w + 18 * k;
+    float *dt = v + 8, *nd = v + 9, *du = v + 10, *dS = v + 11, *dl = v + 12, *dac = v + 13, *dac2 = v + 14;
+    const float* ac = p.a[k] + p.classes[k];
+    affine(Affine{dt, dterms + k, 1, 0.5f, 0.f});                // mulScalar's; add(lAct, lBkg) passes it to both
+    unary_forward(UnaryForward{NEG, nd, dt, 1});                 // each sub's second operand: -g
+    unary_backward(UnaryBackward{LOG, du, dt, v + 4, v + 5, 1});  // log(ac + bc)
+    unary_backward(UnaryBackward{LOG, dS, dt, v + 1, v + 2, 1});  // log(sum a_k)
+    bin(ADD, dl, nd, nd);                                         // log a_k[c]'s two uses
+    unary_backward(UnaryBackward{LOG, dac2, dl, ac, v + 0, 1});
+    bin(ADD, dac, du, dac2);                                      // a_k[c]'s two uses
+    // a_k: sumAll's broadcast, then the slice's block added at c_k
+    reduce_backward(ReduceBackward{SUM, 1, C, 1, p.da[k], dS, nullptr});
+    block_copy(BlockCopy{1, 1, C, p.classes[k], 1, 0, true, p.da[k], dac});
+    // b (db zero-filled by the caller): the first class's block written, the later ones added
+    block_copy(BlockCopy{1, 1, C, p.classes[k], 1, 0, k > 0, p.db, du});
+  }
+}
+
 }  // namespace pstal

@@ -54,20 +54,17 @@ export function contrastiveLoss(embedded: Tensor, memory: Tensor, seeds: Seeds, 
   // mean_r exp(normalize(x_r) . m / tau), one call each way (ops.similarityMean)
   const sim = (rows: number[]): Tensor => ops.similarityMean(embedded, rows, protos, 1 / tau);
   const b = sim(bkgRows);
-  const terms: Tensor[] = [];
+  const as: Tensor[] = [];
+  const present: number[] = [];
   for (const c of classes) {
     const actRows = regionRows(seeds.act, T, C, c);
     if (actRows.length === 0) continue;
-    const a = sim(actRows);
-    const ac = ops.slice(a, 0, c, c + 1);
-    const bc = ops.slice(b, 0, c, c + 1);
-    const logAc = ops.log(ac);
-    const lAct = ops.sub(ops.log(ops.sumAll(a).reshape([1])), logAc);
-    const lBkg = ops.sub(ops.log(ops.add(ac, bc)), logAc);
-    terms.push(ops.mulScalar(ops.add(lAct, lBkg), 0.5));
+    as.push(sim(actRows));
+    present.push(c);
   }
-  if (!terms.length) return Tensor.scalar(0, embedded.device);
-  return ops.mulScalar(ops.sumAll(ops.concat(terms, 0)), 1 / classes.length);
+  if (!as.length) return Tensor.scalar(0, embedded.device);
+  // per class c: 0.5 (-log a_c / sum_k a_k) + 0.5 (-log a_c / (a_c + b_c)), summed, / classes (one call)
+  return ops.contrastiveTerms(as, b, present, 1 / classes.length);
 }
 
 /** The losses of one training video. points: [T, C] multi-hot; labels: [C] video labels. */
