@@ -40,9 +40,13 @@ export class Linear extends Module {
     this.weight = Parameter.create(kaimingUniformDefault(rng, outFeatures * inFeatures, inFeatures), [outFeatures, inFeatures], options.device);
     this.bias = options.bias === false ? undefined : Parameter.create(kaimingUniformDefault(rng, outFeatures, inFeatures), [outFeatures], options.device);
   }
-  /** x [..., in] -> [..., out]; options.relu: relu(x W^T + b), the activation fused into the same call */
-  forward(x: Tensor, options: { relu?: boolean } = {}): Tensor {
-    return ops.linear(x, this.weight, this.bias ?? null, options);
+  /**
+   * x [..., in] -> [..., out]; options.relu: relu(x W^T + b), and options.dropout: a Dropout
+   * module applied after it, both fused into the same call (the same values and seed draw as
+   * dropout.forward(relu(linear(x))))
+   */
+  forward(x: Tensor, options: { relu?: boolean; dropout?: Dropout } = {}): Tensor {
+    return ops.linear(x, this.weight, this.bias ?? null, { relu: options.relu, dropout: options.dropout?.mask() });
   }
 }
 
@@ -102,6 +106,10 @@ export class Dropout extends Module {
   }
   forward(x: Tensor): Tensor {
     return this.training && this.p > 0 ? ops.dropout(x, this.p, true, this.rng.seed()) : x;
+  }
+  /** The mask this forward pass would apply ({p, seed}: the seed drawn now), or null when it is the identity. */
+  mask(): { p: number; seed: number } | null {
+    return this.training && this.p > 0 ? { p: this.p, seed: this.rng.seed() } : null;
   }
   /** residual + forward(x), in one native call when training (ops.dropoutAdd; the same seed draw) */
   forwardAdd(x: Tensor, residual: Tensor): Tensor {

@@ -171,6 +171,27 @@ export function dropoutAdd(x: Tensor, residual: Tensor, p: number, training: boo
 }
 
 /**
+ * a y + b (1 - y) for tensors of one shape, y a constant (labels), in one native call each way:
+ * the bits of add(mul(a, y), mul(b, affine(y, -1, 1))).
+ */
+export function blend(a: Tensor, b: Tensor, y: Tensor): Tensor {
+  sameDevice('blend', a, b, y);
+  for (const t of [b, y])
+    if (t.ndim !== a.ndim || t.shape.some((d, i) => d !== a.shape[i]))
+      throw new Error(`blend: a ${shapeStr(a.shape)}, b ${shapeStr(b.shape)} and y ${shapeStr(y.shape)} must have one shape`);
+  if (needsGrad(y)) return add(mul(a, y), mul(b, affine(y, -1, 1)));
+  const B = backend(a.device);
+  const out = Tensor.empty(a.shape, a.device);
+  B.blend_forward(out.buffer, a.buffer, b.buffer, y.buffer, a.size);
+  return record('blend', out, [a, b], (g) => {
+    const da = needsGrad(a) ? Tensor.empty(a.shape, a.device) : null;
+    const db = needsGrad(b) ? Tensor.empty(b.shape, b.device) : null;
+    B.blend_backward(da?.buffer ?? null, db?.buffer ?? null, g.buffer, y.buffer, a.size);
+    return [da, db];
+  });
+}
+
+/**
  * sum_k weights[k] * xs[k] over tensors of one shape, in one native call: the bits of
  * mulScalar(x_k, w_k) for each term, added pairwise (the first half, then the second, recursively:
  * ((t0 + t1) + (t2 + t3)) for four terms). At most 8 terms.

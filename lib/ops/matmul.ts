@@ -9,7 +9,7 @@
 import { record } from '../tensor/autograd';
 import { backend } from '../runtime/backend';
 import { ADDED, Tensor, needsGrad, shapeStr } from '../tensor/tensor';
-import { sameDevice } from './elementwise';
+import { checkDropoutP, sameDevice } from './elementwise';
 
 export interface MatmulOptions {
   transA?: boolean;
@@ -96,13 +96,20 @@ export function matmul(a: Tensor, b: Tensor, options: MatmulOptions = {}): Tenso
   });
 }
 
+/** linear's options: a relu, then a dropout (its p and the seed of its mask), after the bias. */
+export interface LinearOptions {
+  relu?: boolean;
+  dropout?: { p: number; seed: number } | null;
+}
+
 /**
  * x [..., K] -> x w^T + bias [..., N] with w [N, K], bias [N] (or none), then relu when
- * options.relu: lib/nn's Linear (and a Linear followed by ReLU) in one native call forward and one
- * backward, the values bit for bit those of matmul(x, w, {transB: true}), add(., bias), relu(.).
+ * options.relu, then dropout when options.dropout: lib/nn's Linear (and a Linear followed by ReLU
+ * and Dropout) in one native call forward and one backward, the values bit for bit those of
+ * matmul(x, w, {transB: true}), add(., bias), relu(.), dropout(., p, true, seed).
  * The backward adds dw and db straight into the parameters' .grad where autograd offers it.
  */
-export function linear(x: Tensor, w: Tensor, bias: Tensor | null, options: { relu?: boolean } = {}): Tensor {
+export function linear(x: Tensor, w: Tensor, bias: Tensor | null, options: LinearOptions = {}): Tensor {
   sameDevice('linear', x, w, ...(bias ? [bias] : []));
   if (x.ndim < 1 || w.ndim !== 2 || x.shape[x.ndim - 1] !== w.shape[1])
     throw new Error(`linear: expected x [..., K] and weight [N, K], received ${shapeStr(x.shape)} and ${shapeStr(w.shape)}`);
@@ -110,16 +117,19 @@ export function linear(x: Tensor, w: Tensor, bias: Tensor | null, options: { rel
   if (bias && (bias.ndim !== 1 || bias.size !== N)) throw new Error(`linear: bias ${shapeStr(bias.shape)} must be [${N}] for weight ${shapeStr(w.shape)}`);
   const M = x.shape.slice(0, -1).reduce((p, d) => p * d, 1);
   const relu = !!options.relu;
+  const p = options.dropout?.p ?? 0;
+  const seed = options.dropout?.seed ?? 0;
+  checkDropoutP('linear', p);
   const B = backend(x.device);
   const out = Tensor.empty([...x.shape.slice(0, -1), N], x.device); // written whole
-  B.linear_forward(out.buffer, x.buffer, w.buffer, bias?.buffer ?? null, M, N, K, relu);
+  B.linear_forward(out.buffer, x.buffer, w.buffer, bias?.buffer ?? null, M, N, K, relu, p, seed);
   const inputs = bias ? [x, w, bias] : [x, w];
   const need = inputs.map(needsGrad);
-  return record(relu ? 'linear+relu' : 'linear', out, inputs, (g, into) => {
+  return record(`linear${relu ? '+relu' : ''}${p > 0 ? '+dropout' : ''}`, out, inputs, (g, into) => {
     const grads = inputs.map((t, i) => (need[i] ? into?.[i] ?? Tensor.empty(t.shape, t.device) : null));
     const acc = inputs.map((_, i) => need[i] && !!into?.[i]);
     B.linear_backward(grads[0]?.buffer ?? null, grads[1]?.buffer ?? null, grads[2]?.buffer ?? null, g.buffer, x.buffer, w.buffer,
-      relu ? out.buffer : null, M, N, K, acc[0], acc[1], !!acc[2]);
+      relu ? out.buffer : null, M, N, K, acc[0], acc[1], !!acc[2], p, seed);
     return grads.map((d, i) => (acc[i] ? ADDED : d));
   });
 }

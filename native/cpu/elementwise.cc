@@ -271,6 +271,22 @@ void dropout_add(const DropoutAdd& a) {
   });
 }
 
+// each product and sum rounded on its own, as the separate ops (this file is built without FMA
+// contraction for its plain loops: the x86-64 baseline has no FMA)
+void blend_forward(const Blend& a) {
+  for (int64_t i = 0; i < a.n; i++) {
+    float w = -1.f * a.y[i] + 1.f;  // affine(y, -1, 1)
+    a.out[i] = a.a[i] * a.y[i] + a.b[i] * w;
+  }
+}
+
+void blend_backward(const Blend& a) {
+  for (int64_t i = 0; i < a.n; i++) {
+    if (a.da) a.da[i] = a.g[i] * a.y[i];
+    if (a.db) a.db[i] = a.g[i] * (-1.f * a.y[i] + 1.f);
+  }
+}
+
 void weighted_sum(const WeightedSum& a) {
   parallel_for(a.n, 1 << 15, [&](int64_t s, int64_t e) {
     for (int64_t i = s; i < e; i++) a.out[i] = weighted_pairwise(a.w, a.x, i, 0, a.k);

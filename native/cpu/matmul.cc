@@ -32,6 +32,7 @@
 #include "ops/matmul.h"
 #include "common/parallel.h"
 #include "cpu/activation.h"
+#include "cpu/dropout.h"
 #include "cpu/scratch.h"
 
 #if defined(__x86_64__) || defined(__i386__)
@@ -819,7 +820,7 @@ void linear_forward(const LinearForward& a) {
   if (M == 0 || N == 0) return;
   // the product as matmul_forward(x, w, trans_b) computes it (the same call), then the epilogue
   sgemm(false, true, M, N, K, 1.f, a.x, K, a.w, K, 0.f, a.out, N);
-  if (!a.bias && !a.relu) return;
+  if (!a.bias && !a.relu && a.p == 0.f) return;
   parallel_for(M, std::max<int64_t>(1, (1 << 14) / N), [&](int64_t r0, int64_t r1) {
     for (int64_t r = r0; r < r1; r++) {
       float* o = a.out + r * N;
@@ -827,6 +828,7 @@ void linear_forward(const LinearForward& a) {
         for (int64_t j = 0; j < N; j++) o[j] = o[j] + a.bias[j];
       if (a.relu)
         for (int64_t j = 0; j < N; j++) o[j] = relu_f(o[j]);
+      if (a.p > 0.f) apply_dropout(o, o, N, a.seed, (uint64_t)(r * N), a.p);  // the dropout op's loop
     }
   });
 }
@@ -836,11 +838,15 @@ static thread_local Scratch relu_grad_scratch, bias_grad_scratch;
 void linear_backward(const LinearBackward& a) {
   const int64_t M = a.M, N = a.N, K = a.K;
   const float* g = a.g;
-  if (a.y && M * N > 0) {
-    // relu's backward (unary_backward's dy * relu'(x), from y: the same mask)
+  if ((a.y || a.p > 0.f) && M * N > 0) {
+    // dropout's backward (its op's loop), then relu's (unary_backward's dy * relu'(x), from y: the
+    // same mask where kept; where dropped dy is a zero that keeps its sign times either)
     float* gr = relu_grad_scratch.get((size_t)(M * N));
     parallel_for(M * N, 1 << 14, [&](int64_t s, int64_t e) {
-      for (int64_t i = s; i < e; i++) gr[i] = a.g[i] * relu_df(a.y[i]);
+      const float* src = a.g + s;
+      if (a.p > 0.f) apply_dropout(gr + s, a.g + s, e - s, a.seed, (uint64_t)s, a.p), src = gr + s;
+      if (a.y)
+        for (int64_t i = s; i < e; i++) gr[i] = src[i - s] * relu_df(a.y[i]);
     });
     g = gr;
   }

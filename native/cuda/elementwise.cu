@@ -293,6 +293,20 @@ __global__ void dropout_add_kernel(float* out, const float* x, const float* resi
   }
 }
 
+__global__ void blend_forward_kernel(float* out, const float* a, const float* b, const float* y, int64_t n) {
+  for (int64_t i = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; i < n; i += (int64_t)gridDim.x * blockDim.x) {
+    float w = __fadd_rn(__fmul_rn(-1.f, y[i]), 1.f);
+    out[i] = __fadd_rn(__fmul_rn(a[i], y[i]), __fmul_rn(b[i], w));
+  }
+}
+
+__global__ void blend_backward_kernel(float* da, float* db, const float* g, const float* y, int64_t n) {
+  for (int64_t i = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; i < n; i += (int64_t)gridDim.x * blockDim.x) {
+    if (da) da[i] = __fmul_rn(g[i], y[i]);
+    if (db) db[i] = __fmul_rn(g[i], __fadd_rn(__fmul_rn(-1.f, y[i]), 1.f));
+  }
+}
+
 struct WeightedTerms {
   int k;
   float w[MAX_WEIGHTED_TERMS];
@@ -374,6 +388,16 @@ void dropout(const Dropout& a) {
 void dropout_add(const DropoutAdd& a) {
   float keep = 1.f / (1.f - a.p);
   dropout_add_kernel<<<cuda::blocks_for(a.n), 256, 0, cuda::stream()>>>(a.out, a.x, a.residual, a.n, a.seed, a.p, keep);
+  PSTAL_CUDA_LAUNCH();
+}
+
+void blend_forward(const Blend& a) {
+  blend_forward_kernel<<<cuda::blocks_for(a.n), 256, 0, cuda::stream()>>>(a.out, a.a, a.b, a.y, a.n);
+  PSTAL_CUDA_LAUNCH();
+}
+
+void blend_backward(const Blend& a) {
+  blend_backward_kernel<<<cuda::blocks_for(a.n), 256, 0, cuda::stream()>>>(a.da, a.db, a.g, a.y, a.n);
   PSTAL_CUDA_LAUNCH();
 }
 

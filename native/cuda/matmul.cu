@@ -21,6 +21,7 @@
 #include <string>
 
 #include "common/parallel.h"
+#include "common/rng.h"
 #include "cuda/common.cuh"
 #include "ops/matmul.h"
 
@@ -150,21 +151,28 @@ void matmul_forward(const MatmulForward& op) {
 
 namespace {
 
+// bias, relu, then dropout (the dropout kernel's mask and scale: common/rng.h, numbered over [M, N])
 __global__ void linear_epilogue_kernel(float* __restrict__ out, const float* __restrict__ bias, int64_t M, int64_t N,
-                                       bool relu) {
+                                       bool relu, float p, uint64_t seed, float keep) {
   const int64_t n = M * N;
   for (int64_t i = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; i < n; i += (int64_t)gridDim.x * blockDim.x) {
     float v = out[i];
-    if (bias) v = v + bias[i % N];
+    if (bias) v = __fadd_rn(v, bias[i % N]);
     if (relu) v = v > 0.f ? v : 0.f;
+    if (p > 0.f) v = __fmul_rn(v, uniform01(seed, (uint64_t)i) < p ? 0.f : keep);
     out[i] = v;
   }
 }
 
-__global__ void relu_grad_kernel(float* __restrict__ gr, const float* __restrict__ g, const float* __restrict__ y,
-                                 int64_t n) {
-  for (int64_t i = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; i < n; i += (int64_t)gridDim.x * blockDim.x)
-    gr[i] = g[i] * (y[i] > 0.f ? 1.f : 0.f);
+// dropout's backward (p > 0), then relu's (y given)
+__global__ void linear_grad_kernel(float* __restrict__ gr, const float* __restrict__ g, const float* __restrict__ y,
+                                   int64_t n, float p, uint64_t seed, float keep) {
+  for (int64_t i = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; i < n; i += (int64_t)gridDim.x * blockDim.x) {
+    float v = g[i];
+    if (p > 0.f) v = __fmul_rn(v, uniform01(seed, (uint64_t)i) < p ? 0.f : keep);
+    if (y) v = __fmul_rn(v, y[i] > 0.f ? 1.f : 0.f);
+    gr[i] = v;
+  }
 }
 
 // db (+)= g summed over rows, one thread a column, rows in order (sum_to's order)
@@ -183,8 +191,9 @@ void linear_forward(const LinearForward& a) {
   if (M == 0 || N == 0) return;
   cuda::sgemm_strided_batched(false, true, M, N, K, 1.f, a.x, std::max<int64_t>(K, 1), 0, a.w, std::max<int64_t>(K, 1),
                               0, 0.f, a.out, N, M * N, 1);
-  if (!a.bias && !a.relu) return;
-  linear_epilogue_kernel<<<cuda::blocks_for(M * N), 256, 0, cuda::stream()>>>(a.out, a.bias, M, N, a.relu);
+  if (!a.bias && !a.relu && a.p == 0.f) return;
+  const float keep = 1.f / (1.f - a.p);
+  linear_epilogue_kernel<<<cuda::blocks_for(M * N), 256, 0, cuda::stream()>>>(a.out, a.bias, M, N, a.relu, a.p, a.seed, keep);
   PSTAL_CUDA_LAUNCH();
 }
 
@@ -192,9 +201,10 @@ void linear_backward(const LinearBackward& a) {
   const int64_t M = a.M, N = a.N, K = a.K;
   const float* g = a.g;
   cuda::DeviceScratch gr;
-  if (a.y && M * N > 0) {
+  if ((a.y || a.p > 0.f) && M * N > 0) {
     gr = cuda::DeviceScratch((size_t)(M * N) * sizeof(float));
-    relu_grad_kernel<<<cuda::blocks_for(M * N), 256, 0, cuda::stream()>>>(gr.as<float>(), a.g, a.y, M * N);
+    const float keep = 1.f / (1.f - a.p);
+    linear_grad_kernel<<<cuda::blocks_for(M * N), 256, 0, cuda::stream()>>>(gr.as<float>(), a.g, a.y, M * N, a.p, a.seed, keep);
     PSTAL_CUDA_LAUNCH();
     g = gr.as<float>();
   }

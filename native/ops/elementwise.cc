@@ -146,6 +146,33 @@ static int weighted_terms(Args& args, size_t weights_at, float* w) {
   return (int)k;
 }
 
+// blend_forward(out, a, b, y, n)  (ops/elementwise.h)
+PSTAL_OP(blend_forward) {
+  Blend a{};
+  a.n = args.i64(4, "n");
+  a.out = args.buf(0, a.n, "out");
+  a.a = args.buf(1, a.n, "a");
+  a.b = args.buf(2, a.n, "b");
+  a.y = args.buf(3, a.n, "y");
+  PSTAL_CHECK(args, a.out != a.a && a.out != a.b && a.out != a.y, "out must not be an input");
+  if (a.n > 0) blend_forward(a);
+  return args.env().Undefined();
+}
+
+// blend_backward(da|null, db|null, g, y, n)  (ops/elementwise.h)
+PSTAL_OP(blend_backward) {
+  Blend a{};
+  a.n = args.i64(4, "n");
+  a.da = args.has(0) ? args.buf(0, a.n, "da") : nullptr;
+  a.db = args.has(1) ? args.buf(1, a.n, "db") : nullptr;
+  a.g = args.buf(2, a.n, "g");
+  a.y = args.buf(3, a.n, "y");
+  for (const float* in : {a.g, a.y}) PSTAL_CHECK(args, in != a.da && in != a.db, "a gradient output must not be an input");
+  PSTAL_CHECK(args, !a.da || a.da != a.db, "da and db must be distinct buffers");
+  if (a.n > 0) blend_backward(a);
+  return args.env().Undefined();
+}
+
 // weighted_sum(out, n, weights Float32Array, x0, x1, ...)  (ops/elementwise.h)
 PSTAL_OP(weighted_sum) {
   WeightedSum a;

@@ -135,6 +135,23 @@ struct WeightedSumBackward {
 };
 void weighted_sum_backward(const WeightedSumBackward& a);
 
+// blend_forward(out, a, b, y, n): out = a y + b (1 - y) (lib/models/hrpro/stage1.ts: a video's
+// score, the top-k mean for its classes, the mean over time for the others), the bits of
+// add(mul(a, y), mul(b, affine(y, -1, 1))). blend_backward(da|null, db|null, g, y, n): da = g y,
+// db = g (1 - y) (y takes no gradient: labels).
+struct Blend {
+  int64_t n;
+  float* out;
+  float* da;
+  float* db;
+  const float* a;
+  const float* b;
+  const float* y;
+  const float* g;
+};
+void blend_forward(const Blend& a);
+void blend_backward(const Blend& a);
+
 // The pairwise sum of weighted_sum at one element (shared by both backends: the same bits).
 #if defined(__CUDACC__)
 __host__ __device__

@@ -30,11 +30,20 @@ static void linear_dims(Args& args, size_t i, int64_t* M, int64_t* N, int64_t* K
   PSTAL_CHECK(args, *M >= 0 && *N >= 0 && *K >= 0, "M, N and K must be non-negative, received " + shape_str({*M, *N, *K}));
 }
 
-// linear_forward(out, x, w, bias|null, M, N, K, relu)  (ops/matmul.h)
+// The optional dropout_p and seed at argument i (p 0: none): p in [0, 1) as a float32 (rounding to 1 refused).
+static void linear_dropout(Args& args, size_t i, float* p, uint64_t* seed) {
+  double pd = args.has(i) ? args.f64(i, "dropout_p") : 0.0;
+  PSTAL_CHECK(args, pd >= 0 && pd < 1 && (float)pd < 1.f, "dropout_p must be in [0, 1) (below 1 - 2^-25), received " + std::to_string(pd));
+  *p = (float)pd;
+  *seed = args.has(i + 1) ? (uint64_t)args.f64(i + 1, "seed") : 0;
+}
+
+// linear_forward(out, x, w, bias|null, M, N, K, relu[, dropout_p, seed])  (ops/matmul.h)
 PSTAL_OP(linear_forward) {
   LinearForward a;
   linear_dims(args, 4, &a.M, &a.N, &a.K);
   a.relu = args.flag(7, "relu");
+  linear_dropout(args, 8, &a.p, &a.seed);
   a.out = args.buf(0, a.M * a.N, "out");
   a.x = args.buf(1, a.M * a.K, "x");
   a.w = args.buf(2, a.N * a.K, "w");
@@ -44,11 +53,12 @@ PSTAL_OP(linear_forward) {
   return args.env().Undefined();
 }
 
-// linear_backward(dx|null, dw|null, db|null, g, x, w, y|null, M, N, K, acc_x, acc_w, acc_b)  (ops/matmul.h)
+// linear_backward(dx|null, dw|null, db|null, g, x, w, y|null, M, N, K, acc_x, acc_w, acc_b[, dropout_p, seed])  (ops/matmul.h)
 PSTAL_OP(linear_backward) {
   LinearBackward a;
   linear_dims(args, 7, &a.M, &a.N, &a.K);
   a.acc_x = args.flag(10, "acc_x"), a.acc_w = args.flag(11, "acc_w"), a.acc_b = args.flag(12, "acc_b");
+  linear_dropout(args, 13, &a.p, &a.seed);
   a.dx = args.has(0) ? args.buf(0, a.M * a.K, "dx") : nullptr;
   a.dw = args.has(1) ? args.buf(1, a.N * a.K, "dw") : nullptr;
   a.db = args.has(2) ? args.buf(2, a.N, "db") : nullptr;

@@ -35,13 +35,16 @@ struct MatmulForward {
 };
 void matmul_forward(const MatmulForward& a);
 
-// linear_forward(out, x, w, bias|null, M, N, K, relu)
-//   out [M, N] = x [M, K] w^T (w [N, K]), + bias [N] on every row, then relu when asked: the product,
-//   the broadcast add and the activation of lib/nn's Linear in one call, each value the same bits
-//   as the three ops one after another.
+// linear_forward(out, x, w, bias|null, M, N, K, relu[, dropout_p, seed])
+//   out [M, N] = x [M, K] w^T (w [N, K]), + bias [N] on every row, then relu when asked, then
+//   dropout(., p, seed) when p > 0: the product, the broadcast add, the activation and the dropout
+//   of lib/nn's Linear, ReLU and Dropout in one call, each value the same bits as the ops one after
+//   another (the dropout mask numbered over the whole [M, N] output, as the dropout op's).
 struct LinearForward {
   int64_t M, N, K;
   bool relu;
+  float p;
+  uint64_t seed;
   float* out;
   const float* x;
   const float* w;
@@ -49,8 +52,11 @@ struct LinearForward {
 };
 void linear_forward(const LinearForward& a);
 
-// linear_backward(dx|null, dw|null, db|null, g, x, w, y|null, M, N, K, acc_x, acc_w, acc_b)
-//   The gradients of linear_forward: with y (the relu's output) given, g first times relu'(y); then
+// linear_backward(dx|null, dw|null, db|null, g, x, w, y|null, M, N, K, acc_x, acc_w, acc_b[, dropout_p, seed])
+//   The gradients of linear_forward: with p > 0, g first goes through the dropout's mask (the
+//   dropout op's backward); with y (the forward's output) given, then times relu'(y) (y > 0 exactly
+//   where the relu's input was and the element was kept; a dropped element's gradient is a zero of
+//   g's sign either way); then
 //   dx = g w, dw = g^T x, db = g summed over rows (sum_to's order). A null output is not computed;
 //   acc_*: added into that output (the value whole first, as matmul_forward's accumulate) instead of
 //   written.
@@ -64,6 +70,8 @@ struct LinearBackward {
   const float* x;
   const float* w;
   const float* y;  // may be null (no relu)
+  float p;
+  uint64_t seed;
 };
 void linear_backward(const LinearBackward& a);
 

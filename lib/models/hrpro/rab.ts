@@ -89,7 +89,7 @@ export class ReliabilityAwareBlock extends Module {
     const v = projections ? applyAffine(x, projections.value) : att.project(x, 'v');
     // the residual adds take their dropout in the same call (Dropout.forwardAdd: the same bits)
     let h = this.norm1.forward(this.dropout1.forwardAdd(att.attend(q, k, v), xq));
-    const ff = this.linear2.forward(this.dropout.forward(this.linear1.forward(h, { relu: true })));
+    const ff = this.linear2.forward(this.linear1.forward(h, { relu: true, dropout: this.dropout })); // relu and dropout in linear1's call
     h = this.norm2.forward(this.dropout2.forwardAdd(ff, h));
     return h;
   }
