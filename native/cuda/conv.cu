@@ -60,7 +60,7 @@ __global__ void broadcast_rows_kernel(float* __restrict__ out, const float* __re
 // db[o] = sum_t dy[t, o]. Block (32, 8): x walks 32 consecutive columns (coalesced), y splits
 // time 8 ways (strided); the 8 partials are summed in a fixed order, so results are deterministic.
 constexpr int kBiasCols = 32, kBiasSplit = 8;
-__global__ void bias_grad_kernel(float* __restrict__ db, const float* __restrict__ dy, int64_t T_out, int64_t Cout, bool acc) {
+__global__ void bias_grad_kernel(float* __restrict__ db, const float* __restrict__ dy, int64_t T_out, int64_t Cout, bool add_to) {
   __shared__ float part[kBiasSplit][kBiasCols];
   const int64_t o = (int64_t)blockIdx.x * kBiasCols + threadIdx.x;
   float acc = 0.f;
@@ -71,7 +71,7 @@ __global__ void bias_grad_kernel(float* __restrict__ db, const float* __restrict
   if (threadIdx.y == 0 && o < Cout) {
     float s = ((part[0][threadIdx.x] + part[1][threadIdx.x]) + (part[2][threadIdx.x] + part[3][threadIdx.x])) +
               ((part[4][threadIdx.x] + part[5][threadIdx.x]) + (part[6][threadIdx.x] + part[7][threadIdx.x]));
-    db[o] = acc ? db[o] + s : s;
+    db[o] = add_to ? db[o] + s : s;
   }
 }
 
