@@ -110,3 +110,14 @@ test('focalBce, similarityMean and contrastiveTerms are their separate ops, bit 
     sameBits(t, run(shapes, (xs) => ops.contrastiveTerms(xs.slice(0, -1), xs[xs.length - 1], classes, 1 / 3), 3, 0.5, 3), run(shapes, separate, 3, 0.5, 3));
   }
 });
+
+test('block_copy refuses accumulating into overlapping destination blocks, naming the op', (t) => {
+  const { cpu } = require('../../lib/runtime/native') as typeof import('../../lib/runtime/native');
+  const B = cpu();
+  const dst = new B.NativeBuffer(10);
+  const src = new B.NativeBuffer(10);
+  t.throws(() => B.block_copy(dst, src, 2, 3, 2, 0, 3, 0, true), { message: /^block_copy: accumulate: the destination blocks overlap/ });
+  t.notThrows(() => B.block_copy(dst, src, 2, 3, 3, 0, 3, 0, true));
+  dst.dispose();
+  src.dispose();
+});
