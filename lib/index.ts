@@ -15,8 +15,8 @@ export { importHrPro, readStateDict, classNamesOf } from './models/hrpro/import_
 export type { ImportOptions, ImportResult } from './models/hrpro/import_checkpoint';
 export { evaluateRun } from './models/hrpro/evaluate_run';
 export type { EvaluateRunOptions, EvaluateRunResult } from './models/hrpro/evaluate_run';
-export { cudaAvailable, cudaDeviceInfo, cudaSynchronize, setTf32 } from './runtime/backend';
-export type { CudaDeviceInfo } from './runtime/backend';
+export { callCounts, cudaAvailable, cudaDeviceInfo, cudaSynchronize, resetCallCounts, setTf32 } from './runtime/backend';
+export type { CallCounts, CudaDeviceInfo } from './runtime/backend';
 export type { Device } from './runtime/backend';
 export * as native from './runtime/native';
 export * as hrpro from './models/hrpro';

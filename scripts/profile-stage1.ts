@@ -9,6 +9,8 @@
  *             ops against the iteration's wall time leaves the host's own share (JavaScript,
  *             autograd bookkeeping, seed selection).
  *   tf32      (cuda only) the plain iteration with TF32 GEMMs, for the share of fp32 GEMM.
+ * and counted: the addon's launch counter (callCounts) over each plain iteration, native calls per
+ * op (and on cuda the kernel launches), the total and the most frequent ops.
  *
  *   node -r ts-node/register/transpile-only scripts/profile-stage1.ts [--device cuda] [--dim 2048]
  *     [--iterations 3] [--top 25] [--data DIR] [--threads N]
@@ -20,7 +22,7 @@ import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
 import { loadStage1RunData, newStage1Run, splitOrderBatch, synthesizeStage1Set } from '../benchmarks/stage1_run';
-import { backend, checkDevice, setTf32 } from '../lib/runtime/backend';
+import { backend, callCounts, checkDevice, resetCallCounts, setTf32 } from '../lib/runtime/backend';
 import { setNumThreads } from '../lib/runtime/native';
 
 function arg(name: string, def: string): string {
@@ -85,11 +87,20 @@ async function main(): Promise<void> {
     iterate(0); // warm-up: caches, cuBLAS handles, allocator
     const plain: number[] = [];
     const T: number[] = [];
+    const counted: ReturnType<typeof callCounts>[] = [];
     for (let i = 1; i <= iterations; i++) {
       T.push(snippets(i));
+      resetCallCounts(device);
       plain.push(iterate(i));
+      counted.push(callCounts(device));
     }
     console.log(`device ${device}, D = ${D}: plain iteration ${plain.map((x) => x.toFixed(1)).join(', ')} ms (median ${median(plain).toFixed(1)}), snippets per iteration ${T.join(', ')}`);
+    const topOf = (m: Record<string, number>): string =>
+      Object.entries(m).sort((a, b) => b[1] - a[1]).slice(0, 12).map(([k, n]) => `${k} ${n}`).join(', ');
+    counted.forEach((c, i) => {
+      console.log(`counted, iteration ${i + 1}: ${c.totalCalls} native calls (${topOf(c.calls)})`);
+      if (device === 'cuda') console.log(`  ${c.totalLaunches} kernel launches (${topOf(c.launches)})`);
+    });
     if (device === 'cuda') {
       setTf32(true);
       const tf: number[] = [];

@@ -15,9 +15,9 @@ export interface Affine {
   bias: Tensor;
 }
 
-/** x [..., in] -> x W^T + b [..., out] */
+/** x [..., in] -> x W^T + b [..., out] (one native call: ops.linear) */
 export function applyAffine(x: Tensor, a: Affine): Tensor {
-  return ops.add(ops.matmul(x, a.weight, { transB: true }), a.bias);
+  return ops.linear(x, a.weight, a.bias);
 }
 
 /**
@@ -40,9 +40,13 @@ export class Linear extends Module {
     this.weight = Parameter.create(kaimingUniformDefault(rng, outFeatures * inFeatures, inFeatures), [outFeatures, inFeatures], options.device);
     this.bias = options.bias === false ? undefined : Parameter.create(kaimingUniformDefault(rng, outFeatures, inFeatures), [outFeatures], options.device);
   }
-  /** x [..., in] -> [..., out] */
-  forward(x: Tensor): Tensor {
-    return this.bias ? applyAffine(x, { weight: this.weight, bias: this.bias }) : ops.matmul(x, this.weight, { transB: true });
+  /**
+   * x [..., in] -> [..., out]; options.relu: relu(x W^T + b), and options.dropout: a Dropout
+   * module applied after it, both fused into the same call (the same values and seed draw as
+   * dropout.forward(relu(linear(x))))
+   */
+  forward(x: Tensor, options: { relu?: boolean; dropout?: Dropout } = {}): Tensor {
+    return ops.linear(x, this.weight, this.bias ?? null, { relu: options.relu, dropout: options.dropout?.mask() });
   }
 }
 
@@ -98,10 +102,18 @@ export class ReLU extends Module {
 export class Dropout extends Module {
   constructor(readonly p: number, private readonly rng: Rng) {
     super();
-    if (!(p >= 0 && p < 1)) throw new Error(`Dropout: p must be in [0, 1), received ${p}`);
+    ops.checkDropoutP('Dropout', p);
   }
   forward(x: Tensor): Tensor {
     return this.training && this.p > 0 ? ops.dropout(x, this.p, true, this.rng.seed()) : x;
+  }
+  /** The mask this forward pass would apply ({p, seed}: the seed drawn now), or null when it is the identity. */
+  mask(): { p: number; seed: number } | null {
+    return this.training && this.p > 0 ? { p: this.p, seed: this.rng.seed() } : null;
+  }
+  /** residual + forward(x), in one native call when training (ops.dropoutAdd; the same seed draw) */
+  forwardAdd(x: Tensor, residual: Tensor): Tensor {
+    return this.training && this.p > 0 ? ops.dropoutAdd(x, residual, this.p, true, this.rng.seed()) : ops.add(residual, x);
   }
 }
 

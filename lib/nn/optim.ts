@@ -37,13 +37,19 @@ export class Adam {
   /** One update from the accumulated gradients (parameters without a gradient are skipped). */
   step(): void {
     this.stepCount++;
-    this.params.forEach((p, i) => {
-      if (!p.grad) return;
-      backend(p.device).adam_step(
-        p.buffer, p.grad.buffer, this.m[i].buffer, this.v[i].buffer, p.size,
-        this.lr, this.betas[0], this.betas[1], this.eps, this.weightDecay, this.stepCount,
-      );
-    });
+    // one native call a device for every parameter with a gradient (adam_step_many: each
+    // parameter's adam_step in turn)
+    for (const device of new Set(this.params.map((p) => p.device))) {
+      const sizes: number[] = [];
+      const buffers: unknown[] = [];
+      this.params.forEach((p, i) => {
+        if (!p.grad || p.device !== device) return;
+        sizes.push(p.size);
+        buffers.push(p.buffer, p.grad.buffer, this.m[i].buffer, this.v[i].buffer);
+      });
+      if (sizes.length)
+        backend(device).adam_step_many(sizes, this.lr, this.betas[0], this.betas[1], this.eps, this.weightDecay, this.stepCount, ...buffers);
+    }
   }
 
   zeroGrad(): void {

@@ -9,7 +9,7 @@
 import { record } from '../tensor/autograd';
 import { backend } from '../runtime/backend';
 import { Tensor, needsGrad, shapeStr } from '../tensor/tensor';
-import { sameDevice } from './elementwise';
+import { checkDropoutP, sameDevice } from './elementwise';
 
 export function scaledDotProductAttention(q: Tensor, k: Tensor, v: Tensor, heads: number, dropoutP = 0, seed = 0): Tensor {
   sameDevice('attention', q, k, v);
@@ -18,7 +18,7 @@ export function scaledDotProductAttention(q: Tensor, k: Tensor, v: Tensor, heads
   const [Lq, D] = q.shape;
   const L = k.shape[0];
   if (!Number.isInteger(heads) || heads < 1 || D % heads !== 0) throw new Error(`attention: ${heads} heads do not divide D = ${D}`);
-  if (!(dropoutP >= 0 && dropoutP < 1)) throw new Error(`attention: dropout must be in [0, 1), received ${dropoutP}`);
+  checkDropoutP('attention', dropoutP);
   const B = backend(q.device);
   const out = Tensor.empty([Lq, D], q.device); // the kernels write their outputs whole
   // The attention weights are kept for the backward only; without a gradient the native op

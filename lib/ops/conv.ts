@@ -6,7 +6,7 @@
  */
 import { record } from '../tensor/autograd';
 import { backend } from '../runtime/backend';
-import { Tensor, needsGrad, shapeStr } from '../tensor/tensor';
+import { ADDED, Tensor, needsGrad, shapeStr } from '../tensor/tensor';
 import { sameDevice } from './elementwise';
 
 export function conv1d(x: Tensor, weight: Tensor, bias: Tensor | null, pad = 0): Tensor {
@@ -26,11 +26,14 @@ export function conv1d(x: Tensor, weight: Tensor, bias: Tensor | null, pad = 0):
   // only the gradients some input needs: the first layer's input (the features) needs none, and its
   // dx is as costly as the forward (measured: 5 % of a D = 2048 training step)
   const [needX, needW, needB] = [needsGrad(x), needsGrad(weight), bias !== null && needsGrad(bias)];
-  return record('conv1d', out, inputs, (g) => {
+  return record('conv1d', out, inputs, (g, into) => {
+    // weight's and bias's gradients go straight into autograd's sums (their .grad) where offered
+    const [accW, accB] = [needW && !!into?.[1], needB && !!into?.[2]];
     const dx = needX ? Tensor.empty(x.shape, x.device) : null;
-    const dw = needW ? Tensor.empty(weight.shape, x.device) : null;
-    const db = needB ? Tensor.zeros(bias!.shape, x.device) : null;
-    B.conv1d_backward(dx?.buffer ?? null, dw?.buffer ?? null, db?.buffer ?? null, g.buffer, x.buffer, weight.buffer, T, Cin, Cout, k, pad);
-    return bias ? [dx, dw, db] : [dx, dw];
+    const dw = needW ? (accW ? into![1]! : Tensor.empty(weight.shape, x.device)) : null;
+    const db = needB ? (accB ? into![2]! : Tensor.empty(bias!.shape, x.device)) : null;
+    B.conv1d_backward(dx?.buffer ?? null, dw?.buffer ?? null, db?.buffer ?? null, g.buffer, x.buffer, weight.buffer, T, Cin, Cout, k, pad, accW, accB);
+    const grads: (Tensor | typeof ADDED | null)[] = [dx, accW ? ADDED : dw, accB ? ADDED : db];
+    return bias ? grads : grads.slice(0, 2);
   });
 }

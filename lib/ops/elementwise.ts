@@ -4,7 +4,7 @@
  */
 import { record } from '../tensor/autograd';
 import { backend } from '../runtime/backend';
-import { Shape, Tensor, shapeStr } from '../tensor/tensor';
+import { Shape, Tensor, needsGrad, shapeStr } from '../tensor/tensor';
 
 const BINARY = { add: 0, sub: 1, mul: 2, div: 3 } as const;
 const UNARY = { relu: 0, gelu: 1, sigmoid: 2, exp: 3, log: 4, tanh: 5, neg: 6, sqrt: 7, abs: 8 } as const;
@@ -128,9 +128,15 @@ export const sqrt = (x: Tensor): Tensor => unary('sqrt', x);
 export const abs = (x: Tensor): Tensor => unary('abs', x);
 export const neg = (x: Tensor): Tensor => unary('neg', x);
 
+/** p in [0, 1) as the float32 the kernels use (a p that rounds to 1 would keep nothing and scale by 1 / 0). */
+export function checkDropoutP(op: string, p: number): void {
+  if (!(p >= 0 && p < 1)) throw new Error(`${op}: p must be in [0, 1), received ${p}`);
+  if (Math.fround(p) >= 1) throw new Error(`${op}: p = ${p} rounds to 1 in float32 (p must be below 1 - 2^-25)`);
+}
+
 /** Inverted dropout with a seeded, regenerable mask; identity when not training or p = 0. */
 export function dropout(x: Tensor, p: number, training: boolean, seed: number): Tensor {
-  if (!(p >= 0 && p < 1)) throw new Error(`dropout: p must be in [0, 1), received ${p}`);
+  checkDropoutP('dropout', p);
   if (!training || p === 0) return x;
   const B = backend(x.device);
   const out = Tensor.empty(x.shape, x.device);
@@ -139,5 +145,73 @@ export function dropout(x: Tensor, p: number, training: boolean, seed: number): 
     const dx = Tensor.empty(x.shape, x.device);
     B.dropout(dx.buffer, g.buffer, g.size, p, seed);
     return [dx];
+  });
+}
+
+/**
+ * residual + dropout(x, p, training, seed) in one native call (a residual connection), each value
+ * the bits of add(residual, dropout(x, ...)); x and residual have one shape.
+ */
+export function dropoutAdd(x: Tensor, residual: Tensor, p: number, training: boolean, seed: number): Tensor {
+  checkDropoutP('dropoutAdd', p);
+  if (!training || p === 0) return add(residual, x);
+  sameDevice('dropoutAdd', x, residual);
+  if (x.ndim !== residual.ndim || x.shape.some((d, i) => d !== residual.shape[i]))
+    throw new Error(`dropoutAdd: x ${shapeStr(x.shape)} and residual ${shapeStr(residual.shape)} must have the same shape`);
+  const B = backend(x.device);
+  const out = Tensor.empty(x.shape, x.device);
+  B.dropout_add(out.buffer, x.buffer, residual.buffer, x.size, p, seed);
+  // inputs in add(residual, dropout(x))'s order, so that backward walks the graph in the same order
+  // (a sum of three or more gradients is summed in the order they arrive)
+  return record('dropoutAdd', out, [residual, x], (g) => {
+    const dx = Tensor.empty(x.shape, x.device);
+    B.dropout(dx.buffer, g.buffer, g.size, p, seed);
+    return [g, dx];
+  });
+}
+
+/**
+ * a y + b (1 - y) for tensors of one shape, y a constant (labels), in one native call each way:
+ * the bits of add(mul(a, y), mul(b, affine(y, -1, 1))).
+ */
+export function blend(a: Tensor, b: Tensor, y: Tensor): Tensor {
+  sameDevice('blend', a, b, y);
+  for (const t of [b, y])
+    if (t.ndim !== a.ndim || t.shape.some((d, i) => d !== a.shape[i]))
+      throw new Error(`blend: a ${shapeStr(a.shape)}, b ${shapeStr(b.shape)} and y ${shapeStr(y.shape)} must have one shape`);
+  if (needsGrad(y)) return add(mul(a, y), mul(b, affine(y, -1, 1)));
+  const B = backend(a.device);
+  const out = Tensor.empty(a.shape, a.device);
+  B.blend_forward(out.buffer, a.buffer, b.buffer, y.buffer, a.size);
+  return record('blend', out, [a, b], (g) => {
+    const da = needsGrad(a) ? Tensor.empty(a.shape, a.device) : null;
+    const db = needsGrad(b) ? Tensor.empty(b.shape, b.device) : null;
+    B.blend_backward(da?.buffer ?? null, db?.buffer ?? null, g.buffer, y.buffer, a.size);
+    return [da, db];
+  });
+}
+
+/**
+ * sum_k weights[k] * xs[k] over tensors of one shape, in one native call: the bits of
+ * mulScalar(x_k, w_k) for each term, added pairwise (the first half, then the second, recursively:
+ * ((t0 + t1) + (t2 + t3)) for four terms). At most 8 terms.
+ */
+export function weightedSum(xs: Tensor[], weights: number[]): Tensor {
+  if (xs.length < 1 || xs.length > 8 || weights.length !== xs.length)
+    throw new Error(`weightedSum: expected 1 to 8 tensors and one weight each, received ${xs.length} tensors and ${weights.length} weights`);
+  if (!weights.every(Number.isFinite)) throw new Error('weightedSum: weights must be finite numbers');
+  sameDevice('weightedSum', ...xs);
+  const first = xs[0];
+  for (const x of xs)
+    if (x.ndim !== first.ndim || x.shape.some((d, i) => d !== first.shape[i]))
+      throw new Error(`weightedSum: shapes ${xs.map((t) => shapeStr(t.shape)).join(', ')} differ`);
+  const B = backend(first.device);
+  const w = Float32Array.from(weights);
+  const out = Tensor.empty(first.shape, first.device);
+  B.weighted_sum(out.buffer, out.size, w, ...xs.map((x) => x.buffer));
+  return record('weightedSum', out, xs, (g) => {
+    const ds = xs.map((x) => (needsGrad(x) ? Tensor.empty(x.shape, x.device) : null));
+    B.weighted_sum_backward(g.buffer, g.size, w, ...ds.map((d) => d?.buffer ?? null));
+    return ds;
   });
 }

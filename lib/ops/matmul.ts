@@ -8,8 +8,8 @@
  */
 import { record } from '../tensor/autograd';
 import { backend } from '../runtime/backend';
-import { Tensor, needsGrad, shapeStr } from '../tensor/tensor';
-import { sameDevice } from './elementwise';
+import { ADDED, Tensor, needsGrad, shapeStr } from '../tensor/tensor';
+import { checkDropoutP, sameDevice } from './elementwise';
 
 export interface MatmulOptions {
   transA?: boolean;
@@ -51,8 +51,9 @@ function geometry(a: Tensor, b: Tensor, ta: boolean, tb: boolean): Geometry {
   return { batch, M, N, K, strideA: M * K, strideB: sharedB ? 0 : K * N, outShape: [...lead, M, N], sharedB };
 }
 
-function gemm(a: Tensor, b: Tensor, ta: boolean, tb: boolean, g: Geometry, out: Tensor): void {
-  backend(a.device).matmul_forward(out.buffer, a.buffer, b.buffer, g.batch, g.M, g.N, g.K, ta, tb, g.strideA, g.strideB);
+/** out = the product, or out += it (accumulate: the product summed whole, then added). */
+function gemm(a: Tensor, b: Tensor, ta: boolean, tb: boolean, g: Geometry, out: Tensor, accumulate = false): void {
+  backend(a.device).matmul_forward(out.buffer, a.buffer, b.buffer, g.batch, g.M, g.N, g.K, ta, tb, g.strideA, g.strideB, 0, accumulate);
 }
 
 export function matmul(a: Tensor, b: Tensor, options: MatmulOptions = {}): Tensor {
@@ -72,23 +73,63 @@ export function matmul(a: Tensor, b: Tensor, options: MatmulOptions = {}): Tenso
   const g0 = geo;
   // only the gradients an input needs (a constant operand, e.g. detached prototypes, needs none)
   const [needA, needB] = [needsGrad(a), needsGrad(b)];
-  return record('matmul', out, [a, b], (g) => {
+  return record('matmul', out, [a, b], (g, into) => {
     const gg = g.reshape([g0.batch, g0.M, g0.N]);
     const a3 = aa.reshape([g0.batch, ...(ta ? [g0.K, g0.M] : [g0.M, g0.K])]);
+    // each gradient goes into autograd's running sum where it offers one (the GEMM's accumulate)
+    const [intoA, intoB] = [into?.[0] ?? null, into?.[1] ?? null];
     // dA = dC op(B)^T  (stored as op(A)'s transpose layout when ta)
     let da: Tensor | null = null;
     if (needA) {
-      da = Tensor.empty(a.shape, a.device);
-      if (!ta) gemm(gg, b, false, !tb, { ...g0, K: g0.N, N: g0.K, strideA: g0.M * g0.N }, da);
-      else gemm(b, gg, tb, true, { ...g0, M: g0.K, N: g0.M, K: g0.N, strideA: g0.strideB, strideB: g0.M * g0.N }, da);
+      da = intoA ?? Tensor.empty(a.shape, a.device);
+      if (!ta) gemm(gg, b, false, !tb, { ...g0, K: g0.N, N: g0.K, strideA: g0.M * g0.N }, da, !!intoA);
+      else gemm(b, gg, tb, true, { ...g0, M: g0.K, N: g0.M, K: g0.N, strideA: g0.strideB, strideB: g0.M * g0.N }, da, !!intoA);
     }
     // dB = op(A)^T dC, stored as dC^T op(A) when tb (b is a single matrix when shared: batch is 1)
     let db: Tensor | null = null;
     if (needB) {
-      db = Tensor.empty(b.shape, b.device);
-      if (!tb) gemm(a3, gg, !ta, false, { ...g0, M: g0.K, N: g0.N, K: g0.M, strideA: g0.M * g0.K, strideB: g0.M * g0.N }, db);
-      else gemm(gg, a3, true, ta, { ...g0, M: g0.N, N: g0.K, K: g0.M, strideA: g0.M * g0.N, strideB: g0.M * g0.K }, db);
+      db = intoB ?? Tensor.empty(b.shape, b.device);
+      if (!tb) gemm(a3, gg, !ta, false, { ...g0, M: g0.K, N: g0.N, K: g0.M, strideA: g0.M * g0.K, strideB: g0.M * g0.N }, db, !!intoB);
+      else gemm(gg, a3, true, ta, { ...g0, M: g0.N, N: g0.K, K: g0.M, strideA: g0.M * g0.N, strideB: g0.M * g0.K }, db, !!intoB);
     }
-    return [da, db];
+    return [da && intoA ? ADDED : da, db && intoB ? ADDED : db];
+  });
+}
+
+/** linear's options: a relu, then a dropout (its p and the seed of its mask), after the bias. */
+export interface LinearOptions {
+  relu?: boolean;
+  dropout?: { p: number; seed: number } | null;
+}
+
+/**
+ * x [..., K] -> x w^T + bias [..., N] with w [N, K], bias [N] (or none), then relu when
+ * options.relu, then dropout when options.dropout: lib/nn's Linear (and a Linear followed by ReLU
+ * and Dropout) in one native call forward and one backward, the values bit for bit those of
+ * matmul(x, w, {transB: true}), add(., bias), relu(.), dropout(., p, true, seed).
+ * The backward adds dw and db straight into the parameters' .grad where autograd offers it.
+ */
+export function linear(x: Tensor, w: Tensor, bias: Tensor | null, options: LinearOptions = {}): Tensor {
+  sameDevice('linear', x, w, ...(bias ? [bias] : []));
+  if (x.ndim < 1 || w.ndim !== 2 || x.shape[x.ndim - 1] !== w.shape[1])
+    throw new Error(`linear: expected x [..., K] and weight [N, K], received ${shapeStr(x.shape)} and ${shapeStr(w.shape)}`);
+  const [N, K] = w.shape;
+  if (bias && (bias.ndim !== 1 || bias.size !== N)) throw new Error(`linear: bias ${shapeStr(bias.shape)} must be [${N}] for weight ${shapeStr(w.shape)}`);
+  const M = x.shape.slice(0, -1).reduce((p, d) => p * d, 1);
+  const relu = !!options.relu;
+  const p = options.dropout?.p ?? 0;
+  const seed = options.dropout?.seed ?? 0;
+  checkDropoutP('linear', p);
+  const B = backend(x.device);
+  const out = Tensor.empty([...x.shape.slice(0, -1), N], x.device); // written whole
+  B.linear_forward(out.buffer, x.buffer, w.buffer, bias?.buffer ?? null, M, N, K, relu, p, seed);
+  const inputs = bias ? [x, w, bias] : [x, w];
+  const need = inputs.map(needsGrad);
+  return record(`linear${relu ? '+relu' : ''}${p > 0 ? '+dropout' : ''}`, out, inputs, (g, into) => {
+    const grads = inputs.map((t, i) => (need[i] ? into?.[i] ?? Tensor.empty(t.shape, t.device) : null));
+    const acc = inputs.map((_, i) => need[i] && !!into?.[i]);
+    B.linear_backward(grads[0]?.buffer ?? null, grads[1]?.buffer ?? null, grads[2]?.buffer ?? null, g.buffer, x.buffer, w.buffer,
+      relu ? out.buffer : null, M, N, K, acc[0], acc[1], !!acc[2], p, seed);
+    return grads.map((d, i) => (acc[i] ? ADDED : d));
   });
 }

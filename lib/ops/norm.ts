@@ -4,7 +4,7 @@
  */
 import { record } from '../tensor/autograd';
 import { backend } from '../runtime/backend';
-import { Tensor, shapeStr } from '../tensor/tensor';
+import { ADDED, Tensor, shapeStr } from '../tensor/tensor';
 import { sameDevice } from './elementwise';
 
 function rowsCols(op: string, x: Tensor): [number, number] {
@@ -40,12 +40,15 @@ export function layerNorm(x: Tensor, weight: Tensor, bias: Tensor, eps = 1e-5): 
   const mean = Tensor.empty([rows], x.device);
   const rstd = Tensor.empty([rows], x.device);
   B.layernorm_forward(out.buffer, mean.buffer, rstd.buffer, x.buffer, weight.buffer, bias.buffer, rows, cols, eps);
-  return record('layerNorm', out, [x, weight, bias], (g) => {
+  return record('layerNorm', out, [x, weight, bias], (g, into) => {
     const dx = Tensor.empty(x.shape, x.device);
-    const dw = Tensor.zeros(weight.shape, x.device);
-    const db = Tensor.zeros(bias.shape, x.device);
-    B.layernorm_backward(dx.buffer, dw.buffer, db.buffer, g.buffer, x.buffer, mean.buffer, rstd.buffer, weight.buffer, rows, cols);
-    return [dx, dw, db];
+    // weight's and bias's gradients added straight into autograd's sums (their .grad) when it
+    // offers both; the kernel writes them whole otherwise
+    const acc = !!(into?.[1] && into?.[2]);
+    const dw = acc ? into![1]! : Tensor.empty(weight.shape, x.device);
+    const db = acc ? into![2]! : Tensor.empty(bias.shape, x.device);
+    B.layernorm_backward(dx.buffer, dw.buffer, db.buffer, g.buffer, x.buffer, mean.buffer, rstd.buffer, weight.buffer, rows, cols, acc);
+    return acc ? [dx, ADDED, ADDED] : [dx, dw, db];
   });
 }
 

@@ -229,6 +229,28 @@ export function setTf32(on: boolean): void {
   cuda().set_tf32(on);
 }
 
+/**
+ * The launch counter of one backend since its last reset: native calls per op (`calls`), and on
+ * CUDA the device work each op queued (`launches`: kernel launches and cuBLAS calls; work queued
+ * outside any op, e.g. a buffer's fill, under '(outside ops)'). For profiles (scripts/profile-stage1.ts):
+ * how many native calls a training step takes.
+ */
+export interface CallCounts {
+  calls: Record<string, number>;
+  launches: Record<string, number>;
+  totalCalls: number;
+  totalLaunches: number;
+}
+
+export function callCounts(device: Device = 'cpu'): CallCounts {
+  return backend(checkDevice(device)).call_counts() as CallCounts;
+}
+
+/** Clears the backend's launch counter. */
+export function resetCallCounts(device: Device = 'cpu'): void {
+  backend(checkDevice(device)).reset_call_counts();
+}
+
 /** Waits for every queued CUDA op (a no-op where the CUDA addon is not loaded): for timing. */
 export function cudaSynchronize(): void {
   if (cudaAddon) cudaAddon.synchronize();

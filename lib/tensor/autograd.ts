@@ -5,7 +5,7 @@
  * run before one optimizer step (gradient accumulation).
  */
 import { backend } from '../runtime/backend';
-import { BlockGrad, GradNode, Tensor, checkFinite, isDetectAnomaly, needsGrad, owned, shapeStr, tidy } from './tensor';
+import { ADDED, BlockGrad, GradNode, Tensor, checkFinite, isDetectAnomaly, needsGrad, owned, shapeStr, tidy } from './tensor';
 
 /** Attaches a backward rule to `out` when any input needs a gradient; checks for NaN/Inf. */
 export function record(op: string, out: Tensor, inputs: Tensor[], backward: GradNode['backward']): Tensor {
@@ -42,8 +42,29 @@ export function backward(loss: Tensor, grad?: Tensor): void {
     stack.push([t, true]);
     if (t.node) for (const i of t.node.inputs) if (!seen.has(i) && (i.node || i.requiresGrad)) stack.push([i, false]);
   }
+  // how many node inputs each tensor is: a leaf used once may take its gradient straight into .grad
+  const uses = new Map<Tensor, number>();
+  for (const t of order) if (t.node) for (const i of t.node.inputs) uses.set(i, (uses.get(i) ?? 0) + 1);
   tidy(() => {
     const grads = new Map<Tensor, Tensor | BlockGrad>();
+    /**
+     * Where input i of t's node may have its gradient added in place (GradNode.backward's into):
+     * the gradient summed so far for it (what addInto would add to), or, for a leaf with a .grad
+     * that this pass reaches only through this input, that .grad (the one addition the leaf would
+     * get). Never with anomaly detection (each gradient is checked alone), nor for an input that
+     * appears twice in the node.
+     */
+    const sinks = (t: Tensor): (Tensor | null)[] | undefined => {
+      if (isDetectAnomaly()) return undefined;
+      const inputs = t.node!.inputs;
+      return inputs.map((inp, i) => {
+        if (!(inp.node || inp.requiresGrad) || inputs.indexOf(inp) !== i || inputs.lastIndexOf(inp) !== i) return null;
+        const acc = grads.get(inp);
+        if (acc) return isBlock(acc) ? null : acc;
+        if (!inp.node && inp.grad && uses.get(inp) === 1) return inp.grad;
+        return null;
+      });
+    };
     grads.set(loss, grad ? grad.detach() : Tensor.full(loss.shape, 1, loss.device));
     for (let k = order.length - 1; k >= 0; k--) {
       const t = order[k];
@@ -59,18 +80,14 @@ export function backward(loss: Tensor, grad?: Tensor): void {
         continue;
       }
       const g = materialize(entry, t); // a node's backward takes its output's whole gradient
-      const gs = t.node.backward(g);
+      const gs = t.node.backward(g, sinks(t));
       let gPassed = false;
       t.node.inputs.forEach((inp, i) => {
-        let gi = gs[i];
-        if (!gi) return;
-        if (held(gi) === g) {
-          if (gPassed) gi = isBlock(gi) ? materialize(gi, inp, false) : g.detach();
-          gPassed = true;
-        }
-        const holdsG = held(gi) === g;
+        const r = gs[i];
+        if (!r || r === ADDED) return; // ADDED: already summed where it belongs
+        let gi = r;
         if (!(inp.node || inp.requiresGrad)) {
-          if (!holdsG) release(gi);
+          if (held(gi) !== g) release(gi); // (g itself is disposed below unless passed on)
           return;
         }
         if (!isBlock(gi) && gi.size !== inp.size)
@@ -79,10 +96,19 @@ export function backward(loss: Tensor, grad?: Tensor): void {
         let acc = grads.get(inp);
         if (acc) {
           if (isBlock(acc)) grads.set(inp, (acc = materialize(acc, inp))); // a sum of two needs the whole tensor
+          // g added into a sum needs no copy of its own, even when another input holds it; a block
+          // of g that another input holds is made whole first, as it always was
+          if (gPassed && isBlock(gi) && held(gi) === g) gi = materialize(gi, inp, false);
           addInto(acc, gi);
-          if (!holdsG) release(gi);
-          else gPassed = false;
-        } else grads.set(inp, gi);
+          if (held(gi) !== g) release(gi);
+          return;
+        }
+        if (held(gi) === g) {
+          // g goes to the first input that keeps it; another that keeps it gets a copy
+          if (gPassed) gi = isBlock(gi) ? materialize(gi, inp, false) : g.detach();
+          else gPassed = true;
+        }
+        grads.set(inp, gi);
       });
       if (!gPassed) g.dispose();
     }

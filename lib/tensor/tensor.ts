@@ -14,6 +14,12 @@
 import { backend, Device, checkDevice } from '../runtime/backend';
 import type { NativeAddon, NativeBuffer } from '../runtime/native';
 
+/**
+ * What a backward returns for an input whose gradient it added into the tensor autograd offered
+ * (`into[i]`): nothing is left for autograd to add.
+ */
+export const ADDED = Symbol('gradient added in place');
+
 /** An autograd record: how to turn the output's gradient into the inputs' gradients. */
 export interface GradNode {
   op: string;
@@ -21,8 +27,12 @@ export interface GradNode {
   /**
    * Returns one gradient per input (null where none flows): a tensor of the input's shape, or a
    * BlockGrad. May return `grad` itself once (as a tensor or as a BlockGrad's block).
+   * `into[i]`, where given, is a tensor of input i's shape that input i's gradient is to be added
+   * to (the gradient summed so far, or a leaf's `.grad`): a backward whose kernel can add its result
+   * in place (a GEMM's accumulate) does so and returns ADDED for that input, saving the separate
+   * addition; the sum must be the bits of `into[i] + gradient` computed whole. Others ignore it.
    */
-  backward(grad: Tensor): (Tensor | BlockGrad | null)[];
+  backward(grad: Tensor, into?: (Tensor | null)[]): (Tensor | BlockGrad | null | typeof ADDED)[];
 }
 
 /**

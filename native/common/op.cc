@@ -3,7 +3,11 @@
 // ---------------------------------------------------------------------------------------------
 #include "common/op.h"
 
+#include "common/counters.h"
+
+#include <atomic>
 #include <cmath>
+#include <memory>
 #include <sstream>
 #include <utility>
 
@@ -15,6 +19,63 @@ static std::vector<std::pair<const char*, OpFn>>& registry() {
 }
 
 Registrar::Registrar(const char* name, OpFn fn) { registry().emplace_back(name, fn); }
+
+// ---- the launch counter (common/counters.h) -----------------------------------------------------
+
+namespace {
+struct OpCount {
+  std::atomic<uint64_t> calls{0};
+  std::atomic<uint64_t> launches{0};
+};
+// One slot per registered op (the registry is complete before any addon initialises), plus one
+// for launches outside any op (a buffer's fill or copy on the device).
+OpCount* op_counts() {
+  static std::unique_ptr<OpCount[]> counts(new OpCount[registry().size() + 1]);
+  return counts.get();
+}
+thread_local OpCount* running_op = nullptr;
+
+// Sets the op whose launches count on this thread for the duration of one call.
+struct RunningOp {
+  OpCount* prev;
+  explicit RunningOp(OpCount* c) : prev(running_op) {
+    running_op = c;
+    c->calls.fetch_add(1, std::memory_order_relaxed);
+  }
+  ~RunningOp() { running_op = prev; }
+};
+}  // namespace
+
+void count_launch() {
+  OpCount* c = running_op ? running_op : &op_counts()[registry().size()];
+  c->launches.fetch_add(1, std::memory_order_relaxed);
+}
+
+// call_counts() -> { calls: {op: n}, launches: {op: n}, totalCalls, totalLaunches }: the ops called
+// (and, on CUDA, those that launched device work) since the last reset_call_counts(); the two
+// counter ops themselves are not counted.
+PSTAL_OP(call_counts) {
+  Napi::Env env = args.env();
+  Napi::Object calls = Napi::Object::New(env), launches = Napi::Object::New(env);
+  double total_calls = 0, total_launches = 0;
+  OpCount* c = op_counts();
+  for (size_t i = 0; i <= registry().size(); i++) {
+    const char* name = i < registry().size() ? registry()[i].first : "(outside ops)";
+    uint64_t n = c[i].calls.load(std::memory_order_relaxed), l = c[i].launches.load(std::memory_order_relaxed);
+    if (n) calls.Set(name, Napi::Number::New(env, (double)n)), total_calls += (double)n;
+    if (l) launches.Set(name, Napi::Number::New(env, (double)l)), total_launches += (double)l;
+  }
+  Napi::Object o = Napi::Object::New(env);
+  o.Set("calls", calls), o.Set("launches", launches);
+  o.Set("totalCalls", Napi::Number::New(env, total_calls)), o.Set("totalLaunches", Napi::Number::New(env, total_launches));
+  return o;
+}
+
+PSTAL_OP(reset_call_counts) {
+  OpCount* c = op_counts();
+  for (size_t i = 0; i <= registry().size(); i++) c[i].calls.store(0, std::memory_order_relaxed), c[i].launches.store(0, std::memory_order_relaxed);
+  return args.env().Undefined();
+}
 
 std::string shape_str(const std::vector<int64_t>& s) {
   std::ostringstream o;
@@ -107,12 +168,18 @@ Napi::Object to_js(Napi::Env env, const Info& info) {
 }
 
 void install_ops(Napi::Env env, Napi::Object exports) {
-  for (auto& [name, fn] : registry()) {
+  OpCount* counts = op_counts();
+  for (size_t i = 0; i < registry().size(); i++) {
+    const auto& [name, fn] = registry()[i];
     std::string op_name = name;
     OpFn f = fn;
-    exports.Set(name, Napi::Function::New(env, [op_name, f](const Napi::CallbackInfo& info) -> Napi::Value {
+    // the counter's own ops are not counted (a reading would change what it reads)
+    OpCount* count = op_name == "call_counts" || op_name == "reset_call_counts" ? nullptr : &counts[i];
+    exports.Set(name, Napi::Function::New(env, [op_name, f, count](const Napi::CallbackInfo& info) -> Napi::Value {
       Args args(info, op_name.c_str());
       try {
+        if (!count) return f(args);
+        RunningOp running(count);
         return f(args);
       } catch (const Napi::Error&) {
         throw;

@@ -13,11 +13,13 @@
 #include "cpu/gemm.h"
 #include "cpu/scratch.h"
 #include "ops/conv.h"
+#include "ops/matmul.h"
 
 namespace pstal {
 namespace {
 
 thread_local Scratch col_scratch;
+thread_local Scratch bias_scratch;  // dbias summed before it is added (acc_b)
 
 void im2col(float* col, const float* x, int64_t T, int64_t Cin, int64_t k, int64_t pad, int64_t T_out) {
   parallel_for(T_out, 8, [&](int64_t t0, int64_t t1) {
@@ -57,12 +59,15 @@ void conv1d_forward(const Conv1dForward& op) {
 
 // conv1d_backward(dx | null, dweight | null, dbias | null, dy, x, weight, T, Cin, Cout, k, pad)
 void conv1d_backward(const Conv1dBackward& op) {
-  const auto& [T, Cin, Cout, k, pad, T_out, dx, dw, db, dy, x, w] = op;
+  const auto& [T, Cin, Cout, k, pad, T_out, dx, dw, db, dy, x, w, acc_w, acc_b] = op;
   bool direct = k == 1 && pad == 0;
   if (db) {
-    for (int64_t o = 0; o < Cout; o++) db[o] = 0.f;
+    float* s = acc_b ? bias_scratch.get((size_t)Cout) : db;
+    for (int64_t o = 0; o < Cout; o++) s[o] = 0.f;
     for (int64_t t = 0; t < T_out; t++)
-      for (int64_t o = 0; o < Cout; o++) db[o] += dy[t * Cout + o];
+      for (int64_t o = 0; o < Cout; o++) s[o] += dy[t * Cout + o];
+    if (acc_b)
+      for (int64_t o = 0; o < Cout; o++) db[o] += s[o];
   }
   if (dw) {
     const float* col = x;
@@ -71,7 +76,9 @@ void conv1d_backward(const Conv1dBackward& op) {
       im2col(c, x, T, Cin, k, pad, T_out);
       col = c;
     }
-    sgemm(true, false, Cout, Cin * k, T_out, 1.f, dy, Cout, col, Cin * k, 0.f, dw, Cin * k);
+    // accumulate: matmul_forward's (the same product, summed whole, then added)
+    if (acc_w) matmul_forward(MatmulForward{1, Cout, Cin * k, T_out, true, false, 0, 0, 0.0, dw, dy, col, true});
+    else sgemm(true, false, Cout, Cin * k, T_out, 1.f, dy, Cout, col, Cin * k, 0.f, dw, Cin * k);
   }
   if (dx) {
     if (direct) {

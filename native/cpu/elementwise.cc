@@ -15,12 +15,13 @@
 
 #include "common/parallel.h"
 #include "common/rng.h"
+#include "cpu/activation.h"
 #include "cpu/dropout.h"
 
 // The unary functions, in kind order (lib/ops/elementwise.ts's UNARY): name, f(x), and f'(x) from
 // the input x and the output y = f(x). native/cuda/elementwise.cu's PSTAL_UNARY_CUDA is the twin.
 // Steps are written without selects, which GCC compiles to a branch per element (mispredicted
-// half the time on signs): abs's as converted comparisons, relu's as bit masks (relu_f, relu_df).
+// half the time on signs): abs's as converted comparisons, relu's as bit masks (cpu/activation.h).
 #define PSTAL_UNARY_CPU(X)                                                                     \
   X(relu, relu_f(x), relu_df(x))                                                               \
   X(gelu, 0.5f * x * (1.f + std::erf(x * 0.70710678118654752f)), gelu_df(x)) /* exact GELU */ \
@@ -98,24 +99,6 @@ void binary_kernel(float* out, const float* a, const float* b, const Broadcast& 
         for (int64_t j = 0; j < inner; j++) o[j] = apply<OP>(pa[j * la], pb[j * lb]);
     }
   });
-}
-
-// relu and its derivative as masks of the comparison: written `x > 0 ? x : 0` and `(float)(x > 0)`,
-// GCC compiles a compare-and-branch per element, 5 ns an element in training where the signs are
-// random; bit masks vectorize. The same values: x where x > 0, else +0 (NaN and -0 too); 1.0f or
-// +0.0f, so dy * df keeps dy * 0's sign.
-inline float relu_f(float x) {
-  uint32_t b;
-  std::memcpy(&b, &x, sizeof b);
-  b &= -(uint32_t)(x > 0.f);
-  std::memcpy(&x, &b, sizeof b);
-  return x;
-}
-inline float relu_df(float x) {
-  uint32_t m = -(uint32_t)(x > 0.f) & 0x3f800000u;  // the bits of 1.0f or of +0.0f
-  float f;
-  std::memcpy(&f, &m, sizeof f);
-  return f;
 }
 
 // d GELU(x) / dx = Phi(x) + x phi(x)
@@ -277,6 +260,46 @@ void apply_dropout_mark(float* __restrict out, float* __restrict in, int64_t n, 
 
 void dropout(const Dropout& a) {
   parallel_for(a.n, 1 << 14, [&](int64_t b, int64_t e) { apply_dropout(a.out + b, a.x + b, e - b, a.seed, (uint64_t)b, a.p); });
+}
+
+// The dropped values land in out first (dropout's own loop), then the residual is added: two
+// roundings, as the separate ops (no multiply-add fused across them).
+void dropout_add(const DropoutAdd& a) {
+  parallel_for(a.n, 1 << 14, [&](int64_t b, int64_t e) {
+    apply_dropout(a.out + b, a.x + b, e - b, a.seed, (uint64_t)b, a.p);
+    for (int64_t i = b; i < e; i++) a.out[i] = a.residual[i] + a.out[i];
+  });
+}
+
+// each product and sum rounded on its own, as the separate ops (this file is built without FMA
+// contraction for its plain loops: the x86-64 baseline has no FMA)
+void blend_forward(const Blend& a) {
+  for (int64_t i = 0; i < a.n; i++) {
+    float w = -1.f * a.y[i] + 1.f;  // affine(y, -1, 1)
+    a.out[i] = a.a[i] * a.y[i] + a.b[i] * w;
+  }
+}
+
+void blend_backward(const Blend& a) {
+  for (int64_t i = 0; i < a.n; i++) {
+    if (a.da) a.da[i] = a.g[i] * a.y[i];
+    if (a.db) a.db[i] = a.g[i] * (-1.f * a.y[i] + 1.f);
+  }
+}
+
+void weighted_sum(const WeightedSum& a) {
+  parallel_for(a.n, 1 << 15, [&](int64_t s, int64_t e) {
+    for (int64_t i = s; i < e; i++) a.out[i] = weighted_pairwise(a.w, a.x, i, 0, a.k);
+  });
+}
+
+void weighted_sum_backward(const WeightedSumBackward& a) {
+  for (int k = 0; k < a.k; k++) {
+    if (!a.d[k]) continue;
+    parallel_for(a.n, 1 << 15, [&](int64_t s, int64_t e) {
+      for (int64_t i = s; i < e; i++) a.d[k][i] = a.w[k] * a.g[i] + 0.f;
+    });
+  }
 }
 
 }  // namespace pstal

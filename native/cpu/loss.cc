@@ -9,6 +9,7 @@
 #include <algorithm>
 #include <cmath>
 
+#include "cpu/scratch.h"
 #include "ops/loss.h"
 
 namespace pstal {
@@ -41,6 +42,34 @@ void loss_backward(const LossBackward& op) {
       da[i] = g[i] * dd;
     }
   }
+}
+
+// ---- the focal BCE: the separate ops' kernels in a row (ops/loss.h focal_bce_chain) --------------
+
+static thread_local Scratch focal_work;  // the chains' workspace (focal BCE, similarity mean)
+
+void focal_bce_forward(const FocalBce& a) {
+  focal_bce_chain(a, focal_work.get((size_t)focal_bce_work(a.n)), false);
+}
+
+void focal_bce_backward(const FocalBce& a) {
+  focal_bce_chain(a, focal_work.get((size_t)focal_bce_work(a.n)), true);
+}
+
+void similarity_mean_forward(const SimilarityMean& a) {
+  similarity_mean_chain(a, focal_work.get((size_t)similarity_mean_work(a.R, a.D, a.C)), false);
+}
+
+void similarity_mean_backward(const SimilarityMean& a) {
+  similarity_mean_chain(a, focal_work.get((size_t)similarity_mean_work(a.R, a.D, a.C)), true);
+}
+
+void contrastive_terms_forward(const ContrastiveTerms& a) {
+  contrastive_terms_chain(a, focal_work.get((size_t)contrastive_terms_work(a.K)), false);
+}
+
+void contrastive_terms_backward(const ContrastiveTerms& a) {
+  contrastive_terms_chain(a, focal_work.get((size_t)contrastive_terms_work(a.K)), true);
 }
 
 }  // namespace pstal

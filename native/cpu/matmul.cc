@@ -31,6 +31,9 @@
 #include "common/error.h"
 #include "ops/matmul.h"
 #include "common/parallel.h"
+#include "cpu/activation.h"
+#include "cpu/dropout.h"
+#include "cpu/scratch.h"
 
 #if defined(__x86_64__) || defined(__i386__)
 #include <cpuid.h>
@@ -775,8 +778,27 @@ bool gemm_bf16_supported() { return bf16_kernel() != nullptr; }
 // matmul_forward(out, a, b, batch, M, N, K, trans_a, trans_b, a_batch_stride, b_batch_stride, beta)
 //   out[bi] (M x N) = op(a[bi]) op(b[bi]) + beta * out[bi]; a batch stride of 0 broadcasts one
 //   operand over the batch. Backward is two more matmuls (lib/ops/matmul.ts).
+// A product added into C (matmul_forward's and linear_backward's accumulate): summed whole into
+// per-thread scratch, then added element by element, the bits of a temporary and an axpy.
+static thread_local Scratch acc_scratch;
+
+static void add_into(float* y, const float* x, int64_t n) {
+  parallel_for(n, 1 << 15, [&](int64_t s, int64_t e) {
+    for (int64_t i = s; i < e; i++) y[i] += x[i];
+  });
+}
+
 void matmul_forward(const MatmulForward& op) {
-  const auto& [batch, M, N, K, ta, tb, sa, sb, beta, out, a, b] = op;
+  if (op.accumulate) {
+    int64_t n = op.batch * op.M * op.N;
+    if (n == 0) return;
+    MatmulForward into = op;
+    into.accumulate = false;
+    into.out = acc_scratch.get((size_t)n);
+    matmul_forward(into);
+    return add_into(op.out, into.out, n);
+  }
+  const auto& [batch, M, N, K, ta, tb, sa, sb, beta, out, a, b, accumulate] = op;
   int64_t lda = ta ? M : K, ldb = tb ? K : N;
   double flops = 2.0 * (double)M * N * K;
   if (batch >= 2 && flops < 3e7 && num_threads() > 1) {
@@ -788,6 +810,60 @@ void matmul_forward(const MatmulForward& op) {
   } else {
     for (int64_t bi = 0; bi < batch; bi++)
       sgemm(ta, tb, M, N, K, 1.f, a + bi * sa, lda, b + bi * sb, ldb, (float)beta, out + bi * M * N, N);
+  }
+}
+
+// ---- linear: x w^T + bias (relu), and its gradients (ops/matmul.h) --------------------------------
+
+void linear_forward(const LinearForward& a) {
+  const int64_t M = a.M, N = a.N, K = a.K;
+  if (M == 0 || N == 0) return;
+  // the product as matmul_forward(x, w, trans_b) computes it (the same call), then the epilogue
+  sgemm(false, true, M, N, K, 1.f, a.x, K, a.w, K, 0.f, a.out, N);
+  if (!a.bias && !a.relu && a.p == 0.f) return;
+  parallel_for(M, std::max<int64_t>(1, (1 << 14) / N), [&](int64_t r0, int64_t r1) {
+    for (int64_t r = r0; r < r1; r++) {
+      float* o = a.out + r * N;
+      if (a.bias)
+        for (int64_t j = 0; j < N; j++) o[j] = o[j] + a.bias[j];
+      if (a.relu)
+        for (int64_t j = 0; j < N; j++) o[j] = relu_f(o[j]);
+      if (a.p > 0.f) apply_dropout(o, o, N, a.seed, (uint64_t)(r * N), a.p);  // the dropout op's loop
+    }
+  });
+}
+
+static thread_local Scratch relu_grad_scratch, bias_grad_scratch;
+
+void linear_backward(const LinearBackward& a) {
+  const int64_t M = a.M, N = a.N, K = a.K;
+  const float* g = a.g;
+  if ((a.y || a.p > 0.f) && M * N > 0) {
+    // dropout's backward (its op's loop), then relu's (unary_backward's dy * relu'(x), from y: the
+    // same mask where kept; where dropped dy is a zero that keeps its sign times either)
+    float* gr = relu_grad_scratch.get((size_t)(M * N));
+    parallel_for(M * N, 1 << 14, [&](int64_t s, int64_t e) {
+      const float* src = a.g + s;
+      if (a.p > 0.f) apply_dropout(gr + s, a.g + s, e - s, a.seed, (uint64_t)s, a.p), src = gr + s;
+      if (a.y)
+        for (int64_t i = s; i < e; i++) gr[i] = src[i - s] * relu_df(a.y[i]);
+    });
+    g = gr;
+  }
+  // dx = g w: matmul's backward for its first operand (trans_b = false of w^T)
+  if (a.dx)
+    matmul_forward(MatmulForward{1, M, K, N, false, false, 0, 0, 0.0, a.dx, g, a.w, a.acc_x});
+  // dw = g^T x
+  if (a.dw)
+    matmul_forward(MatmulForward{1, N, K, M, true, false, 0, 0, 0.0, a.dw, g, a.x, a.acc_w});
+  // db: sum_to's order (rows in turn, from zero), then added when accumulating
+  if (a.db) {
+    float* s = a.acc_b ? bias_grad_scratch.get((size_t)std::max<int64_t>(N, 1)) : a.db;
+    for (int64_t j = 0; j < N; j++) s[j] = 0.f;
+    for (int64_t r = 0; r < M; r++)
+      for (int64_t j = 0; j < N; j++) s[j] += g[r * N + j];
+    if (a.acc_b)
+      for (int64_t j = 0; j < N; j++) a.db[j] += s[j];
   }
 }
 

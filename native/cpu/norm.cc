@@ -276,7 +276,7 @@ __attribute__((target_clones("avx2", "default"))) void layernorm_backward_row(fl
 
 // layernorm_backward(dx, dweight, dbias, dy, x, mean, rstd, weight, rows, cols)
 void layernorm_backward(const LayernormBackward& op) {
-  const auto& [rows, cols, dx, dw, db, dy, x, mean, rstd, w] = op;
+  const auto& [rows, cols, dx, dw, db, dy, x, mean, rstd, w, accumulate] = op;
   int nt = num_threads();
   std::vector<double> dw_part((size_t)(nt * cols), 0.0), db_part((size_t)(nt * cols), 0.0);
   parallel_run(nt, [&](int t, int tasks) {
@@ -289,8 +289,8 @@ void layernorm_backward(const LayernormBackward& op) {
   for (int64_t j = 0; j < cols; j++) {
     double a = 0, b = 0;
     for (int t = 0; t < nt; t++) a += dw_part[t * cols + j], b += db_part[t * cols + j];
-    dw[j] = (float)a;
-    db[j] = (float)b;
+    dw[j] = accumulate ? dw[j] + (float)a : (float)a;
+    db[j] = accumulate ? db[j] + (float)b : (float)b;
   }
 }
 

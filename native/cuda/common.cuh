@@ -19,6 +19,7 @@
 #include <cstdint>
 #include <string>
 
+#include "common/counters.h"
 #include "common/error.h"
 
 namespace pstal {
@@ -36,8 +37,12 @@ cudaStream_t stream();
     if (pstal_e_ != cudaSuccess) ::pstal::cuda::fail_cuda(pstal_e_, #expr, __FILE__, __LINE__); \
   } while (0)
 
-// After a <<<...>>> launch.
-#define PSTAL_CUDA_LAUNCH() PSTAL_CUDA_CHECK(cudaGetLastError())
+// After a <<<...>>> launch: checks it and counts it for the op that launched it (common/counters.h).
+#define PSTAL_CUDA_LAUNCH()                  \
+  do {                                       \
+    ::pstal::count_launch();                 \
+    PSTAL_CUDA_CHECK(cudaGetLastError());    \
+  } while (0)
 
 // Blocks of `threads` covering n items (at least one block; capped for grid-stride loops).
 inline unsigned blocks_for(int64_t n, int threads = 256) {

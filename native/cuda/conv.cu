@@ -60,7 +60,7 @@ __global__ void broadcast_rows_kernel(float* __restrict__ out, const float* __re
 // db[o] = sum_t dy[t, o]. Block (32, 8): x walks 32 consecutive columns (coalesced), y splits
 // time 8 ways (strided); the 8 partials are summed in a fixed order, so results are deterministic.
 constexpr int kBiasCols = 32, kBiasSplit = 8;
-__global__ void bias_grad_kernel(float* __restrict__ db, const float* __restrict__ dy, int64_t T_out, int64_t Cout) {
+__global__ void bias_grad_kernel(float* __restrict__ db, const float* __restrict__ dy, int64_t T_out, int64_t Cout, bool add_to) {
   __shared__ float part[kBiasSplit][kBiasCols];
   const int64_t o = (int64_t)blockIdx.x * kBiasCols + threadIdx.x;
   float acc = 0.f;
@@ -71,7 +71,7 @@ __global__ void bias_grad_kernel(float* __restrict__ db, const float* __restrict
   if (threadIdx.y == 0 && o < Cout) {
     float s = ((part[0][threadIdx.x] + part[1][threadIdx.x]) + (part[2][threadIdx.x] + part[3][threadIdx.x])) +
               ((part[4][threadIdx.x] + part[5][threadIdx.x]) + (part[6][threadIdx.x] + part[7][threadIdx.x]));
-    db[o] = s;
+    db[o] = add_to ? db[o] + s : s;
   }
 }
 
@@ -103,26 +103,26 @@ void conv1d_forward(const Conv1dForward& op) {
 
 // conv1d_backward(dx | null, dweight | null, dbias | null, dy, x, weight, T, Cin, Cout, k, pad)
 void conv1d_backward(const Conv1dBackward& op) {
-  const auto& [T, Cin, Cout, k, pad, T_out, dx, dw, db, dy, x, w] = op;
+  const auto& [T, Cin, Cout, k, pad, T_out, dx, dw, db, dy, x, w, acc_w, acc_b] = op;
   bool direct = k == 1 && pad == 0;
   cudaStream_t st = cuda::stream();
   if (db) {
     dim3 block(kBiasCols, kBiasSplit);
-    bias_grad_kernel<<<(unsigned)((Cout + kBiasCols - 1) / kBiasCols), block, 0, st>>>(db, dy, T_out, Cout);
+    bias_grad_kernel<<<(unsigned)((Cout + kBiasCols - 1) / kBiasCols), block, 0, st>>>(db, dy, T_out, Cout, acc_b);
     PSTAL_CUDA_LAUNCH();
   }
   // One scratch serves X_col (for dW) and then dX_col (for dx): the stream orders the reuse.
   cuda::DeviceScratch col_scratch(!direct && (dw || dx) ? (size_t)(T_out * Cin * k) * sizeof(float) : 0);
   if (dw) {
     if (T_out == 0) {  // an empty sum (a K = 0 GEMM is left out of the cuBLAS contract)
-      PSTAL_CUDA_CHECK(cudaMemsetAsync(dw, 0, (size_t)(Cout * Cin * k) * sizeof(float), st));
+      if (!acc_w) PSTAL_CUDA_CHECK(cudaMemsetAsync(dw, 0, (size_t)(Cout * Cin * k) * sizeof(float), st));
     } else {
       const float* col = x;
       if (!direct) {
         im2col(col_scratch.as<float>(), x, T, Cin, k, pad, T_out);
         col = col_scratch.as<float>();
       }
-      cuda::sgemm(true, false, Cout, Cin * k, T_out, 1.f, dy, Cout, col, Cin * k, 0.f, dw, Cin * k);
+      cuda::sgemm(true, false, Cout, Cin * k, T_out, 1.f, dy, Cout, col, Cin * k, acc_w ? 1.f : 0.f, dw, Cin * k);
     }
   }
   if (dx && T > 0) {

@@ -284,6 +284,40 @@ __global__ void dropout_kernel(float* out, const float* x, int64_t n, uint64_t s
   }
 }
 
+// out = residual + dropout(x): the product rounded (__fmul_rn), then the add, as the two ops.
+__global__ void dropout_add_kernel(float* out, const float* x, const float* residual, int64_t n, uint64_t seed, float p,
+                                   float keep) {
+  for (int64_t i = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; i < n; i += (int64_t)gridDim.x * blockDim.x) {
+    float scale = uniform01(seed, (uint64_t)i) < p ? 0.f : keep;
+    out[i] = __fadd_rn(residual[i], __fmul_rn(x[i], scale));
+  }
+}
+
+__global__ void blend_forward_kernel(float* out, const float* a, const float* b, const float* y, int64_t n) {
+  for (int64_t i = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; i < n; i += (int64_t)gridDim.x * blockDim.x) {
+    float w = __fadd_rn(__fmul_rn(-1.f, y[i]), 1.f);
+    out[i] = __fadd_rn(__fmul_rn(a[i], y[i]), __fmul_rn(b[i], w));
+  }
+}
+
+__global__ void blend_backward_kernel(float* da, float* db, const float* g, const float* y, int64_t n) {
+  for (int64_t i = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; i < n; i += (int64_t)gridDim.x * blockDim.x) {
+    if (da) da[i] = __fmul_rn(g[i], y[i]);
+    if (db) db[i] = __fmul_rn(g[i], __fadd_rn(__fmul_rn(-1.f, y[i]), 1.f));
+  }
+}
+
+struct WeightedTerms {
+  int k;
+  float w[MAX_WEIGHTED_TERMS];
+  const float* x[MAX_WEIGHTED_TERMS];
+};
+
+__global__ void weighted_sum_kernel(float* out, WeightedTerms t, int64_t n) {
+  for (int64_t i = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; i < n; i += (int64_t)gridDim.x * blockDim.x)
+    out[i] = weighted_pairwise(t.w, t.x, i, 0, t.k);
+}
+
 }  // namespace
 
 // ---- kernels ----------------------------------------------------------------------------------
@@ -349,6 +383,38 @@ void dropout(const Dropout& a) {
   float keep = 1.f / (1.f - a.p);
   dropout_kernel<<<cuda::blocks_for(a.n), 256, 0, cuda::stream()>>>(a.out, a.x, a.n, a.seed, a.p, keep);
   PSTAL_CUDA_LAUNCH();
+}
+
+void dropout_add(const DropoutAdd& a) {
+  float keep = 1.f / (1.f - a.p);
+  dropout_add_kernel<<<cuda::blocks_for(a.n), 256, 0, cuda::stream()>>>(a.out, a.x, a.residual, a.n, a.seed, a.p, keep);
+  PSTAL_CUDA_LAUNCH();
+}
+
+void blend_forward(const Blend& a) {
+  blend_forward_kernel<<<cuda::blocks_for(a.n), 256, 0, cuda::stream()>>>(a.out, a.a, a.b, a.y, a.n);
+  PSTAL_CUDA_LAUNCH();
+}
+
+void blend_backward(const Blend& a) {
+  blend_backward_kernel<<<cuda::blocks_for(a.n), 256, 0, cuda::stream()>>>(a.da, a.db, a.g, a.y, a.n);
+  PSTAL_CUDA_LAUNCH();
+}
+
+void weighted_sum(const WeightedSum& a) {
+  WeightedTerms t{a.k, {}, {}};
+  for (int i = 0; i < a.k; i++) t.w[i] = a.w[i], t.x[i] = a.x[i];
+  weighted_sum_kernel<<<cuda::blocks_for(a.n), 256, 0, cuda::stream()>>>(a.out, t, a.n);
+  PSTAL_CUDA_LAUNCH();
+}
+
+// d_k = w_k g + 0: affine's kernel, once per wanted gradient
+void weighted_sum_backward(const WeightedSumBackward& a) {
+  for (int k = 0; k < a.k; k++) {
+    if (!a.d[k]) continue;
+    affine_kernel<<<cuda::blocks_for(a.n), 256, 0, cuda::stream()>>>(a.d[k], a.g, a.n, a.w[k], 0.f);
+    PSTAL_CUDA_LAUNCH();
+  }
 }
 
 }  // namespace pstal

@@ -82,4 +82,36 @@ void loss_backward(const LossBackward& op) {
   PSTAL_CUDA_LAUNCH();
 }
 
+// ---- the focal BCE: this backend's kernels of the separate ops in a row (ops/loss.h focal_bce_chain) --
+
+void focal_bce_forward(const FocalBce& a) {
+  cuda::DeviceScratch w((size_t)focal_bce_work(a.n) * sizeof(float));
+  focal_bce_chain(a, w.as<float>(), false);
+}
+
+void focal_bce_backward(const FocalBce& a) {
+  cuda::DeviceScratch w((size_t)focal_bce_work(a.n) * sizeof(float));
+  focal_bce_chain(a, w.as<float>(), true);
+}
+
+void similarity_mean_forward(const SimilarityMean& a) {
+  cuda::DeviceScratch w((size_t)similarity_mean_work(a.R, a.D, a.C) * sizeof(float));
+  similarity_mean_chain(a, w.as<float>(), false);
+}
+
+void similarity_mean_backward(const SimilarityMean& a) {
+  cuda::DeviceScratch w((size_t)similarity_mean_work(a.R, a.D, a.C) * sizeof(float));
+  similarity_mean_chain(a, w.as<float>(), true);
+}
+
+void contrastive_terms_forward(const ContrastiveTerms& a) {
+  cuda::DeviceScratch w((size_t)contrastive_terms_work(a.K) * sizeof(float));
+  contrastive_terms_chain(a, w.as<float>(), false);
+}
+
+void contrastive_terms_backward(const ContrastiveTerms& a) {
+  cuda::DeviceScratch w((size_t)contrastive_terms_work(a.K) * sizeof(float));
+  contrastive_terms_chain(a, w.as<float>(), true);
+}
+
 }  // namespace pstal

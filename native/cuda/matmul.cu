@@ -21,6 +21,7 @@
 #include <string>
 
 #include "common/parallel.h"
+#include "common/rng.h"
 #include "cuda/common.cuh"
 #include "ops/matmul.h"
 
@@ -105,6 +106,7 @@ void sgemm(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float al
   if (K <= 0 || alpha == 0.f) return scale_c(M, N, beta, C, ldc, 0, 1);
   const int m = as_int(N, "N"), n = as_int(M, "M"), k = as_int(K, "K");
   // Column-major C^T [N, M] = op(B)^T [N, K] * op(A)^T [K, M]: B is cuBLAS's first operand.
+  count_launch();
   PSTAL_CUBLAS_CHECK(cublasSgemm(handle(), op(trans_b), op(trans_a), m, n, k, &alpha, B, as_int(ldb, "ldb"), A,
                                  as_int(lda, "lda"), &beta, C, as_int(ldc, "ldc")));
 }
@@ -121,6 +123,7 @@ void sgemm_strided_batched(bool trans_a, bool trans_b, int64_t M, int64_t N, int
   constexpr int64_t kMaxBatch = 65535;
   for (int64_t b0 = 0; b0 < batch; b0 += kMaxBatch) {
     const int nb = (int)std::min(kMaxBatch, batch - b0);
+    count_launch();
     PSTAL_CUBLAS_CHECK(cublasSgemmStridedBatched(handle(), op(trans_b), op(trans_a), m, n, k, &alpha, B + b0 * strideB,
                                                  ild_b, (long long)strideB, A + b0 * strideA, ild_a, (long long)strideA,
                                                  &beta, C + b0 * strideC, ild_c, (long long)strideC, nb));
@@ -134,12 +137,83 @@ void sgemm_strided_batched(bool trans_a, bool trans_b, int64_t M, int64_t N, int
 // matmul_forward(out, a, b, batch, M, N, K, trans_a, trans_b, a_batch_stride, b_batch_stride, beta)
 //   out[bi] (M x N) = op(a[bi]) op(b[bi]) + beta * out[bi]; a batch stride of 0 broadcasts one
 //   operand over the batch. One strided-batched cuBLAS call for the whole batch.
+// accumulate: cuBLAS's beta = 1 (out += the product in one call; the CPU sums the product whole
+// first, so the two agree to float rounding, as every GEMM does).
 void matmul_forward(const MatmulForward& op) {
-  const auto& [batch, M, N, K, ta, tb, sa, sb, beta, out, a, b] = op;
+  const auto& [batch, M, N, K, ta, tb, sa, sb, beta, out, a, b, accumulate] = op;
   // Leading dimensions at least 1, as cuBLAS requires (a 0 only occurs with an empty operand).
   int64_t lda = std::max<int64_t>(ta ? M : K, 1), ldb = std::max<int64_t>(tb ? K : N, 1);
-  cuda::sgemm_strided_batched(ta, tb, M, N, K, 1.f, a, lda, sa, b, ldb, sb, (float)beta, out, std::max<int64_t>(N, 1),
-                              M * N, batch);
+  cuda::sgemm_strided_batched(ta, tb, M, N, K, 1.f, a, lda, sa, b, ldb, sb, accumulate ? 1.f : (float)beta, out,
+                              std::max<int64_t>(N, 1), M * N, batch);
+}
+
+// ---- linear (native/cpu/matmul.cc's): the GEMM on cuBLAS, the epilogue and relu's mask as kernels --
+
+namespace {
+
+// bias, relu, then dropout (the dropout kernel's mask and scale: common/rng.h, numbered over [M, N])
+__global__ void linear_epilogue_kernel(float* __restrict__ out, const float* __restrict__ bias, int64_t M, int64_t N,
+                                       bool relu, float p, uint64_t seed, float keep) {
+  const int64_t n = M * N;
+  for (int64_t i = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; i < n; i += (int64_t)gridDim.x * blockDim.x) {
+    float v = out[i];
+    if (bias) v = __fadd_rn(v, bias[i % N]);
+    if (relu) v = v > 0.f ? v : 0.f;
+    if (p > 0.f) v = __fmul_rn(v, uniform01(seed, (uint64_t)i) < p ? 0.f : keep);
+    out[i] = v;
+  }
+}
+
+// dropout's backward (p > 0), then relu's (y given)
+__global__ void linear_grad_kernel(float* __restrict__ gr, const float* __restrict__ g, const float* __restrict__ y,
+                                   int64_t n, float p, uint64_t seed, float keep) {
+  for (int64_t i = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; i < n; i += (int64_t)gridDim.x * blockDim.x) {
+    float v = g[i];
+    if (p > 0.f) v = __fmul_rn(v, uniform01(seed, (uint64_t)i) < p ? 0.f : keep);
+    if (y) v = __fmul_rn(v, y[i] > 0.f ? 1.f : 0.f);
+    gr[i] = v;
+  }
+}
+
+// db (+)= g summed over rows, one thread a column, rows in order (sum_to's order)
+__global__ void bias_grad_kernel(float* __restrict__ db, const float* __restrict__ g, int64_t M, int64_t N, bool acc) {
+  for (int64_t j = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; j < N; j += (int64_t)gridDim.x * blockDim.x) {
+    float s = 0.f;
+    for (int64_t r = 0; r < M; r++) s += g[r * N + j];
+    db[j] = acc ? db[j] + s : s;
+  }
+}
+
+}  // namespace
+
+void linear_forward(const LinearForward& a) {
+  const int64_t M = a.M, N = a.N, K = a.K;
+  if (M == 0 || N == 0) return;
+  cuda::sgemm_strided_batched(false, true, M, N, K, 1.f, a.x, std::max<int64_t>(K, 1), 0, a.w, std::max<int64_t>(K, 1),
+                              0, 0.f, a.out, N, M * N, 1);
+  if (!a.bias && !a.relu && a.p == 0.f) return;
+  const float keep = 1.f / (1.f - a.p);
+  linear_epilogue_kernel<<<cuda::blocks_for(M * N), 256, 0, cuda::stream()>>>(a.out, a.bias, M, N, a.relu, a.p, a.seed, keep);
+  PSTAL_CUDA_LAUNCH();
+}
+
+void linear_backward(const LinearBackward& a) {
+  const int64_t M = a.M, N = a.N, K = a.K;
+  const float* g = a.g;
+  cuda::DeviceScratch gr;
+  if ((a.y || a.p > 0.f) && M * N > 0) {
+    gr = cuda::DeviceScratch((size_t)(M * N) * sizeof(float));
+    const float keep = 1.f / (1.f - a.p);
+    linear_grad_kernel<<<cuda::blocks_for(M * N), 256, 0, cuda::stream()>>>(gr.as<float>(), a.g, a.y, M * N, a.p, a.seed, keep);
+    PSTAL_CUDA_LAUNCH();
+    g = gr.as<float>();
+  }
+  if (a.dx) matmul_forward(MatmulForward{1, M, K, N, false, false, 0, 0, 0.0, a.dx, g, a.w, a.acc_x});
+  if (a.dw) matmul_forward(MatmulForward{1, N, K, M, true, false, 0, 0, 0.0, a.dw, g, a.x, a.acc_w});
+  if (a.db && N > 0) {
+    bias_grad_kernel<<<cuda::blocks_for(N), 256, 0, cuda::stream()>>>(a.db, g, M, N, a.acc_b);
+    PSTAL_CUDA_LAUNCH();
+  }
 }
 
 // Same keys as the CPU backend's where they mean something, plus tf32 and the cuBLAS version.

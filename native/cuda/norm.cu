@@ -163,13 +163,14 @@ __global__ void layernorm_dwdb_partial_kernel(double* part_w, double* part_b, co
 }
 
 // Stage 2: dw[j] = sum over p (in order) of part_w[p, j]; same for db.
+// accumulate: added to dw and db (the float sums), as the CPU's.
 __global__ void layernorm_dwdb_finish_kernel(float* dw, float* db, const double* part_w, const double* part_b,
-                                             int64_t cols, int64_t chunks) {
+                                             int64_t cols, int64_t chunks, bool accumulate) {
   for (int64_t j = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; j < cols; j += (int64_t)gridDim.x * blockDim.x) {
     double a = 0, b = 0;
     for (int64_t p = 0; p < chunks; p++) a += part_w[p * cols + j], b += part_b[p * cols + j];
-    dw[j] = (float)a;
-    db[j] = (float)b;
+    dw[j] = accumulate ? dw[j] + (float)a : (float)a;
+    db[j] = accumulate ? db[j] + (float)b : (float)b;
   }
 }
 
@@ -186,7 +187,7 @@ void layernorm_forward(const LayernormForward& op) {
 
 // layernorm_backward(dx, dweight, dbias, dy, x, mean, rstd, weight, rows, cols)
 void layernorm_backward(const LayernormBackward& op) {
-  const auto& [rows, cols, dx, dw, db, dy, x, mean, rstd, w] = op;
+  const auto& [rows, cols, dx, dw, db, dy, x, mean, rstd, w, accumulate] = op;
   if (cols <= 0) return;
   if (rows > 0) {
     layernorm_dx_kernel<<<cuda::blocks_for(rows, WARPS), 32 * WARPS, 0, cuda::stream()>>>(dx, dy, x, mean, rstd, w, rows,
@@ -207,7 +208,8 @@ void layernorm_backward(const LayernormBackward& op) {
                                                                                            rstd, rows, cols, chunks,
                                                                                            chunk_rows);
   PSTAL_CUDA_LAUNCH();
-  layernorm_dwdb_finish_kernel<<<cuda::blocks_for(cols), 256, 0, cuda::stream()>>>(dw, db, part_w, part_b, cols, chunks);
+  layernorm_dwdb_finish_kernel<<<cuda::blocks_for(cols), 256, 0, cuda::stream()>>>(dw, db, part_w, part_b, cols, chunks,
+                                                                                  accumulate);
   PSTAL_CUDA_LAUNCH();
 }
 

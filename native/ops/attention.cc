@@ -16,6 +16,8 @@ PSTAL_OP(attention_forward) {
   PSTAL_CHECK(args, D >= 1 && H >= 1 && D % H == 0,
               "heads (" + std::to_string(H) + ") must divide D (" + std::to_string(D) + ")");
   PSTAL_CHECK(args, p >= 0 && p < 1, "dropout_p must be in [0, 1)");
+  // a p that rounds to 1.0f would scale kept values by 1 / 0 (NaN on the CPU, 0 on CUDA): refused
+  PSTAL_CHECK(args, (float)p < 1.f, "dropout_p = " + std::to_string(p) + " rounds to 1 in float32 (it must be below 1 - 2^-25)");
   float* out = args.buf(0, Lq * D, "out");
   float* probs = args.has(1) ? args.buf(1, H * Lq * Lk, "probs") : nullptr;
   const float* q = args.buf(2, Lq * D, "q");
@@ -33,6 +35,8 @@ PSTAL_OP(attention_backward) {
   PSTAL_CHECK(args, Lq >= 1 && Lq <= Lk, "Lq (" + std::to_string(Lq) + ") must be in [1, Lk = " + std::to_string(Lk) + "]");
   PSTAL_CHECK(args, D >= 1 && H >= 1 && D % H == 0, "heads must divide D");
   PSTAL_CHECK(args, p >= 0 && p < 1, "dropout_p must be in [0, 1)");
+  // a p that rounds to 1.0f would scale kept values by 1 / 0 (NaN on the CPU, 0 on CUDA): refused
+  PSTAL_CHECK(args, (float)p < 1.f, "dropout_p = " + std::to_string(p) + " rounds to 1 in float32 (it must be below 1 - 2^-25)");
   float* dq = args.buf(0, Lq * D, "dq");
   float* dk = args.buf(1, Lk * D, "dk");
   float* dv = args.buf(2, Lk * D, "dv");

@@ -22,7 +22,7 @@ PSTAL_OP(conv1d_forward) {
   return args.env().Undefined();
 }
 
-// conv1d_backward(dx | null, dweight | null, dbias | null, dy, x, weight, T, Cin, Cout, k, pad)
+// conv1d_backward(dx | null, dweight | null, dbias | null, dy, x, weight, T, Cin, Cout, k, pad[, acc_w, acc_b])
 PSTAL_OP(conv1d_backward) {
   int64_t T = args.i64(6, "T"), Cin = args.i64(7, "Cin"), Cout = args.i64(8, "Cout"), k = args.i64(9, "k"), pad = args.i64(10, "pad");
   int64_t T_out = T + 2 * pad - k + 1;
@@ -33,7 +33,10 @@ PSTAL_OP(conv1d_backward) {
   const float* dy = args.buf(3, T_out * Cout, "dy");
   const float* x = args.buf(4, T * Cin, "x");
   const float* w = args.buf(5, Cout * Cin * k, "weight");
-  conv1d_backward(Conv1dBackward{T, Cin, Cout, k, pad, T_out, dx, dw, db, dy, x, w});
+  bool acc_w = args.has(11) ? args.flag(11, "acc_w") : false, acc_b = args.has(12) ? args.flag(12, "acc_b") : false;
+  for (const float* in : {dy, x, w})
+    PSTAL_CHECK(args, in != dx && in != dw && in != db, "a gradient output must not be an input");
+  conv1d_backward(Conv1dBackward{T, Cin, Cout, k, pad, T_out, dx, dw, db, dy, x, w, acc_w, acc_b});
   return args.env().Undefined();
 }
 

@@ -40,6 +40,10 @@ struct Conv1dBackward {
   const float* dy;
   const float* x;
   const float* w;
+  // dweight / dbias added to (each value whole first, then added: a temporary and an axpy's bits),
+  // for gradients summed straight into a parameter's .grad
+  bool acc_w;
+  bool acc_b;
 };
 void conv1d_backward(const Conv1dBackward& a);
 

@@ -46,6 +46,14 @@ PSTAL_OP(sum_to) {
   return args.env().Undefined();
 }
 
+// p must be in [0, 1) as the float the kernels use: a p that rounds to 1.0f (p >= 1 - 2^-25) would
+// keep nothing and scale by 1 / 0 (NaN where the mask meets an infinite scale), so it is refused on
+// both backends alike.
+static void check_dropout_p(Args& args, double p) {
+  PSTAL_CHECK(args, p >= 0 && p < 1, "p must be in [0, 1), received " + std::to_string(p));
+  PSTAL_CHECK(args, (float)p < 1.f, "p = " + std::to_string(p) + " rounds to 1 in float32 (p must be below 1 - 2^-25)");
+}
+
 static int unary_kind(Args& args) {
   int64_t kind = args.i64(0, "kind");
   PSTAL_CHECK(args, kind >= 0 && kind < unary_kinds(), "unknown unary kind " + std::to_string(kind));
@@ -103,12 +111,93 @@ PSTAL_OP(dropout) {
   a.n = args.i64(2, "n");
   double p = args.f64(3, "p");
   double seed = args.f64(4, "seed");
-  PSTAL_CHECK(args, p >= 0 && p < 1, "p must be in [0, 1), received " + std::to_string(p));
+  check_dropout_p(args, p);
   a.out = args.buf(0, a.n, "out");
   a.x = args.buf(1, a.n, "x");
   a.seed = (uint64_t)seed;
   a.p = (float)p;
   if (a.n > 0) dropout(a);
+  return args.env().Undefined();
+}
+
+// dropout_add(out, x, residual, n, p, seed)  (ops/elementwise.h)
+PSTAL_OP(dropout_add) {
+  DropoutAdd a;
+  a.n = args.i64(3, "n");
+  double p = args.f64(4, "p");
+  double seed = args.f64(5, "seed");
+  check_dropout_p(args, p);
+  a.out = args.buf(0, a.n, "out");
+  a.x = args.buf(1, a.n, "x");
+  a.residual = args.buf(2, a.n, "residual");
+  a.seed = (uint64_t)seed;
+  a.p = (float)p;
+  if (a.n > 0) dropout_add(a);
+  return args.env().Undefined();
+}
+
+static int weighted_terms(Args& args, size_t weights_at, float* w) {
+  int64_t k = 0;
+  const float* ws = args.f32(weights_at, "weights", &k);
+  PSTAL_CHECK(args, k >= 1 && k <= MAX_WEIGHTED_TERMS, "weights must hold 1 to 8 values, received " + std::to_string(k));
+  PSTAL_CHECK(args, (int64_t)args.count() == (int64_t)weights_at + 1 + k,
+              "expected one tensor per weight (" + std::to_string(k) + "), received " + std::to_string((int64_t)args.count() - (int64_t)weights_at - 1));
+  for (int64_t i = 0; i < k; i++) w[i] = ws[i];
+  return (int)k;
+}
+
+// blend_forward(out, a, b, y, n)  (ops/elementwise.h)
+PSTAL_OP(blend_forward) {
+  Blend a{};
+  a.n = args.i64(4, "n");
+  a.out = args.buf(0, a.n, "out");
+  a.a = args.buf(1, a.n, "a");
+  a.b = args.buf(2, a.n, "b");
+  a.y = args.buf(3, a.n, "y");
+  PSTAL_CHECK(args, a.out != a.a && a.out != a.b && a.out != a.y, "out must not be an input");
+  if (a.n > 0) blend_forward(a);
+  return args.env().Undefined();
+}
+
+// blend_backward(da|null, db|null, g, y, n)  (ops/elementwise.h)
+PSTAL_OP(blend_backward) {
+  Blend a{};
+  a.n = args.i64(4, "n");
+  a.da = args.has(0) ? args.buf(0, a.n, "da") : nullptr;
+  a.db = args.has(1) ? args.buf(1, a.n, "db") : nullptr;
+  a.g = args.buf(2, a.n, "g");
+  a.y = args.buf(3, a.n, "y");
+  for (const float* in : {a.g, a.y}) PSTAL_CHECK(args, in != a.da && in != a.db, "a gradient output must not be an input");
+  PSTAL_CHECK(args, !a.da || a.da != a.db, "da and db must be distinct buffers");
+  if (a.n > 0) blend_backward(a);
+  return args.env().Undefined();
+}
+
+// weighted_sum(out, n, weights Float32Array, x0, x1, ...)  (ops/elementwise.h)
+PSTAL_OP(weighted_sum) {
+  WeightedSum a;
+  a.n = args.i64(1, "n");
+  a.k = weighted_terms(args, 2, a.w);
+  a.out = args.buf(0, a.n, "out");
+  for (int i = 0; i < a.k; i++) {
+    a.x[i] = args.buf(3 + i, a.n, "x");
+    PSTAL_CHECK(args, a.x[i] != a.out, "out must not be an input");
+  }
+  if (a.n > 0) weighted_sum(a);
+  return args.env().Undefined();
+}
+
+// weighted_sum_backward(g, n, weights Float32Array, d0|null, d1|null, ...)  (ops/elementwise.h)
+PSTAL_OP(weighted_sum_backward) {
+  WeightedSumBackward a;
+  a.n = args.i64(1, "n");
+  a.k = weighted_terms(args, 2, a.w);
+  a.g = args.buf(0, a.n, "g");
+  for (int i = 0; i < a.k; i++) {
+    a.d[i] = args.has(3 + i) ? args.buf(3 + i, a.n, "d") : nullptr;
+    PSTAL_CHECK(args, a.d[i] != a.g, "a gradient output must not be g");
+  }
+  if (a.n > 0) weighted_sum_backward(a);
   return args.env().Undefined();
 }
 

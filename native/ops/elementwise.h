@@ -100,4 +100,66 @@ struct Dropout {
 };
 void dropout(const Dropout& a);
 
+// dropout_add(out, x, residual, n, p, seed): out = residual + dropout(x) (the mask of dropout(x, p,
+// seed)): a residual connection's dropout and add in one call, each value the bits of the two ops.
+// The backward is dropout(g) for x and g itself for the residual.
+struct DropoutAdd {
+  float* out;
+  const float* x;
+  const float* residual;
+  int64_t n;
+  float p;
+  uint64_t seed;
+};
+void dropout_add(const DropoutAdd& a);
+
+// weighted_sum(out, n, weights, x0, x1, ...): out = sum_k (w_k x_k + 0), summed pairwise (the first
+// ceil(K/2) terms, then the rest, recursively: ((t0 + t1) + (t2 + t3)) for four), each term the bits
+// of affine(x_k, w_k, 0): a loss's weighted terms in one call. weighted_sum_backward(g, n, weights,
+// d0, d1, ...): d_k = w_k g + 0, affine's backward. At most 8 terms.
+constexpr int MAX_WEIGHTED_TERMS = 8;
+struct WeightedSum {
+  float* out;
+  int64_t n;
+  int k;
+  float w[MAX_WEIGHTED_TERMS];
+  const float* x[MAX_WEIGHTED_TERMS];
+};
+void weighted_sum(const WeightedSum& a);
+struct WeightedSumBackward {
+  const float* g;
+  int64_t n;
+  int k;
+  float w[MAX_WEIGHTED_TERMS];
+  float* d[MAX_WEIGHTED_TERMS];  // null: that gradient is not wanted
+};
+void weighted_sum_backward(const WeightedSumBackward& a);
+
+// blend_forward(out, a, b, y, n): out = a y + b (1 - y) (lib/models/hrpro/stage1.ts: a video's
+// score, the top-k mean for its classes, the mean over time for the others), the bits of
+// add(mul(a, y), mul(b, affine(y, -1, 1))). blend_backward(da|null, db|null, g, y, n): da = g y,
+// db = g (1 - y) (y takes no gradient: labels).
+struct Blend {
+  int64_t n;
+  float* out;
+  float* da;
+  float* db;
+  const float* a;
+  const float* b;
+  const float* y;
+  const float* g;
+};
+void blend_forward(const Blend& a);
+void blend_backward(const Blend& a);
+
+// The pairwise sum of weighted_sum at one element (shared by both backends: the same bits).
+#if defined(__CUDACC__)
+__host__ __device__
+#endif
+inline float weighted_pairwise(const float* w, const float* const* x, int64_t i, int lo, int hi) {
+  if (hi - lo == 1) return w[lo] * x[lo][i] + 0.f;
+  int mid = lo + (hi - lo + 1) / 2;
+  return weighted_pairwise(w, x, i, lo, mid) + weighted_pairwise(w, x, i, mid, hi);
+}
+
 }  // namespace pstal

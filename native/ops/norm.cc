@@ -43,7 +43,7 @@ PSTAL_OP(layernorm_forward) {
   return args.env().Undefined();
 }
 
-// layernorm_backward(dx, dweight, dbias, dy, x, mean, rstd, weight, rows, cols)
+// layernorm_backward(dx, dweight, dbias, dy, x, mean, rstd, weight, rows, cols, accumulate)
 PSTAL_OP(layernorm_backward) {
   int64_t rows = args.i64(8, "rows"), cols = args.i64(9, "cols");
   float* dx = args.buf(0, rows * cols, "dx");
@@ -54,7 +54,9 @@ PSTAL_OP(layernorm_backward) {
   const float* mean = args.buf(5, rows, "mean");
   const float* rstd = args.buf(6, rows, "rstd");
   const float* w = args.buf(7, cols, "weight");
-  layernorm_backward(LayernormBackward{rows, cols, dx, dw, db, dy, x, mean, rstd, w});
+  bool accumulate = args.has(10) ? args.flag(10, "accumulate") : false;
+  PSTAL_CHECK(args, dw != db && dx != dw && dx != db, "dx, dweight and dbias must be distinct buffers");
+  layernorm_backward(LayernormBackward{rows, cols, dx, dw, db, dy, x, mean, rstd, w, accumulate});
   return args.env().Undefined();
 }
 

@@ -48,7 +48,9 @@ struct LayernormForward {
 };
 void layernorm_forward(const LayernormForward& a);
 
-// layernorm_backward(dx, dweight, dbias, dy, x, mean, rstd, weight, rows, cols)
+// layernorm_backward(dx, dweight, dbias, dy, x, mean, rstd, weight, rows, cols, accumulate)
+//   accumulate: dweight and dbias are added to (each sum rounded to float first, then added: the
+//   bits of a temporary and an axpy), for gradients summed straight into a parameter's .grad.
 struct LayernormBackward {
   int64_t rows;
   int64_t cols;
@@ -60,6 +62,7 @@ struct LayernormBackward {
   const float* mean;
   const float* rstd;
   const float* w;
+  bool accumulate;
 };
 void layernorm_backward(const LayernormBackward& a);
 

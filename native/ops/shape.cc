@@ -41,6 +41,10 @@ PSTAL_OP(block_copy) {
   bool acc = args.flag(8, "accumulate");
   PSTAL_CHECK(args, outer >= 0 && len >= 0 && ds >= 0 && doff >= 0 && ss >= 0 && soff >= 0, "negative block geometry");
   if (outer == 0 || len == 0) return args.env().Undefined();
+  // Accumulating into overlapping destination blocks would be summed in order on the CPU but race
+  // on CUDA (blocks in parallel): refused on both, so the backends cannot disagree.
+  PSTAL_CHECK(args, !acc || outer == 1 || ds >= len,
+              "accumulate: the destination blocks overlap (dst_stride " + std::to_string(ds) + " < len " + std::to_string(len) + ")");
   float* dst = args.buf(0, (outer - 1) * ds + doff + len, "dst");
   const float* src = args.buf(1, (outer - 1) * ss + soff + len, "src");
   block_copy(BlockCopy{outer, len, ds, doff, ss, soff, acc, dst, src});

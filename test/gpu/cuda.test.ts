@@ -75,6 +75,22 @@ const COVERED: Record<string, string> = {
   oic_proposals: 'direct, host arrays as lib/postprocess passes them',
   soft_nms: 'direct: each method, both IoU conventions',
   boundary_adaptation: 'direct',
+  linear_forward: 'ops.linear: bias or none, relu, dropout, model shapes',
+  linear_backward: 'the same, backward, and accumulating into a .grad',
+  dropout_add: 'ops.dropoutAdd: residual + dropout, the same mask as dropout',
+  weighted_sum: 'ops.weightedSum: one to four terms',
+  weighted_sum_backward: 'the same, backward',
+  blend_forward: 'ops.blend',
+  blend_backward: 'the same, backward',
+  focal_bce_forward: 'ops.focalBce',
+  focal_bce_backward: 'the same, backward',
+  similarity_mean_forward: 'ops.similarityMean with repeated rows',
+  similarity_mean_backward: 'the same, backward',
+  contrastive_terms_forward: 'ops.contrastiveTerms over one and three classes',
+  contrastive_terms_backward: 'the same, backward',
+  adam_step_many: 'direct: against adam_step, several parameters',
+  call_counts: 'direct: calls and kernel launches per op',
+  reset_call_counts: 'direct: counts cleared',
 };
 const EXEMPT: Record<string, string> = {
   synth_features: 'CPU-only generation of synthetic data',
@@ -405,6 +421,69 @@ function registerGpuSuite(): void {
     test(`${name}`, (t) => {
       for (const shape of [[1], [7, 13], [361, 129]]) parity(t, { name, shapes: [shape], f: ([x]) => f(x), draw: draw ?? uniform(-3, 3) });
     });
+
+  // ---- fused ops (one native call for several ops) ------------------------------------------------
+
+  test('linear: bias or none, relu, dropout, and the model shapes', (t) => {
+    for (const [M, K, N] of [[5, 7, 3], [340, 256, 128]])
+      for (const relu of [false, true])
+        for (const p of [0, 0.3]) {
+          const dropout = p ? { p, seed: 11 } : null;
+          parity(t, { name: `linear relu=${relu} p=${p}`, shapes: [[M, K], [N, K], [N]], f: ([x, w, b]) => ops.linear(x, w, b, { relu, dropout }) });
+          parity(t, { name: `linear no bias relu=${relu} p=${p}`, shapes: [[M, K], [N, K]], f: ([x, w]) => ops.linear(x, w, null, { relu, dropout }) });
+        }
+  });
+
+  test('linear accumulating into a .grad (a leaf used once, two passes)', (t) => {
+    const run = (device: Device): Float32Array =>
+      tidy(() => {
+        const rng = new Rng(3);
+        const x = Tensor.from(rng.uniformArray(6 * 4, -1, 1), [6, 4], device);
+        const w = Tensor.from(rng.uniformArray(3 * 4, -1, 1), [3, 4], device);
+        w.requiresGrad = true;
+        for (let i = 0; i < 2; i++) backward(ops.sumAll(ops.linear(x, w, null, { relu: true })));
+        const g = w.grad!.toArray();
+        w.grad!.dispose();
+        return g;
+      });
+    compare(t, 'accumulated dw', run('cuda'), run('cpu'), TOL);
+  });
+
+  test('dropoutAdd, weightedSum, blend, focalBce', (t) => {
+    parity(t, { name: 'dropoutAdd', shapes: [[33, 65], [33, 65]], f: ([x, r]) => ops.dropoutAdd(x, r, 0.3, true, 5) });
+    for (const k of [1, 2, 4])
+      parity(t, { name: `weightedSum ${k}`, shapes: Array.from({ length: k }, () => [7, 3]), f: (xs) => ops.weightedSum(xs, [0.5, 1, -2, 0.25].slice(0, k)) });
+    const y = Tensor.from(Float32Array.from({ length: 20 }, (_, i) => i % 3 === 0 ? 1 : 0), [20], 'cpu');
+    parity(t, { name: 'blend', shapes: [[20], [20]], f: ([a, b]) => ops.blend(a, b, y.to(a.device)) });
+    const target = Float32Array.from({ length: 9 * 21 }, (_, i) => (i % 7 === 0 ? 1 : 0));
+    parity(t, { name: 'focalBce', shapes: [[9, 21]], draw: uniform(0.05, 0.95), f: ([p]) => ops.focalBce(p, target, 1 / 9) });
+  });
+
+  test('similarityMean and contrastiveTerms', (t) => {
+    const P = (device: Device): Tensor => ops.l2Normalize(Tensor.from(new Rng(9).uniformArray(5 * 16, -1, 1), [5, 16], device));
+    parity(t, { name: 'similarityMean', shapes: [[12, 16]], f: ([E]) => ops.similarityMean(E, [0, 3, 3, 11], P(E.device), 10) });
+    for (const classes of [[2], [0, 2, 4]])
+      parity(t, {
+        name: `contrastiveTerms ${classes}`, shapes: [...classes.map(() => [5]), [5]], draw: uniform(0.5, 3),
+        f: (xs) => ops.contrastiveTerms(xs.slice(0, -1), xs[xs.length - 1], classes, 1 / 3),
+      });
+  });
+
+  test('adam_step_many matches adam_step, and the launch counter counts CUDA launches', (t) => {
+    const rng = new Rng(4);
+    const sizes = [5, 300];
+    const mk = (B: NativeAddon) => sizes.map((n) => [0, 1, 2, 3].map(() => new B.NativeBuffer(rng.uniformArray(n, 0, 1))));
+    const one = mk(C);
+    const many = one.map((bs) => bs.map((b) => new C.NativeBuffer(b.read())));
+    one.forEach((b, i) => C.adam_step(b[0], b[1], b[2], b[3], sizes[i], 1e-3, 0.9, 0.999, 1e-8, 0.01, 2));
+    C.adam_step_many(sizes, 1e-3, 0.9, 0.999, 1e-8, 0.01, 2, ...many.flat());
+    one.forEach((b, i) => t.deepEqual(many[i][0].read(), b[0].read()));
+    C.reset_call_counts();
+    tidy(() => ops.relu(Tensor.from([1, -1], [2], 'cuda')));
+    const counts = C.call_counts();
+    t.is(counts.calls.unary_forward, 1);
+    t.is(counts.launches.unary_forward, 1);
+  });
 
   test('affine', (t) => {
     for (const shape of [[1], [1001], [340, 2048]]) parity(t, { name: 'affine', shapes: [shape], f: ([x]) => ops.affine(x, 1.7, -0.3) });

@@ -34,12 +34,9 @@ export function focalFrameLoss(casFuse: Tensor, rows: number[], target: Float32A
   const Cp1 = casFuse.shape[1];
   if (rows.length === 0) return Tensor.scalar(0, casFuse.device);
   const p = ops.gatherRows(casFuse, rows);
-  const y = Tensor.from(target, [rows.length, Cp1], casFuse.device);
-  // (1 - p_t) = p (1 - 2y) + y
-  const oneMinusPt = ops.add(ops.mul(p, Tensor.from(target.map((v) => 1 - 2 * v), [rows.length, Cp1], casFuse.device)), y);
-  const focal = ops.mul(oneMinusPt, oneMinusPt);
-  const l = ops.bce(p, y, { weight: focal, reduction: 'sum' });
-  return ops.mulScalar(l, 1 / (rows.length + 1e-6));
+  // (1 - p_t) = p (1 - 2y) + y; the weighting, the sum and the scale in one call (ops.focalBce)
+  if (target.length !== rows.length * Cp1) throw new Error(`focalFrameLoss: target has ${target.length} values for ${rows.length} rows of ${Cp1}`);
+  return ops.focalBce(p, target, 1 / (rows.length + 1e-6));
 }
 
 /**
@@ -54,23 +51,20 @@ export function contrastiveLoss(embedded: Tensor, memory: Tensor, seeds: Seeds, 
   if (bkgRows.length === 0 || classes.length === 0) return Tensor.scalar(0, embedded.device);
   const D = embedded.shape[1];
   const protos = noGrad(() => ops.l2Normalize(memory.reshape([C, D])));
-  const sim = (rows: number[]): Tensor =>
-    ops.mean(ops.exp(ops.mulScalar(ops.matmul(ops.l2Normalize(ops.gatherRows(embedded, rows)), protos, { transB: true }), 1 / tau)), 0);
+  // mean_r exp(normalize(x_r) . m / tau), one call each way (ops.similarityMean)
+  const sim = (rows: number[]): Tensor => ops.similarityMean(embedded, rows, protos, 1 / tau);
   const b = sim(bkgRows);
-  const terms: Tensor[] = [];
+  const as: Tensor[] = [];
+  const present: number[] = [];
   for (const c of classes) {
     const actRows = regionRows(seeds.act, T, C, c);
     if (actRows.length === 0) continue;
-    const a = sim(actRows);
-    const ac = ops.slice(a, 0, c, c + 1);
-    const bc = ops.slice(b, 0, c, c + 1);
-    const logAc = ops.log(ac);
-    const lAct = ops.sub(ops.log(ops.sumAll(a).reshape([1])), logAc);
-    const lBkg = ops.sub(ops.log(ops.add(ac, bc)), logAc);
-    terms.push(ops.mulScalar(ops.add(lAct, lBkg), 0.5));
+    as.push(sim(actRows));
+    present.push(c);
   }
-  if (!terms.length) return Tensor.scalar(0, embedded.device);
-  return ops.mulScalar(ops.sumAll(ops.concat(terms, 0)), 1 / classes.length);
+  if (!as.length) return Tensor.scalar(0, embedded.device);
+  // per class c: 0.5 (-log a_c / sum_k a_k) + 0.5 (-log a_c / (a_c + b_c)), summed, / classes (one call)
+  return ops.contrastiveTerms(as, b, present, 1 / classes.length);
 }
 
 /** The losses of one training video. points: [T, C] multi-hot; labels: [C] video labels. */
@@ -98,10 +92,8 @@ export function stage1Losses(
   bkgRows.forEach((_, i) => (bkgTarget[i * Cp1 + C] = 1));
   const background = focalFrameLoss(out.casFuse, bkgRows, bkgTarget);
   const contrastive = contrastiveLoss(out.embedded, memory, seeds, classes, C);
-  const total = ops.add(
-    ops.add(ops.mulScalar(video, weights.video), ops.mulScalar(frame, weights.frame)),
-    ops.add(ops.mulScalar(background, weights.background), ops.mulScalar(contrastive, weights.contrastive)),
-  );
+  // one call: each term scaled, then ((video + frame) + (background + contrastive)), as before
+  const total = ops.weightedSum([video, frame, background, contrastive], [weights.video, weights.frame, weights.background, weights.contrastive]);
   return { total, video: video.item(), frame: frame.item(), background: background.item(), contrastive: contrastive.item() };
 }
 

@@ -87,10 +87,10 @@ export class ReliabilityAwareBlock extends Module {
     const q = projections ? applyAffine(xq, projections.query) : att.project(this.conv_query.forward(xq), 'q');
     const k = projections ? applyAffine(x, projections.key) : att.project(this.conv_key.forward(x), 'k');
     const v = projections ? applyAffine(x, projections.value) : att.project(x, 'v');
-    const a = this.dropout1.forward(att.attend(q, k, v));
-    let h = this.norm1.forward(ops.add(xq, a));
-    const ff = this.linear2.forward(this.dropout.forward(ops.relu(this.linear1.forward(h))));
-    h = this.norm2.forward(ops.add(h, this.dropout2.forward(ff)));
+    // the residual adds take their dropout in the same call (Dropout.forwardAdd: the same bits)
+    let h = this.norm1.forward(this.dropout1.forwardAdd(att.attend(q, k, v), xq));
+    const ff = this.linear2.forward(this.linear1.forward(h, { relu: true, dropout: this.dropout })); // relu and dropout in linear1's call
+    h = this.norm2.forward(this.dropout2.forwardAdd(ff, h));
     return h;
   }
 }

@@ -170,7 +170,7 @@ export class Stage1Model extends Module {
     let vidScore = ops.topkMean(casS, k);
     if (videoLabels) {
       const y = Tensor.from(videoLabels, [C], features.device);
-      vidScore = ops.add(ops.mul(vidScore, y), ops.mul(ops.mean(casS, 0), ops.affine(y, -1, 1)));
+      vidScore = ops.blend(vidScore, ops.mean(casS, 0), y); // vidScore y + mean (1 - y), one call
     }
     return { casFuse, casP, casS, bkg, vidScore, embedded };
   }
