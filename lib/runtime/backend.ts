@@ -5,7 +5,7 @@
  */
 import * as fs from 'fs';
 import * as path from 'path';
-import { cpu, cpuAddonFile, CudaAddon, NativeAddon, PACKAGE_ROOT } from './native';
+import { cpu, cpuAddonFile, CudaAddon, CudaDeviceInfo, NativeAddon, PACKAGE_ROOT } from './native';
 import { cublasMajorOf, cublasNotFound, CublasFound, findCublas } from './cublas';
 
 export type Device = 'cpu' | 'cuda';
@@ -202,22 +202,10 @@ export function cudaAvailable(): boolean {
 }
 
 /** The CUDA device in use (throws where device 'cuda' is unavailable). */
-export interface CudaDeviceInfo {
-  name: string;
-  /** e.g. '9.0' */
-  computeCapability: string;
-  major: number;
-  minor: number;
-  multiprocessors: number;
-  totalBytes: number;
-  freeBytes: number;
-  device: number;
-  driverVersion: number;
-  runtimeVersion: number;
-}
+export type { CudaDeviceInfo } from './native';
 
 export function cudaDeviceInfo(): CudaDeviceInfo {
-  return cuda().device_info() as unknown as CudaDeviceInfo;
+  return cuda().device_info();
 }
 
 /**

@@ -125,9 +125,24 @@ export interface NativeOps {
   synth_features: KernelOp;
 }
 
+/** The CUDA device in use (native/ops/device.cu device_info). */
+export interface CudaDeviceInfo {
+  name: string;
+  /** e.g. '9.0' */
+  computeCapability: string;
+  major: number;
+  minor: number;
+  multiprocessors: number;
+  totalBytes: number;
+  freeBytes: number;
+  device: number;
+  driverVersion: number;
+  runtimeVersion: number;
+}
+
 /** What the CUDA addon adds (native/ops/*.cu). */
 export interface CudaOps {
-  device_info(): Record<string, unknown>;
+  device_info(): CudaDeviceInfo;
   set_tf32(on: boolean): void;
   synchronize(): void;
 }
