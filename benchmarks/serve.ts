@@ -187,6 +187,11 @@ export async function sigtermUnderLoad(server: ServerProcess, good: Req[], n: nu
   return { sent: n, ok: res.filter((r) => r.status === 200).length, statuses, exit, inFlightAtSignal: inFlight };
 }
 
+function snippetSummary(files: string[]): { mean: number; max: number } {
+  const T = files.map((f) => readNpy(f).shape[0]);
+  return { mean: Math.round(T.reduce((a, b) => a + b, 0) / T.length), max: Math.max(...T) };
+}
+
 function arg(name: string, fallback?: string): string | undefined {
   const i = process.argv.indexOf(`--${name}`);
   return i >= 0 ? process.argv[i + 1] : fallback;
@@ -232,7 +237,7 @@ async function main(): Promise<number> {
       machine: `${os.cpus()[0]?.model} x${os.cpus().length}, ${(os.totalmem() / 2 ** 30).toFixed(0)} GiB, Node ${process.version}`,
       date: new Date().toISOString(),
       command: `benchmarks/serve.ts ${process.argv.slice(2).join(' ')}`,
-      model: { D, method: info.method, stages: info.stages, workers: info.workers, videos: files.length, snippets: files.map((f) => readNpy(f).shape[0]) },
+      model: { D, method: info.method, stages: info.stages, workers: info.workers, videos: files.length, snippets: snippetSummary(files) },
       warmup: { requests: warm.requests, goodErrors: warm.good.errors },
       load,
       rss: { startMB: rssStart / 2 ** 20, afterWarmupMB: rssWarm / 2 ** 20, endMB: rssEnd / 2 ** 20, growthPercent: (100 * (rssEnd - rssWarm)) / rssWarm },
