@@ -1,6 +1,6 @@
 /**
  * page.ts: the page `pstal serve` answers GET / with: drop a .npy file of a video's features on it
- * and it posts the file to /v1/detect?timeline=1 and shows the answer: the timeline picture
+ * and it posts the file to /v1/detect?timeline=true and shows the answer: the timeline picture
  * `pstal report` and `pstal detect --plot` draw (lib/plot/timeline.ts, drawn by the server's
  * worker) and the detections as a table. Self-contained: inline styles (the report's) and script,
  * nothing fetched but the API.
@@ -50,7 +50,7 @@ ${PAGE_CSS}
     var name = file.name.replace(/\\.npy$/, '').replace(/[^A-Za-z0-9_.-]/g, '_').slice(0, 200) || 'video';
     say('Detecting in ' + file.name + '...');
     file.arrayBuffer().then(function (bytes) {
-      return fetch('/v1/detect?timeline=1&name=' + encodeURIComponent(name), { method: 'POST', headers: { 'content-type': 'application/x-npy' }, body: bytes });
+      return fetch('/v1/detect?timeline=true&name=' + encodeURIComponent(name), { method: 'POST', headers: { 'content-type': 'application/x-npy' }, body: bytes });
     }).then(function (res) {
       return res.json().then(function (j) {
         if (!res.ok) throw new Error(j.error || res.statusText);
