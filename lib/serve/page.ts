@@ -18,6 +18,7 @@ ${PAGE_CSS}
 #drop { border: 2px dashed #999; border-radius: 8px; padding: 28px; text-align: center; color: #555; margin: 12px 0; }
 #drop.over { border-color: #1f77b4; background: #eef5fb; }
 #status.error { color: #b00020; }
+#list { max-height: 420px; overflow-y: auto; display: inline-block; } /* a long list scrolls beside a fixed page */
 </style></head>
 <body>
 <h1>pstal serve</h1>
@@ -25,7 +26,7 @@ ${PAGE_CSS}
 <div id="drop">Drop a video's features here: a .npy file of shape [T, ${info.featureDim}]<br><input type="file" id="file" accept=".npy"></div>
 <p id="status" class="note">No video yet.</p>
 <div id="timeline" class="svg"></div>
-<table class="num" id="detections" hidden><thead><tr><th>#</th><th>class</th><th>start (s)</th><th>end (s)</th><th>score</th></tr></thead><tbody></tbody></table>
+<div id="list"><table class="num" id="detections" hidden><thead><tr><th>#</th><th>class</th><th>start (s)</th><th>end (s)</th><th>score</th></tr></thead><tbody></tbody></table></div>
 <script>
 (function () {
   var drop = document.getElementById('drop');

@@ -157,6 +157,7 @@ export async function startServer(o: ServeOptions): Promise<Server> {
 
   const limits = { maxBodyBytes: opt.maxBodyBytes, maxSnippets: opt.maxSnippets, maxQueue: opt.maxQueue, timeoutMs: opt.timeoutMs };
   app.get('/', (_req, reply) => reply.type('text/html; charset=utf-8').send(servePage(detector.info, limits)));
+  app.get('/favicon.ico', (_req, reply) => reply.status(204).send()); // browsers ask for it; none, without a 404 in their console
   app.get('/healthz', (_req, reply) =>
     reply.status(closing ? 503 : 200).send({ ok: !closing, workers: detector.workers, running: detector.running, queued: detector.queued, inFlight }),
   );
