@@ -229,7 +229,11 @@ async function main(): Promise<number> {
     const rssStart = rssBytes(pid);
     const warm = await runLoad({ url: server.url, requests: warmup, concurrency, malformed, good, bad, seed: 2, maxSeconds });
     const rssWarm = rssBytes(pid);
+    // the server's RSS once a second during the load: a leak climbs, a heap settling flattens
+    const series: number[] = [];
+    const sampler = setInterval(() => series.push(Math.round(rssBytes(pid) / 2 ** 20)), 1000);
     const load = await runLoad({ url: server.url, requests, concurrency, malformed, good, bad, seed: 1, maxSeconds });
+    clearInterval(sampler);
     const rssEnd = rssBytes(pid);
     const info = await getJson(`${server.url}/v1/model`);
     const sig = process.argv.includes('--sigterm') ? await sigtermUnderLoad(server, good, concurrency) : undefined;
@@ -240,7 +244,7 @@ async function main(): Promise<number> {
       model: { D, method: info.method, stages: info.stages, workers: info.workers, videos: files.length, snippets: snippetSummary(files) },
       warmup: { requests: warm.requests, goodErrors: warm.good.errors },
       load,
-      rss: { startMB: rssStart / 2 ** 20, afterWarmupMB: rssWarm / 2 ** 20, endMB: rssEnd / 2 ** 20, growthPercent: (100 * (rssEnd - rssWarm)) / rssWarm },
+      rss: { startMB: rssStart / 2 ** 20, afterWarmupMB: rssWarm / 2 ** 20, endMB: rssEnd / 2 ** 20, growthPercent: (100 * (rssEnd - rssWarm)) / rssWarm, everySecondMB: series },
       sigterm: sig,
     };
     console.log(JSON.stringify(out, null, 2));
