@@ -4,7 +4,8 @@
  * (keep-alive connections), `--malformed` of them malformed (a bad .npy, the wrong width, a
  * truncated file, a non-number in JSON, an unknown query parameter, a text body), and reports
  * throughput, latency p50/p99 of the good requests, errors, what the malformed ones got, and the
- * server's RSS after a warm-up and at the end. `--sigterm`: then a burst of requests and a SIGTERM
+ * server's RSS once the warm-up's requests are answered (the stream goes on without a pause) and
+ * at the end. `--sigterm`: then a burst of requests and a SIGTERM
  * while they are in flight: each must be answered 200 and the server must exit 0.
  *
  *   node -r ts-node/register/transpile-only benchmarks/serve.ts --model RUN --features DIR
@@ -88,21 +89,42 @@ export function send(agent: http.Agent, base: URL, r: Req): Promise<{ status: nu
 const pct = (sorted: number[], p: number): number => (sorted.length ? sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))] : NaN);
 
 /** `requests` requests from `concurrency` clients; a fraction `malformed` of them malformed (seeded). */
-export async function runLoad(o: { url: string; requests: number; concurrency: number; malformed: number; good: Req[]; bad: Req[]; seed?: number; maxSeconds?: number }): Promise<LoadReport> {
+export async function runLoad(o: {
+  url: string;
+  requests: number;
+  concurrency: number;
+  malformed: number;
+  good: Req[];
+  bad: Req[];
+  seed?: number;
+  maxSeconds?: number;
+  /** the first `warmup` requests are sent but not counted (the stream does not pause after them) */
+  warmup?: number;
+  /** called once the warm-up's requests are answered (at the start when there is none) */
+  onWarm?: () => void;
+}): Promise<LoadReport> {
   const base = new URL(o.url);
   const agent = new http.Agent({ keepAlive: true, maxSockets: o.concurrency });
   const rng = new Rng(o.seed ?? 1);
-  const plan = Array.from({ length: o.requests }, (_, i) => (rng.uniform() < o.malformed ? o.bad[i % o.bad.length] : o.good[i % o.good.length]));
+  const warmup = o.warmup ?? 0;
+  const plan = Array.from({ length: warmup + o.requests }, (_, i) => (rng.uniform() < o.malformed ? o.bad[i % o.bad.length] : o.good[i % o.good.length]));
   const goodMs: number[] = [];
   const report: LoadReport = { requests: 0, seconds: 0, throughput: 0, good: { count: 0, ok: 0, errors: 0, p50Ms: 0, p99Ms: 0, maxMs: 0 }, malformed: { count: 0, answered4xx: 0, other: {} }, networkErrors: 0, statuses: {} };
   const deadline = Date.now() + (o.maxSeconds ?? 900) * 1000;
   let next = 0;
-  const t0 = performance.now();
+  let answered = 0;
+  let t0 = performance.now();
+  if (warmup === 0) o.onWarm?.();
   await Promise.all(
     Array.from({ length: o.concurrency }, async () => {
       while (next < plan.length && Date.now() < deadline) {
         const r = plan[next++];
         const res = await send(agent, base, r);
+        if (++answered === warmup) {
+          o.onWarm?.();
+          t0 = performance.now();
+        }
+        if (answered <= warmup) continue;
         report.requests++;
         report.statuses[res.status] = (report.statuses[res.status] ?? 0) + 1;
         if (res.status === 0) report.networkErrors++;
@@ -227,12 +249,19 @@ async function main(): Promise<number> {
   try {
     const pid = server.child.pid!;
     const rssStart = rssBytes(pid);
-    const warm = await runLoad({ url: server.url, requests: warmup, concurrency, malformed, good, bad, seed: 2, maxSeconds });
-    const rssWarm = rssBytes(pid);
-    // the server's RSS once a second during the load: a leak climbs, a heap settling flattens
+    // one stream: `warmup` requests, then `requests` measured, without a pause between them (an
+    // idle server lets V8 shrink its heaps, and a figure taken then is not the steady state's)
+    let rssWarm = NaN;
     const series: number[] = [];
-    const sampler = setInterval(() => series.push(Math.round(rssBytes(pid) / 2 ** 20)), 1000);
-    const load = await runLoad({ url: server.url, requests, concurrency, malformed, good, bad, seed: 1, maxSeconds });
+    let sampler: NodeJS.Timeout | undefined;
+    const load = await runLoad({
+      url: server.url, requests, concurrency, malformed, good, bad, seed: 1, maxSeconds, warmup,
+      onWarm: () => {
+        rssWarm = rssBytes(pid);
+        // the server's RSS once a second from then on: a leak climbs, a heap settling flattens
+        sampler = setInterval(() => series.push(Math.round(rssBytes(pid) / 2 ** 20)), 1000);
+      },
+    });
     clearInterval(sampler);
     const rssEnd = rssBytes(pid);
     const info = await getJson(`${server.url}/v1/model`);
@@ -242,7 +271,7 @@ async function main(): Promise<number> {
       date: new Date().toISOString(),
       command: `benchmarks/serve.ts ${process.argv.slice(2).join(' ')}`,
       model: { D, method: info.method, stages: info.stages, workers: info.workers, videos: files.length, snippets: snippetSummary(files) },
-      warmup: { requests: warm.requests, goodErrors: warm.good.errors },
+      warmup,
       load,
       rss: { startMB: rssStart / 2 ** 20, afterWarmupMB: rssWarm / 2 ** 20, endMB: rssEnd / 2 ** 20, growthPercent: (100 * (rssEnd - rssWarm)) / rssWarm, everySecondMB: series },
       sigterm: sig,

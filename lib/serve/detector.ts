@@ -115,6 +115,10 @@ export class Detector {
       throw failed.reason;
     }
     const ok = results as PromiseFulfilledResult<{ worker: Worker; info: ModelInfo }>[];
+    if (ok[0].value.info.needsProposals) {
+      for (const r of ok) void r.value.worker.terminate();
+      throw new Error(`createDetector: ${init.model} is a TSPNet run trained on proposals files, not on an HR-Pro run: it needs each video's base proposals, which the detector cannot make; serve its HR-Pro base, or a TSPNet run trained with --base`);
+    }
     const d = new Detector(ok[0].value.info, init, maxQueue);
     for (const r of ok) d.adopt(r.value.worker);
     return d;
@@ -237,7 +241,6 @@ export class Detector {
       throw new DetectorError('BAD_FEATURES', `detect: ${name}: features must be [T, ${D}] for this model, received shape ${JSON.stringify(features.shape)} with ${data.length} values`);
     if (data.length === 0 || data.length % D !== 0) throw new DetectorError('BAD_FEATURES', `detect: ${name}: ${data.length} feature values are not a whole number (>= 1) of rows of D = ${D}`);
     if (options.top !== undefined && !(Number.isInteger(options.top) && options.top >= 1)) throw new DetectorError('BAD_FEATURES', `detect: top must be a positive integer, received ${options.top}`);
-    if (this.info.needsProposals) throw new DetectorError('DETECT_FAILED', `detect: ${this.info.run} was trained on proposals files, not an HR-Pro run: the detector cannot make base proposals`);
     const signal = options.signal;
     if (signal?.aborted) throw new DetectorError('ABORTED_QUEUED', `detect: ${name}: aborted before it was queued`);
     const idle = this.slots.some((s) => !s.running);

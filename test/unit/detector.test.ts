@@ -133,6 +133,12 @@ test.serial('dispose(): pending videos reject, and use after dispose names the d
   t.throws(() => x.toArray(), { message: /tensor \[2, 3\] was disposed/ });
 });
 
+test.serial('createDetector refuses what it cannot serve, naming it', async (t) => {
+  await t.throwsAsync(createDetector({ model: path.join(root, 'nowhere'), workers: 1 }), { message: /nowhere: no stage-1 checkpoint/ });
+  await t.throwsAsync(createDetector({ model: tiny.run, workers: 0 }), { message: /workers must be a positive integer, received 0/ });
+  await t.throwsAsync(createDetector({ model: tiny.run, workers: 1, device: 'tpu' }), { message: /'cpu' or 'cuda'/ });
+});
+
 test.serial('a TSPNet run (on its HR-Pro base) detects through the detector as through detect()', async (t) => {
   const ds = loadDataset(path.join(root, 'data'), loadConfig('thumos14', { featureDim: tiny.dim }));
   const out = path.join(root, 'tspnet');
