@@ -31,7 +31,7 @@ export async function benchOps(options: { quick?: boolean; device?: Device } = {
   // cuda() throws the loader's message (what is missing, how to build it) where there is no GPU.
   const B: NativeAddon = device === 'cuda' ? cuda() : cpu();
   // Times fn to completion on the device (a CUDA op only queues work).
-  const time = (fn: () => void): number => (device === 'cuda' ? timeIt(() => (fn(), B.synchronize()), reps) : timeIt(fn, reps));
+  const time = (fn: () => void): number => (device === 'cuda' ? timeIt(() => (fn(), cuda().synchronize()), reps) : timeIt(fn, reps));
 
   // GEMM [340 x 2048] x [2048 x 2048] on cuBLAS: float32 (the default) beside TF32 tensor cores.
   if (device === 'cuda') {
@@ -40,12 +40,13 @@ export async function benchOps(options: { quick?: boolean; device?: Device } = {
     const c = Tensor.zeros([T, D], device).keep();
     const flops = 2 * T * D * D;
     const run = (): void => B.matmul_forward(c.buffer, a.buffer, b.buffer, 1, T, D, D, false, false, 0, 0);
-    const tf32 = B.gemm_info().tf32 as boolean;
-    B.set_tf32(false);
+    const G = cuda();
+    const tf32 = G.gemm_info().tf32 as boolean;
+    G.set_tf32(false);
     const fp32 = flops / time(run) / 1e9;
-    B.set_tf32(true);
+    G.set_tf32(true);
     const tf = flops / time(run) / 1e9;
-    B.set_tf32(tf32);
+    G.set_tf32(tf32);
     out.push({ name: `sgemm [${T}x${D}]x[${D}x${D}] cuBLAS fp32`, value: fp32, unit: 'GFLOP/s', baseline: tf, baselineName: 'TF32' });
     for (const t of [a, b, c]) t.dispose();
   }

@@ -28,3 +28,5 @@ export * as evaluation from './eval';
 export { ProgressBar, progressCallback } from './util/progress';
 export type { OnProgress, ProgressOptions } from './util/progress';
 export * as plot from './plot';
+export * as serve from './serve';
+export { createDetector } from './serve';

@@ -33,6 +33,10 @@ export const EXAMPLES: Record<string, string[]> = {
     'pstal detect --model runs/g32 --features data/gtea32/features/test/S1_Tea_C1.npy --out det.json --plot plots/',
     'pstal detect --model runs/g32-tsp --features new.npy --out det.json             # HR-Pro base + TSPNet plug-in',
   ],
+  serve: [
+    'pstal serve --model runs/g32                                   # http://127.0.0.1:8080: POST /v1/detect, GET / (a page to drop a .npy on)',
+    'pstal serve --model runs/g32 --port 9000 --workers 2 --max-queue 16 --timeout 30',
+  ],
   eval: [
     'pstal eval --gt data/gtea32/gt_full.json --pred runs/g32/stage2_results.json --subset validation --per-class',
   ],

@@ -17,6 +17,7 @@ const COMMANDS: Record<string, string> = {
   train: 'train HR-Pro stage 1 or stage 2, or the TSPNet plug-in (--method tspnet)',
   run: 'stage 1, ranking, stage 2 and evaluation in one go (--method hrpro+tspnet: then TSPNet)',
   detect: 'detect actions in new videos with a trained model',
+  serve: 'a trained model behind HTTP: POST a video\'s features, get its detections',
   test: "evaluate a run's best checkpoint on a dataset's test split",
   import: 'a PyTorch HR-Pro checkpoint (torch.save state dict) into a run folder',
   demo: 'synthesize a small dataset and run the whole pipeline',

@@ -152,6 +152,24 @@ export function readNpy(file: string): NpyArray {
   }
 }
 
+/**
+ * A .npy file's bytes already in memory (an upload): the checks and errors of readNpy, `name`
+ * standing for the file in them. Shape and size are checked before anything is allocated.
+ */
+export function parseNpy(name: string, bytes: Uint8Array): NpyArray {
+  const buf = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  const { shape, itemSize, dataStart: start } = parsePreamble(name, buf);
+  const count = shape.reduce((a, b) => a * b, 1);
+  const need = count * itemSize;
+  if (buf.length - start < need) throw new Error(`${name}: truncated: shape (${shape.join(', ')}) needs ${need} bytes of data, the body has ${buf.length - start}`);
+  if (buf.length - start > need) throw new Error(`${name}: ${buf.length - start - need} bytes after the data that shape (${shape.join(', ')}) holds`);
+  const read = (into: Uint8Array): Buffer => {
+    into.set(buf.subarray(start, start + need));
+    return buf.subarray(start, start + need);
+  };
+  return { data: decode(read, count, itemSize), shape };
+}
+
 /** The values as float32, from `read` (which reads the data bytes, into an aligned buffer when given one). */
 function decode(read: (into: Uint8Array) => Buffer, count: number, itemSize: number): Float32Array {
   let data: Float32Array;

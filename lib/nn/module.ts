@@ -6,6 +6,7 @@
 import { Device } from '../runtime/backend';
 import { Tensor, Shape, shapeStr } from '../tensor/tensor';
 import { backend } from '../runtime/backend';
+import '../util/dispose';
 
 /** A trainable leaf tensor, kept out of every scope. */
 export class Parameter extends Tensor {
@@ -110,8 +111,21 @@ export abstract class Module {
     return this.train(false);
   }
 
+  #disposed = false; // a private field: not one of the children Object.entries lists
+
+  /** Whether dispose() was called: its parameters' tensors are freed, a forward pass throws. */
+  get disposed(): boolean {
+    return this.#disposed;
+  }
+
+  /** dispose(), for `using m = ...` (TypeScript 5.2+). */
+  [Symbol.dispose](): void {
+    this.dispose();
+  }
+
   /** Frees every parameter and buffer (and their gradients). */
   dispose(): void {
+    this.#disposed = true;
     for (const p of this.parameters()) {
       p.grad?.dispose();
       p.dispose();

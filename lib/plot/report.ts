@@ -73,6 +73,18 @@ function perClassTable(r: EvalResult): string {
   return `<table class="num" id="per-class-ap"><thead>${head}</thead><tbody>${rows.join('')}${mean}</tbody></table>`;
 }
 
+/** The report's styles: shared by the pages pstal writes or serves (lib/serve/page.ts). */
+export const PAGE_CSS = `body { font: 14px/1.45 system-ui, -apple-system, "Segoe UI", sans-serif; margin: 24px auto; max-width: 1180px; padding: 0 16px; color: #222; }
+h1 { font-size: 22px; margin-bottom: 4px; } h2 { font-size: 18px; margin-top: 32px; border-bottom: 1px solid #ddd; } h3 { font-size: 15px; }
+table { border-collapse: collapse; margin: 6px 0 12px; } th, td { padding: 3px 9px; border: 1px solid #ddd; }
+table.num td { text-align: right; font-variant-numeric: tabular-nums; } th.cls { text-align: left; font-weight: normal; }
+tr.total th, tr.total td { font-weight: bold; background: #f6f6f6; }
+.facts th { text-align: left; background: #f6f6f6; font-weight: normal; }
+.note { color: #666; } .warn { background: #fff4e5; border: 1px solid #f0c36d; padding: 4px 12px; }
+.svg svg { max-width: 100%; height: auto; } pre { background: #f6f6f6; padding: 8px; overflow: auto; max-height: 400px; }
+select { font-size: 14px; padding: 2px; } button { margin-left: 4px; }
+`;
+
 export function reportHtml(p: ReportInput): string {
   const facts = p.facts.map(([k, v]) => `<tr><th>${esc(k)}</th><td>${esc(v)}</td></tr>`).join('');
   const configs = p.configs.map((c) => `<details><summary>${esc(c.name)}</summary><pre>${esc(JSON.stringify(c.json, null, 2))}</pre></details>`).join('');
@@ -100,16 +112,7 @@ export function reportHtml(p: ReportInput): string {
 <html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
 <title>${esc(p.title)}</title>
 <style>
-body { font: 14px/1.45 system-ui, -apple-system, "Segoe UI", sans-serif; margin: 24px auto; max-width: 1180px; padding: 0 16px; color: #222; }
-h1 { font-size: 22px; margin-bottom: 4px; } h2 { font-size: 18px; margin-top: 32px; border-bottom: 1px solid #ddd; } h3 { font-size: 15px; }
-table { border-collapse: collapse; margin: 6px 0 12px; } th, td { padding: 3px 9px; border: 1px solid #ddd; }
-table.num td { text-align: right; font-variant-numeric: tabular-nums; } th.cls { text-align: left; font-weight: normal; }
-tr.total th, tr.total td { font-weight: bold; background: #f6f6f6; }
-.facts th { text-align: left; background: #f6f6f6; font-weight: normal; }
-.note { color: #666; } .warn { background: #fff4e5; border: 1px solid #f0c36d; padding: 4px 12px; }
-.svg svg { max-width: 100%; height: auto; } pre { background: #f6f6f6; padding: 8px; overflow: auto; max-height: 400px; }
-select { font-size: 14px; padding: 2px; } button { margin-left: 4px; }
-</style></head>
+${PAGE_CSS}</style></head>
 <body>
 <h1>${esc(p.title)}</h1>
 <p class="note">pstal ${esc(p.version)} &middot; generated ${esc(p.generated)} &middot; run <code>${esc(p.run)}</code>${p.data ? ` &middot; data <code>${esc(p.data)}</code>` : ''}</p>

@@ -5,12 +5,12 @@
  */
 import * as fs from 'fs';
 import * as path from 'path';
-import { cpu, cpuAddonFile, NativeAddon, PACKAGE_ROOT } from './native';
+import { cpu, cpuAddonFile, CudaAddon, CudaDeviceInfo, NativeAddon, PACKAGE_ROOT } from './native';
 import { cublasMajorOf, cublasNotFound, CublasFound, findCublas } from './cublas';
 
 export type Device = 'cpu' | 'cuda';
 
-let cudaAddon: NativeAddon | undefined;
+let cudaAddon: CudaAddon | undefined;
 let cudaLoaded: CudaAddonSource | undefined;
 let cudaError: string | undefined;
 
@@ -111,7 +111,7 @@ export function loadCublas(major: number): CublasFound {
  * it). cuBLAS is found and loaded first when the addon needs it. Exported for tests; use `cuda()`,
  * which tries the sources of cudaAddonSources() in order, once.
  */
-export function loadCudaAddon(file: string, kind = 'a CUDA addon'): NativeAddon {
+export function loadCudaAddon(file: string, kind = 'a CUDA addon'): CudaAddon {
   if (!fs.existsSync(file)) throw new Error(noCudaAddon(file));
   let cublas: CublasFound | undefined;
   const major = cublasMajorOf(file);
@@ -123,7 +123,7 @@ export function loadCudaAddon(file: string, kind = 'a CUDA addon'): NativeAddon 
     }
   }
   try {
-    const m = { exports: {} as NativeAddon };
+    const m = { exports: {} as CudaAddon };
     process.dlopen(m, file);
     lastLoad = { file, kind, cublas };
     return m.exports;
@@ -147,7 +147,7 @@ function noCudaAddon(file: string): string {
 }
 
 /** The CUDA addon, loaded on first use (local build, else the platform package); a clear error where there is none. */
-export function cuda(): NativeAddon {
+export function cuda(): CudaAddon {
   if (cudaAddon) return cudaAddon;
   if (cudaError) throw new Error(cudaError);
   const sources = cudaAddonSources();
@@ -202,22 +202,10 @@ export function cudaAvailable(): boolean {
 }
 
 /** The CUDA device in use (throws where device 'cuda' is unavailable). */
-export interface CudaDeviceInfo {
-  name: string;
-  /** e.g. '9.0' */
-  computeCapability: string;
-  major: number;
-  minor: number;
-  multiprocessors: number;
-  totalBytes: number;
-  freeBytes: number;
-  device: number;
-  driverVersion: number;
-  runtimeVersion: number;
-}
+export type { CudaDeviceInfo } from './native';
 
 export function cudaDeviceInfo(): CudaDeviceInfo {
-  return cuda().device_info() as CudaDeviceInfo;
+  return cuda().device_info();
 }
 
 /**
@@ -266,7 +254,7 @@ export function backendsReport(): string[] {
   try {
     const file = cpuAddonFile();
     const what = /[\\/]prebuilds[\\/]/.test(file) ? 'prebuilt' : /[\\/]build[\\/]/.test(file) ? 'local build' : 'PSTAL_ADDON';
-    const g = cpu().gemm_info() as { kernel: string; threads: number };
+    const g = cpu().gemm_info();
     lines.push(`cpu: ${rel(file)} (${what}), GEMM kernel ${g.kernel}, ${g.threads} threads`);
   } catch (e) {
     lines.push(`cpu: not available: ${(e as Error).message.split('\n').slice(0, 2).join(' ')}`);

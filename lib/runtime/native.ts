@@ -23,13 +23,133 @@ export interface NativeBuffer {
   reset(sizeOrData: number | Float32Array, zero?: boolean): void;
 }
 
-/** The addon's exports: NativeBuffer plus every op registered with PSTAL_OP. */
-export interface NativeAddon {
+/**
+ * A kernel op: its arguments (native buffers, shapes, scalars) are read and checked natively
+ * (native/ops/<family>.cc), and a bad one throws an error naming the op and the argument. The
+ * typed faces of the ops are in lib/ops and lib/postprocess.
+ */
+// eslint-disable-next-line @typescript-eslint/no-explicit-any
+export type KernelOp = (...args: any[]) => any;
+
+/** The buffer statistics both backends keep (native/common/addon.cc). */
+export interface MemoryStats {
+  liveBytes: number;
+  liveBuffers: number;
+  createdBuffers: number;
+  cachedBytes: number;
+  /** this thread's isolate only: the bytes V8 has been told its buffers hold */
+  reportedBytes: number;
+  /** glibc's heap in use and main arena (-1 where the C library does not say) */
+  mallocInUseBytes: number;
+  mallocArenaBytes: number;
+}
+
+/** The GEMM in use (native/cpu/matmul.cc, native/cuda/matmul.cu gemm_info). */
+export interface GemmInfo {
+  impl: string;
+  kernel: string;
+  threads: number;
+  openblasAvailable: boolean;
+  precision: 'fp32' | 'bf16';
+  bf16Supported: boolean;
+  /** CUDA only */
+  tf32?: boolean;
+  cublasVersion?: number;
+}
+
+/**
+ * Every export of both addons (pstal.node, pstal_cuda.node): NativeBuffer, the backend's name and
+ * every op registered with PSTAL_OP in native/common and native/ops/*.cc. The one declaration of
+ * the addon's interface: test/unit/native-types.test.ts checks these names against what the
+ * addon registers, both ways.
+ */
+export interface NativeOps {
   /** new NativeBuffer(size) is zero-filled, new NativeBuffer(size, false) uninitialised. */
   NativeBuffer: new (sizeOrData: number | Float32Array, zero?: boolean) => NativeBuffer;
+  /** 'cpu' or 'cuda' */
   backend: string;
-  [op: string]: any;
+  // runtime (native/common/addon.cc, dl.cc, native/ops/matmul.cc)
+  memory_stats(): MemoryStats;
+  release_cached_buffers(): void;
+  get_num_threads(): number;
+  set_num_threads(threads: number): void;
+  /** dlopen(file, RTLD_GLOBAL); returns the file loaded */
+  dlopen_global(file: string): string;
+  gemm_info(): GemmInfo;
+  set_gemm_impl(impl: string): void;
+  set_gemm_precision(precision: string): void;
+  // elementwise
+  binary_forward: KernelOp;
+  sum_to: KernelOp;
+  unary_forward: KernelOp;
+  unary_backward: KernelOp;
+  affine: KernelOp;
+  axpy: KernelOp;
+  first_nonfinite: KernelOp;
+  dropout: KernelOp;
+  // reduce
+  reduce_forward: KernelOp;
+  reduce_backward: KernelOp;
+  topk_mean_forward: KernelOp;
+  topk_mean_backward: KernelOp;
+  // norm
+  softmax_forward: KernelOp;
+  softmax_backward: KernelOp;
+  layernorm_forward: KernelOp;
+  layernorm_backward: KernelOp;
+  l2norm_forward: KernelOp;
+  l2norm_backward: KernelOp;
+  // matmul, conv, attention
+  matmul_forward: KernelOp;
+  conv1d_forward: KernelOp;
+  conv1d_backward: KernelOp;
+  attention_forward: KernelOp;
+  attention_backward: KernelOp;
+  // shape and tensor
+  copy: KernelOp;
+  block_copy: KernelOp;
+  transpose2d: KernelOp;
+  gather_rows_forward: KernelOp;
+  gather_rows_backward: KernelOp;
+  upsample_linear: KernelOp;
+  // loss, roi_align, optim
+  loss_forward: KernelOp;
+  loss_backward: KernelOp;
+  roi_align_forward: KernelOp;
+  roi_align_backward: KernelOp;
+  adam_step: KernelOp;
+  // postprocess, synth
+  oic_proposals: KernelOp;
+  soft_nms: KernelOp;
+  boundary_adaptation: KernelOp;
+  synth_features: KernelOp;
 }
+
+/** The CUDA device in use (native/ops/device.cu device_info). */
+export interface CudaDeviceInfo {
+  name: string;
+  /** e.g. '9.0' */
+  computeCapability: string;
+  major: number;
+  minor: number;
+  multiprocessors: number;
+  totalBytes: number;
+  freeBytes: number;
+  device: number;
+  driverVersion: number;
+  runtimeVersion: number;
+}
+
+/** What the CUDA addon adds (native/ops/*.cu). */
+export interface CudaOps {
+  device_info(): CudaDeviceInfo;
+  set_tf32(on: boolean): void;
+  synchronize(): void;
+}
+
+/** A loaded addon: the CPU one has NativeOps, the CUDA one NativeOps and CudaOps. */
+export type NativeAddon = NativeOps & Partial<CudaOps>;
+export type CudaAddon = NativeOps & CudaOps;
 
 /** The package's root folder, from lib/runtime (ts-node) or dist/lib/runtime (compiled). */
 export const PACKAGE_ROOT = ((): string => {

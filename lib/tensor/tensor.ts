@@ -13,6 +13,7 @@
  */
 import { backend, Device, checkDevice } from '../runtime/backend';
 import type { NativeAddon, NativeBuffer } from '../runtime/native';
+import '../util/dispose';
 
 /**
  * What a backward returns for an input whose gradient it added into the tensor autograd offered
@@ -196,6 +197,11 @@ export class Tensor {
     this.storage.release();
     this.storage = null;
     for (const s of scopes) s.delete(this);
+  }
+
+  /** dispose(), for `using t = ...` (TypeScript 5.2+). */
+  [Symbol.dispose](): void {
+    this.dispose();
   }
 
   /** Exempts this tensor from the enclosing scopes' disposal. */

@@ -64,7 +64,7 @@ class Pool {
   explicit Pool(int n) { resize(n); }
   ~Pool() { stop(); }
 
-  int size() const { return nthreads_; }
+  int size() const { return nthreads_.load(std::memory_order_relaxed); }
 
   void resize(int n) {
     if (n < 1) n = 1;
@@ -90,6 +90,15 @@ class Pool {
       return;
     }
     std::lock_guard<std::mutex> turn(run_mutex_);
+    // `tasks` was sized from num_threads() before the lock: another thread's set_num_threads may
+    // have shrunk the pool since, and a task without a worker would never finish (the wait below
+    // would hang). Under the lock the size is settled; a job too large for it runs on the caller.
+    if (tasks > nthreads_.load(std::memory_order_relaxed)) {
+      in_parallel_ = true;
+      for (int i = 0; i < tasks; i++) fn(i, tasks);
+      in_parallel_ = false;
+      return;
+    }
     {
       std::unique_lock<std::mutex> lk(m_);
       job_ = &fn;
@@ -150,7 +159,8 @@ class Pool {
   std::mutex m_, run_mutex_;
   std::condition_variable cv_, done_cv_;
   const std::function<void(int, int)>* job_ = nullptr;
-  int tasks_ = 0, nthreads_ = 1;
+  int tasks_ = 0;
+  std::atomic<int> nthreads_{1};  // read without the lock by num_threads(); settled under run_mutex_
   std::atomic<int> pending_{0};
   std::atomic<uint64_t> generation_{0};
   std::atomic<bool> quit_{false};

@@ -2,7 +2,9 @@
 // builds and runs it). Proves that native/cpu holds Napi-free kernels behind the signatures of
 // native/ops/*.h. Prints one line per check, "ok ..." or "FAIL ...", and exits 1 on any failure.
 #include <cmath>
+#include <atomic>
 #include <cstdio>
+#include <thread>
 #include <vector>
 
 #include "ops/elementwise.h"
@@ -10,6 +12,7 @@
 #include "ops/tensor.h"
 #include "common/rng.h"
 #include "cpu/dropout.h"
+#include "common/parallel.h"
 
 using namespace pstal;
 
@@ -74,6 +77,45 @@ int main() {
       bad += outd[i] != want || outm[i] != want || std::signbit(marked[i]) != (want == 0.f);
     }
     check(bad == 0 && dropped > 50 && dropped < 130, "apply_dropout and apply_dropout_mark are rng.h's masks across 2^32");
+  }
+  // parallel_for from several threads at once (a server's worker threads share the one pool)
+  // while another thread resizes the pool: every result equals the single-thread one, and no call
+  // hangs (a job sized before another thread shrank the pool once waited for workers that were gone)
+  {
+    const int64_t n = 1 << 16;
+    std::vector<float> src(n);
+    for (int64_t i = 0; i < n; i++) src[i] = (float)((i * 7919) % 1000) / 1000.f;
+    auto chunked_sum = [&](std::vector<double>& parts) {
+      // per-element output (not a reduction): the value does not depend on the partition
+      std::vector<float> dst(n);
+      parallel_for(n, 1024, [&](int64_t b, int64_t e) {
+        for (int64_t i = b; i < e; i++) dst[i] = src[i] * 2.f + 1.f;
+      });
+      double s = 0;
+      for (float v : dst) s += v;
+      parts.push_back(s);
+    };
+    set_num_threads(1);
+    std::vector<double> single;
+    chunked_sum(single);
+    set_num_threads(4);
+    std::atomic<bool> stop{false};
+    std::thread resizer([&] {
+      for (int k = 0; !stop.load(); k++) set_num_threads(1 + k % 4);
+    });
+    std::vector<std::vector<double>> got(4);
+    std::vector<std::thread> callers;
+    for (int c = 0; c < 4; c++)
+      callers.emplace_back([&, c] {
+        for (int r = 0; r < 200; r++) chunked_sum(got[c]);
+      });
+    for (auto& t : callers) t.join();
+    stop = true;
+    resizer.join();
+    int bad = 0;
+    for (auto& g : got)
+      for (double v : g) bad += v != single[0];
+    check(bad == 0 && got[0].size() == 200, "parallel_for from 4 threads while the pool is resized: the single-thread results");
   }
   return failures ? 1 : 0;
 }

@@ -20,6 +20,7 @@ import { packByClass } from '../../formats/proposals';
 import { groupByClass } from './ranking';
 import { assertFiniteFeatures } from '../../data/npy';
 import { readRunConfig } from '../../formats/run_config';
+import { disposedError } from '../../util/dispose';
 
 export interface HrProModel {
   run: string;
@@ -34,7 +35,10 @@ export interface HrProModel {
    * every detect() after it (a model loaded for detection is not trained further).
    */
   stage1Projections(): ComposedProjections;
+  /** Frees both stages' weights; detect() on a disposed model throws, naming it. */
   dispose(): void;
+  readonly disposed: boolean;
+  [Symbol.dispose](): void;
 }
 
 /** Both stages' best checkpoints of a run folder (stage 2 when the run has one). */
@@ -60,6 +64,7 @@ export function loadHrPro(run: string, options: { device?: Device | string } = {
     stage2.eval();
   }
   let projections: ComposedProjections | null = null;
+  let disposed = false;
   return {
     run,
     classNames,
@@ -69,9 +74,17 @@ export function loadHrPro(run: string, options: { device?: Device | string } = {
     cfg1,
     cfg2,
     stage1Projections() {
+      if (disposed) throw disposedError(`the HR-Pro model of ${run}`, 'detect');
       return (projections ??= noGrad(() => stage1.composeProjections()));
     },
+    get disposed() {
+      return disposed;
+    },
+    [Symbol.dispose]() {
+      this.dispose();
+    },
     dispose() {
+      disposed = true;
       projections?.dispose();
       projections = null;
       stage1.dispose();
@@ -95,6 +108,7 @@ export function detect(
   features: FeatureInput,
   options: { name?: string; ambiguous?: Map<string, [number, number][]>; clip?: boolean } = {},
 ): VideoDetections {
+  if (model.disposed) throw disposedError(`the HR-Pro model of ${model.run}`, 'detect');
   const D = model.featureDim;
   const data = features instanceof Float32Array ? features : features.data;
   if (!(features instanceof Float32Array) && (features.shape.length !== 2 || features.shape[1] !== D))

@@ -9,6 +9,7 @@
  * loadTspNet(RUN) + detect(): the trained plug-in on a new video; its base proposals come from the
  * HR-Pro run the plug-in was trained on (recorded in tspnet_config.json), or are given by the caller.
  */
+import { disposedError } from '../../util/dispose';
 import type { RunControl } from '../../train/control';
 import * as fs from 'fs';
 import { progressCallback } from '../../util/progress';
@@ -178,7 +179,10 @@ export interface TspNetRun {
   /** the HR-Pro base the plug-in was trained on, when it was trained from a run folder */
   base: HrProModel | null;
   baseStage: BaseStage | null;
+  /** Frees the plug-in's and the base's weights; detect() on a disposed run throws, naming it. */
   dispose(): void;
+  readonly disposed: boolean;
+  [Symbol.dispose](): void;
 }
 
 export function loadTspNet(run: string, options: { device?: Device | string } = {}): TspNetRun {
@@ -207,9 +211,17 @@ export function loadTspNet(run: string, options: { device?: Device | string } = 
     }
     base = loadHrPro(c.base.run, { device });
   }
+  let disposed = false;
   return {
     run, classNames, featureDim, cfg, model, base, baseStage,
+    get disposed() {
+      return disposed;
+    },
+    [Symbol.dispose]() {
+      this.dispose();
+    },
     dispose() {
+      disposed = true;
       model.dispose();
       base?.dispose();
     },
@@ -225,6 +237,7 @@ export function detect(
   features: Float32Array | { data: Float32Array; shape: number[] },
   options: { name?: string; proposals?: BaseProposal[]; ambiguous?: Map<string, [number, number][]> } = {},
 ): { detections: Detection[]; proposals: number; scores?: Stage1Scores } {
+  if (r.disposed) throw disposedError(`the TSPNet model of ${r.run}`, 'detect');
   const D = r.featureDim;
   const data = features instanceof Float32Array ? features : features.data;
   if (!(features instanceof Float32Array) && (features.shape.length !== 2 || features.shape[1] !== D))

@@ -1,0 +1,2 @@
+export { createDetector, Detector, DetectorError } from './detector';
+export type { DetectorOptions, DetectOptions, DetectResult, ModelInfo } from './detector';
