@@ -78,6 +78,9 @@ export interface NativeOps {
   gemm_info(): GemmInfo;
   set_gemm_impl(impl: string): void;
   set_gemm_precision(precision: string): void;
+  /** native calls per op since the last reset (and, on CUDA, kernel launches and cuBLAS calls): lib/runtime/backend.ts callCounts types it */
+  call_counts(): unknown;
+  reset_call_counts(): void;
   // elementwise
   binary_forward: KernelOp;
   sum_to: KernelOp;
@@ -105,6 +108,20 @@ export interface NativeOps {
   conv1d_backward: KernelOp;
   attention_forward: KernelOp;
   attention_backward: KernelOp;
+  // fused chains of the training step (one call each way)
+  linear_forward: KernelOp;
+  linear_backward: KernelOp;
+  dropout_add: KernelOp;
+  weighted_sum: KernelOp;
+  weighted_sum_backward: KernelOp;
+  blend_forward: KernelOp;
+  blend_backward: KernelOp;
+  focal_bce_forward: KernelOp;
+  focal_bce_backward: KernelOp;
+  similarity_mean_forward: KernelOp;
+  similarity_mean_backward: KernelOp;
+  contrastive_terms_forward: KernelOp;
+  contrastive_terms_backward: KernelOp;
   // shape and tensor
   copy: KernelOp;
   block_copy: KernelOp;
@@ -118,6 +135,7 @@ export interface NativeOps {
   roi_align_forward: KernelOp;
   roi_align_backward: KernelOp;
   adam_step: KernelOp;
+  adam_step_many: KernelOp;
   // postprocess, synth
   oic_proposals: KernelOp;
   soft_nms: KernelOp;
