@@ -223,15 +223,11 @@ export function setTf32(on: boolean): void {
  * outside any op, e.g. a buffer's fill, under '(outside ops)'). For profiles (scripts/profile-stage1.ts):
  * how many native calls a training step takes.
  */
-export interface CallCounts {
-  calls: Record<string, number>;
-  launches: Record<string, number>;
-  totalCalls: number;
-  totalLaunches: number;
-}
+import type { CallCounts } from './native';
+export type { CallCounts };
 
 export function callCounts(device: Device = 'cpu'): CallCounts {
-  return backend(checkDevice(device)).call_counts() as CallCounts;
+  return backend(checkDevice(device)).call_counts();
 }
 
 /** Clears the backend's launch counter. */

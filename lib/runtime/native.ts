@@ -57,6 +57,14 @@ export interface GemmInfo {
   cublasVersion?: number;
 }
 
+/** Native calls per op since the last reset, and on CUDA the kernel launches and cuBLAS calls per op. */
+export interface CallCounts {
+  calls: Record<string, number>;
+  launches: Record<string, number>;
+  totalCalls: number;
+  totalLaunches: number;
+}
+
 /**
  * Every export of both addons (pstal.node, pstal_cuda.node): NativeBuffer, the backend's name and
  * every op registered with PSTAL_OP in native/common and native/ops/*.cc. The one declaration of
@@ -79,7 +87,7 @@ export interface NativeOps {
   set_gemm_impl(impl: string): void;
   set_gemm_precision(precision: string): void;
   /** native calls per op since the last reset (and, on CUDA, kernel launches and cuBLAS calls): lib/runtime/backend.ts callCounts types it */
-  call_counts(): unknown;
+  call_counts(): CallCounts;
   reset_call_counts(): void;
   // elementwise
   binary_forward: KernelOp;
