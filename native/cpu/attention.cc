@@ -25,7 +25,7 @@
 #include "ops/attention.h"
 
 #if defined(__x86_64__) || defined(__i386__)
-#include <immintrin.h>
+#include "cpu/simd.h"
 #define PSTAL_ATTENTION_X86 1
 #endif
 
@@ -60,7 +60,7 @@ int64_t query_block(int64_t L) {
 inline float dropped_keep(float p_signed, float keep) { return std::signbit(p_signed) ? 0.f : keep; }
 
 // pd = P * mask from the signed P: 0 where dropped, P * keep elsewhere (the forward's Pd, bit for bit).
-__attribute__((target_clones("avx2", "default"))) void unmark_dropout(float* __restrict pd, const float* __restrict P,
+__attribute__((target_clones("avx512f", "avx2", "default"))) void unmark_dropout(float* __restrict pd, const float* __restrict P,
                                                                      int64_t n, float keep) {
   for (int64_t i = 0; i < n; i++) {  // bit operations, no select: GCC vectorizes this form
     float x = P[i] * keep;
@@ -128,10 +128,78 @@ __attribute__((target("avx2"))) void softmax_dropout_backward_rows_avx2(float* d
   softmax_dropout_backward_rows_generic(dP + r * L, P + r * L, rows - r, L, keep);
 }
 const bool has_avx2 = __builtin_cpu_supports("avx2");
+
+// The 8 x 8 doubles r[0..8) transposed in registers: afterwards r[t] holds what was column t.
+__attribute__((target("avx512f"), always_inline)) inline void transpose8x8_pd(__m512d r[8]) {
+  __m512d t[8];
+  for (int i = 0; i < 8; i += 2) {  // pairs of rows, element pairs interleaved
+    t[i] = _mm512_unpacklo_pd(r[i], r[i + 1]);
+    t[i + 1] = _mm512_unpackhi_pd(r[i], r[i + 1]);
+  }
+  __m512d u[8];
+  for (int i = 0; i < 8; i += 4)  // 128-bit lanes of row pairs (i, i + 2)
+    for (int h = 0; h < 2; h++) {
+      u[i + h] = _mm512_shuffle_f64x2(t[i + h], t[i + 2 + h], _MM_SHUFFLE(2, 0, 2, 0));
+      u[i + 2 + h] = _mm512_shuffle_f64x2(t[i + h], t[i + 2 + h], _MM_SHUFFLE(3, 1, 3, 1));
+    }
+  for (int h = 0; h < 4; h++) {
+    r[h] = _mm512_shuffle_f64x2(u[h], u[h + 4], _MM_SHUFFLE(2, 0, 2, 0));
+    r[h + 4] = _mm512_shuffle_f64x2(u[h], u[h + 4], _MM_SHUFFLE(3, 1, 3, 1));
+  }
+}
+
+// Eight rows' chains side by side. The terms (double)dPm_j * P_j are exact products, so they are
+// formed in row layout (no float shuffles) and only the doubles are transposed: lane r of each
+// column vector is row r's next term, added in j order as above (the same bits).
+__attribute__((target("avx512f"))) void softmax_dropout_backward_rows_avx512(float* dP, const float* P, int64_t rows,
+                                                                            int64_t L, float keep) {
+  const __m256 keep8 = _mm256_set1_ps(keep);
+  const __m256i zero = _mm256_setzero_si256();
+  int64_t r = 0;
+  for (; r + 8 <= rows; r += 8) {
+    __m512d acc = _mm512_setzero_pd();  // lane i: row r + i's sum
+    int64_t j = 0;
+    for (; j + 8 <= L; j += 8) {
+      __m512d t[8];
+      for (int i = 0; i < 8; i++) {
+        const float* pr = P + (r + i) * L + j;
+        float* d = dP + (r + i) * L + j;
+        __m256i pb = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(pr));
+        __m256 a = _mm256_castsi256_ps(_mm256_and_si256(pb, _mm256_set1_epi32(0x7fffffff)));
+        __m256 dropped = _mm256_castsi256_ps(_mm256_cmpgt_epi32(zero, pb));  // sign bit set
+        __m256 dm = _mm256_mul_ps(_mm256_loadu_ps(d), _mm256_andnot_ps(dropped, keep8));
+        _mm256_storeu_ps(d, dm);
+        t[i] = _mm512_mul_pd(_mm512_cvtps_pd(dm), _mm512_cvtps_pd(a));
+      }
+      transpose8x8_pd(t);
+      for (int c = 0; c < 8; c++) acc = _mm512_add_pd(acc, t[c]);
+    }
+    alignas(64) double s[8];
+    _mm512_store_pd(s, acc);
+    for (int i = 0; i < 8; i++) {
+      float* d = dP + (r + i) * L;
+      const float* pr = P + (r + i) * L;
+      for (int64_t jj = j; jj < L; jj++) {  // the row's last L % 8 terms, continuing its chain
+        d[jj] *= dropped_keep(pr[jj], keep);
+        s[i] += (double)d[jj] * std::fabs(pr[jj]);
+      }
+      const __m512 sf = _mm512_set1_ps((float)s[i]);
+      int64_t k = 0;
+      for (; k + 16 <= L; k += 16) {
+        __m512 a = _mm512_abs_ps(_mm512_loadu_ps(pr + k));
+        _mm512_storeu_ps(d + k, _mm512_mul_ps(a, _mm512_sub_ps(_mm512_loadu_ps(d + k), sf)));
+      }
+      for (; k < L; k++) d[k] = std::fabs(pr[k]) * (d[k] - (float)s[i]);
+    }
+  }
+  softmax_dropout_backward_rows_avx2(dP + r * L, P + r * L, rows - r, L, keep);
+}
+const bool has_avx512 = __builtin_cpu_supports("avx512f");
 #endif
 
 void softmax_dropout_backward_rows(float* dP, const float* P, int64_t rows, int64_t L, float keep) {
 #if PSTAL_ATTENTION_X86
+  if (has_avx512) return softmax_dropout_backward_rows_avx512(dP, P, rows, L, keep);
   if (has_avx2) return softmax_dropout_backward_rows_avx2(dP, P, rows, L, keep);
 #endif
   softmax_dropout_backward_rows_generic(dP, P, rows, L, keep);

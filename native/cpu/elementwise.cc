@@ -226,7 +226,7 @@ static void by_key(uint64_t seed, uint64_t base, int64_t n, F run) {
   }
 }
 
-__attribute__((target_clones("avx2", "default"))) static void dropout_run(float* out, const float* in, int64_t n, uint32_t key,
+__attribute__((target_clones("avx512f", "avx2", "default"))) static void dropout_run(float* out, const float* in, int64_t n, uint32_t key,
                                                                          uint32_t lo, float p, float keep) {
   for (int64_t i = 0; i < n; i++) {
     float u = (float)(int32_t)dropout_bits(key, lo + (uint32_t)i) * (1.0f / 16777216.0f);  // 24 bits: exact
@@ -239,7 +239,7 @@ void apply_dropout(float* out, const float* in, int64_t n, uint64_t seed, uint64
   by_key(seed, base, n, [&](int64_t i, int64_t m, uint32_t key, uint32_t lo) { dropout_run(out + i, in + i, m, key, lo, p, keep); });
 }
 
-__attribute__((target_clones("avx2", "default"))) static void dropout_mark_run(float* __restrict out, float* __restrict in, int64_t n,
+__attribute__((target_clones("avx512f", "avx2", "default"))) static void dropout_mark_run(float* __restrict out, float* __restrict in, int64_t n,
                                                                               float scale, uint32_t key, uint32_t lo, float p, float keep) {
   for (int64_t i = 0; i < n; i++) {
     float u = (float)(int32_t)dropout_bits(key, lo + (uint32_t)i) * (1.0f / 16777216.0f);

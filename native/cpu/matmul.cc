@@ -27,6 +27,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <mutex>
+#include <type_traits>
 
 #include "common/error.h"
 #include "ops/matmul.h"
@@ -56,10 +57,16 @@ constexpr int64_t NC = 4096;                       // columns of B packed at a t
 
 using MicroKernel = void (*)(int64_t kc, const float* a, const float* b, float* c, int64_t ldc, float alpha, float beta);
 
+// The micro-kernel reading op(A) from A itself (row stride lda): `rows` for a row-major A, `cols` for
+// a transposed one. Null where the kernel has no such form (the portable one packs always).
+using DirectKernel = void (*)(int64_t kc, const float* a, int64_t lda, const float* b, float* c, int64_t ldc,
+                              float alpha, float beta);
+
 struct KernelInfo {
   int64_t mr, nr;
   MicroKernel ukr;
   const char* name;
+  DirectKernel rows = nullptr, cols = nullptr;
 };
 
 // ---- micro-kernels: C[mr x nr] = alpha * sum_k a[k][0..mr) b[k][0..nr) + beta * C -----------------
@@ -77,17 +84,37 @@ static void ukr_generic(int64_t kc, const float* a, const float* b, float* c, in
 }
 
 #ifdef PSTAL_X86
+// Where the micro-kernel reads op(A)(i, k) from: the packed panel (a[k * MR + i]), or, for products
+// with one or two column panels (nothing to amortise packing over), A itself: row-major
+// (a[i * lda + k]) or transposed (a[k * lda + i]). The arithmetic is the same in all three, so
+// the same bits.
+enum class ASource { Packed, Rows, Cols };
+
+template <ASource S, int MR>
+__attribute__((always_inline)) inline const float* a_at(const float* a, int64_t lda, int i) {
+  if constexpr (S == ASource::Rows) return a + i * lda;
+  else return a + i;
+}
+template <ASource S, int MR>
+__attribute__((always_inline)) inline int64_t a_step(int64_t lda) {
+  if constexpr (S == ASource::Packed) return MR;
+  else if constexpr (S == ASource::Rows) return 1;
+  else return lda;
+}
+
 // AVX2 + FMA: 6 x 16 tile, 12 ymm accumulators.
-__attribute__((target("avx2,fma"))) static void ukr_avx2(int64_t kc, const float* a, const float* b, float* c,
-                                                         int64_t ldc, float alpha, float beta) {
+template <ASource S>
+__attribute__((target("avx2,fma"))) void ukr_avx2_from(int64_t kc, const float* a, int64_t lda, const float* b,
+                                                       float* c, int64_t ldc, float alpha, float beta) {
   __m256 acc[6][2];
 #pragma GCC unroll 6
   for (int i = 0; i < 6; i++) acc[i][0] = acc[i][1] = _mm256_setzero_ps();
-  for (int64_t k = 0; k < kc; k++, a += 6, b += 16) {
+  const int64_t step = a_step<S, 6>(lda);
+  for (int64_t k = 0; k < kc; k++, a += step, b += 16) {
     __m256 b0 = _mm256_load_ps(b), b1 = _mm256_load_ps(b + 8);
 #pragma GCC unroll 6
     for (int i = 0; i < 6; i++) {
-      __m256 ai = _mm256_broadcast_ss(a + i);
+      __m256 ai = _mm256_broadcast_ss(a_at<S, 6>(a, lda, i));
       acc[i][0] = _mm256_fmadd_ps(ai, b0, acc[i][0]);
       acc[i][1] = _mm256_fmadd_ps(ai, b1, acc[i][1]);
     }
@@ -107,16 +134,18 @@ __attribute__((target("avx2,fma"))) static void ukr_avx2(int64_t kc, const float
 }
 
 // AVX-512: 8 x 32 tile, 16 zmm accumulators; two B loads and eight broadcasts per 16 FMAs.
-__attribute__((target("avx512f"))) static void ukr_avx512(int64_t kc, const float* a, const float* b, float* c,
-                                                          int64_t ldc, float alpha, float beta) {
+template <ASource S>
+__attribute__((target("avx512f"))) void ukr_avx512_from(int64_t kc, const float* a, int64_t lda, const float* b,
+                                                        float* c, int64_t ldc, float alpha, float beta) {
   __m512 acc[8][2];
 #pragma GCC unroll 8
   for (int i = 0; i < 8; i++) acc[i][0] = acc[i][1] = _mm512_setzero_ps();
-  for (int64_t k = 0; k < kc; k++, a += 8, b += 32) {
+  const int64_t step = a_step<S, 8>(lda);
+  for (int64_t k = 0; k < kc; k++, a += step, b += 32) {
     __m512 b0 = _mm512_load_ps(b), b1 = _mm512_load_ps(b + 16);
 #pragma GCC unroll 8
     for (int i = 0; i < 8; i++) {
-      __m512 ai = _mm512_set1_ps(a[i]);
+      __m512 ai = _mm512_set1_ps(*a_at<S, 8>(a, lda, i));
       acc[i][0] = _mm512_fmadd_ps(ai, b0, acc[i][0]);
       acc[i][1] = _mm512_fmadd_ps(ai, b1, acc[i][1]);
     }
@@ -134,20 +163,33 @@ __attribute__((target("avx512f"))) static void ukr_avx512(int64_t kc, const floa
     _mm512_storeu_ps(ci + 16, r1);
   }
 }
+
+__attribute__((target("avx2,fma"))) void ukr_avx2(int64_t kc, const float* a, const float* b, float* c, int64_t ldc,
+                                                  float alpha, float beta) {
+  ukr_avx2_from<ASource::Packed>(kc, a, 0, b, c, ldc, alpha, beta);
+}
+__attribute__((target("avx512f"))) void ukr_avx512(int64_t kc, const float* a, const float* b, float* c, int64_t ldc,
+                                                   float alpha, float beta) {
+  ukr_avx512_from<ASource::Packed>(kc, a, 0, b, c, ldc, alpha, beta);
+}
 #endif
 
 KernelInfo pick_kernel() {
+#ifdef PSTAL_X86
+  const KernelInfo avx2{6, 16, ukr_avx2, "avx2", ukr_avx2_from<ASource::Rows>, ukr_avx2_from<ASource::Cols>};
+#endif
   if (const char* e = std::getenv("PSTAL_GEMM_KERNEL")) {  // for tests and benchmarks
     std::string k = e;
     if (k == "generic") return {4, 8, ukr_generic, "generic"};
 #ifdef PSTAL_X86
-    if (k == "avx2" && __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) return {6, 16, ukr_avx2, "avx2"};
+    if (k == "avx2" && __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) return avx2;
 #endif
   }
 #ifdef PSTAL_X86
   __builtin_cpu_init();
-  if (__builtin_cpu_supports("avx512f")) return {8, 32, ukr_avx512, "avx512"};
-  if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) return {6, 16, ukr_avx2, "avx2"};
+  if (__builtin_cpu_supports("avx512f"))
+    return {8, 32, ukr_avx512, "avx512", ukr_avx512_from<ASource::Rows>, ukr_avx512_from<ASource::Cols>};
+  if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) return avx2;
 #endif
   return {4, 8, ukr_generic, "generic"};
 }
@@ -342,6 +384,17 @@ void pack_b(bool trans, const float* B, int64_t ldb, int64_t p0, int64_t kc, int
 
 // ---- the blocked product over one slab of C ------------------------------------------------------
 
+// float32 operands: the kernel reads the packed panels as they are.
+struct F32Format {
+  int64_t mr, nr, kc_max;
+  MicroKernel ukr;
+  DirectKernel rows, cols;  // reading A in place (null: always pack)
+  DirectKernel direct(bool trans) const { return trans ? cols : rows; }
+  int64_t depth(int64_t kc) const { return kc; }
+  const float* panels_a(const float* a, int64_t, int64_t) const { return a; }
+  const float* panels_b(const float* b, int64_t, int64_t) const { return b; }
+};
+
 // The BLIS loops over one slab of C: NC columns of op(B), KC depths, MC rows of op(A), then MR x NR
 // micro-tiles (a partial tile through an MR x NR scratch). Fmt says what the micro-kernel reads: the
 // packed float panels themselves (F32Format) or those panels rounded into bf16 k-pair words
@@ -364,11 +417,16 @@ void gemm_slab_blocked(const Fmt& f, bool ta, bool tb, int64_t m0, int64_t m1, i
       float* bf = PackBuffers::grow(pb.b, pb.b_cap, (size_t)(kc * nc_pad));
       pack_b(tb, B, ldb, pc, kc, jc, nc, nr, bf);
       const auto* bp = f.panels_b(bf, kc, nc_pad);
+      // One or two column panels (attention's products with one head's columns, the classifier's
+      // few classes): each A panel would be read once or twice after packing, so the kernel reads
+      // A in place; only a partial last panel (fewer than MR rows) is packed, zero padded.
+      const DirectKernel direct = nc <= 2 * nr ? f.direct(ta) : nullptr;
       for (int64_t ic = m0; ic < m1; ic += mc_max) {
         int64_t mc = std::min(mc_max, m1 - ic);
         int64_t mc_pad = (mc + mr - 1) / mr * mr;
         float* af = PackBuffers::grow(pb.a, pb.a_cap, (size_t)(kc * mc_pad));
-        pack_a(ta, A, lda, ic, mc, pc, kc, mr, af);
+        const int64_t packed_from = direct ? mc / mr * mr : 0;  // the rows packed: all, or the partial panel
+        if (packed_from < mc) pack_a(ta, A, lda, ic + packed_from, mc - packed_from, pc, kc, mr, af + packed_from * kc);
         const auto* ap = f.panels_a(af, kc, mc_pad);
         for (int64_t jr = 0; jr < nc; jr += nr) {
           int64_t cols = std::min(nr, nc - jr);
@@ -377,16 +435,24 @@ void gemm_slab_blocked(const Fmt& f, bool ta, bool tb, int64_t m0, int64_t m1, i
             int64_t rows = std::min(mr, mc - ir);
             const auto* apanel = ap + ir * kd;
             float* ctile = C + (ic + ir) * ldc + jc + jr;
-            if (rows == mr && cols == nr) {
-              f.ukr(kd, apanel, bpanel, ctile, ldc, alpha, beta_eff);
+            // A full tile is written in place; a partial one goes through the scratch, then is added.
+            const bool full = rows == mr && cols == nr;
+            float* out = full ? ctile : edge;
+            const int64_t ldo = full ? ldc : nr;
+            const float beta_out = full ? beta_eff : 0.f;
+            if (ir < packed_from) {  // a full-height panel read from A itself (F32Format only)
+              if constexpr (std::is_same_v<Fmt, F32Format>)
+                direct(kc, ta ? A + pc * lda + ic + ir : A + (ic + ir) * lda + pc, lda, bpanel, out, ldo, alpha,
+                       beta_out);
             } else {
-              f.ukr(kd, apanel, bpanel, edge, nr, alpha, 0.f);
+              f.ukr(kd, apanel, bpanel, out, ldo, alpha, beta_out);
+            }
+            if (!full)
               for (int64_t i = 0; i < rows; i++)
                 for (int64_t j = 0; j < cols; j++) {
                   float* cij = ctile + i * ldc + j;
                   *cij = edge[i * nr + j] + (beta_eff == 0.f ? 0.f : beta_eff * *cij);
                 }
-            }
           }
         }
       }
@@ -394,19 +460,11 @@ void gemm_slab_blocked(const Fmt& f, bool ta, bool tb, int64_t m0, int64_t m1, i
   }
 }
 
-// float32 operands: the kernel reads the packed panels as they are.
-struct F32Format {
-  int64_t mr, nr, kc_max;
-  MicroKernel ukr;
-  int64_t depth(int64_t kc) const { return kc; }
-  const float* panels_a(const float* a, int64_t, int64_t) const { return a; }
-  const float* panels_b(const float* b, int64_t, int64_t) const { return b; }
-};
 
 void gemm_slab(bool ta, bool tb, int64_t m0, int64_t m1, int64_t n0, int64_t n1, int64_t K, float alpha,
                const float* A, int64_t lda, const float* B, int64_t ldb, float beta, float* C, int64_t ldc) {
   const KernelInfo& ki = kernel();
-  gemm_slab_blocked(F32Format{ki.mr, ki.nr, KC, ki.ukr}, ta, tb, m0, m1, n0, n1, K, alpha, A, lda, B, ldb, beta, C,
+  gemm_slab_blocked(F32Format{ki.mr, ki.nr, KC, ki.ukr, ki.rows, ki.cols}, ta, tb, m0, m1, n0, n1, K, alpha, A, lda, B, ldb, beta, C,
                     ldc);
 }
 
@@ -614,6 +672,7 @@ const int64_t KC_BF16 = env_or("PSTAL_GEMM_KC_BF16", 384) / 2 * 2;  // depth of 
 struct Bf16Format {
   int64_t mr, nr, kc_max;
   Bf16Kernel ukr;
+  DirectKernel direct(bool) const { return nullptr; }  // the operands are converted: always packed
   int64_t depth(int64_t kc) const { return (kc + 1) / 2; }
   const uint32_t* panels(const float* f, int64_t kc, int64_t extent, int64_t w, uint32_t*& buf, size_t& cap) const {
     int64_t kp = depth(kc);

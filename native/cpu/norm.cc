@@ -14,7 +14,7 @@
 #include "cpu/softmax.h"
 
 #if defined(__x86_64__) || defined(__i386__)
-#include <immintrin.h>
+#include "cpu/simd.h"
 #define PSTAL_NORM_X86 1
 #endif
 
@@ -89,11 +89,53 @@ __attribute__((target("avx2"))) float row_max_avx2(const float* x, int64_t n) {
   for (; j < n; j++) m = x[j] > m ? x[j] : m;
   return m;
 }
+// exp_shifted_row_avx2 sixteen lanes at a time (the same operations; the last n % 16 by it).
+__attribute__((target("avx512f"))) void exp_shifted_row_avx512(float* y, const float* x, float shift, int64_t n) {
+  const __m512 vshift = _mm512_set1_ps(shift), lo = _mm512_set1_ps(-87.f), hi = _mm512_set1_ps(88.f);
+  const __m512 log2e = _mm512_set1_ps(1.44269504088896341f), magic = _mm512_set1_ps(12582912.f);
+  const __m512 c1 = _mm512_set1_ps(-0.693359375f), c2 = _mm512_set1_ps(2.12194440e-4f);
+  int64_t j = 0;
+  for (; j + 16 <= n; j += 16) {
+    __m512 v = _mm512_sub_ps(_mm512_loadu_ps(x + j), vshift);
+    __mmask16 underflow = _mm512_cmp_ps_mask(v, lo, _CMP_LT_OQ);
+    v = _mm512_mask_blend_ps(underflow, _mm512_mask_blend_ps(_mm512_cmp_ps_mask(v, hi, _CMP_GT_OQ), v, hi), lo);
+    __m512 r = _mm512_sub_ps(_mm512_fmadd_ps(v, log2e, magic), magic);
+    __m512 f = _mm512_fmadd_ps(r, c1, v);
+    f = _mm512_fmadd_ps(r, c2, f);
+    __m512 p = _mm512_set1_ps(1.9875691500e-4f);
+    p = _mm512_fmadd_ps(p, f, _mm512_set1_ps(1.3981999507e-3f));
+    p = _mm512_fmadd_ps(p, f, _mm512_set1_ps(8.3334519073e-3f));
+    p = _mm512_fmadd_ps(p, f, _mm512_set1_ps(4.1665795894e-2f));
+    p = _mm512_fmadd_ps(p, f, _mm512_set1_ps(1.6666665459e-1f));
+    p = _mm512_fmadd_ps(p, f, _mm512_set1_ps(5.0000001201e-1f));
+    p = _mm512_add_ps(_mm512_fmadd_ps(p, _mm512_mul_ps(f, f), f), _mm512_set1_ps(1.f));
+    __m512i bits = _mm512_slli_epi32(_mm512_add_epi32(_mm512_cvttps_epi32(r), _mm512_set1_epi32(127)), 23);
+    __m512 e = _mm512_mul_ps(p, _mm512_castsi512_ps(bits));
+    _mm512_storeu_ps(y + j, _mm512_maskz_mov_ps((__mmask16)~underflow, e));
+  }
+  exp_shifted_row_avx2(y + j, x + j, shift, n - j);
+}
+
+// row_max_avx2's rule, sixteen lanes (a maximum's value does not depend on the order; only the
+// sign of a zero maximum could, and exp(x - 0) = exp(x + 0))
+__attribute__((target("avx512f"))) float row_max_avx512(const float* x, int64_t n) {
+  __m512 m16 = _mm512_set1_ps(-INFINITY);
+  int64_t j = 0;
+  for (; j + 16 <= n; j += 16) m16 = _mm512_max_ps(_mm512_loadu_ps(x + j), m16);
+  alignas(64) float lanes[16];
+  _mm512_store_ps(lanes, m16);
+  float m = -INFINITY;
+  for (int i = 0; i < 16; i++) m = lanes[i] > m ? lanes[i] : m;
+  for (; j < n; j++) m = x[j] > m ? x[j] : m;
+  return m;
+}
 const bool has_avx2 = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+const bool has_avx512 = __builtin_cpu_supports("avx512f");
 #endif
 
 void exp_shifted_row(float* y, const float* x, float shift, int64_t n) {
 #if PSTAL_NORM_X86
+  if (has_avx512) return exp_shifted_row_avx512(y, x, shift, n);
   if (has_avx2) return exp_shifted_row_avx2(y, x, shift, n);
 #endif
   for (int64_t j = 0; j < n; j++) y[j] = exp_shifted(x[j], shift);
@@ -101,6 +143,7 @@ void exp_shifted_row(float* y, const float* x, float shift, int64_t n) {
 
 float row_max(const float* x, int64_t n) {
 #if PSTAL_NORM_X86
+  if (has_avx512) return row_max_avx512(x, n);
   if (has_avx2) return row_max_avx2(x, n);
 #endif
   float m = -INFINITY;
@@ -123,7 +166,7 @@ double sum_row(const float* y, int64_t n) {
 }
 
 // y *= s over a row (the softmax's normalisation; vectorized in every build)
-__attribute__((target_clones("avx2", "default"))) void scale_row(float* y, int64_t n, float s) {
+__attribute__((target_clones("avx512f", "avx2", "default"))) void scale_row(float* y, int64_t n, float s) {
   for (int64_t j = 0; j < n; j++) y[j] *= s;
 }
 
