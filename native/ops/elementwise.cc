@@ -46,14 +46,6 @@ PSTAL_OP(sum_to) {
   return args.env().Undefined();
 }
 
-// p must be in [0, 1) as the float the kernels use: a p that rounds to 1.0f (p >= 1 - 2^-25) would
-// keep nothing and scale by 1 / 0 (NaN where the mask meets an infinite scale), so it is refused on
-// both backends alike.
-static void check_dropout_p(Args& args, double p) {
-  PSTAL_CHECK(args, p >= 0 && p < 1, "p must be in [0, 1), received " + std::to_string(p));
-  PSTAL_CHECK(args, (float)p < 1.f, "p = " + std::to_string(p) + " rounds to 1 in float32 (p must be below 1 - 2^-25)");
-}
-
 static int unary_kind(Args& args) {
   int64_t kind = args.i64(0, "kind");
   PSTAL_CHECK(args, kind >= 0 && kind < unary_kinds(), "unknown unary kind " + std::to_string(kind));
@@ -106,35 +98,33 @@ PSTAL_OP(axpy) {
 
 // dropout(out, x, n, p, seed): out = x * mask(seed), mask 0 w.p. p else 1/(1-p). The backward is the
 // same call on the gradient with the same seed (the mask is regenerated, never stored).
-PSTAL_OP(dropout) {
-  Dropout a;
-  a.n = args.i64(2, "n");
-  double p = args.f64(3, "p");
-  double seed = args.f64(4, "seed");
-  check_dropout_p(args, p);
+// dropout_add(out, x, residual, n, p, seed)  (ops/elementwise.h): dropout with a residual, which
+// comes third; both are read and checked here, in the same order.
+static Napi::Value dropout_op(Args& args, bool with_residual) {
+  const size_t at = with_residual ? 3 : 2;  // n, then p and seed
+  DropoutAdd a{};
+  a.n = args.i64(at, "n");
+  double p = args.f64(at + 1, "p");
+  double seed = args.f64(at + 2, "seed");
+  // p must be in [0, 1) as the float the kernels use: a p that rounds to 1.0f (p >= 1 - 2^-25) would
+  // keep nothing and scale by 1 / 0 (NaN where the mask meets an infinite scale), so it is refused on
+  // both backends alike.
+  PSTAL_CHECK(args, p >= 0 && p < 1, "p must be in [0, 1), received " + std::to_string(p));
+  PSTAL_CHECK(args, (float)p < 1.f, "p = " + std::to_string(p) + " rounds to 1 in float32 (p must be below 1 - 2^-25)");
   a.out = args.buf(0, a.n, "out");
   a.x = args.buf(1, a.n, "x");
+  if (with_residual) a.residual = args.buf(2, a.n, "residual");
   a.seed = (uint64_t)seed;
   a.p = (float)p;
-  if (a.n > 0) dropout(a);
+  if (a.n > 0) {
+    if (with_residual) dropout_add(a);
+    else dropout(Dropout{a.out, a.x, a.n, a.p, a.seed});
+  }
   return args.env().Undefined();
 }
 
-// dropout_add(out, x, residual, n, p, seed)  (ops/elementwise.h)
-PSTAL_OP(dropout_add) {
-  DropoutAdd a;
-  a.n = args.i64(3, "n");
-  double p = args.f64(4, "p");
-  double seed = args.f64(5, "seed");
-  check_dropout_p(args, p);
-  a.out = args.buf(0, a.n, "out");
-  a.x = args.buf(1, a.n, "x");
-  a.residual = args.buf(2, a.n, "residual");
-  a.seed = (uint64_t)seed;
-  a.p = (float)p;
-  if (a.n > 0) dropout_add(a);
-  return args.env().Undefined();
-}
+PSTAL_OP(dropout) { return dropout_op(args, false); }
+PSTAL_OP(dropout_add) { return dropout_op(args, true); }
 
 static int weighted_terms(Args& args, size_t weights_at, float* w) {
   int64_t k = 0;

@@ -11,7 +11,7 @@ import { spawnSync } from 'child_process';
 import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
-import { findBrowser } from '../helpers/browser';
+import { findBrowser, screenshot, withPage } from '../helpers/browser';
 
 import { sharedDataDir, withSharedData } from '../helpers/shared-data';
 
@@ -77,21 +77,7 @@ const browserTest = 'executable' in found ? test.serial : test.skip;
 browserTest(`the report in headless Chromium: no console errors, the picker lists the ${TEST_VIDEOS.length} test videos${'reason' in found ? ` (skipped: ${found.reason})` : ''}`, async (t) => {
   if (!('executable' in found)) return;
   t.truthy(report, 'the pipeline test wrote the report');
-  const browser = await found.puppeteer.launch({ executablePath: found.executable, headless: true, args: ['--no-sandbox', '--disable-gpu', '--disable-dev-shm-usage'] });
-  try {
-    const page = await browser.newPage();
-    const errors: string[] = [];
-    const requests: string[] = [];
-    page.on('console', (m) => {
-      const msg = m as { type(): string; text(): string };
-      if (msg.type() === 'error') errors.push(msg.text());
-    });
-    page.on('pageerror', (e) => errors.push(String(e)));
-    page.on('request', (q) => {
-      const url = (q as { url(): string }).url();
-      if (!url.startsWith('file:') && !url.startsWith('data:')) requests.push(url);
-    });
-    await page.setViewport({ width: 1240, height: 900 });
+  await withPage(found, async ({ page, errors, requests }) => {
     await page.goto(`file://${report}`, { waitUntil: 'load' });
     const options = await page.evaluate<string[]>(`[...document.querySelectorAll('#video-picker option')].map((o) => o.textContent)`);
     t.is(options.length, TEST_VIDEOS.length);
@@ -103,15 +89,10 @@ browserTest(`the report in headless Chromium: no console errors, the picker list
     t.regex(fourth, new RegExp(`^${TEST_VIDEOS[3]} \\(test\\)`));
     t.is(await page.evaluate<number>(`document.querySelectorAll('#per-class-ap tbody tr').length`), 8); // 7 classes + mAP
     await page.select('#video-picker', '0');
-    const shot = path.join(dir, 'report.png');
-    await page.screenshot({ path: shot, fullPage: true, type: 'png' });
-    t.deepEqual([...fs.readFileSync(shot).subarray(0, 4)], [0x89, 0x50, 0x4e, 0x47]);
-    if (process.env.PSTAL_SCREENSHOT) fs.copyFileSync(shot, process.env.PSTAL_SCREENSHOT);
+    t.deepEqual(await screenshot(page, path.join(dir, 'report.png')), [0x89, 0x50, 0x4e, 0x47]);
     t.deepEqual(errors, []);
-    t.deepEqual(requests, []);
-  } finally {
-    await browser.close();
-  }
+    t.deepEqual(requests.filter((u) => !u.startsWith('file:') && !u.startsWith('data:')), []);
+  });
 });
 
 test('metrics.svg: the curves name the run\'s own tIoU range and take mAP@0.5 at its index (ActivityNet 0.5:0.95, THUMOS14 0.1:0.7)', async (t) => {
