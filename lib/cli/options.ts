@@ -84,6 +84,7 @@ export function checkEnvironment(env: NodeJS.ProcessEnv = process.env): void {
   oneOf('PSTAL_GEMM', ['openblas']);
   oneOf('PSTAL_GEMM_BF16', ['emulate']);
   oneOf('PSTAL_GEMM_KERNEL', ['generic', 'avx2']);
+  oneOf('PSTAL_SIMD', ['avx512', 'avx2', 'generic']);
   if (env.PSTAL_GEMM === 'openblas' && !cpu().gemm_info().openblasAvailable)
     throw new CliError("PSTAL_GEMM=openblas: this build of the addon has no OpenBLAS (it is for benchmarks: build with PSTAL_BENCH_OPENBLAS=1), so the setting would be ignored; unset it");
 }

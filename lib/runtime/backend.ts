@@ -251,7 +251,7 @@ export function backendsReport(): string[] {
     const file = cpuAddonFile();
     const what = /[\\/]prebuilds[\\/]/.test(file) ? 'prebuilt' : /[\\/]build[\\/]/.test(file) ? 'local build' : 'PSTAL_ADDON';
     const g = cpu().gemm_info();
-    lines.push(`cpu: ${rel(file)} (${what}), GEMM kernel ${g.kernel}, ${g.threads} threads`);
+    lines.push(`cpu: ${rel(file)} (${what}), GEMM kernel ${g.kernel}, SIMD ${g.simd}, ${g.threads} threads`);
   } catch (e) {
     lines.push(`cpu: not available: ${(e as Error).message.split('\n').slice(0, 2).join(' ')}`);
   }

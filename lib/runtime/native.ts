@@ -52,6 +52,8 @@ export interface GemmInfo {
   openblasAvailable: boolean;
   precision: 'fp32' | 'bf16';
   bf16Supported: boolean;
+  /** CPU only: the vector instructions the kernels use ('avx512', 'avx2', 'generic'; PSTAL_SIMD caps it) */
+  simd?: string;
   /** CUDA only */
   tf32?: boolean;
   cublasVersion?: number;

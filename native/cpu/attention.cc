@@ -127,7 +127,7 @@ __attribute__((target("avx2"))) void softmax_dropout_backward_rows_avx2(float* d
   }
   softmax_dropout_backward_rows_generic(dP + r * L, P + r * L, rows - r, L, keep);
 }
-const bool has_avx2 = __builtin_cpu_supports("avx2");
+const bool has_avx2 = simd_avx2();
 
 // The 8 x 8 doubles r[0..8) transposed in registers: afterwards r[t] holds what was column t.
 __attribute__((target("avx512f"), always_inline)) inline void transpose8x8_pd(__m512d r[8]) {
@@ -194,7 +194,7 @@ __attribute__((target("avx512f"))) void softmax_dropout_backward_rows_avx512(flo
   }
   softmax_dropout_backward_rows_avx2(dP + r * L, P + r * L, rows - r, L, keep);
 }
-const bool has_avx512 = __builtin_cpu_supports("avx512f");
+const bool has_avx512 = simd_avx512();
 #endif
 
 void softmax_dropout_backward_rows(float* dP, const float* P, int64_t rows, int64_t L, float keep) {

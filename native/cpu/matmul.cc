@@ -38,7 +38,7 @@
 
 #if defined(__x86_64__) || defined(__i386__)
 #include <cpuid.h>
-#include <immintrin.h>
+#include "cpu/simd.h"
 #define PSTAL_X86 1
 #endif
 
@@ -182,14 +182,13 @@ KernelInfo pick_kernel() {
     std::string k = e;
     if (k == "generic") return {4, 8, ukr_generic, "generic"};
 #ifdef PSTAL_X86
-    if (k == "avx2" && __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) return avx2;
+    if (k == "avx2" && simd_avx2()) return avx2;
 #endif
   }
 #ifdef PSTAL_X86
-  __builtin_cpu_init();
-  if (__builtin_cpu_supports("avx512f"))
+  if (simd_avx512())
     return {8, 32, ukr_avx512, "avx512", ukr_avx512_from<ASource::Rows>, ukr_avx512_from<ASource::Cols>};
-  if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) return avx2;
+  if (simd_avx2()) return avx2;
 #endif
   return {4, 8, ukr_generic, "generic"};
 }
@@ -223,7 +222,7 @@ struct PackBuffers {
 thread_local PackBuffers tls_pack;
 
 #ifdef PSTAL_X86
-const bool pack_avx2 = __builtin_cpu_supports("avx2");
+const bool pack_avx2 = simd_avx2();
 
 // The 8 x 8 block r[0..8) transposed in registers: afterwards r[t] holds what was column t.
 __attribute__((target("avx2"), always_inline)) inline void transpose8x8(__m256 r[8]) {
@@ -517,7 +516,7 @@ __attribute__((target("avx2"))) void avx2_pairs(const float* src, int64_t kc, in
 
 void to_pairs(const float* src, int64_t kc, int64_t w, uint32_t* dst) {
 #ifdef PSTAL_X86
-  static const bool avx2 = __builtin_cpu_supports("avx2");
+  static const bool avx2 = simd_avx2();
   if (avx2) return avx2_pairs(src, kc, w, dst);
 #endif
   scalar_pairs(src, kc, w, dst);
@@ -623,7 +622,7 @@ bool cpu_has_avx512_bf16() { return false; }
 bool bf16_emulated() {
   const char* e = std::getenv("PSTAL_GEMM_BF16");
 #ifdef PSTAL_X86
-  return e && std::string(e) == "emulate" && __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+  return e && std::string(e) == "emulate" && simd_avx2();
 #else
   (void)e;
   return false;
@@ -637,7 +636,7 @@ const Bf16KernelInfo* bf16_kernel() {
     static const Bf16KernelInfo real{8, 32, ukr_bf16_avx512, "avx512-bf16"};
     static const Bf16KernelInfo emu{6, 16, ukr_bf16_emulated, "avx2-bf16-emulated"};
     if (bf16_emulated()) return &emu;
-    if (cpu_has_avx512_bf16()) return &real;
+    if (simd_avx512() && cpu_has_avx512_bf16()) return &real;
 #endif
     return nullptr;
   }();
@@ -928,7 +927,7 @@ void linear_backward(const LinearBackward& a) {
 
 Info gemm_info() {
   Info i;
-  i.str("impl", gemm_impl()).str("kernel", gemm_kernel_name());
+  i.str("impl", gemm_impl()).str("kernel", gemm_kernel_name()).str("simd", simd_level());
   i.flag("openblasAvailable", openblas() != nullptr).num("threads", num_threads());
   i.str("precision", gemm_precision.load() == 1 ? "bf16" : "fp32").flag("bf16Supported", gemm_bf16_supported());
   return i;

@@ -129,8 +129,8 @@ __attribute__((target("avx512f"))) float row_max_avx512(const float* x, int64_t 
   for (; j < n; j++) m = x[j] > m ? x[j] : m;
   return m;
 }
-const bool has_avx2 = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
-const bool has_avx512 = __builtin_cpu_supports("avx512f");
+const bool has_avx2 = simd_avx2();
+const bool has_avx512 = simd_avx512();
 #endif
 
 void exp_shifted_row(float* y, const float* x, float shift, int64_t n) {

@@ -13,7 +13,7 @@
 #include "ops/reduce.h"
 
 #if defined(__x86_64__) || defined(__i386__)
-#include <immintrin.h>
+#include "cpu/simd.h"
 #define PSTAL_REDUCE_X86 1
 #endif
 
@@ -48,7 +48,7 @@ __attribute__((target("avx2"))) void max_rows_avx2(float* out, float* arg, const
   }
   max_rows_generic(out + j, arg + j, x + j, len, inner - j, inner);
 }
-const bool has_avx2 = __builtin_cpu_supports("avx2");
+const bool has_avx2 = simd_avx2();
 #endif
 
 void max_rows(float* out, float* arg, const float* x, int64_t len, int64_t inner) {

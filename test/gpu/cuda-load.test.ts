@@ -115,7 +115,7 @@ if (built.length === 0) {
       // and --version says which addon and cuBLAS it tried
       const v = spawnSync(process.execPath, [bin, '--version'], { cwd: dir, encoding: 'utf8', env });
       t.is(v.status, 0, v.stderr);
-      t.regex(v.stdout, /^cpu: \S+pstal\.node \((local build|prebuilt|PSTAL_ADDON)\), GEMM kernel \w+, \d+ threads$/m);
+      t.regex(v.stdout, /^cpu: \S+pstal\.node \((local build|prebuilt|PSTAL_ADDON)\), GEMM kernel \w+, SIMD \w+, \d+ threads$/m);
       t.regex(v.stdout, /^cuda: not available: .*no CUDA device on this machine.*\(addon: .+; cuBLAS: .+\)$/m);
     } finally {
       fs.rmSync(dir, { recursive: true, force: true });
