@@ -211,6 +211,8 @@ export function cudaDeviceInfo(): CudaDeviceInfo {
 /**
  * TF32 tensor cores for CUDA GEMMs: several times the float32 rate, at ~1e-3 relative error.
  * Off by default (results then match the CPU backend to float32 rounding); PSTAL_TF32=1 turns it on.
+ * Per thread: it sets the calling thread's GEMMs only (a worker thread, e.g. createDetector's,
+ * starts from PSTAL_TF32 whatever the main thread set).
  */
 export function setTf32(on: boolean): void {
   if (typeof on !== 'boolean') throw new Error(`Expected a boolean for on but received ${JSON.stringify(on)}`);
@@ -235,7 +237,7 @@ export function resetCallCounts(device: Device = 'cpu'): void {
   backend(checkDevice(device)).reset_call_counts();
 }
 
-/** Waits for every queued CUDA op (a no-op where the CUDA addon is not loaded): for timing. */
+/** Waits for every CUDA op this thread queued (a no-op where the CUDA addon is not loaded): for timing. */
 export function cudaSynchronize(): void {
   if (cudaAddon) cudaAddon.synchronize();
 }

@@ -171,7 +171,9 @@ export interface CudaDeviceInfo {
 /** What the CUDA addon adds (native/ops/*.cu). */
 export interface CudaOps {
   device_info(): CudaDeviceInfo;
+  /** the calling thread's GEMMs (each thread has its own flag, starting from PSTAL_TF32) */
   set_tf32(on: boolean): void;
+  /** waits for the CUDA work the calling thread queued (its stream) */
   synchronize(): void;
 }
 

@@ -1,8 +1,9 @@
 // ---------------------------------------------------------------------------------------------
 // addon.cc: the entry point of both addons (pstal.node, pstal_cuda.node): the backend's start-up
 // check (common/memory.h: the CUDA addon refuses to load without a usable GPU), NativeBuffer,
-// every op registered with PSTAL_OP (native/ops/*.cc, common/*.cc), the backend's name, and the
-// buffer statistics both backends keep.
+// every op registered with PSTAL_OP (native/ops/*.cc, common/*.cc), the backend's name, the
+// buffer statistics both backends keep, and the hook that lets the backend release a thread's
+// state when its environment ends (mem::thread_exit).
 // ---------------------------------------------------------------------------------------------
 #include <cstdlib>  // defines __GLIBC__ where glibc is the C library
 #if defined(__GLIBC__)
@@ -53,6 +54,34 @@ PSTAL_OP(set_num_threads) {
   return args.env().Undefined();
 }
 
+// ---- the end of a thread's environment -----------------------------------------------------------
+
+namespace {
+
+// Whether this thread's environment has the cleanup hook: the addon may be initialised twice in
+// one environment (loaded again), and the same hook registered twice in one environment aborts.
+// One environment a thread (the main thread's, or a worker thread's).
+thread_local bool exit_hook_added = false;
+
+void on_env_exit(void*) {
+  exit_hook_added = false;
+  try {
+    mem::thread_exit();
+  } catch (...) {
+    // (a C callback: nothing may escape; thread_exit does not throw)
+  }
+}
+
+}  // namespace
+
+// Registers mem::thread_exit to run on this thread when its environment goes away (a worker thread
+// ends, or the main thread's at a normal exit; process.exit() may skip the main thread's): see
+// common/memory.h. Hooks run before static destructors, while the CUDA runtime is still loaded.
+void add_exit_hook(Napi::Env env) {
+  if (exit_hook_added) return;
+  if (napi_add_env_cleanup_hook(env, on_env_exit, nullptr) == napi_ok) exit_hook_added = true;
+}
+
 }  // namespace pstal
 
 static Napi::Object Init(Napi::Env env, Napi::Object exports) {
@@ -61,6 +90,7 @@ static Napi::Object Init(Napi::Env env, Napi::Object exports) {
   } catch (const std::exception& e) {
     throw Napi::Error::New(env, e.what());
   }
+  pstal::add_exit_hook(env);
   exports.Set("NativeBuffer", pstal::NativeBuffer::Define(env));
   pstal::install_ops(env, exports);
   exports.Set("backend", Napi::String::New(env, pstal::mem::backend_name()));

@@ -242,5 +242,8 @@ void release_cached() {
   cache().clear();
 }
 
+// Nothing is kept per thread: host blocks can be reused by any thread as soon as they are freed.
+void thread_exit() {}
+
 }  // namespace mem
 }  // namespace pstal

@@ -5,8 +5,10 @@
 // `backend(device).op(...)` without knowing which backend runs. NativeBuffer::data is a device
 // pointer here (memory.cu), and argument checks never dereference it. Napi-free.
 //
-// - One stream for everything (stream()): ops are ordered without explicit synchronisation, and
-//   a host read (NativeBuffer.read, a scalar result) synchronises by copying on that stream.
+// - One stream per host thread (stream(), memory.cu): a thread's ops are ordered on its stream
+//   without explicit synchronisation, and a host read (NativeBuffer.read, a scalar result)
+//   synchronises by copying on it. Node worker threads running ops at once each have their own
+//   stream (and cuBLAS handle, matmul.cu); nothing a kernel file keeps is shared between threads.
 // - Every CUDA call is checked (PSTAL_CUDA_CHECK); a failure becomes an OpError, which the
 //   registry turns into a JS Error that names the op. Kernel launches are checked with
 //   PSTAL_CUDA_LAUNCH (cudaGetLastError), so a bad launch configuration is never silent.
@@ -25,7 +27,8 @@
 namespace pstal {
 namespace cuda {
 
-// The backend's one stream (created on first use).
+// The calling thread's stream (created on its first use; memory.cu). Every launch, copy and GEMM
+// of an op goes on it.
 cudaStream_t stream();
 
 // Throws OpError naming the CUDA call and its error string.
@@ -83,7 +86,7 @@ struct DeviceScratch {
 };
 
 // Copies a host array to fresh device scratch (for index lists and small parameter arrays that
-// JS passes as typed arrays) on the backend stream.
+// JS passes as typed arrays) on the calling thread's stream.
 // The host array must stay alive until the copy is done: JS typed arrays live for the op call,
 // and ops that upload do not return before the stream has consumed them (they either read a result
 // back, which synchronises, or call cudaStreamSynchronize before returning).
@@ -94,7 +97,7 @@ inline DeviceScratch upload(const T* host, int64_t count) {
   return dst;
 }
 
-// Reads `count` values from device memory to the host, synchronously (the stream is drained).
+// Reads `count` values from device memory to the host, synchronously (this thread's stream is drained).
 template <typename T>
 inline void download(T* host, const T* device, int64_t count) {
   if (count) PSTAL_CUDA_CHECK(cudaMemcpyAsync(host, device, (size_t)count * sizeof(T), cudaMemcpyDeviceToHost, stream()));

@@ -26,6 +26,7 @@ Info device_info() {
 
 void set_tf32(bool on) { cuda::set_tf32(on); }
 
+// this thread's stream only (memory.cu)
 void synchronize() { PSTAL_CUDA_CHECK(cudaStreamSynchronize(cuda::stream())); }
 
 }  // namespace pstal

@@ -6,10 +6,15 @@
 // the column-major X^T [c, r] with leading dimension ld, so
 //   row-major C = op(A) op(B)   <=>   column-major C^T = op(B)^T op(A)^T,
 // i.e. call cuBLAS with the operands swapped (B first), the transpose flags kept, m = N, n = M,
-// and the same leading dimensions. One cuBLAS handle, bound to stream(), so GEMMs are ordered
-// with every other op. TF32 is off (CUBLAS_DEFAULT_MATH: plain float32 FMA, as the CPU backend)
-// unless set_tf32(true) or PSTAL_TF32=1 (CUBLAS_TF32_TENSOR_OP_MATH). Every cublasStatus_t is
-// checked and becomes an OpError naming the call.
+// and the same leading dimensions. One cuBLAS handle per host thread (a handle is not safe to use
+// from two threads at once), bound to that thread's stream(), so GEMMs are ordered with the
+// thread's other ops; it is destroyed when the thread's environment ends (mem::thread_exit,
+// memory.cu). A handle per stream also keeps the results bitwise the same when several streams
+// run GEMMs at once (cuBLAS's results-reproducibility rule: a shared handle's workspace choice may
+// differ then). TF32 is off (CUBLAS_DEFAULT_MATH: plain float32 FMA, as the CPU backend) unless
+// set_tf32(true) or PSTAL_TF32=1 (CUBLAS_TF32_TENSOR_OP_MATH); set_tf32 sets the calling
+// thread's flag only, and each thread starts from PSTAL_TF32 as it was when the addon loaded.
+// Every cublasStatus_t is checked and becomes an OpError naming the call.
 // ---------------------------------------------------------------------------------------------
 #include "cuda/gemm.h"
 
@@ -40,28 +45,37 @@ namespace {
     if (pstal_s_ != CUBLAS_STATUS_SUCCESS) fail_cublas(pstal_s_, #expr, __LINE__);      \
   } while (0)
 
-bool tf32_on = [] {
+// PSTAL_TF32 read once, when the addon loads (getenv on a worker thread could race with a setenv
+// on the main thread).
+const bool tf32_default = [] {
   const char* e = std::getenv("PSTAL_TF32");
   return e && std::string(e) == "1";
 }();
 
-cublasMath_t math_mode() { return tf32_on ? CUBLAS_TF32_TENSOR_OP_MATH : CUBLAS_DEFAULT_MATH; }
+// This thread's TF32 flag (-1: not set here, tf32_default) and cuBLAS handle (null until its first
+// GEMM, and after release_thread_blas). Plain values: nothing runs for them when the thread ends.
+thread_local int tf32_state = -1;
+thread_local cublasHandle_t thread_handle = nullptr;
 
-// Created on first use (after the addon has checked that a device exists); never destroyed, as
-// destroying it at exit could run after the CUDA runtime has unloaded.
+bool tf32_on() { return tf32_state < 0 ? tf32_default : tf32_state != 0; }
+
+cublasMath_t math_mode() { return tf32_on() ? CUBLAS_TF32_TENSOR_OP_MATH : CUBLAS_DEFAULT_MATH; }
+
+// This thread's handle, created on first use (after the addon has checked that a device exists).
 cublasHandle_t handle() {
-  static cublasHandle_t h = [] {
+  if (!thread_handle) {
+    cudaStream_t st = stream();  // may throw: before the handle exists
     cublasHandle_t c = nullptr;
     PSTAL_CUBLAS_CHECK(cublasCreate(&c));
-    cublasStatus_t s = cublasSetStream(c, stream());
+    cublasStatus_t s = cublasSetStream(c, st);
     if (s == CUBLAS_STATUS_SUCCESS) s = cublasSetMathMode(c, math_mode());
     if (s != CUBLAS_STATUS_SUCCESS) {
       cublasDestroy(c);
       fail_cublas(s, "cublasSetStream / cublasSetMathMode", __LINE__);
     }
-    return c;
-  }();
-  return h;
+    thread_handle = c;
+  }
+  return thread_handle;
 }
 
 // cuBLAS takes int dimensions.
@@ -94,11 +108,17 @@ void scale_c(int64_t M, int64_t N, float beta, float* C, int64_t ldc, int64_t st
 }  // namespace
 
 void set_tf32(bool on) {
-  tf32_on = on;
-  PSTAL_CUBLAS_CHECK(cublasSetMathMode(handle(), math_mode()));
+  tf32_state = on ? 1 : 0;
+  if (thread_handle) PSTAL_CUBLAS_CHECK(cublasSetMathMode(thread_handle, math_mode()));  // else set when it is made
 }
 
-bool tf32() { return tf32_on; }
+bool tf32() { return tf32_on(); }
+
+void release_thread_blas() {
+  if (!thread_handle) return;
+  cublasDestroy(thread_handle);  // a failure leaves nothing to do: the thread is ending
+  thread_handle = nullptr;
+}
 
 void sgemm(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float alpha, const float* A, int64_t lda,
            const float* B, int64_t ldb, float beta, float* C, int64_t ldc) {

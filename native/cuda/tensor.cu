@@ -1,6 +1,6 @@
 // ---------------------------------------------------------------------------------------------
 // tensor.cu: the CUDA kernels of native/ops/tensor.h (the CPU twin, native/cpu/tensor.cc, is the
-// reference), on the backend's stream.
+// reference), on the calling thread's stream.
 // ---------------------------------------------------------------------------------------------
 #include <climits>
 

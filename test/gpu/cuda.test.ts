@@ -1,9 +1,12 @@
 /**
  * The CUDA backend against the CPU backend, op by op: the same inputs on both devices, outputs and
- * every gradient (through lib/ops and the autograd tape) compared, then a few stage-1 training
- * steps on each device. Runs only where device 'cuda' is usable (cudaAvailable()); elsewhere it
- * registers one skipped test saying why. Two checks run everywhere: the error for a missing CUDA
- * addon, and that this suite names every op the CPU addon exports (so a new op cannot skip it).
+ * every gradient (through lib/ops and the autograd tape) compared; exact ops (max and its argmax,
+ * dropout masks, copies) compared exactly; the backend under worker threads (two threads at once
+ * get one thread's bits; the TF32 flag and the cache's streams are per thread); then a few
+ * training steps of stage 1, stage 2 and TSPNet on each device, and createDetector on 'cuda'.
+ * Runs only where device 'cuda' is usable (cudaAvailable()); elsewhere it registers one skipped
+ * test saying why. Two checks run everywhere: the error for a missing CUDA addon, and that this
+ * suite names every op the CPU addon exports (so a new op cannot skip it).
  *
  * Tolerance: norm-relative error ||cuda - cpu|| / ||cpu|| < 1e-4, TF32 off. Both devices compute
  * in float32 and differ only in summation order (GEMM tiling, tree reductions, atomics) and in
@@ -17,14 +20,18 @@ import test, { ExecutionContext } from 'ava';
 import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
+import { Worker } from 'worker_threads';
 import * as ops from '../../lib/ops';
-import { Tensor, tidy } from '../../lib/tensor/tensor';
+import { noGrad, Tensor, tidy } from '../../lib/tensor/tensor';
 import { backward } from '../../lib/tensor/autograd';
-import { cpu, NativeAddon } from '../../lib/runtime/native';
+import { cpu, NativeAddon, NativeBuffer } from '../../lib/runtime/native';
 import { cuda, cudaAvailable, Device, loadCudaAddon, setTf32 } from '../../lib/runtime/backend';
 import { Rng } from '../../lib/util/rng';
 import { relErr } from '../helpers/gradcheck';
+import { dropoutScaleRef, MASK_CROSSING, maxCases, maxRangeRef } from '../helpers/ref';
 import { defaultProposalOptions } from '../../lib/postprocess/proposals';
+
+const ROOT = path.resolve(__dirname, '..', '..');
 
 const TOL = 1e-4;
 
@@ -42,7 +49,7 @@ const COVERED: Record<string, string> = {
   affine: 'ops.affine, and the loss backward of smoothL1/mse targets',
   axpy: 'direct, and gradient accumulation of an input used twice',
   dropout: 'ops.dropout: identical masks for a seed',
-  reduce_forward: 'ops.sum/mean/max over each axis, maxOver, sumAll, meanAll',
+  reduce_forward: 'ops.sum/mean/max over each axis, maxOver, sumAll, meanAll; max with ties and NaN exactly, every kernel path',
   reduce_backward: 'the same, backward',
   topk_mean_forward: 'ops.topkMean',
   topk_mean_backward: 'the same, backward',
@@ -54,11 +61,11 @@ const COVERED: Record<string, string> = {
   l2norm_backward: 'the same, backward',
   conv1d_forward: 'ops.conv1d: k = 1, 3, 5, padding, with and without bias, model shape',
   conv1d_backward: 'the same, backward',
-  attention_forward: 'ops.scaledDotProductAttention with and without dropout',
+  attention_forward: 'ops.scaledDotProductAttention with and without dropout; the inference path, Lq < L, L >= 1024, masks across 2^32',
   attention_backward: 'the same, backward',
   gather_rows_forward: 'ops.gatherRows with repeated indices',
   gather_rows_backward: 'the same, backward (duplicates accumulate)',
-  block_copy: 'ops.concat / ops.slice along each axis',
+  block_copy: 'ops.concat / ops.slice along each axis; roiParts\' gradients accumulated, exactly',
   transpose2d: 'ops.transpose2d',
   loss_forward: 'ops.bce / smoothL1 / mse',
   loss_backward: 'the same, backward',
@@ -67,7 +74,7 @@ const COVERED: Record<string, string> = {
   adam_step: 'direct: several steps, with and without weight decay',
   first_nonfinite: 'direct: NaN, Inf, none, empty',
   copy: 'direct with offsets, and Tensor.detach',
-  memory_stats: 'direct: live bytes follow allocation and dispose',
+  memory_stats: 'direct: live bytes follow allocation, dispose and reset; the cache per stream across threads',
   release_cached_buffers: 'direct: the cache empties',
   get_num_threads: 'direct',
   set_num_threads: 'direct',
@@ -291,7 +298,57 @@ function registerGpuSuite(): void {
     e.dispose();
   });
 
-  test('memory_stats and release_cached_buffers', (t) => {
+  // The buffer counts are the process's, every thread's: the tests that compare them run serially,
+  // hence before any test that starts worker threads (ava runs serial tests first, in order), whose
+  // buffers a worker's teardown may release at any time.
+  test.serial('NativeBuffer: unfilled, and reset after dispose, as on the CPU', (t) => {
+    const src = new Rng(8).uniformArray(1000, -1, 1);
+    for (const B of [C, P]) {
+      const what = B.backend;
+      const before = B.memory_stats();
+      // unfilled: readable whatever it holds; written or overwritten whole by an op
+      const u = new B.NativeBuffer(1000, false);
+      t.is(u.size, 1000);
+      t.false(u.disposed);
+      t.is(u.read().length, 1000);
+      u.write(src);
+      t.deepEqual(u.read(), src, `${what}: written`);
+      const s = new B.NativeBuffer(src);
+      const o = new B.NativeBuffer(1000, false);
+      B.copy(s, 0, o, 0, 1000);
+      t.deepEqual(o.read(), src, `${what}: an op's output, unfilled`);
+      // reset: only a disposed buffer; a size is zero-filled (here most likely the cached block that
+      // held 7s), (size, false) unfilled, a Float32Array copied; the wrapper is the same
+      t.throws(() => u.reset(10), { message: /only a disposed buffer can be reset/ });
+      u.fill(7);
+      u.dispose();
+      u.reset(1000);
+      t.false(u.disposed);
+      t.is(u.size, 1000);
+      t.true(u.read().every((x) => x === 0), `${what}: reset(size) is zero-filled`);
+      u.dispose();
+      u.reset(src.subarray(0, 37));
+      t.deepEqual(u.read(), src.subarray(0, 37), `${what}: reset(Float32Array)`);
+      u.dispose();
+      u.reset(64, false);
+      t.is(u.size, 64);
+      u.write(src.subarray(0, 64));
+      t.deepEqual(u.read(), src.subarray(0, 64), `${what}: reset(size, false), then written`);
+      u.dispose();
+      u.reset(0);
+      t.is(u.read().length, 0);
+      u.dispose();
+      t.throws(() => u.reset('x' as unknown as number), { message: /expected a size or a Float32Array/ });
+      t.true(u.disposed, 'a refused reset leaves the buffer disposed');
+      for (const b of [s, o]) b.dispose();
+      const after = B.memory_stats();
+      t.is(after.liveBytes, before.liveBytes, `${what}: every byte given back`);
+      t.is(after.liveBuffers, before.liveBuffers);
+      t.is(after.createdBuffers - before.createdBuffers, 3, `${what}: reset makes no wrapper`);
+    }
+  });
+
+  test.serial('memory_stats and release_cached_buffers', (t) => {
     const before = C.memory_stats();
     for (const k of Object.keys(P.memory_stats())) t.true(k in before, `memory_stats has the CPU key ${k}`);
     const b = new C.NativeBuffer(1 << 20);
@@ -515,6 +572,37 @@ function registerGpuSuite(): void {
     }
   });
 
+  // max is exact on both backends: the same value bits and argmax, and both the rule's
+  // (maxRangeRef: the first strict maximum from the range start; NaN never replaces, NaN at the
+  // start stays), with ties, +-0, infinities and NaN, on the addon directly (ops.max refuses NaN).
+  // Each shape takes one path of native/cuda/reduce.cu reduce_launch, each with a range offset:
+  // the serial kernel (len <= 64); the tiled kernel in one chunk (32 columns a block, len <= 256;
+  // one column a block, len <= 8192; 1024 output groups or more); and in chunks combined by a second
+  // kernel (a long axis over few outputs).
+  test('maxOver with ties and NaN (NaN at the range start too): values and argmax exactly, every kernel path', (t) => {
+    for (const [outer, axisLen, inner, start, len] of [
+      [3, 80, 40, 10, 50], [2, 70, 5, 0, 64],
+      [4, 300, 64, 17, 200], [2, 1000, 5, 3, 900], [1100, 100, 1, 5, 90],
+      [3, 5000, 40, 100, 4800], [1, 20000, 3, 1, 19998],
+    ]) {
+      const x = maxCases(outer, axisLen, inner, start, len, outer * 7919 + len);
+      const want = maxRangeRef(x, outer, axisLen, inner, start, len);
+      const run = (B: NativeAddon): { out: Float32Array; arg: Float32Array } => {
+        const [xb, out, arg] = [new B.NativeBuffer(x), new B.NativeBuffer(outer * inner, false), new B.NativeBuffer(outer * inner, false)];
+        B.reduce_forward(2, out, arg, xb, outer, len, inner, axisLen, start);
+        const r = { out: out.read(), arg: arg.read() };
+        for (const b of [xb, out, arg]) b.dispose();
+        return r;
+      };
+      const what = `[${outer}, ${axisLen}, ${inner}] positions [${start}, ${start + len})`;
+      const bits = (a: Float32Array): Uint32Array => new Uint32Array(a.buffer, a.byteOffset, a.length);
+      for (const [name, got] of [['cuda', run(C)], ['cpu', run(P)]] as const) {
+        t.deepEqual(bits(got.out), bits(want.out), `${name} values (bits), ${what}`);
+        t.deepEqual(got.arg, want.arg, `${name} argmax, ${what}`);
+      }
+    }
+  });
+
   test('topkMean', (t) => {
     for (const [T, Cc, k] of [[1, 3, 1], [17, 5, 3], [340, 21, 42], [341, 20, 1], [64, 7, 64]])
       parity(t, { name: `topkMean k=${k}`, shapes: [[T, Cc]], f: ([x]) => ops.topkMean(x, k) });
@@ -565,6 +653,93 @@ function registerGpuSuite(): void {
         name: `attention Lq=${Lq} L=${L} D=${D} heads=${heads} p=${p}`, shapes: [[Lq, D], [L, D], [L, D]],
         f: ([q, k, v]) => ops.scaledDotProductAttention(q, k, v, heads, p, 77),
       });
+  });
+
+  /** Attention's output on one device from its inference path (no saved weights) and its training path. */
+  function attentionPaths(device: Device, data: Float32Array[], Lq: number, L: number, D: number, H: number, p: number, seed: number): { inference: Float32Array; training: Float32Array } {
+    return tidy(() => {
+      const [q, k, v] = data.map((d, i) => Tensor.from(d, [i ? L : Lq, D], device));
+      const inference = noGrad(() => ops.scaledDotProductAttention(q, k, v, H, p, seed)).toArray();
+      q.requiresGrad = true;
+      const training = ops.scaledDotProductAttention(q, k, v, H, p, seed).toArray();
+      return { inference, training };
+    });
+  }
+
+  // The inference path (no [H, Lq, L] weights saved: scores in scratch) with fewer queries than keys,
+  // at p = 0.1 (the same dropout mask: element (h, i, j) is number (h L + i) L + j on both backends,
+  // common/rng.h) and p = 0; and training with Lq < L at p = 0. On each device the inference output is
+  // its training output bit for bit.
+  test('attention: the inference path with Lq < L (p = 0.1 and 0), and training with Lq < L at p = 0', (t) => {
+    for (const [Lq, L, D, heads] of [[1, 7, 12, 3], [5, 7, 12, 3], [340, 360, 256, 8]]) {
+      const shapes = [[Lq, D], [L, D], [L, D]];
+      parity(t, { name: `attention training Lq=${Lq} L=${L} p=0`, shapes, f: ([q, k, v]) => ops.scaledDotProductAttention(q, k, v, heads, 0, 77) });
+      for (const p of [0.1, 0]) {
+        parity(t, { name: `attention inference Lq=${Lq} L=${L} p=${p}`, shapes, grad: [], f: ([q, k, v]) => ops.scaledDotProductAttention(q, k, v, heads, p, 77) });
+        const rng = new Rng(Lq + L);
+        const data = shapes.map((sh) => rng.uniformArray(sh[0] * sh[1], -1, 1));
+        for (const device of ['cuda', 'cpu'] as const) {
+          const r = attentionPaths(device, data, Lq, L, D, heads, p, 77);
+          t.deepEqual(r.inference, r.training, `${device}: Lq=${Lq} L=${L} p=${p}, inference and training outputs`);
+        }
+      }
+    }
+  });
+
+  // L >= 1024: the CPU splits the query rows into blocks (native/cpu/attention.cc query_block: 960
+  // rows at L = 1024 and 1000, 768 at L = 1100, 384 at L = 2048, with the default budget and GEMM
+  // depth block), with its dropout mask and dK, dV sums carried across blocks; CUDA does the rows at
+  // once. Training and inference, Lq = L and Lq < L.
+  test('attention at L >= 1024, where the CPU works in blocks of query rows', (t) => {
+    for (const [Lq, L, D, heads, p] of [[1024, 1024, 64, 4, 0.1], [1000, 1024, 64, 4, 0.1], [1100, 1100, 32, 2, 0], [700, 2048, 32, 2, 0.1]]) {
+      const shapes = [[Lq, D], [L, D], [L, D]];
+      parity(t, { name: `attention Lq=${Lq} L=${L} p=${p}`, shapes, f: ([q, k, v]) => ops.scaledDotProductAttention(q, k, v, heads, p, 78) });
+      parity(t, { name: `attention inference Lq=${Lq} L=${L} p=${p}`, shapes, grad: [], f: ([q, k, v]) => ops.scaledDotProductAttention(q, k, v, heads, p, 78) });
+    }
+  });
+
+  // A query row whose mask numbers pass 2^32 (where rng.h changes key; MASK_CROSSING: small shapes,
+  // Lq < L). The upstream gradient is zero but for that row, so dV of head h is that row's weights
+  // times its mask times g: zero exactly where the mask drops. Both backends' masks (the forward's,
+  // and the backward's, which CUDA regenerates) are compared with rng.h's, element by element, for
+  // the heads below, across and above 2^32; the outputs and gradients by tolerance, and each
+  // device's inference output with its training output exactly.
+  test('attention dropout masks across element 2^32: the same mask on both backends, rng.h\'s', (t) => {
+    const p = 0.5, seed = 31;
+    for (const { Lq, L, H, dh, row } of MASK_CROSSING) {
+      const D = H * dh;
+      const rng = new Rng(L);
+      const data = [Lq, L, L].map((rows) => rng.uniformArray(rows * D, -1, 1));
+      const g = new Float32Array(Lq * D);
+      g.set(rng.uniformArray(D, 0.5, 1.5), row * D);
+      const run = (device: Device): { out: Float32Array; grads: Float32Array[] } =>
+        tidy(() => {
+          const xs = data.map((d, i) => Tensor.from(d, [i ? L : Lq, D], device));
+          for (const x of xs) x.requiresGrad = true;
+          const out = ops.scaledDotProductAttention(xs[0], xs[1], xs[2], H, p, seed);
+          backward(out, Tensor.from(g, [Lq, D], device));
+          const grads = xs.map((x) => x.grad!.toArray());
+          for (const x of xs) x.grad!.dispose();
+          return { out: out.toArray(), grads };
+        });
+      const got = run('cuda');
+      const want = run('cpu');
+      compare(t, `L=${L} output`, got.out, want.out);
+      ['dq', 'dk', 'dv'].forEach((name, i) => compare(t, `L=${L} ${name}`, got.grads[i], want.grads[i]));
+      for (const [device, r] of [['cuda', got], ['cpu', want]] as const) {
+        const dv = r.grads[2];
+        for (let h = 0; h < H; h++) {
+          let bad = 0;
+          for (let j = 0; j < L; j++) {
+            const drop = dropoutScaleRef(seed, (h * L + row) * L + j, p) === 0;
+            for (let c = 0; c < dh; c++) if ((dv[j * D + h * dh + c] === 0) !== drop) bad++;
+          }
+          t.is(bad, 0, `${device} L=${L} head ${h} row ${row}: ${bad} elements of dV disagree with rng.h's mask`);
+        }
+        const paths = attentionPaths(device, data, Lq, L, D, H, p, seed);
+        t.deepEqual(paths.inference, paths.training, `${device} L=${L}: inference and training outputs`);
+      }
+    }
   });
 
   // ---- shape ops -------------------------------------------------------------------------------
@@ -619,6 +794,47 @@ function registerGpuSuite(): void {
       for (const samplingRatio of [0, 2])
         for (const aligned of [false, true])
           parity(t, { name: `roiAlign1d T=${T} sr=${samplingRatio} aligned=${aligned}`, shapes: [[T, D]], f: ([x]) => ops.roiAlign1d(x, rr, { bins, samplingRatio, aligned }) });
+    }
+  });
+
+  // roiParts (stage 2's and TSPNet's max pools over RoI bins, lib/models/hrpro/stage2.ts): three
+  // maxOver ranges whose gradients reach the RoI features as blocks, summed (block_copy accumulating)
+  // and added to a .grad that already holds values (axpy), over two backward passes. Every value is a
+  // max or a difference of two, and every gradient element a sum of the same terms in the same order
+  // on both devices (copies, negations, additions rounded once each): exact. Quantised features,
+  // so that ties decide the argmax (the first wins); checked on the CPU against the same additions
+  // done in JS from the gradient of one pass.
+  test('roiParts: values and gradients accumulated into a .grad that already holds values, exactly', async (t) => {
+    const { roiParts } = await import('../../lib/models/hrpro/stage2');
+    for (const [M, bins, D] of [[7, 12, 16], [50, 12, 256]]) {
+      const rng = new Rng(M);
+      const roi = Float32Array.from(rng.uniformArray(M * bins * D, -1, 1), (x) => Math.round(x * 4) / 4);
+      const g0 = rng.uniformArray(M * bins * D, -1, 1);
+      const R = rng.uniformArray(M * 3 * D, -1, 1);
+      const run = (device: Device, preset: boolean, passes: number): { y: Float32Array; g: Float32Array } =>
+        tidy(() => {
+          const x = Tensor.from(roi, [M, bins, D], device);
+          x.requiresGrad = true;
+          if (preset) x.grad = Tensor.from(g0, [M, bins, D], device).keep();
+          let y: Float32Array = new Float32Array(0);
+          for (let pass = 0; pass < passes; pass++) {
+            const { fusionInput } = roiParts(x, bins);
+            y = fusionInput.toArray();
+            backward(ops.sumAll(ops.mul(fusionInput, Tensor.from(R, fusionInput.shape, device))));
+          }
+          const g = x.grad!.toArray();
+          x.grad!.dispose();
+          x.grad = null;
+          return { y, g };
+        });
+      const got = run('cuda', true, 2);
+      const want = run('cpu', true, 2);
+      t.deepEqual(got.y, want.y, `M=${M} D=${D}: the fusion input`);
+      t.deepEqual(got.g, want.g, `M=${M} D=${D}: the accumulated gradient`);
+      const once = run('cpu', false, 1).g;
+      const byHand = g0.map((a, i) => Math.fround(Math.fround(a + once[i]) + once[i]));
+      t.deepEqual(want.g, byHand, `M=${M} D=${D}: the preset gradient plus two passes'`);
+      t.true(once.some((x) => x !== 0), 'the pass has a gradient');
     }
   });
 
@@ -689,44 +905,324 @@ function registerGpuSuite(): void {
       }
   });
 
+  // ---- threads: each has its own stream, cuBLAS handle and TF32 flag -----------------------------
+
+  /**
+   * A worker thread running `body` (CommonJS, with ts-node registered first, so it can require
+   * lib/): next() is its next message (rejected if it fails or exits first).
+   */
+  function thread(body: string, workerData: unknown = null): { worker: Worker; next: () => Promise<Record<string, unknown>> } {
+    const source = `require(${JSON.stringify(path.join(ROOT, 'node_modules', 'ts-node'))}).register({ transpileOnly: true });\n${body}`;
+    const worker = new Worker(source, { eval: true, workerData });
+    const queue: Record<string, unknown>[] = [];
+    const waiting: [(m: Record<string, unknown>) => void, (e: Error) => void][] = [];
+    let failed: Error | null = null;
+    worker.on('message', (m) => {
+      const w = waiting.shift();
+      if (w) w[0](m);
+      else queue.push(m);
+    });
+    const fail = (e: Error): void => {
+      failed ??= e;
+      for (const [, reject] of waiting.splice(0)) reject(e);
+    };
+    worker.on('error', fail);
+    worker.on('exit', (code) => fail(new Error(`the worker exited (code ${code})`)));
+    const next = (): Promise<Record<string, unknown>> =>
+      queue.length ? Promise.resolve(queue.shift()!) : failed ? Promise.reject(failed) : new Promise((resolve, reject) => waiting.push([resolve, reject]));
+    return { worker, next };
+  }
+
+  const req = (file: string): string => `require(${JSON.stringify(path.join(ROOT, file))})`;
+
+  // Work for one thread, as source (run on this thread and on workers): GEMMs (linear with relu and
+  // dropout), attention with dropout forward and backward, and buffers of a size that changes every
+  // round (the cache hands blocks back within the thread); returns a digest of every output.
+  const THREAD_WORK = `
+    const ops = ${req('lib/ops')};
+    const { Tensor, tidy } = ${req('lib/tensor/tensor')};
+    const { backward } = ${req('lib/tensor/autograd')};
+    const { Rng } = ${req('lib/util/rng')};
+    const { cuda } = ${req('lib/runtime/backend')};
+    cuda().set_tf32(false);
+    const hash = require('crypto').createHash('sha256');
+    const rng = new Rng(5);
+    for (let round = 0; round < 12; round++)
+      tidy(() => {
+        const scratch = Tensor.zeros([1000 + 37 * round * round], 'cuda');
+        const a = Tensor.from(rng.uniformArray(300 * 512, -1, 1), [300, 512], 'cuda');
+        const w = Tensor.from(rng.uniformArray(512 * 512, -1, 1), [512, 512], 'cuda');
+        const y = ops.linear(a, w, null, { relu: true, dropout: { p: 0.1, seed: round } });
+        const [q, k, v] = [0, 1, 2].map(() => Tensor.from(rng.uniformArray(200 * 64, -1, 1), [200, 64], 'cuda'));
+        for (const x of [q, k, v]) x.requiresGrad = true;
+        const o = ops.scaledDotProductAttention(q, k, v, 8, 0.1, round);
+        backward(ops.sumAll(ops.mul(o, o)));
+        scratch.dispose();
+        for (const x of [y, o, q.grad, k.grad, v.grad]) hash.update(Buffer.from(x.toArray().buffer));
+      });
+    return hash.digest('hex');
+  `;
+
+  test.serial('two worker threads running CUDA ops at once each get this thread\'s bits', async (t) => {
+    t.timeout(5 * 60_000);
+    const expected = new Function('require', THREAD_WORK)(require) as string;
+    // each loads the addon, says so, and starts when both have (so that their work overlaps)
+    const body = `
+      const { parentPort } = require('worker_threads');
+      ${req('lib/runtime/backend')}.cuda();
+      parentPort.postMessage({ ready: true });
+      parentPort.once('message', () => {
+        try {
+          parentPort.postMessage({ digest: (() => { ${THREAD_WORK} })() });
+        } catch (e) {
+          parentPort.postMessage({ error: String((e && e.stack) || e) });
+        }
+      });
+    `;
+    const workers = [thread(body), thread(body)];
+    try {
+      for (const w of workers) t.true((await w.next()).ready === true);
+      for (const w of workers) w.worker.postMessage('go');
+      const results = await Promise.all(workers.map((w) => w.next()));
+      for (const [i, r] of results.entries()) {
+        t.falsy(r.error, `worker ${i}: ${r.error}`);
+        t.is(r.digest, expected, `worker ${i}'s outputs differ from this thread's`);
+      }
+    } finally {
+      await Promise.all(workers.map((w) => w.worker.terminate()));
+    }
+  });
+
+  // GEMMs for the TF32 case: a digest of matmul outputs at whatever the thread's flag is.
+  const GEMM_WORK = `
+    const ops = ${req('lib/ops')};
+    const { Tensor, tidy } = ${req('lib/tensor/tensor')};
+    const { Rng } = ${req('lib/util/rng')};
+    const hash = require('crypto').createHash('sha256');
+    const rng = new Rng(6);
+    for (let round = 0; round < 8; round++)
+      tidy(() => {
+        const a = Tensor.from(rng.uniformArray(256 * 512, -1, 1), [256, 512], 'cuda');
+        const b = Tensor.from(rng.uniformArray(512 * 384, -1, 1), [512, 384], 'cuda');
+        hash.update(Buffer.from(ops.matmul(a, b).toArray().buffer));
+      });
+    return hash.digest('hex');
+  `;
+
+  test.serial('the TF32 flag is per thread: set in one worker, another worker and this thread keep theirs', async (t) => {
+    t.timeout(5 * 60_000);
+    const gemms = (): string => new Function('require', GEMM_WORK)(require) as string;
+    setTf32(true);
+    const tf32Digest = gemms();
+    setTf32(false);
+    const fp32Digest = gemms();
+    t.not(tf32Digest, fp32Digest, 'TF32 changes these products (else this test could not tell the flags apart)');
+    // a new thread starts from PSTAL_TF32 (read when the addon loaded); worker A sets the other value
+    const initial = process.env.PSTAL_TF32 === '1';
+    const body = `
+      const { parentPort, workerData } = require('worker_threads');
+      const C = ${req('lib/runtime/backend')}.cuda();
+      if (workerData.set !== undefined) C.set_tf32(workerData.set);
+      parentPort.postMessage({ tf32: C.gemm_info().tf32 });
+      parentPort.once('message', () => {
+        try {
+          const digest = (() => { ${GEMM_WORK} })();
+          parentPort.postMessage({ tf32: C.gemm_info().tf32, digest });
+        } catch (e) {
+          parentPort.postMessage({ error: String((e && e.stack) || e) });
+        }
+      });
+    `;
+    const a = thread(body, { set: !initial });
+    const b = thread(body, {});
+    try {
+      t.is((await a.next()).tf32, !initial, 'worker A has the flag it set');
+      t.false(C.gemm_info().tf32, 'this thread\'s flag is unchanged by worker A');
+      t.is((await b.next()).tf32, initial, 'worker B, started after A set its flag, starts from PSTAL_TF32');
+      a.worker.postMessage('go');
+      b.worker.postMessage('go');
+      const [ra, rb] = await Promise.all([a.next(), b.next()]);
+      t.falsy(ra.error, String(ra.error));
+      t.falsy(rb.error, String(rb.error));
+      t.is(ra.tf32, !initial);
+      t.is(rb.tf32, initial);
+      t.is(ra.digest, !initial ? tf32Digest : fp32Digest, 'worker A\'s products are those of its flag');
+      t.is(rb.digest, initial ? tf32Digest : fp32Digest, 'worker B\'s products are those of its flag, while A ran beside it');
+      t.false(C.gemm_info().tf32);
+      t.is(gemms(), fp32Digest, 'this thread still computes in fp32');
+    } finally {
+      await Promise.all([a.worker.terminate(), b.worker.terminate()]);
+    }
+  });
+
+  // The cache keeps a freed block under the stream it was freed on: kernels queued earlier on that
+  // stream may still read it, so it is not handed to another thread's stream while that thread
+  // lives. When the worker ends, its stream is drained and destroyed and the block is kept for any
+  // thread (native/cuda/memory.cu). Deltas of cachedBytes around synchronous steps (no finalizer
+  // runs inside them), for a size of its own (5 MiB, a size class of its own).
+  test.serial('a block freed by a worker thread goes to no other stream while the worker lives, and is reused after it ends', async (t) => {
+    const N = (5 << 20) / 4;
+    const K = 5 << 20;
+    C.release_cached_buffers();
+    const w = thread(`
+      const { parentPort } = require('worker_threads');
+      const C = ${req('lib/runtime/backend')}.cuda();
+      const b = new C.NativeBuffer(${N});
+      b.dispose();
+      parentPort.postMessage({ cached: C.memory_stats().cachedBytes });
+      parentPort.on('message', () => {}); // alive until terminated
+    `);
+    let mine: NativeBuffer | null = null;
+    let again: NativeBuffer | null = null;
+    try {
+      const m = await w.next();
+      t.true((m.cached as number) >= K, 'the worker\'s block is cached');
+      const c1 = C.memory_stats().cachedBytes;
+      mine = new C.NativeBuffer(N);
+      t.is(C.memory_stats().cachedBytes, c1, 'a buffer here is not given the block of the live worker\'s stream');
+      await w.worker.terminate();
+      const c2 = C.memory_stats().cachedBytes;
+      t.true(c2 >= K, 'the block outlives the worker (kept, not freed)');
+      again = new C.NativeBuffer(N);
+      t.is(C.memory_stats().cachedBytes, c2 - K, 'and is reused here once the worker has ended');
+      t.deepEqual(Array.from(again.read(0, 4)), [0, 0, 0, 0]);
+    } finally {
+      await w.worker.terminate();
+      mine?.dispose();
+      again?.dispose();
+      C.release_cached_buffers();
+    }
+  });
+
   // ---- end to end --------------------------------------------------------------------------------
+
+  // What the end-to-end cases share, each made once: a temporary folder, a clean synthetic dataset
+  // (D = 32) and a small trained HR-Pro run with its data (test/helpers/tiny-run.ts).
+  const e2eRoot = fs.mkdtempSync(path.join(os.tmpdir(), 'pstal-cuda-e2e-'));
+  test.after.always(() => fs.rmSync(e2eRoot, { recursive: true, force: true }));
+  const once = <T>(make: () => Promise<T>): (() => Promise<T>) => {
+    let made: Promise<T> | undefined;
+    return () => (made ??= make());
+  };
+  const D_E2E = 32;
+  const cleanDataset = once(async () => {
+    const { synthesizeDataset } = await import('../../lib/data/synth');
+    const { loadConfig, loadDataset } = await import('../../lib/data');
+    const knobs = { durationScale: 0.35, noiseStd: 0.1, sceneStrength: 0, latentNoiseStrength: 0, contextStrength: 0, styleStrength: 0, mixIn: 0, classCorrelation: 0 };
+    const dir = path.join(e2eRoot, 'clean');
+    await synthesizeDataset({ out: dir, dim: D_E2E, seed: 7, videos: 24, knobs });
+    return loadDataset(dir, loadConfig('thumos14', { featureDim: D_E2E }));
+  });
+  const trainedRun = once(async () => {
+    const { tinyRun } = await import('../helpers/tiny-run');
+    const { loadConfig, loadDataset } = await import('../../lib/data');
+    const dir = path.join(e2eRoot, 'tiny');
+    fs.mkdirSync(dir);
+    const run = await tinyRun(dir, { dim: D_E2E });
+    return { ...run, dataset: loadDataset(path.join(dir, 'data'), loadConfig('thumos14', { featureDim: D_E2E })) };
+  });
+
+  /** Per-step loss terms, cuda against cpu: relative, with a floor (a term ~0 on both devices differs only by rounding). */
+  function compareLosses(t: ExecutionContext, names: string[], losses: Record<Device, number[][]>, steps: number): void {
+    t.is(losses.cpu.length, steps, 'steps on cpu');
+    t.is(losses.cuda.length, steps, 'steps on cuda');
+    losses.cpu.forEach((want, step) =>
+      want.forEach((w, k) => {
+        const g = losses.cuda[step][k];
+        t.true(Math.abs(g - w) <= 1e-3 * Math.max(Math.abs(w), 1e-4), `step ${step + 1}, loss ${names[k]}: cuda ${g}, cpu ${w}`);
+      }),
+    );
+    t.log(`${names[0]} by step (cpu / cuda): ${losses.cpu.map((l, i) => `${l[0].toFixed(5)}/${losses.cuda[i][0].toFixed(5)}`).join(', ')}`);
+  }
 
   test.serial('stage-1 training: the same losses on cuda as on cpu for the same seed', async (t) => {
     t.timeout(10 * 60_000);
-    const { synthesizeDataset } = await import('../../lib/data/synth');
-    const { loadConfig, loadDataset } = await import('../../lib/data');
     const { trainStage1 } = await import('../../lib/models/hrpro/train_stage1');
     const { stage1ConfigFrom } = await import('../../lib/models/hrpro/config');
-    const root = fs.mkdtempSync(path.join(os.tmpdir(), 'pstal-cuda-train-'));
-    try {
-      const D = 32;
-      const knobs = { durationScale: 0.35, noiseStd: 0.1, sceneStrength: 0, latentNoiseStrength: 0, contextStrength: 0, styleStrength: 0, mixIn: 0, classCorrelation: 0 };
-      await synthesizeDataset({ out: path.join(root, 'data'), dim: D, seed: 7, videos: 24, knobs });
-      const ds = loadDataset(path.join(root, 'data'), loadConfig('thumos14', { featureDim: D }));
-      const cfg = stage1ConfigFrom(ds.config, { iterations: 6, testEvery: 6, seed: 3, lr: 3e-3, batchSize: 4 });
-      const losses: Record<Device, number[][]> = { cpu: [], cuda: [] };
-      for (const device of ['cpu', 'cuda'] as const) {
-        const r = await trainStage1(
-          {
-            out: path.join(root, device), classNames: ds.classNames, train: ds.train, test: ds.test, ambiguous: ds.ambiguous,
-            blockedVideos: [], quiet: true, device,
-            onIteration: (_, l) => losses[device].push([l.total, l.video, l.frame, l.background, l.contrastive]),
-          },
-          cfg,
-        );
-        r.model.dispose();
-      }
-      t.is(losses.cuda.length, 6);
-      losses.cpu.forEach((want, it) =>
-        want.forEach((w, k) => {
-          const g = losses.cuda[it][k];
-          // relative, with a floor: a term that is ~0 on both devices differs only by rounding
-          t.true(Math.abs(g - w) <= 1e-3 * Math.max(Math.abs(w), 1e-4), `iteration ${it + 1}, loss term ${k}: cuda ${g}, cpu ${w}`);
-        }),
+    const ds = await cleanDataset();
+    const cfg = stage1ConfigFrom(ds.config, { iterations: 6, testEvery: 6, seed: 3, lr: 3e-3, batchSize: 4 });
+    const losses: Record<Device, number[][]> = { cpu: [], cuda: [] };
+    for (const device of ['cpu', 'cuda'] as const) {
+      const r = await trainStage1(
+        {
+          out: path.join(e2eRoot, `stage1-${device}`), classNames: ds.classNames, train: ds.train, test: ds.test, ambiguous: ds.ambiguous,
+          blockedVideos: [], quiet: true, device,
+          onIteration: (_, l) => losses[device].push([l.total, l.video, l.frame, l.background, l.contrastive]),
+        },
+        cfg,
       );
-      t.log(`total loss by iteration (cpu / cuda): ${losses.cpu.map((l, i) => `${l[0].toFixed(5)}/${losses.cuda[i][0].toFixed(5)}`).join(', ')}`);
+      r.model.dispose();
+    }
+    compareLosses(t, ['total', 'video', 'frame', 'background', 'contrastive'], losses, 6);
+  });
+
+  // Stage 2 from a trained stage 1's proposals (the same file for both devices): RoI align, the
+  // boundary-completeness regressor, the score and regression losses, one Adam step a batch.
+  test.serial('stage-2 training: the same losses on cuda as on cpu for the same seed', async (t) => {
+    t.timeout(10 * 60_000);
+    const { trainStage2 } = await import('../../lib/models/hrpro/train_stage2');
+    const { stage2ConfigFrom } = await import('../../lib/models/hrpro/config');
+    const { readProposals, PROPOSALS_FILE } = await import('../../lib/formats/proposals');
+    const tiny = await trainedRun();
+    const ds = tiny.dataset;
+    const proposals = readProposals(path.join(tiny.run, PROPOSALS_FILE));
+    const cfg = stage2ConfigFrom(ds.config, { epochs: 1, testEvery: 1, batchSize: 4, seed: 3 });
+    const losses: Record<Device, number[][]> = { cpu: [], cuda: [] };
+    for (const device of ['cpu', 'cuda'] as const) {
+      const r = await trainStage2(
+        {
+          out: path.join(e2eRoot, `stage2-${device}`), classNames: ds.classNames, train: ds.train, test: ds.test, ambiguous: ds.ambiguous,
+          blockedVideos: [], quiet: true, log: () => undefined, device, proposals,
+          onBatch: (_, l) => losses[device].push([l.total, l.score, l.reg]),
+        },
+        cfg,
+      );
+      r.model.dispose();
+    }
+    t.true(losses.cpu.length >= 1);
+    compareLosses(t, ['total', 'score', 'reg'], losses, losses.cpu.length);
+  });
+
+  // TSPNet on the HR-Pro run's stage-2 detections (made once, on the CPU, so both devices train on
+  // the same proposals files); no point update (a score on either side of its threshold would
+  // change the labels, not the arithmetic under test).
+  test.serial('TSPNet training: the same losses on cuda as on cpu for the same seed', async (t) => {
+    t.timeout(10 * 60_000);
+    const { prepareProposals, train } = await import('../../lib/models/tspnet/run');
+    const { tspnetPaths } = await import('../../lib/models/tspnet/checkpoint');
+    const tiny = await trainedRun();
+    const base = path.join(e2eRoot, 'tspnet-base');
+    prepareProposals({ dataset: tiny.dataset, out: base, base: tiny.run, baseStage: 2, device: 'cpu', quiet: true });
+    const files = tspnetPaths(base);
+    const config = { iterations: 4, testEvery: 4, updateEvery: 0, checkpointEvery: 0, batchSize: 4, maxProposals: 6, lr: 1e-3, seed: 5 };
+    const losses: Record<Device, number[][]> = { cpu: [], cuda: [] };
+    for (const device of ['cpu', 'cuda'] as const)
+      await train({
+        dataset: tiny.dataset, out: path.join(e2eRoot, `tspnet-${device}`), proposalsTrain: files.proposalsTrain, proposalsTest: files.proposalsTest,
+        config, device, quiet: true, log: () => undefined,
+        onIteration: (_, l) => losses[device].push([l.total, l.point, l.saliency]),
+      });
+    compareLosses(t, ['total', 'point', 'saliency'], losses, 4);
+  });
+
+  // createDetector's worker threads on device 'cuda' (lib/serve: each worker its own stream and
+  // cuBLAS handle), two at once: the detections of the same model run on this thread, exactly.
+  test.serial('createDetector on cuda with two workers: the detections of detect() on this thread', async (t) => {
+    t.timeout(10 * 60_000);
+    const { createDetector } = await import('../../lib/serve');
+    const { loadHrPro, detect } = await import('../../lib/models/hrpro/detect');
+    const { readNpy } = await import('../../lib/data/npy');
+    const tiny = await trainedRun();
+    const videos = tiny.features.slice(0, 8).map((f) => readNpy(f));
+    const detector = await createDetector({ model: tiny.run, workers: 2, device: 'cuda' });
+    const model = loadHrPro(tiny.run, { device: 'cuda' });
+    try {
+      const got = await Promise.all(videos.map((v, i) => detector.detect(v, { name: `v${i}` })));
+      for (const [i, v] of videos.entries()) t.deepEqual(got[i].detections, detect(model, v, { name: `v${i}` }).detections, `video ${i}`);
+      t.true(got.some((r) => r.detections.length > 0), 'some detections');
     } finally {
-      fs.rmSync(root, { recursive: true, force: true });
+      model.dispose();
+      await detector.close();
     }
   });
 }

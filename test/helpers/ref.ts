@@ -136,12 +136,15 @@ export function dropoutScaleRef(seed: number, i: number, p: number): number {
   return u < Math.fround(p) ? 0 : Math.fround(1 / Math.fround(1 - Math.fround(p)));
 }
 
-/** Attention in float64; with dropout, weight (h, i, j) is scaled by dropoutScaleRef(seed, (h L + i) L + j, p). */
-export function attentionRef(q: F64, k: F64, v: F64, L: number, D: number, H: number, p = 0, seed = 0): F64 {
+/**
+ * Attention in float64; with dropout, weight (h, i, j) is scaled by dropoutScaleRef(seed, (h L + i) L + j, p).
+ * Lq < L: the first Lq query rows only (q [Lq, D]), the mask still numbered over L x L.
+ */
+export function attentionRef(q: F64, k: F64, v: F64, L: number, D: number, H: number, p = 0, seed = 0, Lq = L): F64 {
   const dh = D / H;
-  const out = new Float64Array(L * D);
+  const out = new Float64Array(Lq * D);
   for (let h = 0; h < H; h++)
-    for (let i = 0; i < L; i++) {
+    for (let i = 0; i < Lq; i++) {
       const s = new Float64Array(L);
       let m = -Infinity;
       for (let j = 0; j < L; j++) {
@@ -152,14 +155,46 @@ export function attentionRef(q: F64, k: F64, v: F64, L: number, D: number, H: nu
       }
       let z = 0;
       for (let j = 0; j < L; j++) z += (s[j] = Math.exp(s[j] - m));
+      // the weights after dropout, once per row (the mask's hash is the slow part)
+      const w = new Float64Array(L);
+      for (let j = 0; j < L; j++) w[j] = (s[j] / z) * (p > 0 ? dropoutScaleRef(seed, (h * L + i) * L + j, p) : 1);
       for (let c = 0; c < dh; c++) {
         let acc = 0;
-        for (let j = 0; j < L; j++)
-          acc += (s[j] / z) * (p > 0 ? dropoutScaleRef(seed, (h * L + i) * L + j, p) : 1) * v[j * D + h * dh + c];
+        for (let j = 0; j < L; j++) acc += w[j] * v[j * D + h * dh + c];
         out[i * D + h * dh + c] = acc;
       }
     }
   return out;
+}
+
+/**
+ * Attention shapes whose dropout mask passes element 2^32 of its [H, L, L] numbering inside a query
+ * row (where rng.h changes key), small because Lq < L: the crossing row `row` of head `head`; the
+ * heads before it lie below 2^32, any after it above.
+ */
+export const MASK_CROSSING = [
+  { Lq: 2, L: 37837, H: 5, dh: 4, row: 1, head: 3 },
+  { Lq: 8, L: 23170, H: 9, dh: 2, row: 7, head: 8 },
+];
+
+/**
+ * The max over positions [start, start + len) of the axis of x [outer, axisLen, inner], by its
+ * rule: the first position's value, replaced only by a strictly greater one, so the first of equal
+ * maxima wins, a NaN never replaces and a NaN at the first position stays (argmax 0); argmax counts
+ * from start. Both backends' reduce_forward must give exactly this, bits and indices.
+ */
+export function maxRangeRef(x: Float32Array, outer: number, axisLen: number, inner: number, start: number, len: number): { out: Float32Array; arg: Float32Array } {
+  const out = new Float32Array(outer * inner);
+  const arg = new Float32Array(outer * inner);
+  for (let o = 0; o < outer; o++)
+    for (let j = 0; j < inner; j++) {
+      const at = (l: number): number => (o * axisLen + start + l) * inner + j;
+      let best = 0;
+      for (let l = 1; l < len; l++) if (x[at(l)] > x[at(best)]) best = l;
+      out[o * inner + j] = x[at(best)];
+      arg[o * inner + j] = best;
+    }
+  return { out, arg };
 }
 
 /** reduce over axis of shape [outer, len, inner] */
@@ -214,4 +249,26 @@ export function roiAlignRef(x: F64, T: number, D: number, rois: number[], bins: 
       }
   }
   return out;
+}
+
+/**
+ * Values for max's tie and NaN cases: small integers (many ties), both zeros, infinities, NaN; the
+ * range's first position NaN in some columns, and columns where only that position is not NaN.
+ */
+export function maxCases(outer: number, axisLen: number, inner: number, start: number, len: number, seed: number): Float32Array {
+  let state = seed >>> 0;
+  const draw = (n: number): number => {
+    state = (Math.imul(state, 1664525) + 1013904223) >>> 0; // an LCG: any spread of the picks will do
+    return Math.floor((state / 2 ** 32) * n);
+  };
+  const pick = [-2, -1, -0, 0, 1, 2, 2, Infinity, -Infinity, NaN];
+  const x = Float32Array.from({ length: outer * axisLen * inner }, () => pick[draw(pick.length)]);
+  for (let o = 0; o < outer; o++)
+    for (let j = 0; j < inner; j++) {
+      const at = (l: number): number => (o * axisLen + start + l) * inner + j;
+      if (j % 5 === 1) x[at(0)] = NaN; // NaN at the range start: the result, argmax 0
+      if (j % 7 === 2) for (let l = 1; l < len; l++) x[at(l)] = NaN; // only the start is a number
+      if (j % 9 === 3) for (let l = 0; l < len; l++) x[at(l)] = -0; // all equal: the first
+    }
+  return x;
 }

@@ -288,6 +288,73 @@ test('attention without a gradient (no saved weights) gives the same output, wit
     });
 });
 
+// Fewer queries than keys (q [Lq, D], k, v [L, D]): the inference path (no saved weights) gives
+// the training path's output bit for bit, and both are the first Lq rows of the float64 reference
+// (the dropout mask numbered over the full L x L matrix). L = 1024 takes the CPU's two query
+// blocks (960 rows, then the rest: native/cpu/attention.cc query_block, default budget).
+test('attention with Lq < L: the inference path is the training path bit for bit, and the float64 reference\'s first rows', (t) => {
+  const { Tensor, noGrad, tidy } = require('../../lib/tensor/tensor');
+  const rng = new Rng(21);
+  for (const [Lq, L, D, H, p] of [[1, 7, 12, 3, 0], [5, 7, 12, 3, 0], [5, 7, 12, 3, 0.3], [30, 37, 24, 4, 0.1], [1000, 1024, 16, 2, 0], [1000, 1024, 16, 2, 0.1]] as const)
+    tidy(() => {
+      const [q, k, v] = [Lq, L, L].map((rows) => rng.uniformArray(rows * D, -1, 1));
+      const [tq, tk, tv] = [q, k, v].map((a, i) => Tensor.from(a, [i ? L : Lq, D]));
+      tq.requiresGrad = true;
+      const trained = ops.scaledDotProductAttention(tq, tk, tv, H, p, 7).toArray();
+      const inferred = noGrad(() => ops.scaledDotProductAttention(tq, tk, tv, H, p, 7)).toArray();
+      t.deepEqual(inferred, trained, `Lq=${Lq} L=${L} p=${p}: inference and training outputs`);
+      if (L > 100) return; // the float64 reference is O(L^2 D): small cases only
+      const ref = R.attentionRef(Float64Array.from(q), Float64Array.from(k), Float64Array.from(v), L, D, H, p, 7, Lq);
+      let err = 0;
+      for (let i = 0; i < Lq * D; i++) err = Math.max(err, Math.abs(trained[i] - ref[i]));
+      t.true(err < 1e-5, `Lq=${Lq} L=${L} p=${p}: max abs error ${err} against the float64 reference`);
+    });
+});
+
+// Element (h, i, j) of the dropout mask is number (h L + i) L + j, and each block of 2^32 numbers
+// has its own key (native/common/rng.h): shapes whose mask passes 2^32 inside a row (with Lq < L
+// the [H, Lq, L] weights stay small). Read back exactly: the upstream gradient is zero but for the
+// crossing row i, so dV of head h is P[h, i, :] * mask * g, zero exactly where the mask drops.
+// The rows of the heads below, across and above 2^32 are each checked against rng.h's definition.
+// (R.MASK_CROSSING: the shapes, shared with the CUDA suite.)
+test('attention dropout masks across element 2^32 of the [H, L, L] numbering: rng.h exactly, and the float64 output', (t) => {
+  const { Tensor, noGrad, tidy } = require('../../lib/tensor/tensor');
+  const { backward } = require('../../lib/tensor/autograd');
+  const p = 0.5, seed = 31;
+  for (const { Lq, L, H, dh, row, head } of R.MASK_CROSSING)
+    tidy(() => {
+      const D = H * dh;
+      const base = (head * L + row) * L;
+      t.true(base < 2 ** 32 && base + L > 2 ** 32, 'the row crosses 2^32');
+      const rng = new Rng(L);
+      const [q, k, v] = [Lq, L, L].map((rows) => rng.uniformArray(rows * D, -1, 1));
+      const [tq, tk, tv] = [q, k, v].map((a, i) => Tensor.from(a, [i ? L : Lq, D]));
+      for (const x of [tq, tk, tv]) x.requiresGrad = true;
+      const out = ops.scaledDotProductAttention(tq, tk, tv, H, p, seed);
+      const g = new Float32Array(Lq * D);
+      g.set(rng.uniformArray(D, 0.5, 1.5), row * D);
+      backward(out, Tensor.from(g, [Lq, D]));
+      const dv = tv.grad.toArray();
+      for (let h = 0; h < H; h++) {
+        let bad = 0, dropped = 0;
+        for (let j = 0; j < L; j++) {
+          const drop = dropoutScaleRef(seed, (h * L + row) * L + j, p) === 0;
+          if (drop) dropped++;
+          for (let c = 0; c < dh; c++) if ((dv[j * D + h * dh + c] === 0) !== drop) bad++;
+        }
+        t.is(bad, 0, `L=${L} head ${h} row ${row}: ${bad} elements of dV disagree with rng.h's mask`);
+        t.true(Math.abs(dropped / L - p) < 0.02, `L=${L} head ${h}: dropped ${dropped} of ${L}`);
+      }
+      const got = out.toArray();
+      t.deepEqual(noGrad(() => ops.scaledDotProductAttention(tq, tk, tv, H, p, seed)).toArray(), got, 'the inference path');
+      // the float64 reference of the crossing row (every head)
+      const one = R.attentionRef(Float64Array.from(q.subarray(0, (row + 1) * D)), Float64Array.from(k), Float64Array.from(v), L, D, H, p, seed, row + 1);
+      let err = 0;
+      for (let c = 0; c < D; c++) err = Math.max(err, Math.abs(got[row * D + c] - one[row * D + c]));
+      t.true(err < 1e-5, `L=${L}: row ${row}, max abs error ${err} against the float64 reference`);
+    });
+});
+
 for (const shape of [[5], [3, 4], [2, 3, 5], [1, 1, 1]])
   for (let axis = 0; axis < shape.length; axis++)
     for (const kind of ['sum', 'mean', 'max'] as const)
@@ -326,6 +393,23 @@ test('max over an axis: the plain rule\'s values and argmax, ties and NaN, every
       t.deepEqual(arg.toArray(), wantArg, `argmax, inner ${inner}, len ${len}`);
       for (const z of [xb, out, arg]) z.dispose();
     }
+});
+
+// maxOver's range read in place (axis_len, start) by the addon's kernel, against the rule
+// (R.maxRangeRef) bit for bit: ties, +-0, infinities, NaN in the range and at its start, for widths
+// around the AVX2 vector length.
+test('max over a range of the axis: the rule\'s values (bits) and argmax, with ties and NaN at the range start', (t) => {
+  const B = cpu();
+  for (const [outer, axisLen, inner, start, len] of [[3, 20, 7, 0, 20], [3, 20, 9, 5, 12], [2, 80, 40, 10, 50], [4, 300, 64, 17, 200], [2, 13, 17, 12, 1]]) {
+    const x = R.maxCases(outer, axisLen, inner, start, len, outer * 1000 + axisLen);
+    const want = R.maxRangeRef(x, outer, axisLen, inner, start, len);
+    const [xb, out, arg] = [Tensor.from(x, [x.length]), Tensor.empty([outer * inner]), Tensor.empty([outer * inner])];
+    B.reduce_forward(2, out.buffer, arg.buffer, xb.buffer, outer, len, inner, axisLen, start);
+    const what = `[${outer}, ${axisLen}, ${inner}] positions [${start}, ${start + len})`;
+    t.deepEqual(new Uint32Array(out.toArray().buffer), new Uint32Array(want.out.buffer), `values, ${what}`);
+    t.deepEqual(arg.toArray(), want.arg, `argmax, ${what}`);
+    for (const z of [xb, out, arg]) z.dispose();
+  }
 });
 
 // maxOver reads the range in place (reduce_forward's axis_len, start): the values and the gradient
