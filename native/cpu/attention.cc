@@ -87,6 +87,9 @@ void softmax_dropout_backward_rows_generic(float* dP, const float* P, int64_t ro
 }
 
 #if PSTAL_ATTENTION_X86
+// Four rows' chains side by side. The terms (double)dPm_j * P_j are exact products, so they are
+// formed in each row's own layout and only the doubles are transposed (4 x 4): lane r of each
+// column vector is row r's next term, added in j order as above (the same bits).
 __attribute__((target("avx2"))) void softmax_dropout_backward_rows_avx2(float* dP, const float* P, int64_t rows,
                                                                         int64_t L, float keep) {
   const __m128 sign = _mm_set1_ps(-0.f), keep4 = _mm_set1_ps(keep);
@@ -97,17 +100,20 @@ __attribute__((target("avx2"))) void softmax_dropout_backward_rows_avx2(float* d
     __m256d acc = _mm256_setzero_pd();  // lane i: row r + i's sum
     int64_t j = 0;
     for (; j + 4 <= L; j += 4) {
-      __m128 dm[4], a[4];
+      __m256d t[4];
       for (int i = 0; i < 4; i++) {
         __m128 ps = _mm_loadu_ps(pr[i] + j);
         __m128 dropped = _mm_castsi128_ps(_mm_srai_epi32(_mm_castps_si128(ps), 31));
-        a[i] = _mm_andnot_ps(sign, ps);
-        dm[i] = _mm_mul_ps(_mm_loadu_ps(d[i] + j), _mm_andnot_ps(dropped, keep4));
-        _mm_storeu_ps(d[i] + j, dm[i]);
+        __m128 dm = _mm_mul_ps(_mm_loadu_ps(d[i] + j), _mm_andnot_ps(dropped, keep4));
+        _mm_storeu_ps(d[i] + j, dm);
+        t[i] = _mm256_mul_pd(_mm256_cvtps_pd(dm), _mm256_cvtps_pd(_mm_andnot_ps(sign, ps)));
       }
-      _MM_TRANSPOSE4_PS(dm[0], dm[1], dm[2], dm[3]);
-      _MM_TRANSPOSE4_PS(a[0], a[1], a[2], a[3]);
-      for (int c = 0; c < 4; c++) acc = _mm256_add_pd(acc, _mm256_mul_pd(_mm256_cvtps_pd(dm[c]), _mm256_cvtps_pd(a[c])));
+      __m256d u0 = _mm256_unpacklo_pd(t[0], t[1]), u1 = _mm256_unpackhi_pd(t[0], t[1]);
+      __m256d u2 = _mm256_unpacklo_pd(t[2], t[3]), u3 = _mm256_unpackhi_pd(t[2], t[3]);
+      acc = _mm256_add_pd(acc, _mm256_permute2f128_pd(u0, u2, 0x20));  // column j
+      acc = _mm256_add_pd(acc, _mm256_permute2f128_pd(u1, u3, 0x20));  // j + 1
+      acc = _mm256_add_pd(acc, _mm256_permute2f128_pd(u0, u2, 0x31));  // j + 2
+      acc = _mm256_add_pd(acc, _mm256_permute2f128_pd(u1, u3, 0x31));  // j + 3
     }
     alignas(32) double s[4];
     _mm256_store_pd(s, acc);

@@ -226,26 +226,47 @@ static void by_key(uint64_t seed, uint64_t base, int64_t n, F run) {
   }
 }
 
-__attribute__((target_clones("avx512f", "avx2", "default"))) static void dropout_run(float* out, const float* in, int64_t n, uint32_t key,
-                                                                         uint32_t lo, float p, float keep) {
-  for (int64_t i = 0; i < n; i++) {
-    float u = (float)(int32_t)dropout_bits(key, lo + (uint32_t)i) * (1.0f / 16777216.0f);  // 24 bits: exact
-    out[i] = in[i] * (u < p ? 0.f : keep);
+// uniform01 < p without the float conversion: the 24 bits u are compared with the smallest integer
+// at least p 2^24 (u 2^-24 < p  <=>  u < ceil(p 2^24), exactly). The loops count the element's low
+// 32 bits in a 32-bit variable (a 64-bit index became lane shuffles in every iteration) and build
+// the multiplier (keep or +0) and the sign mark from bit masks: integer lane operations only, which
+// GCC vectorizes at every width; the same bits as rng.h's dropout_scale.
+static uint32_t drop_below(float p) { return (uint32_t)std::ceil((double)p * 16777216.0); }
+
+__attribute__((target_clones("avx512f", "avx2", "default"))) static void dropout_run(float* out, const float* in, int64_t n,
+                                                                                    uint32_t key, uint32_t lo,
+                                                                                    uint32_t below, float keep) {
+  uint32_t keep_bits;
+  std::memcpy(&keep_bits, &keep, sizeof keep_bits);
+  uint32_t c = lo;
+  for (int64_t i = 0; i < n; i++, c++) {
+    uint32_t kept = (uint32_t)(dropout_bits(key, c) >= below);
+    uint32_t m_bits = keep_bits & (0u - kept);  // keep, or +0 where dropped
+    float m;
+    std::memcpy(&m, &m_bits, sizeof m);
+    out[i] = in[i] * m;
   }
 }
 
 void apply_dropout(float* out, const float* in, int64_t n, uint64_t seed, uint64_t base, float p) {
   const float keep = 1.f / (1.f - p);
-  by_key(seed, base, n, [&](int64_t i, int64_t m, uint32_t key, uint32_t lo) { dropout_run(out + i, in + i, m, key, lo, p, keep); });
+  const uint32_t below = drop_below(p);
+  by_key(seed, base, n, [&](int64_t i, int64_t m, uint32_t key, uint32_t lo) { dropout_run(out + i, in + i, m, key, lo, below, keep); });
 }
 
-__attribute__((target_clones("avx512f", "avx2", "default"))) static void dropout_mark_run(float* __restrict out, float* __restrict in, int64_t n,
-                                                                              float scale, uint32_t key, uint32_t lo, float p, float keep) {
-  for (int64_t i = 0; i < n; i++) {
-    float u = (float)(int32_t)dropout_bits(key, lo + (uint32_t)i) * (1.0f / 16777216.0f);
-    uint32_t dropped = u < p;  // written without branches or selects, so that GCC vectorizes it
+__attribute__((target_clones("avx512f", "avx2", "default"))) static void dropout_mark_run(float* __restrict out, float* __restrict in,
+                                                                                         int64_t n, float scale, uint32_t key,
+                                                                                         uint32_t lo, uint32_t below, float keep) {
+  uint32_t keep_bits;
+  std::memcpy(&keep_bits, &keep, sizeof keep_bits);
+  uint32_t c = lo;
+  for (int64_t i = 0; i < n; i++, c++) {
+    uint32_t dropped = (uint32_t)(dropout_bits(key, c) < below);
+    uint32_t m_bits = keep_bits & (dropped - 1u);  // keep, or +0 where dropped
+    float m;
+    std::memcpy(&m, &m_bits, sizeof m);
     float x = in[i] * scale;
-    out[i] = x * ((float)(1 - dropped) * keep);
+    out[i] = x * m;
     uint32_t bits;
     std::memcpy(&bits, &x, sizeof bits);
     bits ^= dropped << 31;
@@ -255,7 +276,8 @@ __attribute__((target_clones("avx512f", "avx2", "default"))) static void dropout
 
 void apply_dropout_mark(float* __restrict out, float* __restrict in, int64_t n, float scale, uint64_t seed, uint64_t base, float p) {
   const float keep = 1.f / (1.f - p);
-  by_key(seed, base, n, [&](int64_t i, int64_t m, uint32_t key, uint32_t lo) { dropout_mark_run(out + i, in + i, m, scale, key, lo, p, keep); });
+  const uint32_t below = drop_below(p);
+  by_key(seed, base, n, [&](int64_t i, int64_t m, uint32_t key, uint32_t lo) { dropout_mark_run(out + i, in + i, m, scale, key, lo, below, keep); });
 }
 
 void dropout(const Dropout& a) {
