@@ -164,7 +164,11 @@ test.serial('SIGTERM under load: the requests in flight are answered 200, then t
   const good = goodRequests(tiny.features);
   const r = await sigtermUnderLoad(server, good, 16);
   t.true(r.inFlightAtSignal >= 8, `${r.inFlightAtSignal} in flight at the signal`);
-  t.is(r.ok, 16, JSON.stringify(r.statuses));
+  // Every request the server held at the signal is answered 200. Those still on their way (not
+  // yet received when the listener closed; a loaded machine makes a few late) may be refused: a
+  // 503 while draining, or no connection (status 0), never another answer.
+  t.true(r.ok >= r.inFlightAtSignal, `${r.ok} answered 200, ${r.inFlightAtSignal} were in flight: ${JSON.stringify(r.statuses)}`);
+  t.true(Object.keys(r.statuses).every((s) => ['200', '503', '0'].includes(s)), JSON.stringify(r.statuses));
   t.deepEqual(r.exit, { code: 0, signal: null });
   t.regex(server.stderr(), /SIGTERM: finishing \d+ request\(s\) in flight/);
   t.regex(server.stderr(), /stopped/);

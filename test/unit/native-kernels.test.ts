@@ -20,7 +20,7 @@ if (!cxx) {
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'pstal-kernels-'));
     try {
       const exe = path.join(dir, 'kernels_test');
-      const sources = ['test/native/kernels_test.cc', 'native/cpu/elementwise.cc', 'native/cpu/tensor.cc', 'native/cpu/norm.cc', 'native/common/parallel.cc'];
+      const sources = ['test/native/kernels_test.cc', 'native/cpu/elementwise.cc', 'native/cpu/tensor.cc', 'native/cpu/norm.cc', 'native/cpu/simd.cc', 'native/common/parallel.cc'];
       execFileSync(cxx, ['-std=c++20', '-O1', '-pthread', '-Inative', '-o', exe, ...sources], { cwd: ROOT, stdio: 'pipe' });
       const r = spawnSync(exe, [], { encoding: 'utf8', timeout: 60_000 }); // a deadlocked pool is a failure, not a hang
       t.is(r.status, 0, r.stdout + r.stderr);
