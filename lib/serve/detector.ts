@@ -32,6 +32,12 @@ export interface DetectorOptions {
    * (the workers share the one pool), else left as it is
    */
   kernelThreads?: number;
+  /**
+   * device 'cuda' only: TF32 tensor cores for the workers' GEMMs. TF32 is a per-thread setting
+   * (setTf32 on this thread does not reach the workers); without this option each worker starts
+   * from PSTAL_TF32.
+   */
+  tf32?: boolean;
 }
 
 export interface DetectOptions {
@@ -105,6 +111,11 @@ export class Detector {
     const workers = o.workers === undefined ? (os.availableParallelism?.() ?? os.cpus().length) : positiveInt(o.workers, 'workers');
     const maxQueue = o.maxQueue === undefined ? Infinity : o.maxQueue === 0 ? 0 : positiveInt(o.maxQueue, 'maxQueue');
     const init: WorkerInit = { model: path.resolve(o.model), device: checkDevice(o.device ?? 'cpu') };
+    if (o.tf32 !== undefined) {
+      if (typeof o.tf32 !== 'boolean') throw new Error(`createDetector: tf32 must be true or false, received ${JSON.stringify(o.tf32)}`);
+      if (init.device !== 'cuda') throw new Error(`createDetector: tf32 applies to device 'cuda' only (device is '${init.device}')`);
+      init.tf32 = o.tf32;
+    }
     if (o.kernelThreads !== undefined) setNumThreads(positiveInt(o.kernelThreads, 'kernelThreads'));
     else if (workers > 1 && getNumThreads() !== 1) setNumThreads(1);
     const started = Array.from({ length: workers }, () => Detector.startWorker(init));

@@ -26,6 +26,8 @@ export interface ModelInfo {
 export interface WorkerInit {
   model: string;
   device: string;
+  /** device 'cuda': the worker thread's TF32 setting (setTf32), when the caller chose one */
+  tf32?: boolean;
 }
 
 export interface JobRequest {

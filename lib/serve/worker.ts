@@ -13,6 +13,7 @@ import { timelineSvg, TimelineInput } from '../plot/timeline';
 import type { Detection } from '../eval/detection';
 import type { DetectResult, JobRequest, ModelInfo, WorkerInit, WorkerMessage } from './protocol';
 import { version } from '../cli/version';
+import { setTf32 } from '../runtime/backend';
 
 const port = parentPort!;
 const post = (m: WorkerMessage): void => port.postMessage(m);
@@ -20,6 +21,7 @@ const post = (m: WorkerMessage): void => port.postMessage(m);
 type Loaded = { kind: 'hrpro'; m: HrProModel } | { kind: 'tspnet'; m: TspNetRun };
 
 function load(init: WorkerInit): { loaded: Loaded; info: ModelInfo } {
+  if (init.tf32 !== undefined) setTf32(init.tf32); // this thread's own setting (the CUDA backend keeps one per thread)
   if (fs.existsSync(tspnetPaths(init.model).best)) {
     const m = loadTspNet(init.model, { device: init.device });
     const base = m.base ? ['stage1', ...(m.baseStage === 2 ? ['stage2'] : [])] : [];

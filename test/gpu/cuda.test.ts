@@ -1225,4 +1225,25 @@ function registerGpuSuite(): void {
       await detector.close();
     }
   });
+
+  // tf32: the workers' own setting (TF32 is per thread): the detections of this thread with TF32 on.
+  test.serial('createDetector on cuda with tf32: the detections of detect() on this thread with setTf32(true)', async (t) => {
+    t.timeout(10 * 60_000);
+    const { createDetector } = await import('../../lib/serve');
+    const { loadHrPro, detect } = await import('../../lib/models/hrpro/detect');
+    const { readNpy } = await import('../../lib/data/npy');
+    const tiny = await trainedRun();
+    const videos = tiny.features.slice(0, 4).map((f) => readNpy(f));
+    const detector = await createDetector({ model: tiny.run, workers: 1, device: 'cuda', tf32: true });
+    const model = loadHrPro(tiny.run, { device: 'cuda' });
+    setTf32(true);
+    try {
+      for (const [i, v] of videos.entries())
+        t.deepEqual((await detector.detect(v, { name: `v${i}` })).detections, detect(model, v, { name: `v${i}` }).detections, `video ${i}`);
+    } finally {
+      setTf32(false);
+      model.dispose();
+      await detector.close();
+    }
+  });
 }

@@ -137,6 +137,8 @@ test.serial('createDetector refuses what it cannot serve, naming it', async (t) 
   await t.throwsAsync(createDetector({ model: path.join(root, 'nowhere'), workers: 1 }), { message: /nowhere: no stage-1 checkpoint/ });
   await t.throwsAsync(createDetector({ model: tiny.run, workers: 0 }), { message: /workers must be a positive integer, received 0/ });
   await t.throwsAsync(createDetector({ model: tiny.run, workers: 1, device: 'tpu' }), { message: /'cpu' or 'cuda'/ });
+  await t.throwsAsync(createDetector({ model: tiny.run, workers: 1, tf32: true }), { message: /tf32 applies to device 'cuda' only \(device is 'cpu'\)/ });
+  await t.throwsAsync(createDetector({ model: tiny.run, workers: 1, device: 'cuda', tf32: 'yes' as never }), { message: /tf32 must be true or false, received "yes"/ });
 });
 
 test.serial('a TSPNet run (on its HR-Pro base) detects through the detector as through detect()', async (t) => {
