@@ -1205,45 +1205,39 @@ function registerGpuSuite(): void {
     compareLosses(t, ['total', 'point', 'saliency'], losses, 4);
   });
 
-  // createDetector's worker threads on device 'cuda' (lib/serve: each worker its own stream and
-  // cuBLAS handle), two at once: the detections of the same model run on this thread, exactly.
-  test.serial('createDetector on cuda with two workers: the detections of detect() on this thread', async (t) => {
-    t.timeout(10 * 60_000);
+  // createDetector on device 'cuda' against detect() of the same model on this thread, exactly: the
+  // first `count` videos sent at once; `tf32` for the workers and, for the comparison, this thread.
+  const detectorAgainstThisThread = async (t: ExecutionContext, o: { workers: number; count: number; tf32?: boolean }) => {
     const { createDetector } = await import('../../lib/serve');
     const { loadHrPro, detect } = await import('../../lib/models/hrpro/detect');
     const { readNpy } = await import('../../lib/data/npy');
     const tiny = await trainedRun();
-    const videos = tiny.features.slice(0, 8).map((f) => readNpy(f));
-    const detector = await createDetector({ model: tiny.run, workers: 2, device: 'cuda' });
+    const videos = tiny.features.slice(0, o.count).map((f) => readNpy(f));
+    const detector = await createDetector({ model: tiny.run, workers: o.workers, device: 'cuda', ...(o.tf32 === undefined ? {} : { tf32: o.tf32 }) });
     const model = loadHrPro(tiny.run, { device: 'cuda' });
+    if (o.tf32) setTf32(true);
     try {
       const got = await Promise.all(videos.map((v, i) => detector.detect(v, { name: `v${i}` })));
       for (const [i, v] of videos.entries()) t.deepEqual(got[i].detections, detect(model, v, { name: `v${i}` }).detections, `video ${i}`);
-      t.true(got.some((r) => r.detections.length > 0), 'some detections');
+      return got;
     } finally {
+      if (o.tf32) setTf32(false);
       model.dispose();
       await detector.close();
     }
+  };
+
+  // createDetector's worker threads on device 'cuda' (lib/serve: each worker its own stream and
+  // cuBLAS handle), two at once: the detections of the same model run on this thread, exactly.
+  test.serial('createDetector on cuda with two workers: the detections of detect() on this thread', async (t) => {
+    t.timeout(10 * 60_000);
+    const got = await detectorAgainstThisThread(t, { workers: 2, count: 8 });
+    t.true(got.some((r) => r.detections.length > 0), 'some detections');
   });
 
   // tf32: the workers' own setting (TF32 is per thread): the detections of this thread with TF32 on.
   test.serial('createDetector on cuda with tf32: the detections of detect() on this thread with setTf32(true)', async (t) => {
     t.timeout(10 * 60_000);
-    const { createDetector } = await import('../../lib/serve');
-    const { loadHrPro, detect } = await import('../../lib/models/hrpro/detect');
-    const { readNpy } = await import('../../lib/data/npy');
-    const tiny = await trainedRun();
-    const videos = tiny.features.slice(0, 4).map((f) => readNpy(f));
-    const detector = await createDetector({ model: tiny.run, workers: 1, device: 'cuda', tf32: true });
-    const model = loadHrPro(tiny.run, { device: 'cuda' });
-    setTf32(true);
-    try {
-      for (const [i, v] of videos.entries())
-        t.deepEqual((await detector.detect(v, { name: `v${i}` })).detections, detect(model, v, { name: `v${i}` }).detections, `video ${i}`);
-    } finally {
-      setTf32(false);
-      model.dispose();
-      await detector.close();
-    }
+    await detectorAgainstThisThread(t, { workers: 1, count: 4, tf32: true });
   });
 }
