@@ -10,6 +10,9 @@
  *
  *   node -r ts-node/register/transpile-only benchmarks/stage1_ab.ts --base ../other-checkout
  *     [--dim 256] [--rounds 5] [--iterations 2] [--threads 1] [--cpu N (taskset -c N)]
+ *     [--env-a NAME=VALUE,...] [--env-b NAME=VALUE,...]
+ * --env-a / --env-b set variables for one side only: `--base .` with `--env-a PSTAL_GEMM_MC=240`
+ * compares a setting against the default within one checkout.
  * PSTAL_THUMOS14 points at the annotations (default ../shared/data/THUMOS14).
  */
 import { ChildProcess, spawn } from 'child_process';
@@ -70,8 +73,17 @@ async function main(): Promise<void> {
   const env = { ...process.env, AB_DIR: dir, AB_DIM: String(D), PSTAL_NUM_THREADS: threads };
   const sides: { child: ChildProcess; next: () => Promise<string> }[] = [];
   try {
-    for (const root of [A, B]) {
-      const s = start(root, env, cpuCore);
+    const sideEnv = (name: string): NodeJS.ProcessEnv => {
+      const extra: NodeJS.ProcessEnv = {};
+      for (const kv of arg(name, '').split(',').filter((x) => x)) {
+        const eq = kv.indexOf('=');
+        if (eq <= 0) throw new Error(`stage1_ab: --${name} takes NAME=VALUE[,NAME=VALUE...], received "${kv}"`);
+        extra[kv.slice(0, eq)] = kv.slice(eq + 1);
+      }
+      return { ...env, ...extra };
+    };
+    for (const [root, name] of [[A, 'env-a'], [B, 'env-b']]) {
+      const s = start(root, sideEnv(name), cpuCore);
       sides.push(s);
       if ((await s.next()) !== 'ready') throw new Error(`stage1_ab: the child in ${root} did not start`);
     }
