@@ -7,6 +7,7 @@
 
 #include <atomic>
 #include <cmath>
+#include <cstdio>
 #include <memory>
 #include <sstream>
 #include <utility>
@@ -115,6 +116,15 @@ int64_t Args::i64(size_t i, const char* name) const {
 double Args::f64(size_t i, const char* name) const {
   if (i >= info.Length() || !info[i].IsNumber()) fail(arg_name(i, name) + " must be a number");
   return info[i].As<Napi::Number>().DoubleValue();
+}
+
+float Args::probability(size_t i, const char* name) const {
+  double p = f64(i, name);
+  char shown[32];
+  std::snprintf(shown, sizeof shown, "%.17g", p);  // every digit: 1 - 2^-26 is not "1.000000"
+  if (!(p >= 0 && p < 1)) fail(std::string(name) + " must be in [0, 1), received " + shown);
+  if (!((float)p < 1.f)) fail(std::string(name) + " = " + shown + " rounds to 1 in float32 (it must be below 1 - 2^-25)");
+  return (float)p;
 }
 
 bool Args::flag(size_t i, const char* name) const {

@@ -38,6 +38,9 @@ class Args {
   int64_t buf_size(size_t i, const char* name) const;
   int64_t i64(size_t i, const char* name) const;
   double f64(size_t i, const char* name) const;
+  // A dropout probability: in [0, 1) as the float32 the kernels use. A p that rounds to 1.0f
+  // (p >= 1 - 2^-25) would keep nothing and scale by 1 / 0 (NaN on the CPU, 0 on CUDA): refused.
+  float probability(size_t i, const char* name) const;
   bool flag(size_t i, const char* name) const;
   std::string str(size_t i, const char* name) const;
   // Typed arrays passed from JS (valid for the duration of the call).

@@ -10,14 +10,11 @@ namespace pstal {
 // attention_forward(out, probs, q, k, v, Lq, Lk, D, H, dropout_p, seed)
 PSTAL_OP(attention_forward) {
   int64_t Lq = args.i64(5, "Lq"), Lk = args.i64(6, "Lk"), D = args.i64(7, "D"), H = args.i64(8, "heads");
-  double p = args.f64(9, "dropout_p");
+  const float p = args.probability(9, "dropout_p");
   uint64_t seed = (uint64_t)args.f64(10, "seed");
   PSTAL_CHECK(args, Lq >= 1 && Lq <= Lk, "Lq (" + std::to_string(Lq) + ") must be in [1, Lk = " + std::to_string(Lk) + "]");
   PSTAL_CHECK(args, D >= 1 && H >= 1 && D % H == 0,
               "heads (" + std::to_string(H) + ") must divide D (" + std::to_string(D) + ")");
-  PSTAL_CHECK(args, p >= 0 && p < 1, "dropout_p must be in [0, 1)");
-  // a p that rounds to 1.0f would scale kept values by 1 / 0 (NaN on the CPU, 0 on CUDA): refused
-  PSTAL_CHECK(args, (float)p < 1.f, "dropout_p = " + std::to_string(p) + " rounds to 1 in float32 (it must be below 1 - 2^-25)");
   float* out = args.buf(0, Lq * D, "out");
   float* probs = args.has(1) ? args.buf(1, H * Lq * Lk, "probs") : nullptr;
   const float* q = args.buf(2, Lq * D, "q");
@@ -30,13 +27,10 @@ PSTAL_OP(attention_forward) {
 // attention_backward(dq, dk, dv, dout, probs, q, k, v, Lq, Lk, D, H, dropout_p, seed)
 PSTAL_OP(attention_backward) {
   int64_t Lq = args.i64(8, "Lq"), Lk = args.i64(9, "Lk"), D = args.i64(10, "D"), H = args.i64(11, "heads");
-  double p = args.f64(12, "dropout_p");
+  const float p = args.probability(12, "dropout_p");
   uint64_t seed = (uint64_t)args.f64(13, "seed");
   PSTAL_CHECK(args, Lq >= 1 && Lq <= Lk, "Lq (" + std::to_string(Lq) + ") must be in [1, Lk = " + std::to_string(Lk) + "]");
   PSTAL_CHECK(args, D >= 1 && H >= 1 && D % H == 0, "heads must divide D");
-  PSTAL_CHECK(args, p >= 0 && p < 1, "dropout_p must be in [0, 1)");
-  // a p that rounds to 1.0f would scale kept values by 1 / 0 (NaN on the CPU, 0 on CUDA): refused
-  PSTAL_CHECK(args, (float)p < 1.f, "dropout_p = " + std::to_string(p) + " rounds to 1 in float32 (it must be below 1 - 2^-25)");
   float* dq = args.buf(0, Lq * D, "dq");
   float* dk = args.buf(1, Lk * D, "dk");
   float* dv = args.buf(2, Lk * D, "dv");

@@ -104,18 +104,13 @@ static Napi::Value dropout_op(Args& args, bool with_residual) {
   const size_t at = with_residual ? 3 : 2;  // n, then p and seed
   DropoutAdd a{};
   a.n = args.i64(at, "n");
-  double p = args.f64(at + 1, "p");
+  const float p = args.probability(at + 1, "p");
   double seed = args.f64(at + 2, "seed");
-  // p must be in [0, 1) as the float the kernels use: a p that rounds to 1.0f (p >= 1 - 2^-25) would
-  // keep nothing and scale by 1 / 0 (NaN where the mask meets an infinite scale), so it is refused on
-  // both backends alike.
-  PSTAL_CHECK(args, p >= 0 && p < 1, "p must be in [0, 1), received " + std::to_string(p));
-  PSTAL_CHECK(args, (float)p < 1.f, "p = " + std::to_string(p) + " rounds to 1 in float32 (p must be below 1 - 2^-25)");
   a.out = args.buf(0, a.n, "out");
   a.x = args.buf(1, a.n, "x");
   if (with_residual) a.residual = args.buf(2, a.n, "residual");
   a.seed = (uint64_t)seed;
-  a.p = (float)p;
+  a.p = p;
   if (a.n > 0) {
     if (with_residual) dropout_add(a);
     else dropout(Dropout{a.out, a.x, a.n, a.p, a.seed});

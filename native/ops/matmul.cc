@@ -32,9 +32,7 @@ static void linear_dims(Args& args, size_t i, int64_t* M, int64_t* N, int64_t* K
 
 // The optional dropout_p and seed at argument i (p 0: none): p in [0, 1) as a float32 (rounding to 1 refused).
 static void linear_dropout(Args& args, size_t i, float* p, uint64_t* seed) {
-  double pd = args.has(i) ? args.f64(i, "dropout_p") : 0.0;
-  PSTAL_CHECK(args, pd >= 0 && pd < 1 && (float)pd < 1.f, "dropout_p must be in [0, 1) (below 1 - 2^-25), received " + std::to_string(pd));
-  *p = (float)pd;
+  *p = args.has(i) ? args.probability(i, "dropout_p") : 0.f;
   *seed = args.has(i + 1) ? (uint64_t)args.f64(i + 1, "seed") : 0;
 }
 
