@@ -61,9 +61,9 @@ export function applyPrecision(value: unknown, device: unknown = 'cpu'): void {
 }
 
 /**
- * The environment variables the native kernels read (native/common/parallel.cc, native/cpu/matmul.cc)
- * fall back to their defaults on a value they do not understand: here such a value is a usage
- * error naming the variable, before any work. `env` is process.env unless given (tests).
+ * The environment variables the native kernels read (native/common/parallel.cc, native/cpu/matmul.cc,
+ * native/cpu/attention.cc) fall back to their defaults on a value they do not understand: here such
+ * a value is a usage error naming the variable, before any work. `env` is process.env unless given (tests).
  */
 export function checkEnvironment(env: NodeJS.ProcessEnv = process.env): void {
   const posInt = (name: string, limit?: 'threads'): void => {
@@ -80,7 +80,7 @@ export function checkEnvironment(env: NodeJS.ProcessEnv = process.env): void {
     if (!allowed.includes(v)) throw new CliError(`${name} must be ${allowed.map((x) => `'${x}'`).join(' or ')} (or unset), received '${v}'`);
   };
   posInt('PSTAL_NUM_THREADS', 'threads');
-  for (const name of ['PSTAL_GEMM_KC', 'PSTAL_GEMM_MC', 'PSTAL_GEMM_KC_BF16']) posInt(name);
+  for (const name of ['PSTAL_GEMM_KC', 'PSTAL_GEMM_MC', 'PSTAL_GEMM_KC_BF16', 'PSTAL_ATTENTION_BLOCK']) posInt(name);
   oneOf('PSTAL_GEMM', ['openblas']);
   oneOf('PSTAL_GEMM_BF16', ['emulate']);
   oneOf('PSTAL_GEMM_KERNEL', ['generic', 'avx2']);

@@ -263,6 +263,7 @@ test('PSTAL_NUM_THREADS, PSTAL_GEMM and the other kernel variables, and conflict
     [{ PSTAL_GEMM: 'blas' }, /PSTAL_GEMM must be 'openblas' \(or unset\), received 'blas'/],
     [{ PSTAL_GEMM_BF16: 'yes' }, /PSTAL_GEMM_BF16 must be 'emulate' \(or unset\), received 'yes'/],
     [{ PSTAL_GEMM_KC: '-3' }, /PSTAL_GEMM_KC must be a positive integer, received '-3'/],
+    [{ PSTAL_ATTENTION_BLOCK: '1e5' }, /PSTAL_ATTENTION_BLOCK must be a positive integer, received '1e5'/],
   ] as [Record<string, string>, RegExp][]) {
     const r = pstal(['check', '--data', data], env);
     t.is(r.status, 2, `${JSON.stringify(env)}: ${r.stderr}`);
