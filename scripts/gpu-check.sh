@@ -36,7 +36,8 @@ if [ -d .device ]; then
   [ -d .device/HR-Pro ] && export PSTAL_HRPRO_REFERENCE=$PWD/.device/HR-Pro
 fi
 HRPRO_REFERENCE=${PSTAL_HRPRO_REFERENCE:-${PSTAL_REFERENCE:-}}  # a clone or mirror of pipixin321/HR-Pro, if any
-# The addon's rpath names the cuBLAS of the machine that compiled it; where that is absent, use python3's (PyTorch's wheel).
+# The addon has no rpath: lib/runtime/cublas.ts finds cuBLAS when it loads it. Where the system's
+# loader finds none, python3's (PyTorch's wheel) goes on LD_LIBRARY_PATH too, for ldd's line below.
 if ! ldd build-cuda/Release/pstal_cuda.node 2>/dev/null | grep -q 'libcublas.so.[0-9]* => /'; then
   lib=$(python3 -c "
 import glob, sys
