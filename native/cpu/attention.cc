@@ -45,7 +45,7 @@ thread_local Scratch drop_scratch, grad_scratch, score_scratch, inv_scratch;
 // The budget (floats of one block's scores) is a sixteenth of this core's L2, so that the scores and
 // their dropped copy take half of it: 131,072 floats for a 2 MiB L2, where the former fixed 4 MiB
 // (a whole head up to L ~ 1,000) ran the softmax and the dropout from L3; a D = 256 training step
-// took 4.2 % less time (docs/performance-history.md). Blocks never go below the depth block.
+// took 5.4 % less time (docs/performance-history.md). Blocks never go below the depth block.
 // PSTAL_ATTENTION_BLOCK sets the float count.
 int64_t query_block(int64_t L) {
   static const int64_t budget = [] {
